@@ -1,0 +1,88 @@
+"""Reading market data: gaps, price history for charts, freshness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Max
+from django.utils import timezone
+
+from ..intervals import interval_delta
+from ..models import Asset, Candle
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: datetime  # open time of the first missing candle
+    end: datetime  # open time of the last missing candle
+    missing: int
+
+
+def candle_gaps(*, asset: Asset, interval: str | None = None) -> list[Gap]:
+    """Missing candles between the first and the newest stored one."""
+    interval = interval or asset.interval
+    step = interval_delta(interval)
+    times = Candle.objects.filter(asset=asset, interval=interval).order_by("open_time").values_list(
+        "open_time", flat=True
+    )
+    gaps: list[Gap] = []
+    previous = None
+    for t in times.iterator(chunk_size=10_000):
+        if previous is not None and t - previous > step:
+            missing = int((t - previous) / step) - 1
+            gaps.append(Gap(start=previous + step, end=t - step, missing=missing))
+        previous = t
+    return gaps
+
+
+RANGES = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "1y": timedelta(days=365),
+    "all": None,
+}
+MAX_CHART_POINTS = 1500
+
+
+def price_history(*, asset: Asset, range_key: str, max_points: int = MAX_CHART_POINTS) -> dict:
+    """Close prices over a range ending at the newest candle, thinned to at most `max_points`
+    (every k-th candle, always keeping the newest) so long ranges stay light in the browser."""
+    if range_key not in RANGES:
+        raise ValueError(f"Unknown range {range_key!r}; use one of {', '.join(RANGES)}.")
+    qs = Candle.objects.filter(asset=asset, interval=asset.interval)
+    newest = qs.aggregate(t=Max("open_time"))["t"]
+    if newest is None:
+        return {"range": range_key, "points": [], "newest": None, "stride": 1, "candles": 0}
+    span = RANGES[range_key]
+    if span is not None:
+        # The range covers `span` worth of candles ending with the newest one.
+        qs = qs.filter(open_time__gt=newest - span)
+    rows = list(qs.order_by("open_time").values_list("open_time", "close"))
+    stride = max(1, -(-len(rows) // max_points))
+    picked = rows[::stride]
+    if picked[-1] is not rows[-1]:
+        picked.append(rows[-1])
+    return {
+        "range": range_key,
+        "newest": newest,
+        "stride": stride,
+        "candles": len(rows),
+        "points": [{"t": int(t.timestamp() * 1000), "c": str(c)} for t, c in picked],
+    }
+
+
+def newest_candle_ages(*, now: datetime | None = None) -> list[dict]:
+    """Newest candle per tracked asset and how old it is (seconds since it closed)."""
+    now = now or timezone.now()
+    out = []
+    for asset in Asset.objects.filter(tracked=True):
+        # One indexed lookup per asset (the unique index leads with asset, interval, open_time).
+        newest = (
+            Candle.objects.filter(asset=asset, interval=asset.interval)
+            .order_by("-open_time").values_list("close_time", flat=True).first()
+        )
+        age = (now - newest).total_seconds() if newest else None
+        out.append({"asset": asset, "newest_close": newest, "age_seconds": age})
+    return out

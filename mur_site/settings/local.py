@@ -1,0 +1,8 @@
+"""Development and the embedded default: debug on, a throwaway key if none is given."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-development-key-do-not-use-in-production")
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -1,0 +1,13 @@
+"""Tests: PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set (the test command sets them),
+SQLite and locmem otherwise. Fast hasher; Chart.js from the local copy."""
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CHARTJS_SOURCE = "local"
+BINANCE_TIMEOUT = 2.0
+BINANCE_BACKOFF_BASE = 0.05
+BINANCE_BACKOFF_MAX = 2.0
