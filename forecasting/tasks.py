@@ -8,7 +8,6 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(
-    queue="ingest",
     autoretry_for=(ConnectionError,),
     retry_backoff=True,
     max_retries=3,
@@ -32,7 +31,7 @@ def candles_refresh_task(asset_id: int) -> dict | None:
     return {"symbol": asset.symbol, "created": result.created, "updated": result.updated}
 
 
-@shared_task(queue="ingest")
+@shared_task
 def tracked_assets_refresh_task() -> int:
     """Enqueue a refresh for every tracked asset (used by `refresh_candles --all --async`)."""
     from .models import Asset

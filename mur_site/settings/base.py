@@ -8,8 +8,7 @@ kombu's filesystem transport as the Celery broker.
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab  # noqa: F401  (kept for settings overrides)
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -135,6 +134,9 @@ else:
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "store_processed": False,
     }
+    # kombu expects the folders to exist.
+    for _folder in ("queue", "control", "processed"):
+        (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -149,7 +151,13 @@ CELERY_TASK_TIME_LIMIT = 10 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
 # Three queues: market data, forecasts, and training (run with concurrency 1 on its own worker).
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
-CELERY_TASK_QUEUES = (Queue("ingest"), Queue("forecast"), Queue("train"))
+# Each queue has its own direct exchange and routing key; without them Celery binds every queue
+# to the default exchange with the default key, and one message would land in all three.
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
+                           for name in ("ingest", "forecast", "train"))
+CELERY_TASK_DEFAULT_EXCHANGE = "ingest"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "ingest"
+# One place that says which queue each task uses.
 CELERY_TASK_ROUTES = {
     "forecasting.tasks.candles_refresh_task": {"queue": "ingest"},
     "forecasting.tasks.tracked_assets_refresh_task": {"queue": "ingest"},
