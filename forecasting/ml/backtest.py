@@ -1,0 +1,131 @@
+"""Walk-forward backtest in price space: the model and the baselines on the same origins.
+
+Baselines: naive (the last price), drift (the last price moved by the training period's mean
+log-return) and a naive band (the last price with a normal band from the EWMA volatility known
+at the origin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+from .data import Series, SeriesError, build_frame
+from .train import TrainedModel, to_prices
+
+
+@dataclass
+class Forecasts:
+    """Per origin (N), per step (H): the point forecast and, if any, quantiles (N, H, Q)."""
+
+    point: np.ndarray
+    quantiles: np.ndarray | None
+
+
+def origins(series: Series, *, test_start: int, horizon: int, min_history: int, stride: int = 1,
+            ewma_halflife: float = 24.0) -> np.ndarray:
+    """Origins t >= test_start whose whole horizon exists in the same segment, with enough history."""
+    frame = build_frame(series, ewma_halflife=ewma_halflife, min_history=min_history)
+    n = len(series)
+    cand = np.arange(test_start, n - horizon, stride)
+    ok = frame.valid[cand] & (frame.seg[cand + horizon] == frame.seg[cand])
+    picked = cand[ok]
+    if len(picked) == 0:
+        raise SeriesError("no backtest origin has a complete horizon after it")
+    return picked
+
+
+def actuals(series: Series, idx: np.ndarray, horizon: int) -> np.ndarray:
+    return series.close[idx[:, None] + np.arange(1, horizon + 1)[None, :]]
+
+
+def metrics(point: np.ndarray, actual: np.ndarray, last: np.ndarray, *, mase_scale: float,
+            quantiles: np.ndarray | None = None, levels: tuple[float, ...] = (0.1, 0.5, 0.9)) -> dict:
+    err = point - actual
+    out = {
+        "mae": float(np.mean(np.abs(err))),
+        "mae_h1": float(np.mean(np.abs(err[:, 0]))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mape": float(np.mean(np.abs(err) / actual) * 100),
+        "mase": float(np.mean(np.abs(err)) / mase_scale),
+        "mae_by_step": np.mean(np.abs(err), axis=0).round(6).tolist(),
+    }
+    moved = np.sign(point - last[:, None])
+    actual_move = np.sign(actual - last[:, None])
+    # A forecast of "no change" calls no direction, so directional accuracy does not apply to it.
+    out["directional_accuracy"] = None if not np.any(moved) else float(np.mean(moved == actual_move))
+    if quantiles is not None:
+        q = np.asarray(levels)
+        diff = actual[..., None] - quantiles
+        out["pinball"] = float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
+        lo, hi = quantiles[..., 0], quantiles[..., -1]
+        out["coverage"] = float(np.mean((actual >= lo) & (actual <= hi)))
+        out["width"] = float(np.mean(hi - lo))
+        out["width_pct"] = float(np.mean((hi - lo) / last[:, None]) * 100)
+        out["band"] = round(levels[-1] - levels[0], 6)
+    else:
+        out.update(pinball=None, coverage=None, width=None, width_pct=None)
+    return out
+
+
+def baselines(series: Series, idx: np.ndarray, *, horizon: int, levels: tuple[float, ...],
+              train_end: int, ewma_halflife: float = 24.0, min_history: int = 48) -> dict[str, Forecasts]:
+    last = series.close[idx]
+    h = np.arange(1, horizon + 1)
+    train_returns = np.diff(np.log(series.close[:train_end]))
+    frame = build_frame(series.head(train_end), ewma_halflife=ewma_halflife, min_history=min_history)
+    gaps_free = frame.seg[1:] == frame.seg[:-1]
+    mu = float(np.mean(train_returns[gaps_free])) if gaps_free.any() else 0.0
+    full = build_frame(series, ewma_halflife=ewma_halflife, min_history=min_history)
+    sigma = full.sigma[idx]
+    z = norm.ppf(np.asarray(levels))
+    band = last[:, None, None] * np.exp(z[None, None, :] * sigma[:, None, None] * np.sqrt(h)[None, :, None])
+    naive = np.repeat(last[:, None], horizon, axis=1)
+    return {
+        "naive": Forecasts(naive, None),
+        "drift": Forecasts(last[:, None] * np.exp(mu * h[None, :]), None),
+        "naive_band": Forecasts(naive, band),
+    }
+
+
+def backtest(model: TrainedModel, series: Series, *, test_start: int, stride: int = 1) -> dict:
+    """Score the model from every `stride`-th origin at or after `test_start`, and the baselines
+    on exactly the same origins. The model only reads candles up to each origin."""
+    cfg = model.config
+    idx = origins(series, test_start=test_start, horizon=cfg.horizon, min_history=cfg.min_history,
+                  stride=stride, ewma_halflife=cfg.ewma_halflife)
+    pred, frame = model.predict_scaled(series)
+    prices = to_prices(pred[idx], _sub(frame, idx), cfg.horizon)
+    point = prices[..., cfg.quantiles.index(0.5)] if 0.5 in cfg.quantiles else prices.mean(axis=-1)
+    return score(series, idx, {"model": Forecasts(point, prices)}, train_end=test_start,
+                 horizon=cfg.horizon, levels=cfg.quantiles, ewma_halflife=cfg.ewma_halflife,
+                 min_history=cfg.min_history)
+
+
+def score(series: Series, idx: np.ndarray, forecasts: dict[str, Forecasts], *, train_end: int, horizon: int,
+          levels: tuple[float, ...], ewma_halflife: float = 24.0, min_history: int = 48) -> dict:
+    """Metrics of each forecast and of the baselines on origins `idx`."""
+    actual = actuals(series, idx, horizon)
+    last = series.close[idx]
+    train_close = series.close[:train_end]
+    mase_scale = float(np.mean(np.abs(np.diff(train_close))))
+    all_forecasts = dict(forecasts)
+    all_forecasts.update(baselines(series, idx, horizon=horizon, levels=levels, train_end=train_end,
+                                   ewma_halflife=ewma_halflife, min_history=min_history))
+    result = {name: metrics(f.point, actual, last, mase_scale=mase_scale, quantiles=f.quantiles, levels=levels)
+              for name, f in all_forecasts.items()}
+    return {
+        "origins": int(len(idx)),
+        "horizon": horizon,
+        "first_origin_time": int(series.times[idx[0]]),
+        "last_origin_time": int(series.times[idx[-1]]),
+        "methods": result,
+    }
+
+
+def _sub(frame, idx):
+    from .data import Frame
+
+    return Frame(frame.features[idx], frame.log_close[idx], frame.sigma[idx], frame.seg[idx], frame.valid[idx])

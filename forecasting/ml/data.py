@@ -1,0 +1,210 @@
+"""Candle series: validation, contiguous segments, features and targets.
+
+Every value at step t is computed from candles up to t only, so nothing after a cut-off can leak
+into what the model sees before it. Gaps split the series into segments: returns, volatility and
+targets never join the two sides of a gap as if they were adjacent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+WEEK_MS = 7 * DAY_MS
+
+
+class SeriesError(ValueError):
+    """The candles cannot be used as they are; the message says why."""
+
+
+@dataclass(frozen=True)
+class Series:
+    times: np.ndarray  # int64 open times, epoch ms UTC, strictly increasing
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    interval_ms: int
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @classmethod
+    def from_arrays(cls, *, times, open, high, low, close, volume, interval_ms: int) -> Series:
+        s = cls(
+            times=np.asarray(times, dtype=np.int64),
+            open=np.asarray(open, dtype=np.float64),
+            high=np.asarray(high, dtype=np.float64),
+            low=np.asarray(low, dtype=np.float64),
+            close=np.asarray(close, dtype=np.float64),
+            volume=np.asarray(volume, dtype=np.float64),
+            interval_ms=int(interval_ms),
+        )
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        n = len(self.times)
+        for name in ("open", "high", "low", "close", "volume"):
+            arr = getattr(self, name)
+            if arr.shape != (n,):
+                raise SeriesError(f"{name} has {arr.shape[0] if arr.ndim else 0} values for {n} times")
+            if not np.all(np.isfinite(arr)):
+                bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+                raise SeriesError(f"{name} is NaN or infinite at {_when(self.times[bad])}")
+        for name in ("open", "high", "low", "close"):
+            arr = getattr(self, name)
+            if np.any(arr <= 0):
+                bad = int(np.flatnonzero(arr <= 0)[0])
+                raise SeriesError(f"{name} is not positive ({arr[bad]}) at {_when(self.times[bad])}")
+        if np.any(self.volume < 0):
+            bad = int(np.flatnonzero(self.volume < 0)[0])
+            raise SeriesError(f"volume is negative at {_when(self.times[bad])}")
+        if self.interval_ms <= 0:
+            raise SeriesError("interval must be positive")
+        d = np.diff(self.times)
+        if np.any(d == 0):
+            bad = int(np.flatnonzero(d == 0)[0]) + 1
+            raise SeriesError(f"time {_when(self.times[bad])} appears twice")
+        if np.any(d < 0):
+            bad = int(np.flatnonzero(d < 0)[0]) + 1
+            raise SeriesError(f"times are not sorted: {_when(self.times[bad])} comes after a later time")
+        if np.any(d % self.interval_ms):
+            bad = int(np.flatnonzero(d % self.interval_ms)[0]) + 1
+            raise SeriesError(f"time {_when(self.times[bad])} is off the {self.interval_ms} ms grid")
+
+    def tail(self, n: int) -> Series:
+        return Series(self.times[-n:], self.open[-n:], self.high[-n:], self.low[-n:], self.close[-n:],
+                      self.volume[-n:], self.interval_ms)
+
+    def head(self, n: int) -> Series:
+        return Series(self.times[:n], self.open[:n], self.high[:n], self.low[:n], self.close[:n],
+                      self.volume[:n], self.interval_ms)
+
+
+def _when(ms) -> str:
+    return np.datetime_as_string(np.datetime64(int(ms), "ms"), unit="m") + " UTC"
+
+
+def segment_ids(series: Series) -> np.ndarray:
+    """A segment number per step; it increases after every gap."""
+    gaps = np.diff(series.times) != series.interval_ms
+    return np.concatenate([[0], np.cumsum(gaps)])
+
+
+def segment_position(seg: np.ndarray) -> np.ndarray:
+    """Steps since the start of the step's segment (0 at the first step after a gap)."""
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(seg)) + 1])
+    pos = np.arange(len(seg))
+    return pos - np.repeat(starts, np.diff(np.concatenate([starts, [len(seg)]])))
+
+
+def ewma_volatility(returns: np.ndarray, seg: np.ndarray, halflife: float) -> np.ndarray:
+    """Causal EWMA of squared log-returns, restarted in each segment (expanding mean at first).
+
+    `returns[t]` is NaN at a segment's first step. A floor keeps scaled values finite on flat stretches.
+    """
+    alpha = 1 - 0.5 ** (1 / halflife)
+    out = np.empty(len(returns))
+    var = np.nan
+    count = 0
+    for t in range(len(returns)):
+        if t == 0 or seg[t] != seg[t - 1]:
+            var, count = np.nan, 0
+        r = returns[t]
+        if np.isfinite(r):
+            count += 1
+            if count == 1:
+                var = r * r
+            else:
+                # An expanding mean until the EWMA has enough history, so no value looks ahead.
+                w = max(alpha, 1.0 / count)
+                var = (1 - w) * var + w * r * r
+        out[t] = np.sqrt(var) if np.isfinite(var) else np.nan
+    return np.maximum(out, 1e-5)
+
+
+FEATURE_NAMES = (
+    "scaled_return",
+    "log_volatility",
+    "scaled_range",
+    "scaled_body",
+    "volume_change",
+    "hour_sin",
+    "hour_cos",
+    "weekday_sin",
+    "weekday_cos",
+)
+
+
+@dataclass
+class Frame:
+    """Per-step arrays derived from a Series. `valid` marks steps with enough history."""
+
+    features: np.ndarray  # (n, F), unscaled
+    log_close: np.ndarray  # (n,)
+    sigma: np.ndarray  # (n,) EWMA volatility of one-step log-returns, known at t
+    seg: np.ndarray  # (n,)
+    valid: np.ndarray  # (n,) bool
+
+
+def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int = 24) -> Frame:
+    seg = segment_ids(series)
+    log_c = np.log(series.close)
+    r = np.full(len(series), np.nan)
+    r[1:] = np.diff(log_c)
+    r[np.concatenate([[True], np.diff(seg) != 0])] = np.nan  # no return across a gap
+    sigma = ewma_volatility(r, seg, ewma_halflife)
+    prev_sigma = np.concatenate([[np.nan], sigma[:-1]])
+    prev_sigma[np.concatenate([[True], np.diff(seg) != 0])] = np.nan
+    log_v = np.log1p(series.volume)
+    # Volume against its own causal 24-step mean within the segment.
+    vol_mean = _segment_rolling_mean(log_v, seg, 24)
+    t = series.times
+    hour = (t % DAY_MS) / DAY_MS * 2 * np.pi
+    weekday = ((t + 3 * DAY_MS) % WEEK_MS) / WEEK_MS * 2 * np.pi  # epoch 0 was a Thursday
+    feats = np.column_stack([
+        r / prev_sigma,
+        np.log(sigma),
+        np.log(series.high / series.low) / sigma,
+        np.log(series.close / series.open) / sigma,
+        log_v - vol_mean,
+        np.sin(hour), np.cos(hour), np.sin(weekday), np.cos(weekday),
+    ])
+    pos = segment_position(seg)
+    valid = (pos >= min_history) & np.all(np.isfinite(feats), axis=1)
+    feats = np.where(np.isfinite(feats), feats, 0.0)
+    return Frame(features=feats, log_close=log_c, sigma=sigma, seg=seg, valid=valid)
+
+
+def _segment_rolling_mean(x: np.ndarray, seg: np.ndarray, window: int) -> np.ndarray:
+    out = np.empty(len(x))
+    for s in np.unique(seg):
+        idx = np.flatnonzero(seg == s)
+        c = np.cumsum(np.concatenate([[0.0], x[idx]]))
+        k = np.arange(1, len(idx) + 1)
+        lo = np.maximum(0, k - window)
+        out[idx] = (c[k] - c[lo]) / (k - lo)
+    return out
+
+
+def targets(frame: Frame, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """y[t, h-1] = (log c[t+h] - log c[t]) / (sigma[t] * sqrt(h)) and a mask of which exist
+    (inside the same segment, so never across a gap)."""
+    n = len(frame.log_close)
+    y = np.zeros((n, horizon))
+    mask = np.zeros((n, horizon), dtype=bool)
+    scale = np.sqrt(np.arange(1, horizon + 1))
+    for h in range(1, horizon + 1):
+        same = np.zeros(n, dtype=bool)
+        same[: n - h] = frame.seg[h:] == frame.seg[: n - h]
+        diff = np.zeros(n)
+        diff[: n - h] = frame.log_close[h:] - frame.log_close[: n - h]
+        y[:, h - 1] = diff / (frame.sigma * scale[h - 1])
+        mask[:, h - 1] = same & frame.valid
+    # Masked entries must be finite too: a NaN times a zero weight is still NaN in the loss.
+    return np.where(mask, y, 0.0), mask

@@ -1,0 +1,59 @@
+"""The quantile LSTM: one pass over a long chunk gives a forecast of all H steps at every step."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def pinball_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """Mean pinball loss over masked entries. pred (..., H, Q), y and mask (..., H)."""
+    diff = y.unsqueeze(-1) - pred
+    loss = torch.maximum(quantiles * diff, (quantiles - 1) * diff)
+    m = mask.unsqueeze(-1).to(loss.dtype)
+    return (loss * m).sum() / (m.sum() * 1.0).clamp_min(1.0)
+
+
+class QuantileLSTM(pl.LightningModule):
+    def __init__(self, *, n_features: int, horizon: int, quantiles: tuple[float, ...], hidden: int = 64,
+                 layers: int = 1, dropout: float = 0.0, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 burn_in: int = 48):
+        super().__init__()
+        self.save_hyperparameters()
+        self.horizon = horizon
+        self.register_buffer("quantiles", torch.tensor(quantiles, dtype=torch.float32))
+        self.lstm = nn.LSTM(n_features, hidden, num_layers=layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Linear(hidden, horizon * len(quantiles))
+
+    def forward(self, x: torch.Tensor, state=None):
+        out, state = self.lstm(x, state)
+        raw = self.head(out).unflatten(-1, (self.horizon, len(self.hparams.quantiles)))
+        # Quantiles that cannot cross: the lowest, then positive increments.
+        base = raw[..., :1]
+        steps = F.softplus(raw[..., 1:]) + 1e-4
+        return torch.cat([base, base + torch.cumsum(steps, dim=-1)], dim=-1), state
+
+    def _loss(self, batch):
+        x, y, mask = batch
+        pred, _ = self(x)
+        burn = torch.zeros_like(mask)
+        burn[:, self.hparams.burn_in:] = True
+        return pinball_loss(pred, y, mask & burn, self.quantiles)
+
+    def training_step(self, batch, batch_idx):
+        loss = self._loss(batch)
+        self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=False, batch_size=batch[0].shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y, mask = batch
+        pred, _ = self(x)
+        loss = pinball_loss(pred, y, mask, self.quantiles)  # val mask already excludes the warm-up
+        self.log("val_loss", loss, on_epoch=True, on_step=False, prog_bar=False, batch_size=x.shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
