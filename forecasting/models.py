@@ -54,3 +54,128 @@ class Candle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id} {self.interval} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class TrainingRun(models.Model):
+    """One attempt to train a model for an asset, with live progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="training_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    triggered_by = models.CharField(max_length=100, help_text='"schedule", "command", or who asked for it.')
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="Updated while training; a stale one means the worker died.")
+    epoch = models.PositiveIntegerField(default=0)
+    max_epochs = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # The database itself refuses a second running training of the same asset.
+            models.UniqueConstraint(fields=["asset"], condition=models.Q(status="running"),
+                                    name="training_run_one_running_per_asset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} run {self.pk} ({self.status})"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def progress_label(self) -> str:
+        return f"epoch {self.epoch} of {self.max_epochs}" if self.max_epochs else "waiting"
+
+
+def artifact_path(instance, filename):
+    return f"models/{instance.asset.symbol}/{filename}"
+
+
+class ModelVersion(models.Model):
+    """A trained model of an asset, with its backtest against the baselines and its artifact."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate"
+        CHAMPION = "champion"
+        REJECTED = "rejected"
+        RETIRED = "retired"
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="model_versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
+    training_run = models.OneToOneField(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="model_version")
+    hyperparameters = models.JSONField(default=dict)
+    data_start = models.DateTimeField(help_text="Open time of the first candle trained on.")
+    data_end = models.DateTimeField(help_text="Open time of the last candle read (backtest included).")
+    data_candles = models.PositiveIntegerField(default=0)
+    data_digest = models.CharField(max_length=64, help_text="sha256 of the candles used.")
+    metrics = models.JSONField(default=dict, help_text="Backtest metrics of this model.")
+    baseline_metrics = models.JSONField(default=dict, help_text="naive, drift and naive_band on the same origins.")
+    backtest = models.JSONField(default=dict, help_text="Backtest window and origins.")
+    decision = models.TextField(blank=True, help_text="Why the promotion gate promoted or rejected it.")
+    artifact = models.FileField(upload_to=artifact_path, max_length=300)
+    artifact_size = models.PositiveBigIntegerField(default=0)
+    artifact_sha256 = models.CharField(max_length=64)
+    artifact_broken = models.TextField(blank=True, help_text="Set when the artifact failed its checksum.")
+    train_seconds = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["asset", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "version"], name="model_version_unique_per_asset"),
+            models.UniqueConstraint(fields=["asset"], condition=models.Q(status="champion"),
+                                    name="model_version_one_champion_per_asset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset.symbol} v{self.version} ({self.status})"
+
+
+class Forecast(models.Model):
+    """A forecast from the newest candle: per step, the target time and the quantile prices.
+
+    `kind` says whether a model version made it or the naive volatility band (no champion yet).
+    """
+
+    class Kind(models.TextChoices):
+        MODEL = "model"
+        BASELINE = "baseline", "naive volatility band (baseline)"
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="forecasts")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="forecasts")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    source = models.CharField(max_length=40, help_text='"baseline" or "v<version>"; unique per origin.')
+    origin_time = models.DateTimeField(help_text="Open time of the newest candle the forecast saw.")
+    last_close = models.DecimalField(max_digits=28, decimal_places=8)
+    quantiles = models.JSONField(help_text="Quantile levels, e.g. [0.1, 0.5, 0.9].")
+    steps = models.JSONField(help_text='[{"target_time": ISO time, "values": [price per quantile]}, ...]')
+    made_at = models.DateTimeField(auto_now_add=True)
+    stale = models.BooleanField(default=False, help_text="Made by a model older than the allowed maximum age.")
+
+    class Meta:
+        ordering = ["asset", "-origin_time"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "origin_time", "source"], name="forecast_unique_per_origin"),
+        ]
+        indexes = [models.Index(fields=["asset", "-origin_time"], name="forecast_asset_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} {self.source} from {self.origin_time:%Y-%m-%d %H:%M}"

@@ -28,6 +28,8 @@ def candles_refresh_task(asset_id: int) -> dict | None:
         log.exception("Refreshing %s failed", asset.symbol)
         raise
     log.info("Refreshed %s: %s new, %s updated", asset.symbol, result.created, result.updated)
+    if result.written:
+        forecast_task.delay(asset.id)  # new candles, new forecast
     return {"symbol": asset.symbol, "created": result.created, "updated": result.updated}
 
 
@@ -40,3 +42,75 @@ def tracked_assets_refresh_task() -> int:
     for asset_id in ids:
         candles_refresh_task.delay(asset_id)
     return len(ids)
+
+
+# Training is long and CPU-bound: its own queue, limits sized for it, and one attempt per claim.
+TRAIN_SOFT_LIMIT = 30 * 60
+TRAIN_HARD_LIMIT = 35 * 60
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=TRAIN_SOFT_LIMIT, time_limit=TRAIN_HARD_LIMIT,
+             max_retries=3)
+def training_run_task(self, run_id: int) -> int | None:
+    from django.db import InterfaceError, OperationalError
+
+    from .services.training import training_run_execute, training_run_requeue
+
+    try:
+        version = training_run_execute(run_id=run_id, worker=self.request.hostname or "")
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away (transient): give the run back and try again later.
+        from django.db import connection
+
+        connection.close()
+        try:
+            training_run_requeue(run_id=run_id)
+        except (OperationalError, InterfaceError):
+            log.exception("Could not requeue training run %s", run_id)
+        raise self.retry(exc=exc, countdown=30) from exc
+    except Exception as exc:
+        from .services.training import _finish
+        from .models import TrainingRun
+
+        run = TrainingRun.objects.filter(id=run_id).first()
+        if run is not None and run.status == TrainingRun.Status.RUNNING:
+            _finish(run, TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return version.id if version else None
+
+
+@shared_task
+def asset_retrain_task(asset_id: int) -> int | None:
+    """Beat's daily retraining: queue a run unless one is already queued or running."""
+    from .models import Asset
+    from .services.training import training_run_request
+
+    asset = Asset.objects.filter(id=asset_id, tracked=True).first()
+    if asset is None:
+        log.info("asset_retrain_task: asset %s is gone or untracked", asset_id)
+        return None
+    return training_run_request(asset=asset, triggered_by="schedule").id
+
+
+@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
+def forecast_task(asset_id: int) -> int | None:
+    from .ml.data import SeriesError
+    from .models import Asset
+    from .services.training import forecast_make
+
+    asset = Asset.objects.filter(id=asset_id).first()
+    if asset is None:
+        log.info("forecast_task: asset %s is gone", asset_id)
+        return None
+    try:
+        return forecast_make(asset=asset).id
+    except SeriesError as exc:
+        log.warning("No forecast for %s: %s", asset.symbol, exc)
+        return None
+
+
+@shared_task
+def training_runs_reap_task() -> int:
+    from .services.training import training_runs_reap
+
+    return training_runs_reap()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from forecasting.intervals import interval_ms
 
@@ -25,15 +27,26 @@ def check_broker(timeout: float = 1.0) -> dict:
     from mur_site.celery_app import app
 
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
+        with app.connection_for_write(connect_timeout=timeout) as conn:
+            # No sleep between attempts: a health check answers fast or says "down".
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
             transport = conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_name
+            if transport == "filesystem":
+                # Connecting to the filesystem transport always succeeds; publishing needs the folders.
+                options = conn.transport_options
+                for key in ("data_folder_in", "data_folder_out"):
+                    folder = options.get(key)
+                    if not folder or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                        return {"ok": False, "error": f"broker folder {key}={folder!r} is missing or read-only"}
         return {"ok": True, "transport": str(transport)}
     except Exception as exc:
         return {"ok": False, "error": str(exc)[:200]}
 
 
-@require_GET
+# Outside ATOMIC_REQUESTS: opening the request transaction would itself fail with the database
+# down, turning the 503 answer into a 500.
+@transaction.non_atomic_requests
+@require_safe
 @never_cache
 def healthz(request):
     from forecasting.selectors.market_data import newest_candle_ages
@@ -46,8 +59,12 @@ def healthz(request):
         limit = settings.HEALTH_MAX_CANDLE_AGE_INTERVALS
         for row in newest_candle_ages():
             asset = row["asset"]
-            max_age = limit * interval_ms(asset.interval) / 1000 if limit else None
-            stale = row["age_seconds"] is None or (max_age is not None and row["age_seconds"] > max_age)
+            if limit:
+                # An asset without any candle counts as stale: its backfill never ran.
+                max_age = limit * interval_ms(asset.interval) / 1000
+                stale = row["age_seconds"] is None or row["age_seconds"] > max_age
+            else:
+                stale = False
             fresh = fresh and not stale
             candles.append({
                 "symbol": asset.symbol,

@@ -129,3 +129,21 @@ def _sub(frame, idx):
     from .data import Frame
 
     return Frame(frame.features[idx], frame.log_close[idx], frame.sigma[idx], frame.seg[idx], frame.valid[idx])
+
+
+def naive_band_forecast(series: Series, *, horizon: int, levels: tuple[float, ...],
+                        ewma_halflife: float = 24.0) -> dict:
+    """The baseline served when an asset has no champion: the last price with a normal band from
+    the EWMA volatility at the newest candle."""
+    frame = build_frame(series, ewma_halflife=ewma_halflife, min_history=1)
+    last, sigma = float(series.close[-1]), float(frame.sigma[-1])
+    h = np.arange(1, horizon + 1)
+    z = norm.ppf(np.asarray(levels))
+    prices = last * np.exp(z[None, :] * sigma * np.sqrt(h)[:, None])
+    return {
+        "origin_time": int(series.times[-1]),
+        "target_times": (series.times[-1] + h * series.interval_ms).tolist(),
+        "quantiles": list(levels),
+        "prices": prices.tolist(),
+        "last_close": last,
+    }

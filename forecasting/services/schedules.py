@@ -36,6 +36,26 @@ def refresh_task_name(asset: Asset) -> str:
     return f"Refresh candles {asset.symbol} {asset.interval}"
 
 
+def retrain_task_name(asset: Asset) -> str:
+    return f"Retrain {asset.symbol}"
+
+
+def forecast_task_name(asset: Asset) -> str:
+    return f"Forecast {asset.symbol}"
+
+
+# Daily retraining at 02:30 UTC, a quiet hour: https://crontab.guru/#30_2_*_*_*
+RETRAIN_CRON = {"minute": "30", "hour": "2"}
+
+
+def _forecast_cron(interval: str) -> dict:
+    """A minute after the refresh, so the forecast sees the candle that just closed."""
+    spec = dict(_REFRESH_CRON[interval])
+    if spec["minute"] == "1":
+        spec["minute"] = "3"
+    return spec
+
+
 def _crontab(spec: dict) -> CrontabSchedule:
     fields = {"minute": "*", "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"}
     fields.update(spec)
@@ -43,20 +63,34 @@ def _crontab(spec: dict) -> CrontabSchedule:
     return schedule
 
 
+def asset_schedule_specs(asset: Asset) -> list[tuple[str, str, dict, str]]:
+    """(name, task, crontab, queue) of every periodic task an asset has."""
+    return [
+        (refresh_task_name(asset), "forecasting.tasks.candles_refresh_task", _REFRESH_CRON[asset.interval], "ingest"),
+        (forecast_task_name(asset), "forecasting.tasks.forecast_task", _forecast_cron(asset.interval), "forecast"),
+        (retrain_task_name(asset), "forecasting.tasks.asset_retrain_task", RETRAIN_CRON, "forecast"),
+    ]
+
+
 @transaction.atomic
 def asset_schedules_ensure(*, asset: Asset) -> None:
     """Create the asset's periodic tasks if missing; leave existing ones (and staff edits) alone,
     except that the enabled flag follows the asset's tracked flag."""
-    task, created = PeriodicTask.objects.get_or_create(
-        name=refresh_task_name(asset),
-        defaults={
-            "task": "forecasting.tasks.candles_refresh_task",
-            "crontab": _crontab(_REFRESH_CRON[asset.interval]),
-            "kwargs": json.dumps({"asset_id": asset.id}),
-            "queue": "ingest",
-            "enabled": asset.tracked,
-        },
-    )
-    if not created and task.enabled != asset.tracked:
-        task.enabled = asset.tracked
-        task.save(update_fields=["enabled"])
+    for name, task_name, cron, queue in asset_schedule_specs(asset):
+        task, created = PeriodicTask.objects.get_or_create(
+            name=name,
+            defaults={
+                "task": task_name,
+                "crontab": _crontab(cron),
+                "kwargs": json.dumps({"asset_id": asset.id}),
+                "queue": queue,
+                "enabled": asset.tracked,
+            },
+        )
+        if not created and task.enabled != asset.tracked:
+            task.enabled = asset.tracked
+            task.save(update_fields=["enabled"])
+
+
+def asset_schedules(asset: Asset):
+    return PeriodicTask.objects.filter(name__in=[spec[0] for spec in asset_schedule_specs(asset)])

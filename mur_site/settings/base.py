@@ -161,6 +161,11 @@ CELERY_TASK_DEFAULT_ROUTING_KEY = "ingest"
 CELERY_TASK_ROUTES = {
     "forecasting.tasks.candles_refresh_task": {"queue": "ingest"},
     "forecasting.tasks.tracked_assets_refresh_task": {"queue": "ingest"},
+    "forecasting.tasks.forecast_task": {"queue": "forecast"},
+    "forecasting.tasks.training_runs_reap_task": {"queue": "forecast"},
+    "forecasting.tasks.training_run_task": {"queue": "train"},
+    # Only queues a run (visible at once in admin); the run itself goes to "train".
+    "forecasting.tasks.asset_retrain_task": {"queue": "forecast"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -176,6 +181,24 @@ KLINES_DIR = env.str("MUR_KLINES_DIR", default="")
 # /healthz fails when the newest candle of a tracked asset is older than this many intervals
 # (0 turns the check off, e.g. for the offline demo whose data ends in 2022).
 HEALTH_MAX_CANDLE_AGE_INTERVALS = env.int("MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS", default=3)
+
+# --- Forecasting. Model artifacts go through Django's storage API (local folder by default).
+MEDIA_ROOT = Path(env.str("MUR_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+TRAIN_DAYS = env.int("MUR_TRAIN_DAYS", default=365)  # history each training reads
+BACKTEST_DAYS = env.int("MUR_BACKTEST_DAYS", default=30)  # held out for the walk-forward backtest
+TRAIN_MAX_EPOCHS = env.int("MUR_TRAIN_MAX_EPOCHS", default=40)
+TORCH_THREADS = env.int("MUR_TORCH_THREADS", default=1)
+# Forecasts from a model older than this are marked stale.
+MODEL_MAX_AGE_HOURS = env.float("MUR_MODEL_MAX_AGE_HOURS", default=72)
+# A running training whose heartbeat is older than this is taken as dead (its worker was lost).
+TRAINING_HEARTBEAT_TIMEOUT = env.int("MUR_TRAINING_HEARTBEAT_TIMEOUT", default=600)
+# A promotion needs point MAE at most this much above naive's (0.005 = 0.5%).
+GATE_MAX_MAE_RATIO = env.float("MUR_GATE_MAX_MAE_RATIO", default=1.005)
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from forecasting.intervals import interval_ms
 from forecasting.management.progress import ProgressBar
@@ -34,13 +35,16 @@ class Command(BaseCommand):
             if not sym or not ivl:
                 raise CommandError(f"{path}: cannot tell symbol and interval from the name; pass --symbol and --interval.")
             try:
-                interval_ms(ivl)
-                asset = Asset.objects.filter(symbol=sym).first()
-                if asset is None:
-                    base, quote = split_symbol(sym)
-                    asset = asset_track(symbol=sym, interval=ivl, base_asset=base, quote_asset=quote)
-                with ProgressBar(path.name) as bar:
-                    result = candles_import_file(asset=asset, path=path, interval=ivl, progress=bar)
+                # One transaction with the import: a file that fails does not leave a new symbol
+                # tracked (and scheduled for refresh) without its candles.
+                with transaction.atomic():
+                    interval_ms(ivl)
+                    asset = Asset.objects.filter(symbol=sym).first()
+                    if asset is None:
+                        base, quote = split_symbol(sym)
+                        asset = asset_track(symbol=sym, interval=ivl, base_asset=base, quote_asset=quote)
+                    with ProgressBar(path.name) as bar:
+                        result = candles_import_file(asset=asset, path=path, interval=ivl, progress=bar)
             except (MarketDataError, ValueError) as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(

@@ -1,0 +1,56 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from forecasting.management.progress import ProgressBar
+from forecasting.models import Asset, ModelVersion, TrainingRun
+from forecasting.services.training import forecast_make, train_config, training_run_execute
+
+COLUMNS = [
+    ("MAE", "mae", "{:.4f}"), ("MAE 1h", "mae_h1", "{:.4f}"), ("MASE", "mase", "{:.4f}"),
+    ("dir. acc.", "directional_accuracy", "{:.1%}"), ("pinball", "pinball", "{:.4f}"),
+    ("80% cover", "coverage", "{:.1%}"), ("80% width", "width", "{:.4f}"),
+]
+
+
+def backtest_table(version: ModelVersion) -> str:
+    rows = [("this model", version.metrics)]
+    rows += [(name, m) for name, m in version.baseline_metrics.items()]
+    head = f"{'':<18}" + "".join(f"{title:>12}" for title, _, _ in COLUMNS)
+    lines = [head]
+    for name, m in rows:
+        label = f"champion v{m['version']}" if name == "champion" else name
+        cells = []
+        for _, key, fmt in COLUMNS:
+            v = m.get(key)
+            cells.append(f"{'—' if v is None else fmt.format(v):>12}")
+        lines.append(f"{label:<18}" + "".join(cells))
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = "Train a tracked asset's model now (in this process), run the promotion gate and print the backtest."
+
+    def add_arguments(self, parser):
+        parser.add_argument("symbol")
+        parser.add_argument("--max-epochs", type=int)
+
+    def handle(self, *args, symbol, max_epochs, **options):
+        asset = Asset.objects.filter(symbol=symbol.upper()).first()
+        if asset is None:
+            raise CommandError(f"{symbol.upper()} is not tracked. Run track_asset {symbol.upper()} first.")
+        if TrainingRun.objects.filter(asset=asset, status=TrainingRun.Status.RUNNING).exists():
+            raise CommandError(f"{asset.symbol} is being trained right now; try again when that run ends.")
+        run = TrainingRun.objects.create(asset=asset, triggered_by="command")
+        config = train_config(asset, **({"max_epochs": max_epochs} if max_epochs else {}))
+        with ProgressBar(f"Training {asset.symbol}", unit="epoch") as bar:
+            version = training_run_execute(run_id=run.id, worker="command", config=config, on_progress=bar)
+        run.refresh_from_db()
+        if version is None:
+            raise CommandError(f"Training failed: {run.error or 'see the log'}")
+        version.refresh_from_db()
+        self.stdout.write(f"{asset.symbol} v{version.version}: {version.status} "
+                          f"(trained in {version.train_seconds:.1f} s, {run.epoch} epochs)")
+        self.stdout.write(f"Backtest: {version.backtest.get('origins')} origins, {version.backtest.get('horizon')} steps ahead")
+        self.stdout.write(backtest_table(version))
+        self.stdout.write(version.decision)
+        forecast = forecast_make(asset=asset)
+        self.stdout.write(f"Forecast from {forecast.origin_time:%Y-%m-%d %H:%M} UTC by {forecast.source}.")

@@ -1,0 +1,402 @@
+"""Training, the promotion gate, model artifacts and forecasts.
+
+A version is created only once its artifact is complete and checksummed; it serves only if it
+beats the current champion and the naive baselines on the same backtest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..intervals import interval_ms
+from ..klines import ms_to_datetime
+from ..ml.backtest import backtest, naive_band_forecast
+from ..ml.data import Series, SeriesError
+from ..ml.train import TrainConfig, TrainedModel, split_points, train
+from ..models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+
+
+class ArtifactError(Exception):
+    """A model artifact is missing or does not match its checksum."""
+
+
+class TrainingError(Exception):
+    """Training cannot run as asked; the message says why."""
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = None) -> tuple[Series, str]:
+    """The newest candles of an asset as a Series, and a sha256 digest of exactly those candles."""
+    qs = Candle.objects.filter(asset=asset, interval=asset.interval)
+    newest = qs.order_by("-open_time").values_list("open_time", flat=True).first()
+    if newest is None:
+        raise SeriesError(f"{asset.symbol} has no candles yet")
+    if days is not None:
+        qs = qs.filter(open_time__gt=newest - timedelta(days=days))
+    if limit is not None:
+        first = qs.order_by("-open_time").values_list("open_time", flat=True)[limit - 1:limit].first()
+        if first is not None:
+            qs = qs.filter(open_time__gte=first)
+    rows = list(qs.order_by("open_time").values_list("open_time", "open", "high", "low", "close", "volume"))
+    digest = hashlib.sha256()
+    for r in rows:
+        digest.update(f"{int(r[0].timestamp() * 1000)},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]}\n".encode())
+    cols = list(zip(*rows))
+    series = Series.from_arrays(
+        times=[int(t.timestamp() * 1000) for t in cols[0]], open=[float(v) for v in cols[1]],
+        high=[float(v) for v in cols[2]], low=[float(v) for v in cols[3]], close=[float(v) for v in cols[4]],
+        volume=[float(v) for v in cols[5]], interval_ms=interval_ms(asset.interval),
+    )
+    return series, digest.hexdigest()
+
+
+def train_config(asset: Asset, **overrides) -> TrainConfig:
+    return replace(TrainConfig(max_epochs=settings.TRAIN_MAX_EPOCHS, threads=settings.TORCH_THREADS), **overrides)
+
+
+# --- artifacts ------------------------------------------------------------------------------------
+
+
+def artifact_write(*, asset: Asset, data: bytes) -> tuple[str, int, str]:
+    """Write under a temporary name, checksum what was written, then move it into place."""
+    sha = hashlib.sha256(data).hexdigest()
+    storage = default_storage
+    tmp = storage.save(f"models/{asset.symbol}/tmp/{uuid.uuid4().hex}.part", ContentFile(data))
+    with storage.open(tmp, "rb") as f:
+        written = hashlib.sha256(f.read()).hexdigest()
+    if written != sha:
+        storage.delete(tmp)
+        raise ArtifactError(f"artifact for {asset.symbol} was not written intact")
+    final = f"models/{asset.symbol}/{sha[:16]}-{uuid.uuid4().hex[:8]}.pt"
+    try:
+        src, dst = storage.path(tmp), storage.path(final)
+    except NotImplementedError:  # remote storage: copy, then delete the temporary object
+        with storage.open(tmp, "rb") as f:
+            final = storage.save(final, f)
+        storage.delete(tmp)
+    else:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.replace(src, dst)  # atomic on one filesystem: the final name is complete or absent
+    return final, len(data), sha
+
+
+def model_version_load(version: ModelVersion) -> TrainedModel:
+    """Load and verify an artifact. A corrupted one is flagged, and if it was the champion the
+    previous good version takes over; ArtifactError is raised either way."""
+    try:
+        with default_storage.open(version.artifact.name, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, OSError) as exc:
+        problem = f"artifact {version.artifact.name} cannot be read: {exc}"
+    else:
+        sha = hashlib.sha256(data).hexdigest()
+        if sha == version.artifact_sha256:
+            return TrainedModel.from_bytes(data)
+        problem = f"artifact checksum mismatch: expected {version.artifact_sha256[:12]}…, found {sha[:12]}…"
+    model_version_flag_broken(version=version, problem=problem)
+    raise ArtifactError(f"{version}: {problem}")
+
+
+@transaction.atomic
+def model_version_flag_broken(*, version: ModelVersion, problem: str) -> None:
+    log.error("%s: %s", version, problem)
+    was_champion = version.status == ModelVersion.Status.CHAMPION
+    ModelVersion.objects.filter(id=version.id).update(artifact_broken=problem)
+    version.artifact_broken = problem
+    if was_champion:
+        _fall_back(version=version)
+
+
+def _fall_back(*, version: ModelVersion) -> ModelVersion | None:
+    """Retire `version` (the champion) and restore the newest earlier good champion, if any."""
+    now = timezone.now()
+    ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.RETIRED, retired_at=now)
+    version.status = ModelVersion.Status.RETIRED
+    previous = (
+        ModelVersion.objects.filter(asset_id=version.asset_id, status=ModelVersion.Status.RETIRED,
+                                    promoted_at__isnull=False, artifact_broken="")
+        .exclude(id=version.id).order_by("-promoted_at").first()
+    )
+    if previous is not None:
+        ModelVersion.objects.filter(id=previous.id).update(status=ModelVersion.Status.CHAMPION, promoted_at=now,
+                                                           retired_at=None)
+        previous.refresh_from_db()
+    _forecast_on_commit(version.asset_id)
+    return previous
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+
+def training_run_request(*, asset: Asset, triggered_by: str) -> TrainingRun:
+    """Queue a training of the asset, or return the one already queued or running."""
+    from ..tasks import training_run_task
+
+    with transaction.atomic():
+        Asset.objects.select_for_update().get(id=asset.id)  # serialises requests for one asset
+        active = TrainingRun.objects.filter(
+            asset=asset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
+        ).first()
+        if active is not None:
+            return active
+        run = TrainingRun.objects.create(asset=asset, triggered_by=triggered_by[:100])
+        transaction.on_commit(lambda: training_run_task.delay(run.id))
+    return run
+
+
+def training_runs_reap(*, now=None) -> int:
+    """Mark running trainings whose worker stopped sending heartbeats as failed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
+    count = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff).update(
+        status=TrainingRun.Status.FAILED, finished_at=now,
+        error=f"The worker was lost: no heartbeat for {settings.TRAINING_HEARTBEAT_TIMEOUT} s.",
+    )
+    if count:
+        log.warning("Marked %s training run(s) as failed: worker lost", count)
+    return count
+
+
+def training_run_claim(*, run_id: int, worker: str = "") -> TrainingRun | None:
+    """QUEUED → RUNNING with a conditional UPDATE; None if someone else has it or it is done.
+    The database refuses a second running run of the same asset."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            claimed = TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
+                status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
+            )
+    except IntegrityError:
+        TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.FAILED, finished_at=now,
+            error="Another training of this asset is already running.",
+        )
+        return None
+    if not claimed:
+        return None
+    return TrainingRun.objects.select_related("asset").get(id=run_id)
+
+
+def training_run_requeue(*, run_id: int) -> None:
+    """Give a run back after a transient failure so a retry can claim it."""
+    TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
+        status=TrainingRun.Status.QUEUED, started_at=None, heartbeat_at=None, epoch=0
+    )
+
+
+def training_run_execute(*, run_id: int, worker: str = "", config: TrainConfig | None = None,
+                         on_progress=None) -> ModelVersion | None:
+    run = training_run_claim(run_id=run_id, worker=worker)
+    if run is None:
+        log.info("Training run %s is not queued any more; nothing to do", run_id)
+        return None
+    try:
+        version = _train_and_register(run, config or train_config(run.asset), on_progress)
+    except (SeriesError, TrainingError, ArtifactError, ValueError) as exc:
+        _finish(run, TrainingRun.Status.FAILED, error=str(exc))
+        log.warning("Training run %s failed: %s", run.id, exc)
+        return None
+    return version
+
+
+def _finish(run: TrainingRun, status: str, error: str = "") -> None:
+    TrainingRun.objects.filter(id=run.id).update(status=status, finished_at=timezone.now(), error=error)
+
+
+def _train_and_register(run: TrainingRun, config: TrainConfig, on_progress=None) -> ModelVersion:
+    asset = run.asset
+    series, digest = candle_series(asset=asset, days=settings.TRAIN_DAYS)
+    test_steps = settings.BACKTEST_DAYS * DAY_MS // series.interval_ms
+    _val_start, test_start = split_points(len(series), test_steps=test_steps, val_steps=config.val_steps)
+    TrainingRun.objects.filter(id=run.id).update(max_epochs=config.max_epochs)
+
+    def progress(epoch: int, max_epochs: int) -> None:
+        TrainingRun.objects.filter(id=run.id).update(epoch=epoch, max_epochs=max_epochs, heartbeat_at=timezone.now())
+        if on_progress:
+            on_progress(epoch, max_epochs)
+
+    model = train(series, config, train_end=test_start, progress=progress)
+    result = backtest(model, series, test_start=test_start)
+    name, size, sha = artifact_write(asset=asset, data=model.to_bytes())
+
+    with transaction.atomic():
+        Asset.objects.select_for_update().get(id=asset.id)
+        last = ModelVersion.objects.filter(asset=asset).order_by("-version").values_list("version", flat=True).first()
+        version = ModelVersion.objects.create(
+            asset=asset, version=(last or 0) + 1, training_run=run,
+            hyperparameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
+            data_start=ms_to_datetime(int(series.times[0])), data_end=ms_to_datetime(int(series.times[-1])),
+            data_candles=len(series), data_digest=digest,
+            metrics=result["methods"]["model"],
+            baseline_metrics={k: v for k, v in result["methods"].items() if k != "model"},
+            backtest={k: v for k, v in result.items() if k != "methods"} | {"test_start": int(series.times[test_start])},
+            artifact=name, artifact_size=size, artifact_sha256=sha,
+            train_seconds=model.meta["train_seconds"],
+        )
+        TrainingRun.objects.filter(id=run.id).update(
+            status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), error=""
+        )
+    model_version_gate(version=version, series=series, test_start=test_start)
+    return version
+
+
+# --- the promotion gate ---------------------------------------------------------------------------
+
+
+def gate_decision(*, metrics: dict, baselines: dict, champion: dict | None) -> tuple[bool, list[str]]:
+    """The rule: pinball loss below the champion's and the naive band's, MAE at most 0.5% above naive's."""
+    reasons, ok = [], True
+    pin, band_pin = metrics["pinball"], baselines["naive_band"]["pinball"]
+    if pin < band_pin:
+        reasons.append(f"pinball {pin:.6g} < naive band {band_pin:.6g}")
+    else:
+        ok = False
+        reasons.append(f"pinball {pin:.6g} is not below the naive band's {band_pin:.6g}")
+    mae, naive_mae = metrics["mae"], baselines["naive"]["mae"]
+    limit = naive_mae * settings.GATE_MAX_MAE_RATIO
+    if mae <= limit:
+        reasons.append(f"MAE {mae:.6g} within {settings.GATE_MAX_MAE_RATIO - 1:.1%} of naive {naive_mae:.6g}")
+    else:
+        ok = False
+        reasons.append(f"MAE {mae:.6g} is more than {settings.GATE_MAX_MAE_RATIO - 1:.1%} above naive {naive_mae:.6g}")
+    if champion is not None:
+        if pin < champion["pinball"]:
+            reasons.append(f"pinball below the champion's {champion['pinball']:.6g}")
+        else:
+            ok = False
+            reasons.append(f"pinball is not below the champion's {champion['pinball']:.6g}")
+    return ok, reasons
+
+
+def model_version_gate(*, version: ModelVersion, series: Series, test_start: int) -> bool:
+    champion_metrics = None
+    with transaction.atomic():
+        Asset.objects.select_for_update().get(id=version.asset_id)
+        champion = ModelVersion.objects.filter(asset_id=version.asset_id, status=ModelVersion.Status.CHAMPION).first()
+        while champion is not None:
+            try:
+                champion_model = model_version_load(champion)
+            except ArtifactError:
+                champion = ModelVersion.objects.filter(asset_id=version.asset_id,
+                                                       status=ModelVersion.Status.CHAMPION).first()
+                continue
+            # The champion is scored on exactly the same origins as the new version.
+            champion_metrics = backtest(champion_model, series, test_start=test_start)["methods"]["model"]
+            break
+        ok, reasons = gate_decision(metrics=version.metrics, baselines=version.baseline_metrics,
+                                    champion=champion_metrics)
+        if champion is not None and champion_metrics is not None:
+            version.baseline_metrics = {**version.baseline_metrics,
+                                        "champion": {**champion_metrics, "version": champion.version}}
+        version.decision = ("Promoted: " if ok else "Rejected: ") + "; ".join(reasons) + "."
+        version.save(update_fields=["baseline_metrics", "decision"])
+        if ok:
+            model_version_promote(version=version)
+        else:
+            ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.REJECTED)
+            version.status = ModelVersion.Status.REJECTED
+    return ok
+
+
+@transaction.atomic
+def model_version_promote(*, version: ModelVersion) -> ModelVersion:
+    """Make `version` the champion (staff may promote any version with a good artifact)."""
+    if version.artifact_broken:
+        raise TrainingError(f"{version} has a broken artifact and cannot serve.")
+    Asset.objects.select_for_update().get(id=version.asset_id)
+    now = timezone.now()
+    ModelVersion.objects.filter(asset_id=version.asset_id, status=ModelVersion.Status.CHAMPION).exclude(
+        id=version.id).update(status=ModelVersion.Status.RETIRED, retired_at=now)
+    ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.CHAMPION, promoted_at=now,
+                                                      retired_at=None)
+    version.refresh_from_db()
+    _forecast_on_commit(version.asset_id)
+    return version
+
+
+@transaction.atomic
+def model_version_rollback(*, asset: Asset) -> ModelVersion | None:
+    """Retire the champion and bring back the previous one (None: the baseline serves)."""
+    Asset.objects.select_for_update().get(id=asset.id)
+    champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
+    if champion is None:
+        raise TrainingError(f"{asset.symbol} has no champion to roll back.")
+    return _fall_back(version=champion)
+
+
+@transaction.atomic
+def model_version_retire(*, version: ModelVersion) -> None:
+    if version.status == ModelVersion.Status.CHAMPION:
+        _fall_back(version=version)
+        return
+    ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.RETIRED, retired_at=timezone.now())
+
+
+def _forecast_on_commit(asset_id: int) -> None:
+    from ..tasks import forecast_task
+
+    transaction.on_commit(lambda: forecast_task.delay(asset_id))
+
+
+# --- forecasts ------------------------------------------------------------------------------------
+
+FORECAST_CANDLES = 24 * 60  # enough history to warm the LSTM state and the volatility estimate
+
+
+def forecast_make(*, asset: Asset) -> Forecast:
+    """Forecast from the newest candle with the champion, or the naive band when there is none."""
+    series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES)
+    champion, model = None, None
+    for _attempt in range(3):
+        champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
+        if champion is None:
+            break
+        try:
+            model = model_version_load(champion)
+            break
+        except ArtifactError:
+            champion = None  # flagged; the previous good version (if any) is champion now
+    if model is not None:
+        out = model.forecast(series)
+        kind, source = Forecast.Kind.MODEL, f"v{champion.version}"
+        age_limit = timedelta(hours=settings.MODEL_MAX_AGE_HOURS)
+        stale = timezone.now() - champion.created_at > age_limit
+    else:
+        cfg = TrainConfig()
+        out = naive_band_forecast(series, horizon=cfg.horizon, levels=cfg.quantiles,
+                                  ewma_halflife=cfg.ewma_halflife)
+        kind, source, stale = Forecast.Kind.BASELINE, "baseline", False
+    steps = [
+        {"target_time": ms_to_datetime(t).isoformat(), "values": [_price(v) for v in values]}
+        for t, values in zip(out["target_times"], out["prices"])
+    ]
+    forecast, _ = Forecast.objects.get_or_create(
+        asset=asset, origin_time=ms_to_datetime(out["origin_time"]), source=source,
+        defaults={"kind": kind, "model_version": champion if model is not None else None,
+                  "last_close": _price(out["last_close"]), "quantiles": list(out["quantiles"]),
+                  "steps": steps, "stale": stale},
+    )
+    return forecast
+
+
+def _price(value: float) -> str:
+    """Prices as decimal strings with 8 places (what candles hold), never binary floats."""
+    return f"{float(np.round(value, 8)):.8f}"
