@@ -4,5 +4,6 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-development-key-do-not-use-in-production")
+# An empty value (a copied .env.example) counts as unset here.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or "insecure-local-development-key-do-not-use-in-production"
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -1,0 +1,137 @@
+"""The two ways to run (embedded default and production) come from the environment alone.
+
+Each configuration is loaded in a child process with a clean environment, so nothing from the
+test run (DATABASE_URL, REDIS_URL, DJANGO_SETTINGS_MODULE) leaks into what is being checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Prints the settings under test as JSON, plus the broker the Celery app itself ends up with.
+_PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from mur_site.celery_app import app
+db = settings.DATABASES["default"]
+print(json.dumps({
+    "DEBUG": settings.DEBUG,
+    "SECRET_KEY": settings.SECRET_KEY,
+    "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
+    "db": {k: str(db.get(k, "")) for k in ("ENGINE", "NAME", "HOST", "PORT", "USER", "PASSWORD")},
+    "broker_url": settings.CELERY_BROKER_URL,
+    "broker_options": settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+    "app_broker_url": app.conf.broker_url,
+    "cache": settings.CACHES["default"],
+    "queues": [q.name for q in settings.CELERY_TASK_QUEUES],
+}))
+"""
+
+
+def clean_env(settings_module: str, **variables: str) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DJANGO_SETTINGS_MODULE": settings_module}
+    env.update(variables)
+    return env
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def load_settings(settings_module: str, **variables: str) -> dict:
+    """The settings a fresh process gets from `settings_module` and exactly these variables."""
+    proc = run_python(_PROBE, clean_env(settings_module, **variables))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    for secret in (None, ""):
+        extra = {"DJANGO_ALLOWED_HOSTS": "example.com"}
+        if secret is not None:
+            extra["DJANGO_SECRET_KEY"] = secret
+        proc = subprocess.run(
+            [sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env=clean_env("mur_site.settings.production", **extra),
+        )
+        assert proc.returncode != 0, proc.stdout
+        assert "ImproperlyConfigured" in proc.stderr
+        assert "DJANGO_SECRET_KEY" in proc.stderr
+
+
+def test_production_requires_allowed_hosts():
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=clean_env("mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test"),
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert "DJANGO_ALLOWED_HOSTS" in proc.stderr
+
+
+def test_production_with_key_and_hosts_loads_and_passes_checks():
+    env = clean_env("mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test",
+                    DJANGO_ALLOWED_HOSTS="mur.example.com,www.mur.example.com")
+    proc = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    s = load_settings("mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test",
+                      DJANGO_ALLOWED_HOSTS="mur.example.com,www.mur.example.com")
+    assert s["DEBUG"] is False
+    assert s["SECRET_KEY"] == "s3cret-for-this-test"
+    assert s["ALLOWED_HOSTS"] == ["mur.example.com", "www.mur.example.com"]
+
+
+def test_embedded_default_needs_no_services():
+    s = load_settings("mur_site.settings.local")
+    assert s["db"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert Path(s["db"]["NAME"]) == ROOT / "var" / "db.sqlite3"
+    assert s["broker_url"] == s["app_broker_url"] == "filesystem://"
+    broker_dir = ROOT / "var" / "broker"
+    for key in ("data_folder_in", "data_folder_out", "control_folder"):
+        assert Path(s["broker_options"][key]).parent == broker_dir
+    assert s["cache"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+
+
+def test_database_url_selects_postgresql():
+    s = load_settings("mur_site.settings.local",
+                      DATABASE_URL="postgres://mur:pw@db.internal:5433/murdb")
+    assert s["db"] == {"ENGINE": "django.db.backends.postgresql", "NAME": "murdb", "HOST": "db.internal",
+                       "PORT": "5433", "USER": "mur", "PASSWORD": "pw"}
+    # Only the database moved: broker and cache stay embedded without REDIS_URL.
+    assert s["broker_url"] == "filesystem://"
+
+
+def test_redis_url_selects_redis_broker_and_cache():
+    url = "redis://cache.internal:6380/3"
+    s = load_settings("mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test",
+                      DJANGO_ALLOWED_HOSTS="mur.example.com", REDIS_URL=url,
+                      DATABASE_URL="postgres://mur:pw@db.internal:5432/mur")
+    assert s["broker_url"] == s["app_broker_url"] == url
+    assert s["cache"] == {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    assert s["db"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def test_three_celery_queues(settings):
+    names = [q.name for q in settings.CELERY_TASK_QUEUES]
+    assert sorted(names) == ["forecast", "ingest", "train"]
+    assert settings.CELERY_TASK_DEFAULT_QUEUE in names
+    for route in settings.CELERY_TASK_ROUTES.values():
+        assert route["queue"] in names
+    # Every project task is routed (by its own options or CELERY_TASK_ROUTES) to one of them.
+    from mur_site.celery_app import app
+
+    app.loader.import_default_modules()
+    project_tasks = [name for name in app.tasks if name.split(".")[0] in {"forecasting", "portfolio", "mur_site"}]
+    assert project_tasks, "no project task registered"
+    for name in project_tasks:
+        task = app.tasks[name]
+        route = app.amqp.router.route(dict(task._get_exec_options()), name, (), {}, task_type=task)
+        assert route["queue"].name in names, f"{name} is routed to unknown queue {route['queue'].name!r}"
