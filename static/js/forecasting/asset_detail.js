@@ -3,6 +3,9 @@
   var me = document.getElementById("asset-detail-js");
   var points = JSON.parse(document.getElementById("price-data").textContent);
   var quote = me.dataset.quote;
+  // Ranges longer than two days label the axis by date only, so labels stay short on phones.
+  var span = points.length ? points[points.length - 1].t - points[0].t : 0;
+  var labelLength = span > 2 * 86400000 ? 10 : 16;
 
   window.chartReady.then(function (Chart) {
     var canvas = document.getElementById("price-chart");
@@ -26,9 +29,11 @@
         scales: {
           x: {
             type: "linear",
+            // The axis spans the data: the default ("ticks") pads it to round milliseconds.
+            bounds: "data",
             ticks: {
               maxTicksLimit: 8,
-              callback: function (v) { return new Date(v).toISOString().slice(0, 16).replace("T", " "); },
+              callback: function (v) { return new Date(v).toISOString().slice(0, labelLength).replace("T", " "); },
             },
           },
           y: { ticks: { callback: function (v) { return v.toLocaleString(); } } },
