@@ -234,22 +234,28 @@ def _train_and_register(run: TrainingRun, config: TrainConfig, on_progress=None)
             on_progress(epoch, max_epochs)
 
     model = train(series, config, train_end=test_start, progress=progress)
+    return model_version_register(run=run, model=model, series=series, digest=digest, test_start=test_start)
+
+
+def model_version_register(*, run: TrainingRun, model: TrainedModel, series: Series, digest: str,
+                           test_start: int) -> ModelVersion:
+    """Backtest a trained model, store its artifact, record the version, then apply the gate."""
+    asset = run.asset
     result = backtest(model, series, test_start=test_start)
     name, size, sha = artifact_write(asset=asset, data=model.to_bytes())
-
     with transaction.atomic():
         Asset.objects.select_for_update().get(id=asset.id)
         last = ModelVersion.objects.filter(asset=asset).order_by("-version").values_list("version", flat=True).first()
         version = ModelVersion.objects.create(
             asset=asset, version=(last or 0) + 1, training_run=run,
-            hyperparameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
+            hyperparameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(model.config).items()},
             data_start=ms_to_datetime(int(series.times[0])), data_end=ms_to_datetime(int(series.times[-1])),
             data_candles=len(series), data_digest=digest,
             metrics=result["methods"]["model"],
             baseline_metrics={k: v for k, v in result["methods"].items() if k != "model"},
             backtest={k: v for k, v in result.items() if k != "methods"} | {"test_start": int(series.times[test_start])},
             artifact=name, artifact_size=size, artifact_sha256=sha,
-            train_seconds=model.meta["train_seconds"],
+            train_seconds=model.meta.get("train_seconds", 0.0),
         )
         TrainingRun.objects.filter(id=run.id).update(
             status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), error=""

@@ -1,0 +1,263 @@
+"""Training registry, promotion gate, artifacts and forecasts on real BTCUSDT candles."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from forecasting.ml.data import Series
+from forecasting.ml.train import TrainConfig, split_points, train
+from forecasting.models import Forecast, ModelVersion, TrainingRun
+from forecasting.services.market_data import asset_track, candles_import_file
+from forecasting.services.training import (
+    ArtifactError,
+    candle_series,
+    forecast_make,
+    model_version_load,
+    model_version_promote,
+    model_version_register,
+    training_run_claim,
+    training_run_execute,
+    training_run_request,
+    training_runs_reap,
+)
+
+YEAR = 365 * 24
+
+
+@pytest.fixture(scope="module")
+def btc_year_file(data_dir, tmp_path_factory):
+    """The last year of real BTCUSDT 1h candles, as a kline file in a temp folder."""
+    df = pd.read_csv(data_dir / "BTCUSDT-1h.csv", dtype=str).tail(YEAR)
+    path = tmp_path_factory.mktemp("klines") / "BTCUSDT-1h.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def good_model(btc_year_file):
+    df = pd.read_csv(btc_year_file)
+    series = Series.from_arrays(times=df.open_time, open=df.open, high=df.high, low=df.low, close=df.close,
+                                volume=df.volume, interval_ms=3_600_000)
+    _, test_start = split_points(len(series), test_steps=720, val_steps=720)
+    return train(series, TrainConfig(threads=1), train_end=test_start)
+
+
+def widened(model, by: float):
+    """The same model with its 80% band `by` scaled units wider at every step: worse pinball."""
+    other = copy.copy(model)
+    other.calibration = model.calibration + by
+    return other
+
+
+@pytest.fixture
+def btc(db, btc_year_file):
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    candles_import_file(asset=asset, path=btc_year_file)
+    return asset
+
+
+def register(asset, model):
+    series, digest = candle_series(asset=asset, days=365)
+    _, test_start = split_points(len(series), test_steps=720, val_steps=720)
+    run = TrainingRun.objects.create(asset=asset, triggered_by="test")
+    run = training_run_claim(run_id=run.id, worker="test")
+    version = model_version_register(run=run, model=model, series=series, digest=digest, test_start=test_start)
+    version.refresh_from_db()
+    return version
+
+
+def champion(asset):
+    return ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
+
+
+def test_gate_promotes_only_a_model_that_beats_naive_and_the_champion(btc, good_model, django_capture_on_commit_callbacks):
+    # No champion yet: the baseline serves, labelled as such.
+    first = forecast_make(asset=btc)
+    assert first.kind == Forecast.Kind.BASELINE and first.model_version is None and first.source == "baseline"
+
+    # A model whose band is far too wide loses to the naive band and is kept as rejected.
+    bad = register(btc, widened(good_model, 3.0))
+    assert bad.status == ModelVersion.Status.REJECTED and bad.version == 1
+    assert bad.metrics["pinball"] >= bad.baseline_metrics["naive_band"]["pinball"]
+    assert "not below the naive band" in bad.decision
+    assert champion(btc) is None
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        good = register(btc, good_model)
+    assert good.status == ModelVersion.Status.CHAMPION and good.version == 2, good.decision
+    assert good.metrics["pinball"] < good.baseline_metrics["naive_band"]["pinball"]
+    assert good.metrics["mae"] <= good.baseline_metrics["naive"]["mae"] * 1.005
+    assert good.decision.startswith("Promoted")
+    assert callbacks, "a promotion enqueues a forecast"
+    # The version records what it was trained on and a complete, checksummed artifact.
+    series, digest = candle_series(asset=btc, days=365)
+    assert good.data_digest == digest and good.data_candles == len(series) == YEAR
+    data = default_storage.open(good.artifact.name).read()
+    assert hashlib.sha256(data).hexdigest() == good.artifact_sha256 and len(data) == good.artifact_size
+    assert set(good.baseline_metrics) == {"naive", "drift", "naive_band"}
+    assert good.hyperparameters["horizon"] == 24 and good.hyperparameters["quantiles"] == [0.1, 0.5, 0.9]
+
+    # Slightly worse than the champion on the same backtest: rejected, champion unchanged.
+    worse = register(btc, widened(good_model, 0.3))
+    assert worse.status == ModelVersion.Status.REJECTED
+    assert worse.baseline_metrics["champion"]["version"] == good.version
+    assert worse.metrics["pinball"] >= worse.baseline_metrics["champion"]["pinball"]
+    assert "champion" in worse.decision
+    assert champion(btc) == good
+
+    served = forecast_make(asset=btc)
+    assert served.kind == Forecast.Kind.MODEL and served.model_version == good and served.source == "v2"
+    assert len(served.steps) == 24 and served.quantiles == [0.1, 0.5, 0.9]
+    last_open = series.times[-1]
+    assert served.origin_time == timezone.datetime.fromtimestamp(last_open / 1000, tz=timezone.get_fixed_timezone(0))
+    for i, step in enumerate(served.steps, start=1):
+        lo, mid, hi = (float(v) for v in step["values"])
+        assert lo <= mid <= hi
+        assert pd.Timestamp(step["target_time"]).value // 10**6 == last_open + i * 3_600_000
+    assert not served.stale
+    # Idempotent: the same origin and source give the same row.
+    assert forecast_make(asset=btc).id == served.id
+
+
+def test_corrupted_champion_artifact_is_refused_and_the_previous_champion_serves(btc, good_model):
+    older = register(btc, good_model)
+    newer = register(btc, widened(good_model, 0.0))
+    model_version_promote(version=older)
+    model_version_promote(version=newer)
+    assert champion(btc) == newer
+    path = default_storage.path(newer.artifact.name)
+    raw = bytearray(open(path, "rb").read())
+    raw[len(raw) // 2] ^= 0xFF
+    open(path, "wb").write(bytes(raw))
+
+    with pytest.raises(ArtifactError, match="checksum"):
+        model_version_load(newer)
+    newer.refresh_from_db()
+    assert "checksum mismatch" in newer.artifact_broken
+    assert newer.status == ModelVersion.Status.RETIRED
+    assert champion(btc) == older
+    forecast = forecast_make(asset=btc)
+    assert forecast.model_version == older and forecast.source == f"v{older.version}"
+    # A broken version cannot be promoted again.
+    from forecasting.services.training import TrainingError
+
+    with pytest.raises(TrainingError):
+        model_version_promote(version=newer)
+
+
+def test_forecast_from_an_expired_model_is_marked_stale(btc, good_model, settings):
+    version = register(btc, good_model)
+    assert version.status == ModelVersion.Status.CHAMPION
+    settings.MODEL_MAX_AGE_HOURS = 1
+    ModelVersion.objects.filter(id=version.id).update(created_at=timezone.now() - timedelta(hours=2))
+    assert forecast_make(asset=btc).stale is True
+
+
+def test_training_run_end_to_end_records_progress_and_a_version(btc, settings):
+    settings.TRAIN_MAX_EPOCHS = 3
+    seen = []
+    run = TrainingRun.objects.create(asset=btc, triggered_by="test")
+    version = training_run_execute(run_id=run.id, worker="w1", on_progress=lambda e, n: seen.append((e, n)))
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED and run.error == ""
+    assert seen == [(1, 3), (2, 3), (3, 3)] and (run.epoch, run.max_epochs) == (3, 3)
+    assert run.started_at <= run.finished_at and run.duration is not None and run.worker == "w1"
+    assert version.training_run == run and version.status in (ModelVersion.Status.CHAMPION, ModelVersion.Status.REJECTED)
+    # A second execution of the same run does nothing (it is not queued any more).
+    assert training_run_execute(run_id=run.id) is None
+    assert ModelVersion.objects.filter(asset=btc).count() == 1
+
+
+def test_training_with_too_little_history_fails_with_a_clear_error(db, data_dir, tmp_path):
+    from tests.system.helpers import write_klines
+
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    path = tmp_path / "BTCUSDT-1h.csv"
+    write_klines(path, data_dir / "BTCUSDT-1h.csv", rows=500)
+    candles_import_file(asset=asset, path=path)
+    run = TrainingRun.objects.create(asset=asset, triggered_by="test")
+    assert training_run_execute(run_id=run.id) is None
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and "too little history" in run.error
+    assert not ModelVersion.objects.exists()
+
+
+def test_request_is_idempotent_and_reaper_fails_only_lost_runs(btc, settings, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = training_run_request(asset=btc, triggered_by="admin:alice")
+        again = training_run_request(asset=btc, triggered_by="schedule")
+    assert first == again and len(callbacks) == 1
+    assert TrainingRun.objects.filter(asset=btc).count() == 1
+
+    claimed = training_run_claim(run_id=first.id, worker="w1")
+    assert claimed.status == TrainingRun.Status.RUNNING
+    assert training_runs_reap() == 0  # fresh heartbeat
+    later = timezone.now() + timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 1)
+    assert training_runs_reap(now=later) == 1
+    first.refresh_from_db()
+    assert first.status == TrainingRun.Status.FAILED and "worker was lost" in first.error
+
+
+def test_train_asset_command_prints_the_backtest_table(btc, settings, capsys):
+    settings.TRAIN_MAX_EPOCHS = 2
+    call_command("train_asset", "btcusdt")
+    out = capsys.readouterr().out
+    for row in ("this model", "naive", "drift", "naive_band"):
+        assert f"\n{row} " in out
+    assert "pinball" in out and "80% cover" in out and "Forecast from" in out
+
+
+def test_train_asset_command_refuses_an_untracked_symbol(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="not tracked"):
+        call_command("train_asset", "NOPEUSDT")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_on_postgres_let_exactly_one_worker_train(on_postgres, btc_year_file):
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    run = TrainingRun.objects.create(asset=asset, triggered_by="test")
+    results, barrier = [], threading.Barrier(4)
+
+    def claim(name):
+        barrier.wait()
+        try:
+            results.append(training_run_claim(run_id=run.id, worker=name))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [r for r in results if r is not None]
+    assert len(results) == 4 and len(winners) == 1
+
+    # A second queued run of the same asset cannot run beside it: the database refuses it.
+    other = TrainingRun.objects.create(asset=asset, triggered_by="test")
+    assert training_run_claim(run_id=other.id, worker="w9") is None
+    other.refresh_from_db()
+    assert other.status == TrainingRun.Status.FAILED and "already running" in other.error
+    assert TrainingRun.objects.filter(asset=asset, status=TrainingRun.Status.RUNNING).count() == 1
+
+
+def test_quantiles_in_price_space_are_decimal_strings(btc, good_model):
+    register(btc, good_model)
+    forecast = forecast_make(asset=btc)
+    for step in forecast.steps:
+        for value in step["values"]:
+            assert isinstance(value, str) and len(value.split(".")[1]) == 8
+    assert np.isfinite(float(forecast.last_close))
