@@ -74,3 +74,33 @@ def test_admin_lists_candles_but_never_edits_them(admin_client, data_dir):
     assert admin_client.get(reverse("admin:forecasting_candle_delete", args=[candle.id])).status_code == 403
     # Assets are editable by staff.
     assert admin_client.get(reverse("admin:forecasting_asset_change", args=[asset.id])).status_code == 200
+
+
+def test_tracking_creates_daily_retraining_and_a_forecast_each_interval():
+    from forecasting.services.schedules import asset_schedules, forecast_task_name, retrain_task_name
+
+    asset = asset_track(symbol="ETHUSDT", interval="1h", base_asset="ETH", quote_asset="USDT")
+    app.loader.import_default_modules()
+    by_name = {t.name: t for t in asset_schedules(asset)}
+    assert len(by_name) == 3
+    retrain = by_name[retrain_task_name(asset)]
+    assert retrain.task == "forecasting.tasks.asset_retrain_task" and retrain.task in app.tasks
+    assert (retrain.crontab.minute, retrain.crontab.hour, retrain.crontab.day_of_week) == ("30", "2", "*")
+    forecast = by_name[forecast_task_name(asset)]
+    assert forecast.task == "forecasting.tasks.forecast_task" and forecast.queue == "forecast"
+    assert (forecast.crontab.minute, forecast.crontab.hour) == ("3", "*")  # hourly, after the refresh
+    assert all(json.loads(t.kwargs) == {"asset_id": asset.id} for t in by_name.values())
+    # Training itself runs on the train queue; the beat task only queues a run.
+    assert app.amqp.router.route({}, "forecasting.tasks.training_run_task")["queue"].name == "train"
+    # Untracking disables every schedule of the asset.
+    asset.tracked = False
+    asset.save()
+    from forecasting.services.schedules import asset_schedules_ensure
+
+    asset_schedules_ensure(asset=asset)
+    assert not any(t.enabled for t in asset_schedules(asset))
+
+
+def test_reaper_schedule_exists():
+    task = PeriodicTask.objects.get(task="forecasting.tasks.training_runs_reap_task")
+    assert task.enabled and task.interval.every == 5 and task.interval.period == "minutes"

@@ -66,3 +66,19 @@ def write_klines(path: Path, source: Path, rows: int) -> None:
             if i > rows:
                 break
             dst.write(line)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of a process, from /proc (Linux)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces; the parent pid follows the closing parenthesis.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(entry.name))
+    return out
