@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from .data import Series, SeriesError, build_frame
+from .data import Series, SeriesError, build_frame, segment_ids
 from .train import TrainedModel, to_prices
 
 
@@ -52,7 +52,9 @@ def metrics(point: np.ndarray, actual: np.ndarray, last: np.ndarray, *, mase_sca
         "mase": float(np.mean(np.abs(err)) / mase_scale),
         "mae_by_step": np.mean(np.abs(err), axis=0).round(6).tolist(),
     }
-    moved = np.sign(point - last[:, None])
+    # exp(log(price)) is not always the price to the last bit: a move that small is no move at all.
+    move = point - last[:, None]
+    moved = np.where(np.abs(move) > 1e-9 * last[:, None], np.sign(move), 0.0)
     actual_move = np.sign(actual - last[:, None])
     # A forecast of "no change" calls no direction, so directional accuracy does not apply to it.
     out["directional_accuracy"] = None if not np.any(moved) else float(np.mean(moved == actual_move))
@@ -110,7 +112,9 @@ def score(series: Series, idx: np.ndarray, forecasts: dict[str, Forecasts], *, t
     actual = actuals(series, idx, horizon)
     last = series.close[idx]
     train_close = series.close[:train_end]
-    mase_scale = float(np.mean(np.abs(np.diff(train_close))))
+    # One-step naive errors inside segments only: a jump across a gap is not a one-step change.
+    seg = segment_ids(series.head(train_end))
+    mase_scale = float(np.mean(np.abs(np.diff(train_close))[seg[1:] == seg[:-1]]))
     all_forecasts = dict(forecasts)
     all_forecasts.update(baselines(series, idx, horizon=horizon, levels=levels, train_end=train_end,
                                    ewma_halflife=ewma_halflife, min_history=min_history))

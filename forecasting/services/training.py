@@ -43,7 +43,8 @@ class TrainingError(Exception):
 # --- data -----------------------------------------------------------------------------------------
 
 
-def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = None) -> tuple[Series, str]:
+def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = None,
+                  since=None) -> tuple[Series, str]:
     """The newest candles of an asset as a Series, and a sha256 digest of exactly those candles."""
     qs = Candle.objects.filter(asset=asset, interval=asset.interval)
     newest = qs.order_by("-open_time").values_list("open_time", flat=True).first()
@@ -51,6 +52,8 @@ def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = 
         raise SeriesError(f"{asset.symbol} has no candles yet")
     if days is not None:
         qs = qs.filter(open_time__gt=newest - timedelta(days=days))
+    if since is not None:
+        qs = qs.filter(open_time__gte=since)
     if limit is not None:
         first = qs.order_by("-open_time").values_list("open_time", flat=True)[limit - 1:limit].first()
         if first is not None:
@@ -381,6 +384,9 @@ def forecast_make(*, asset: Asset) -> Forecast:
         except ArtifactError:
             champion = None  # flagged; the previous good version (if any) is champion now
     if model is not None:
+        if model.aci_start_time is not None:
+            # The adaptive band replays every outcome since its start: read candles from there.
+            series, _ = candle_series(asset=asset, since=ms_to_datetime(model.aci_start_time))
         out = model.forecast(series)
         kind, source = Forecast.Kind.MODEL, f"v{champion.version}"
         age_limit = timedelta(hours=settings.MODEL_MAX_AGE_HOURS)
