@@ -1,6 +1,90 @@
-from django.contrib import admin
+from collections import Counter
+from datetime import timedelta
 
-from .models import Asset, Candle
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
+
+from .klines import ms_to_datetime
+from .management.commands.train_asset import COLUMNS as BACKTEST_COLUMNS
+from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+from .services.schedules import asset_schedules, asset_schedules_ensure
+from .services.training import (
+    TrainingError,
+    model_version_promote,
+    model_version_retire,
+    model_version_rollback,
+    training_run_request,
+)
+
+ACTIVE_RUN_STATUSES = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
+AUTO_REFRESH_SECONDS = 5
+BASELINE_ORDER = ("naive", "drift", "naive_band", "champion")
+
+
+# --- formatting -----------------------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    # Four significant digits suit both BTC (277.8) and sub-cent pairs (0.0001234).
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _signed_pct(value: float) -> str:
+    return f"{value:+.1f}%".replace("-", "\u2212")
+
+
+def _vs(value, reference, name: str) -> str:
+    if value is None:
+        return "—"
+    if not reference:
+        return _num(value)
+    return f"{_num(value)} ({_signed_pct((value / reference - 1) * 100)} vs {name})"
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+def _changelist_url(model, **filters) -> str:
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    return f"{url}?{query}" if query else url
+
+
+def _change_url(obj) -> str:
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+def _link(obj, text=None):
+    return format_html('<a href="{}">{}</a>', _change_url(obj), text or obj)
+
+
+def _join(items) -> str:
+    return format_html_join(", ", "{}", ((item,) for item in items))
+
+
+def _lock_asset(asset_id: int) -> None:
+    """Take the same row lock the services take, so the version state read next is current."""
+    Asset.objects.select_for_update().get(id=asset_id)
+
+
+# --- assets ---------------------------------------------------------------------------------------
 
 
 @admin.register(Asset)
@@ -8,7 +92,111 @@ class AssetAdmin(admin.ModelAdmin):
     list_display = ("symbol", "base_asset", "quote_asset", "interval", "tracked", "created_at")
     list_filter = ("tracked", "interval", "quote_asset")
     search_fields = ("symbol", "base_asset")
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", "schedules", "training")
+    actions = ("retrain_now", "rollback_champion")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Candles, schedules and models belong to one interval: it is chosen when tracking starts.
+        extra = ("symbol", "interval") if obj is not None else ()
+        return extra + tuple(super().get_readonly_fields(request, obj))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # The schedules' enabled flag follows the tracked flag.
+        asset_schedules_ensure(asset=obj)
+
+    def has_retrain_permission(self, request):
+        return request.user.has_perm("forecasting.add_trainingrun")
+
+    def has_rollback_permission(self, request):
+        return request.user.has_perm("forecasting.change_modelversion")
+
+    @admin.display(description="schedules")
+    def schedules(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        tasks = list(asset_schedules(obj).select_related("crontab", "interval", "solar", "clocked").order_by("name"))
+        if not tasks:
+            return "No schedules: tracking the asset (track_asset) creates them."
+        rows = []
+        for task in tasks:
+            # Staff may have swapped the crontab for another kind of schedule.
+            schedule = task.crontab or task.interval or task.solar or task.clocked
+            when = task.crontab.human_readable if task.crontab else str(schedule or "no schedule")
+            state = "enabled" if task.enabled else "disabled"
+            last = f"last run {timesince(task.last_run_at)} ago" if task.last_run_at else "never run"
+            rows.append((_change_url(task), task.name, when, task.queue or "default queue", state, last))
+        return format_html(
+            '<ul style="margin:0;padding-left:1.2em">{}</ul>',
+            format_html_join("", '<li><a href="{}">{}</a>: {} · {} · {} · {}</li>', rows),
+        )
+
+    @admin.display(description="training")
+    def training(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        runs = obj.training_runs.count()
+        latest = obj.training_runs.order_by("-created_at").first()
+        versions = obj.model_versions.count()
+        champion = obj.model_versions.filter(status=ModelVersion.Status.CHAMPION).first()
+        parts = [format_html('<a href="{}">{} training run{}</a>{}',
+                             _changelist_url(TrainingRun, asset__id__exact=obj.pk), runs, "" if runs == 1 else "s",
+                             format_html(" (latest: {})", _link(latest, latest.status)) if latest else ""),
+                 format_html('<a href="{}">{} model version{}</a>',
+                             _changelist_url(ModelVersion, asset__id__exact=obj.pk), versions,
+                             "" if versions == 1 else "s"),
+                 format_html("champion: {}", _link(champion, f"v{champion.version}")) if champion
+                 else "no champion: the naive band serves"]
+        return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts))
+
+    @admin.action(description="Retrain now", permissions=["retrain"])
+    def retrain_now(self, request, queryset):
+        queued, busy = [], []
+        for asset in queryset.order_by("symbol"):
+            # A run that was already active before the request is the service's "already queued" answer.
+            active_before = set(TrainingRun.objects.filter(asset=asset, status__in=ACTIVE_RUN_STATUSES)
+                                .values_list("id", flat=True))
+            run = training_run_request(asset=asset, triggered_by=f"admin:{request.user.username}")
+            if run.id in active_before:
+                busy.append(_link(run, f"{asset.symbol} (run {run.id}, {run.status}, {run.progress_label})"))
+            else:
+                queued.append(_link(run, f"{asset.symbol} (run {run.id})"))
+        if queued:
+            self.message_user(request, format_html("Queued training for {}.", _join(queued)), messages.SUCCESS)
+        if busy:
+            self.message_user(request, format_html("Already queued or running, not queued again: {}.", _join(busy)),
+                              messages.WARNING)
+
+    @admin.action(description="Roll back to previous champion", permissions=["rollback"])
+    def rollback_champion(self, request, queryset):
+        _rollback(self, request, list(queryset.order_by("symbol")))
+
+
+def _rollback(model_admin, request, assets: list[Asset]) -> None:
+    """All selected assets roll back, or none does."""
+    missing = [a.symbol for a in assets
+               if not ModelVersion.objects.filter(asset=a, status=ModelVersion.Status.CHAMPION).exists()]
+    if missing:
+        model_admin.message_user(
+            request, f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no champion to roll back. "
+                     f"Nothing was changed.", messages.ERROR)
+        return
+    done = []
+    try:
+        with transaction.atomic():
+            for asset in assets:
+                _lock_asset(asset.id)
+                champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
+                restored = model_version_rollback(asset=asset)  # TrainingError if the champion just went
+                done.append(format_html(
+                    "{}: v{} retired, {}", asset.symbol, champion.version,
+                    format_html("{} is champion again", _link(restored, f"v{restored.version}")) if restored
+                    else "no earlier good version, the naive band serves"))
+    except TrainingError as exc:
+        model_admin.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
+        return
+    summary = format_html_join("; ", "{}", ((d,) for d in done))
+    model_admin.message_user(request, format_html("Rolled back {}.", summary), messages.SUCCESS)
 
 
 @admin.register(Candle)
@@ -30,3 +218,274 @@ class CandleAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by training and forecasting: staff look, and act through actions."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- training runs --------------------------------------------------------------------------------
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "asset", "status", "triggered_by", "progress", "started_at", "run_duration", "error_snippet")
+    list_display_links = ("id", "asset")
+    list_filter = ("status", "asset")
+    list_select_related = ("asset",)
+    search_fields = ("asset__symbol", "triggered_by", "error")
+    change_list_template = "admin/forecasting/trainingrun/change_list.html"
+    change_form_template = "admin/forecasting/trainingrun/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("asset", "status", "triggered_by", "progress", "model_version_link")}),
+        ("Timing", {"fields": ("created_at", "started_at", "finished_at", "run_duration", "heartbeat_at", "worker")}),
+        ("Error", {"fields": ("error_text",)}),
+    )
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        if not obj.max_epochs:
+            return obj.progress_label
+        bar = format_html('<progress value="{}" max="{}" style="width:6em;vertical-align:middle"></progress> {}',
+                          obj.epoch, obj.max_epochs, obj.progress_label)
+        silent = self._silent_for(obj)
+        if silent:
+            return format_html('{} <strong style="color:var(--error-fg)">no heartbeat for {}</strong>', bar, silent)
+        return bar
+
+    @staticmethod
+    def _silent_for(obj):
+        """How long a running run has been silent, once that is past the reaper's timeout."""
+        if obj.status != TrainingRun.Status.RUNNING or obj.heartbeat_at is None:
+            return ""
+        silence = timezone.now() - obj.heartbeat_at
+        return _duration(silence) if silence.total_seconds() > settings.TRAINING_HEARTBEAT_TIMEOUT else ""
+
+    @admin.display(description="duration")
+    def run_duration(self, obj):
+        if obj.duration is not None:
+            return _duration(obj.duration)
+        if obj.status == TrainingRun.Status.RUNNING and obj.started_at:
+            return f"{_duration(timezone.now() - obj.started_at)} so far"
+        return "—"
+
+    @admin.display(description="error")
+    def error_snippet(self, obj):
+        if not obj.error:
+            return ""
+        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(80))
+
+    @admin.display(description="error")
+    def error_text(self, obj):
+        return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', obj.error) if obj.error else "—"
+
+    @admin.display(description="model version")
+    def model_version_link(self, obj):
+        try:
+            version = obj.model_version
+        except ObjectDoesNotExist:
+            return "—"
+        return _link(version)
+
+    def changelist_view(self, request, extra_context=None):
+        # Reload while anything trains so the progress column is live.
+        active = TrainingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).exists()
+        extra = {"auto_refresh_seconds": AUTO_REFRESH_SECONDS if active else None}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        active = TrainingRun.objects.filter(pk=object_id, status__in=ACTIVE_RUN_STATUSES).exists() \
+            if str(object_id).isdigit() else False
+        extra = {"auto_refresh_seconds": AUTO_REFRESH_SECONDS if active else None}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+
+# --- model versions -------------------------------------------------------------------------------
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ("asset", "version", "status_label", "created_at", "mae_vs_naive", "pinball_vs_band",
+                    "coverage", "decision_snippet")
+    list_display_links = ("asset", "version")
+    list_filter = ("status", "asset")
+    list_select_related = ("asset",)
+    search_fields = ("asset__symbol", "decision")
+    actions = ("promote", "rollback_champion", "retire")
+    fieldsets = (
+        (None, {"fields": ("asset", "version", "status_label", "training_run", "created_at", "promoted_at",
+                           "retired_at", "decision")}),
+        ("Backtest", {"fields": ("backtest_summary", "metrics_table")}),
+        ("Data", {"fields": ("data_start", "data_end", "data_candles", "data_digest")}),
+        ("Artifact", {"fields": ("artifact_path", "artifact_size_display", "artifact_sha256", "artifact_broken",
+                                 "train_seconds")}),
+        ("Raw", {"classes": ("collapse",), "fields": ("hyperparameters", "metrics", "baseline_metrics", "backtest")}),
+    )
+
+    def has_lifecycle_permission(self, request):
+        return request.user.has_perm("forecasting.change_modelversion")
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, obj):
+        if obj.artifact_broken:
+            return format_html('{} <strong style="color:var(--error-fg)" title="{}">· artifact broken</strong>',
+                               obj.status, obj.artifact_broken)
+        return obj.status
+
+    @admin.display(description="MAE")
+    def mae_vs_naive(self, obj):
+        return _vs(obj.metrics.get("mae"), obj.baseline_metrics.get("naive", {}).get("mae"), "naive")
+
+    @admin.display(description="pinball")
+    def pinball_vs_band(self, obj):
+        return _vs(obj.metrics.get("pinball"), obj.baseline_metrics.get("naive_band", {}).get("pinball"), "naive band")
+
+    @admin.display(description="coverage")
+    def coverage(self, obj):
+        value = obj.metrics.get("coverage")
+        if value is None:
+            return "—"
+        band = obj.metrics.get("band")
+        return f"{value:.1%}" + (f" (target {band:.0%})" if band else "")
+
+    @admin.display(description="decision")
+    def decision_snippet(self, obj):
+        if not obj.decision:
+            return ""
+        return format_html('<span title="{}">{}</span>', obj.decision, Truncator(obj.decision).chars(80))
+
+    @admin.display(description="backtest")
+    def backtest_summary(self, obj):
+        b = obj.backtest or {}
+        if not b.get("origins"):
+            return "—"
+        parts = [f"{b['origins']} origins, {b.get('horizon', '?')} steps ahead"]
+        if b.get("first_origin_time") and b.get("last_origin_time"):
+            first, last = ms_to_datetime(b["first_origin_time"]), ms_to_datetime(b["last_origin_time"])
+            parts.append(f"origins {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC")
+        return "; ".join(parts)
+
+    @admin.display(description="metrics vs baselines")
+    def metrics_table(self, obj):
+        """The train_asset backtest table as HTML: this model first, then each baseline on the same origins."""
+        rows = [("this model", obj.metrics, True)]
+        names = [n for n in BASELINE_ORDER if n in obj.baseline_metrics]
+        names += sorted(set(obj.baseline_metrics) - set(BASELINE_ORDER))
+        for name in names:
+            m = obj.baseline_metrics[name]
+            rows.append((f"champion v{m.get('version', '?')}" if name == "champion" else name.replace("_", " "),
+                         m, False))
+        head = format_html_join("", '<th scope="col" style="text-align:right">{}</th>',
+                                ((title,) for title, _, _ in BACKTEST_COLUMNS))
+        body = []
+        for label, m, ours in rows:
+            cells = format_html_join("", '<td style="text-align:right">{}</td>',
+                                     (("—" if m.get(key) is None else fmt.format(m[key]),)
+                                      for _, key, fmt in BACKTEST_COLUMNS))
+            body.append(format_html('<tr><th scope="row">{}</th>{}</tr>',
+                                    format_html("<strong>{}</strong>", label) if ours else label, cells))
+        return format_html('<table><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>',
+                           head, format_html_join("", "{}", ((b,) for b in body)))
+
+    @admin.display(description="artifact path")
+    def artifact_path(self, obj):
+        return obj.artifact.name or "—"
+
+    @admin.display(description="artifact size")
+    def artifact_size_display(self, obj):
+        return f"{filesizeformat(obj.artifact_size)} ({obj.artifact_size:,} bytes)"
+
+    @admin.action(description="Promote to champion", permissions=["lifecycle"])
+    def promote(self, request, queryset):
+        versions = list(queryset.select_related("asset").order_by("asset__symbol"))
+        per_asset = Counter(v.asset_id for v in versions)
+        crowded = sorted({v.asset.symbol for v in versions if per_asset[v.asset_id] > 1})
+        if crowded:
+            self.message_user(request, f"Select one version per asset to promote; several were selected for "
+                                       f"{', '.join(crowded)}. Nothing was changed.", messages.ERROR)
+            return
+        broken = [str(v) for v in versions if v.artifact_broken]
+        if broken:
+            self.message_user(request, f"A version with a broken artifact cannot serve: {', '.join(broken)}. "
+                                       f"Nothing was changed.", messages.ERROR)
+            return
+        done, skipped = [], []
+        try:
+            with transaction.atomic():
+                for version in versions:
+                    _lock_asset(version.asset_id)
+                    version.refresh_from_db()  # the service trusts the instance it is given
+                    if version.status == ModelVersion.Status.CHAMPION:
+                        skipped.append(_link(version, f"{version.asset.symbol} v{version.version}"))
+                        continue
+                    previous = ModelVersion.objects.filter(asset_id=version.asset_id,
+                                                           status=ModelVersion.Status.CHAMPION).first()
+                    model_version_promote(version=version)
+                    done.append(format_html("{}{}", _link(version, f"{version.asset.symbol} v{version.version}"),
+                                            f" (v{previous.version} retired)" if previous else ""))
+        except TrainingError as exc:
+            self.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
+            return
+        if done:
+            self.message_user(request, format_html("Now champion: {}.", _join(done)), messages.SUCCESS)
+        if skipped:
+            self.message_user(request, format_html("Already champion: {}.", _join(skipped)), messages.INFO)
+
+    @admin.action(description="Roll back to previous champion", permissions=["lifecycle"])
+    def rollback_champion(self, request, queryset):
+        ids = queryset.values_list("asset_id", flat=True).distinct()
+        _rollback(self, request, list(Asset.objects.filter(id__in=ids).order_by("symbol")))
+
+    @admin.action(description="Retire", permissions=["lifecycle"])
+    def retire(self, request, queryset):
+        # Per asset the champion goes last: the others are withdrawn first, so its fallback skips them.
+        versions = sorted(queryset.select_related("asset"),
+                          key=lambda v: (v.asset.symbol, v.status == ModelVersion.Status.CHAMPION, -v.version))
+        done, skipped, restored = [], [], []
+        champion_gone = {}  # asset id -> symbol, where a champion was retired
+        try:
+            with transaction.atomic():
+                for version in versions:
+                    _lock_asset(version.asset_id)
+                    version.refresh_from_db()
+                    label = _link(version, f"{version.asset.symbol} v{version.version}")
+                    if version.status == ModelVersion.Status.CHAMPION:
+                        champion_gone[version.asset_id] = version.asset.symbol
+                    # Retiring an already retired version still withdraws it: it never comes back.
+                    (skipped if version.status == ModelVersion.Status.RETIRED and version.withdrawn else done).append(label)
+                    model_version_retire(version=version)
+                for asset_id, symbol in sorted(champion_gone.items(), key=lambda item: item[1]):
+                    champion = ModelVersion.objects.filter(asset_id=asset_id,
+                                                           status=ModelVersion.Status.CHAMPION).first()
+                    restored.append(_link(champion, f"{symbol} v{champion.version}") if champion
+                                    else f"{symbol}: none, the naive band serves")
+        except TrainingError as exc:
+            self.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
+            return
+        if done:
+            self.message_user(request, format_html("Retired {}.", _join(done)), messages.SUCCESS)
+        if restored:
+            self.message_user(request, format_html("Champion now: {}.", _join(restored)), messages.INFO)
+        if skipped:
+            self.message_user(request, format_html("Already retired: {}.", _join(skipped)), messages.INFO)
+
+
+# --- forecasts ------------------------------------------------------------------------------------
+
+
+@admin.register(Forecast)
+class ForecastAdmin(ReadOnlyAdmin):
+    list_display = ("asset", "source", "kind", "origin_time", "made_at", "stale")
+    list_filter = ("kind", "stale", "asset")
+    list_select_related = ("asset",)
+    date_hierarchy = "origin_time"
+    show_full_result_count = False  # one row per asset per candle adds up

@@ -131,6 +131,9 @@ class ModelVersion(models.Model):
     artifact_size = models.PositiveBigIntegerField(default=0)
     artifact_sha256 = models.CharField(max_length=64)
     artifact_broken = models.TextField(blank=True, help_text="Set when the artifact failed its checksum.")
+    replaced = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 help_text="The champion this version replaced; a roll-back restores it.")
+    withdrawn = models.BooleanField(default=False, help_text="Retired by staff: never restored automatically.")
     train_seconds = models.FloatField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)

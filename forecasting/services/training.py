@@ -121,24 +121,25 @@ def model_version_load(version: ModelVersion) -> TrainedModel:
 @transaction.atomic
 def model_version_flag_broken(*, version: ModelVersion, problem: str) -> None:
     log.error("%s: %s", version, problem)
-    was_champion = version.status == ModelVersion.Status.CHAMPION
+    Asset.objects.select_for_update().get(id=version.asset_id)
     ModelVersion.objects.filter(id=version.id).update(artifact_broken=problem)
-    version.artifact_broken = problem
-    if was_champion:
+    version.refresh_from_db()
+    if version.status == ModelVersion.Status.CHAMPION:
         _fall_back(version=version)
 
 
 def _fall_back(*, version: ModelVersion) -> ModelVersion | None:
-    """Retire `version` (the champion) and restore the newest earlier good champion, if any."""
+    """Retire `version` (the champion; caller holds the asset lock) and restore the champion it
+    replaced, walking further back past broken or withdrawn versions. None: the baseline serves."""
     now = timezone.now()
     ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.RETIRED, retired_at=now)
     version.status = ModelVersion.Status.RETIRED
-    previous = (
-        ModelVersion.objects.filter(asset_id=version.asset_id, status=ModelVersion.Status.RETIRED,
-                                    promoted_at__isnull=False, artifact_broken="")
-        .exclude(id=version.id).order_by("-promoted_at").first()
-    )
+    previous, seen = version.replaced, {version.id}
+    while previous is not None and (previous.artifact_broken or previous.withdrawn or previous.id in seen):
+        seen.add(previous.id)
+        previous = previous.replaced
     if previous is not None:
+        # Restored as it was: it keeps the predecessor it had, so a second roll-back goes further back.
         ModelVersion.objects.filter(id=previous.id).update(status=ModelVersion.Status.CHAMPION, promoted_at=now,
                                                            retired_at=None)
         previous.refresh_from_db()
@@ -264,6 +265,7 @@ def model_version_register(*, run: TrainingRun, model: TrainedModel, series: Ser
             status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), error=""
         )
     model_version_gate(version=version, series=series, test_start=test_start)
+    version.refresh_from_db()
     return version
 
 
@@ -328,14 +330,19 @@ def model_version_gate(*, version: ModelVersion, series: Series, test_start: int
 @transaction.atomic
 def model_version_promote(*, version: ModelVersion) -> ModelVersion:
     """Make `version` the champion (staff may promote any version with a good artifact)."""
+    Asset.objects.select_for_update().get(id=version.asset_id)
+    version = ModelVersion.objects.get(id=version.id)  # re-read under the lock
     if version.artifact_broken:
         raise TrainingError(f"{version} has a broken artifact and cannot serve.")
-    Asset.objects.select_for_update().get(id=version.asset_id)
+    if version.status == ModelVersion.Status.CHAMPION:
+        return version
     now = timezone.now()
-    ModelVersion.objects.filter(asset_id=version.asset_id, status=ModelVersion.Status.CHAMPION).exclude(
-        id=version.id).update(status=ModelVersion.Status.RETIRED, retired_at=now)
-    ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.CHAMPION, promoted_at=now,
-                                                      retired_at=None)
+    current = ModelVersion.objects.filter(asset_id=version.asset_id, status=ModelVersion.Status.CHAMPION).first()
+    if current is not None:
+        ModelVersion.objects.filter(id=current.id).update(status=ModelVersion.Status.RETIRED, retired_at=now)
+    ModelVersion.objects.filter(id=version.id).update(
+        status=ModelVersion.Status.CHAMPION, promoted_at=now, retired_at=None, withdrawn=False, replaced=current
+    )
     version.refresh_from_db()
     _forecast_on_commit(version.asset_id)
     return version
@@ -343,7 +350,7 @@ def model_version_promote(*, version: ModelVersion) -> ModelVersion:
 
 @transaction.atomic
 def model_version_rollback(*, asset: Asset) -> ModelVersion | None:
-    """Retire the champion and bring back the previous one (None: the baseline serves)."""
+    """Retire the champion and bring back the one it replaced (None: the baseline serves)."""
     Asset.objects.select_for_update().get(id=asset.id)
     champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
     if champion is None:
@@ -353,6 +360,11 @@ def model_version_rollback(*, asset: Asset) -> ModelVersion | None:
 
 @transaction.atomic
 def model_version_retire(*, version: ModelVersion) -> None:
+    """Staff withdraw a version; a retired champion hands over to the one it replaced."""
+    Asset.objects.select_for_update().get(id=version.asset_id)
+    version = ModelVersion.objects.get(id=version.id)  # re-read under the lock
+    ModelVersion.objects.filter(id=version.id).update(withdrawn=True)
+    version.withdrawn = True
     if version.status == ModelVersion.Status.CHAMPION:
         _fall_back(version=version)
         return

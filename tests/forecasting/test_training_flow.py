@@ -261,3 +261,53 @@ def test_quantiles_in_price_space_are_decimal_strings(btc, good_model):
         for value in step["values"]:
             assert isinstance(value, str) and len(value.split(".")[1]) == 8
     assert np.isfinite(float(forecast.last_close))
+
+
+def _version(asset, n):
+    return ModelVersion.objects.create(
+        asset=asset, version=n, data_start=timezone.now(), data_end=timezone.now(), data_digest="d" * 64,
+        artifact=f"models/{asset.symbol}/v{n}.pt", artifact_sha256="a" * 64,
+    )
+
+
+def test_each_rollback_goes_one_champion_further_back_and_withdrawn_versions_stay_out(db):
+    from forecasting.services.training import model_version_retire, model_version_rollback
+
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    v1, v2, v3 = (_version(asset, n) for n in (1, 2, 3))
+    for v in (v1, v2, v3):
+        model_version_promote(version=v)
+    assert champion(asset) == v3
+    assert model_version_rollback(asset=asset) == v2
+    assert model_version_rollback(asset=asset) == v1  # not back to v3
+    assert model_version_rollback(asset=asset) is None and champion(asset) is None  # the baseline serves
+
+    # Staff withdraw v2: when v3's successor is rolled back, v2 is skipped.
+    model_version_promote(version=v2)
+    model_version_promote(version=v3)
+    model_version_retire(version=v1)
+    v4 = _version(asset, 4)
+    model_version_promote(version=v4)
+    model_version_retire(version=v3)  # v4 replaced v3, v3 is withdrawn: back to what v3 replaced
+    assert champion(asset) == v4
+    model_version_retire(version=v4)
+    assert champion(asset) == v2
+    model_version_retire(version=v2)  # v2 replaced v1, which staff withdrew
+    assert champion(asset) is None
+    assert ModelVersion.objects.filter(asset=asset, status="champion").count() == 0
+
+
+def test_retire_and_promote_act_on_the_stored_state_not_a_stale_copy(db):
+    from forecasting.services.training import TrainingError, model_version_retire
+
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    v1, v2 = _version(asset, 1), _version(asset, 2)
+    model_version_promote(version=v1)
+    stale_copy = ModelVersion.objects.get(id=v2.id)
+    model_version_promote(version=v2)
+    model_version_retire(version=stale_copy)  # the copy still says "candidate"
+    assert champion(asset) == v1  # v2 was champion: it handed back to v1
+    ModelVersion.objects.filter(id=v2.id).update(artifact_broken="checksum mismatch")
+    with pytest.raises(TrainingError, match="broken"):
+        model_version_promote(version=stale_copy)
+    assert champion(asset) == v1
