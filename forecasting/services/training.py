@@ -384,7 +384,6 @@ FORECAST_CANDLES = 24 * 60  # enough history to warm the LSTM state and the vola
 
 def forecast_make(*, asset: Asset) -> Forecast:
     """Forecast from the newest candle with the champion, or the naive band when there is none."""
-    series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES)
     champion, model = None, None
     for _attempt in range(3):
         champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
@@ -399,11 +398,14 @@ def forecast_make(*, asset: Asset) -> Forecast:
         if model.aci_start_time is not None:
             # The adaptive band replays every outcome since its start: read candles from there.
             series, _ = candle_series(asset=asset, since=ms_to_datetime(model.aci_start_time))
+        else:
+            series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES)
         out = model.forecast(series)
         kind, source = Forecast.Kind.MODEL, f"v{champion.version}"
         age_limit = timedelta(hours=settings.MODEL_MAX_AGE_HOURS)
         stale = timezone.now() - champion.created_at > age_limit
     else:
+        series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES)
         cfg = TrainConfig()
         out = naive_band_forecast(series, horizon=cfg.horizon, levels=cfg.quantiles,
                                   ewma_halflife=cfg.ewma_halflife)
