@@ -135,3 +135,26 @@ def test_three_celery_queues(settings):
         task = app.tasks[name]
         route = app.amqp.router.route(dict(task._get_exec_options()), name, (), {}, task_type=task)
         assert route["queue"].name in names, f"{name} is routed to unknown queue {route['queue'].name!r}"
+
+
+def test_production_settings_pass_the_deploy_check_without_warnings():
+    import secrets
+
+    env = clean_env("mur_site.settings.production", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+                    DJANGO_ALLOWED_HOSTS="makeusrich.example")
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_logs_are_json_lines():
+    import json
+    import logging
+
+    from mur_site.logging import JsonFormatter
+
+    record = logging.LogRecord("mur", logging.WARNING, __file__, 1, "candles %s", ("late",), None)
+    line = JsonFormatter().format(record)
+    assert json.loads(line) | {"time": "x"} == {"time": "x", "level": "WARNING", "logger": "mur",
+                                                "message": "candles late"}
