@@ -30,6 +30,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "forecasting",
     "portfolio",
@@ -106,6 +109,56 @@ CHARTJS_VERSION = "4.5.1"
 CHARTJS_CDN_URL = f"https://cdn.jsdelivr.net/npm/chart.js@{CHARTJS_VERSION}/dist/chart.umd.min.js"
 # sha384 of dist/chart.umd.min.js of that npm release; a test checks it against the local copy.
 CHARTJS_SRI = "sha384-jb8JQMbMoBUzgWatfe6COACi2ljcDdZQ2OxczGA3bGNeWe+6DChMTBJemed7ZnvJ"
+
+# --- API. https://www.django-rest-framework.org/api-guide/settings/
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mur_site.api.authentication.HashedTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browser, with CSRF
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "mur_site.api.pagination.DefaultPagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("MUR_API_ANON_RATE", default="60/min"),
+        "user": env.str("MUR_API_USER_RATE", default="1200/min"),
+    },
+    "EXCEPTION_HANDLER": "mur_site.api.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Make Us Rich API",
+    "DESCRIPTION": "Market data, forecasts with 80% bands, model versions and portfolios. "
+                   "Decimals are strings, times ISO 8601 UTC; every 4xx has the body "
+                   '{"error": {"status", "code", "message", "fields"}}.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: works offline
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "kind" or "status": each choice set gets its own readable name.
+    "ENUM_NAME_OVERRIDES": {
+        "TransactionKindEnum": "portfolio.models.Transaction.Kind",
+        "ForecastKindEnum": "forecasting.models.Forecast.Kind",
+        "TrainingRunStatusEnum": "forecasting.models.TrainingRun.Status",
+        "ModelVersionStatusEnum": "forecasting.models.ModelVersion.Status",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mur_site.api.schema.add_error_responses",  # the one error body, documented on every operation
+    ],
+}
 
 # --- Cache: local memory by default, Redis when REDIS_URL is set.
 REDIS_URL = env.str("REDIS_URL", default="")

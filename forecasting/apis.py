@@ -1,0 +1,306 @@
+"""Read-only market data, forecasts and model registry, plus staff actions, under /api/v1/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from mur_site.api.exceptions import error_response
+from mur_site.api.pagination import CandlePagination
+
+from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+from .selectors.forecasts import STALE_AFTER_CANDLES, forecast_latest, forecast_staleness, model_versions_current
+from .services.training import TrainingError, model_version_promote, model_version_rollback, training_run_request
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Asset
+        fields = ["symbol", "base_asset", "quote_asset", "interval", "tracked", "created_at"]
+
+
+class CandleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Candle
+        fields = ["open_time", "close_time", "open", "high", "low", "close", "volume"]
+
+
+class StoredTimeField(serializers.DateTimeField):
+    """A time kept as an ISO string inside JSON (forecast steps), answered like every other time."""
+
+    def to_representation(self, value):
+        return super().to_representation(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+class ForecastStepSerializer(serializers.Serializer):
+    target_time = StoredTimeField()
+    values = serializers.ListField(child=serializers.DecimalField(max_digits=28, decimal_places=8),
+                                   help_text="One price per quantile level, in the order of `quantiles`.")
+
+
+class ForecastSerializer(serializers.ModelSerializer):
+    symbol = serializers.CharField(source="asset.symbol")
+    model_version = serializers.SerializerMethodField()
+    quantiles = serializers.ListField(child=serializers.FloatField())
+    steps = ForecastStepSerializer(many=True)
+    stale = serializers.BooleanField(help_text="Made by a model older than the allowed age.")
+
+    class Meta:
+        model = Forecast
+        fields = ["symbol", "kind", "source", "model_version", "origin_time", "made_at", "stale", "last_close",
+                  "quantiles", "steps"]
+
+    def get_model_version(self, obj) -> int | None:
+        return obj.model_version.version if obj.model_version_id else None
+
+
+class LatestForecastSerializer(ForecastSerializer):
+    """The forecast the asset page shows, with the page's notion of stale."""
+
+    stale = serializers.SerializerMethodField(
+        help_text=f"As on the asset page: made by a model older than the allowed age, or more than "
+                  f"{STALE_AFTER_CANDLES} candles behind the newest candle.")
+    model_too_old = serializers.SerializerMethodField()
+    candles_behind = serializers.SerializerMethodField(help_text="Candles stored after the forecast's origin.")
+
+    class Meta(ForecastSerializer.Meta):
+        fields = [*ForecastSerializer.Meta.fields, "model_too_old", "candles_behind"]
+
+    def get_stale(self, obj) -> bool:
+        return self.context["staleness"].stale
+
+    def get_model_too_old(self, obj) -> bool:
+        return self.context["staleness"].model_too_old
+
+    def get_candles_behind(self, obj) -> int:
+        return self.context["staleness"].candles_behind
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class MetricsField(serializers.JSONField):
+    pass
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    symbol = serializers.CharField(source="asset.symbol")
+    metrics = MetricsField()
+    baseline_metrics = MetricsField()
+    backtest = MetricsField()
+    hyperparameters = MetricsField()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "symbol", "version", "status", "created_at", "promoted_at", "retired_at", "decision",
+                  "metrics", "baseline_metrics", "backtest", "hyperparameters", "data_start", "data_end",
+                  "data_candles", "data_digest", "artifact_size", "artifact_sha256", "train_seconds"]
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    symbol = serializers.CharField(source="asset.symbol")
+    model_version = serializers.SerializerMethodField()
+    duration_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "symbol", "status", "triggered_by", "created_at", "started_at", "finished_at",
+                  "epoch", "max_epochs", "error", "model_version", "duration_seconds"]
+
+    def get_model_version(self, obj) -> int | None:
+        version = getattr(obj, "model_version", None)
+        return version.version if version else None
+
+    def get_duration_seconds(self, obj) -> float | None:
+        return obj.duration.total_seconds() if obj.duration else None
+
+
+class TrainingRunAcceptedSerializer(TrainingRunSerializer):
+    url = serializers.SerializerMethodField(help_text="The run, to poll for its status and progress (also in Location).")
+
+    class Meta(TrainingRunSerializer.Meta):
+        fields = [*TrainingRunSerializer.Meta.fields, "url"]
+
+    def get_url(self, obj) -> str:
+        return self.context["url"]
+
+
+CONFLICT = OpenApiResponse(description="Not possible now; see `error.message`.")
+
+
+class CandleFilter(filters.FilterSet):
+    start = filters.IsoDateTimeFilter(field_name="open_time", lookup_expr="gte", label="open time from (ISO 8601)")
+    end = filters.IsoDateTimeFilter(field_name="open_time", lookup_expr="lte", label="open time until (ISO 8601)")
+
+    class Meta:
+        model = Candle
+        fields = []
+
+
+class ForecastFilter(filters.FilterSet):
+    start = filters.IsoDateTimeFilter(field_name="origin_time", lookup_expr="gte")
+    end = filters.IsoDateTimeFilter(field_name="origin_time", lookup_expr="lte")
+
+    class Meta:
+        model = Forecast
+        fields = ["kind"]
+
+
+def _asset(symbol: str) -> Asset:
+    return get_object_or_404(Asset, symbol=symbol.upper())
+
+
+class AssetViewSet(viewsets.ReadOnlyModelViewSet):
+    """Assets. Below each: `candles/`, `forecasts/` (and `forecasts/latest/`), `model-versions/`,
+    `training-runs/`; staff may POST `retrain/` and `rollback/`."""
+
+    serializer_class = AssetSerializer
+    lookup_field = "symbol"
+    lookup_value_regex = "[A-Za-z0-9]{2,20}"
+    queryset = Asset.objects.all()
+    filterset_fields = ["tracked", "interval", "quote_asset"]
+    ordering_fields = ["symbol", "created_at"]
+    ordering = ["symbol"]
+
+    def get_object(self):
+        return _asset(self.kwargs["symbol"])
+
+    @extend_schema(request=None, responses={202: TrainingRunAcceptedSerializer}, parameters=[
+        OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
+                         description="The run's URL.")])
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    def retrain(self, request, symbol=None):
+        """Queue a training (or return the one already queued or running): 202 with the run's URL."""
+        asset = self.get_object()
+        run = training_run_request(asset=asset, triggered_by=f"api:{request.user.get_username()}")
+        url = request.build_absolute_uri(reverse("api:training-run-detail", args=[run.id]))
+        body = TrainingRunAcceptedSerializer(run, context={"url": url}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    @extend_schema(request=None, responses={200: inline_serializer(
+        "RollbackResult", {"symbol": serializers.CharField(), "champion": serializers.IntegerField(allow_null=True)}),
+        409: CONFLICT})
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    def rollback(self, request, symbol=None):
+        asset = self.get_object()
+        try:
+            restored = model_version_rollback(asset=asset)
+        except TrainingError as exc:
+            return error_response(str(exc), status_code=409, code="conflict")
+        return Response({"symbol": asset.symbol, "champion": restored.version if restored else None})
+
+
+class _PerAsset:
+    """Lists below /assets/{symbol}/: an unknown symbol is a 404."""
+
+    def asset(self) -> Asset:
+        if not hasattr(self, "_asset"):
+            self._asset = _asset(self.kwargs["symbol"])
+        return self._asset
+
+
+class AssetCandleViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Closed candles of the asset's interval, oldest first; filter with `start`/`end`."""
+
+    serializer_class = CandleSerializer
+    pagination_class = CandlePagination
+    filterset_class = CandleFilter
+    ordering_fields = ["open_time"]
+    ordering = ["open_time"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Candle.objects.none()
+        asset = self.asset()
+        return Candle.objects.filter(asset=asset, interval=asset.interval)
+
+
+class AssetForecastViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Stored forecasts, newest first; `latest/` is the one the pages show."""
+
+    serializer_class = ForecastSerializer
+    filterset_class = ForecastFilter
+    ordering_fields = ["origin_time", "made_at"]
+    ordering = ["-origin_time", "-kind", "-id"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Forecast.objects.none()
+        return Forecast.objects.filter(asset=self.asset()).select_related("asset", "model_version")
+
+    @extend_schema(responses=LatestForecastSerializer, filters=False)
+    @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
+    def latest(self, request, symbol=None):
+        """The forecast serving now, picked and judged by the asset page's own selectors."""
+        asset = self.asset()
+        champion, _ = model_versions_current(asset=asset)
+        forecast = forecast_latest(asset=asset, champion=champion)
+        if forecast is None:
+            return error_response(f"{asset.symbol} has no forecast yet.", status_code=404, code="not_found")
+        forecast.asset = asset  # already read: no second query for the symbol
+        newest = (Candle.objects.filter(asset=asset, interval=asset.interval)
+                  .order_by("-open_time").values_list("open_time", flat=True).first())
+        staleness = forecast_staleness(forecast=forecast, newest_candle=newest, asset=asset)
+        return Response(LatestForecastSerializer(forecast, context={"staleness": staleness}).data)
+
+
+class AssetModelVersionViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = ModelVersionSerializer
+    filterset_fields = ["status"]
+    ordering_fields = ["version", "created_at"]
+    ordering = ["-version"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ModelVersion.objects.none()
+        return ModelVersion.objects.filter(asset=self.asset()).select_related("asset")
+
+
+class AssetTrainingRunViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = TrainingRunSerializer
+    filterset_fields = ["status"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return TrainingRun.objects.none()
+        return TrainingRun.objects.filter(asset=self.asset()).select_related("asset", "model_version")
+
+
+class TrainingRunViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = TrainingRunSerializer
+    queryset = TrainingRun.objects.select_related("asset", "model_version")
+    filterset_fields = ["status"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+
+class ModelVersionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = ModelVersionSerializer
+    queryset = ModelVersion.objects.select_related("asset")
+    filterset_fields = ["status"]
+    ordering_fields = ["created_at", "version"]
+    ordering = ["-created_at"]
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    def promote(self, request, pk=None):
+        version = self.get_object()
+        try:
+            version = model_version_promote(version=version)
+        except TrainingError as exc:
+            return error_response(str(exc), status_code=409, code="conflict")
+        return Response(ModelVersionSerializer(version).data)

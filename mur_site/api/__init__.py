@@ -1,0 +1,1 @@
+"""What every API endpoint shares: token authentication, the error body, pagination."""

@@ -1,0 +1,65 @@
+"""One error body for every 4xx: {"error": {"status", "code", "message", "fields"}}."""
+
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        inner = _first_message(value)
+        return inner if key == "non_field_errors" else f"{key}: {inner}"
+    return str(detail)
+
+
+def _throttled_anonymous(exc, context):
+    """Refusals for missing or bad credentials count against the anonymous rate. DRF checks
+    permissions before throttles, so otherwise no anonymous request to a protected endpoint would
+    ever be throttled, and guessing keys would cost nothing."""
+    request, view = context.get("request"), context.get("view")
+    if request is None or view is None:
+        return exc
+    throttle = AnonRateThrottle()
+    if throttle.allow_request(request, view):
+        return exc
+    return exceptions.Throttled(throttle.wait())
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            # Model-wide errors (e.g. a unique name) under DRF's key, not Django's "__all__".
+            errors = {("non_field_errors" if k == NON_FIELD_ERRORS else k): v for k, v in exc.message_dict.items()}
+        else:
+            errors = {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(errors)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        exc = _throttled_anonymous(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    fields = detail if isinstance(detail, dict) else {}
+    code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    if isinstance(code, (dict, list)):
+        code = "invalid"
+    body = {"error": {"status": response.status_code, "code": code, "message": _first_message(detail),
+                      "fields": fields}}
+    response.data = body
+    return response
+
+
+def error_response(message: str, *, status_code=status.HTTP_400_BAD_REQUEST, code="invalid", fields=None):
+    return Response({"error": {"status": status_code, "code": code, "message": message, "fields": fields or {}}},
+                    status=status_code)

@@ -1,0 +1,35 @@
+from django.urls import include, path, re_path
+from rest_framework.routers import DefaultRouter
+
+from forecasting.apis import (
+    AssetCandleViewSet,
+    AssetForecastViewSet,
+    AssetModelVersionViewSet,
+    AssetTrainingRunViewSet,
+    AssetViewSet,
+    ModelVersionViewSet,
+    TrainingRunViewSet,
+)
+from portfolio.apis import ApiTokenViewSet, PortfolioViewSet, TransactionViewSet
+
+from .api.views import NotFoundApi, PingApi
+
+router = DefaultRouter()
+router.register("assets", AssetViewSet, basename="asset")
+SYMBOL = r"assets/(?P<symbol>[A-Za-z0-9]{2,20})"
+router.register(SYMBOL + "/candles", AssetCandleViewSet, basename="asset-candle")
+router.register(SYMBOL + "/forecasts", AssetForecastViewSet, basename="asset-forecast")
+router.register(SYMBOL + "/model-versions", AssetModelVersionViewSet, basename="asset-model-version")
+router.register(SYMBOL + "/training-runs", AssetTrainingRunViewSet, basename="asset-training-run")
+router.register("training-runs", TrainingRunViewSet, basename="training-run")
+router.register("model-versions", ModelVersionViewSet, basename="model-version")
+router.register("portfolios", PortfolioViewSet, basename="portfolio")
+router.register(r"portfolios/(?P<portfolio_pk>\d+)/transactions", TransactionViewSet, basename="transaction")
+router.register("tokens", ApiTokenViewSet, basename="token")
+
+app_name = "api"
+urlpatterns = [
+    path("ping/", PingApi.as_view(), name="ping"),
+    path("", include(router.urls)),
+    re_path(r"", NotFoundApi.as_view(), name="not-found"),  # last: unknown paths get the error body too
+]

@@ -1,0 +1,298 @@
+"""Portfolios, transactions and API tokens under /api/v1/, always scoped to the signed-in owner
+(another user's object is a 404). Reads go through the same selectors as the pages."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from django.db import transaction as db_transaction
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from forecasting.models import Asset
+from mur_site.api.authentication import token_create, token_revoke
+from mur_site.api.exceptions import error_response
+
+from . import selectors, services
+from .models import ApiToken, Portfolio, Transaction
+
+DEC = {"max_digits": 28, "decimal_places": 8}
+# Computed sums (value = quantity x price) may have more whole digits than any stored column.
+MONEY = {"max_digits": None, "decimal_places": 8}
+MAX_CSV_BYTES = 5 * 1024 * 1024
+_PLACES = Decimal("0.00000001")
+
+
+def _dec(value) -> str | None:
+    """Decimal strings with at most 8 places, as candles and transactions store them."""
+    if value is None:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 80  # the default 28 digits cannot hold a large value to 8 places: quantize would raise
+        return f"{Decimal(value).quantize(_PLACES).normalize():f}"
+
+
+def _time(value):
+    """Forecast steps keep their target times as ISO strings: answered as datetimes, like every time."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+class CsvTextParser(BaseParser):
+    """A CSV file sent as the raw body (`Content-Type: text/csv`), e.g. `curl --data-binary @file.csv`."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = stream.read(MAX_CSV_BYTES + 1) if stream is not None else b""
+        return {"csv": data}
+
+
+class PortfolioSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Portfolio
+        fields = ["id", "name", "description", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    symbol = serializers.SlugRelatedField(source="asset", slug_field="symbol", queryset=Asset.objects.all(),
+                                          help_text="A tracked Binance symbol such as BTCUSDT.")
+    quantity = serializers.DecimalField(**DEC)
+    unit_price = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
+    fee = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    class Meta:
+        model = Transaction
+        fields = ["id", "symbol", "kind", "quantity", "unit_price", "fee", "executed_at", "note", "created_at",
+                  "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and isinstance(data.get("symbol"), str):
+            data = {**data, "symbol": data["symbol"].strip().upper()}
+        return super().to_internal_value(data)
+
+
+class TransactionFilter(filters.FilterSet):
+    symbol = filters.CharFilter(field_name="asset__symbol", lookup_expr="iexact")
+    kind = filters.ChoiceFilter(choices=Transaction.Kind.choices)
+    start = filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="gte")
+    end = filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="lte")
+
+
+def _money(**kwargs):
+    return serializers.DecimalField(**MONEY, **kwargs)
+
+
+HOLDING_FIELDS = {
+    "symbol": serializers.CharField(), "quantity": serializers.DecimalField(**DEC),
+    "average_cost": _money(allow_null=True), "cost": _money(),
+    "price": serializers.DecimalField(**DEC, allow_null=True), "price_time": serializers.DateTimeField(allow_null=True),
+    "value": _money(allow_null=True), "unrealized_pnl": _money(allow_null=True), "realized_pnl": _money(),
+    "total_pnl": _money(allow_null=True), "allocation_pct": _money(allow_null=True),
+}
+RETURN_FIELDS = {"start": serializers.DateTimeField(), "gain": _money(),
+                 "pct": _money(allow_null=True, help_text="Percent; null when the base is not positive.")}
+
+
+class PortfolioViewSet(viewsets.ModelViewSet):
+    serializer_class = PortfolioSerializer
+    ordering_fields = ["name", "created_at"]
+    ordering = ["name"]
+    filterset_fields = []
+    filterset_class = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Portfolio.objects.none()
+        return Portfolio.objects.filter(owner=self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.portfolio_create(owner=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        data = {"name": serializer.instance.name, "description": serializer.instance.description,
+                **serializer.validated_data}
+        serializer.instance = services.portfolio_update(portfolio=serializer.instance, **data)
+
+    @extend_schema(responses=inline_serializer("Holdings", {
+        "as_of": serializers.DateTimeField(allow_null=True), "value": _money(),
+        "cost": _money(), "realized_pnl": _money(),
+        "unrealized_pnl": _money(), "total_pnl": _money(),
+        "change_24h": _money(allow_null=True), "cost_basis_method": serializers.CharField(),
+        "missing_prices": serializers.ListField(child=serializers.CharField()),
+        "holdings": inline_serializer("Holding", HOLDING_FIELDS, many=True)}))
+    @action(detail=True, methods=["get"])
+    def holdings(self, request, pk=None):
+        summary = selectors.portfolio_summary(self.get_object())
+        shares = {row["symbol"]: row["share"] for row in summary.allocation()}
+        times = [h.price_time for h in summary.holdings if h.price_time]
+        return Response({
+            "as_of": max(times) if times else None, "value": _dec(summary.value), "cost": _dec(summary.cost),
+            "realized_pnl": _dec(summary.realized), "unrealized_pnl": _dec(summary.unrealized),
+            "total_pnl": _dec(summary.total_pnl), "change_24h": _dec(summary.change_24h),
+            "cost_basis_method": selectors.COST_BASIS_METHOD, "missing_prices": summary.missing_prices,
+            "holdings": [{
+                "symbol": h.asset.symbol, "quantity": _dec(h.quantity), "average_cost": _dec(h.position.average_cost),
+                "cost": _dec(h.position.cost), "price": _dec(h.price), "price_time": h.price_time,
+                "value": _dec(h.value), "unrealized_pnl": _dec(h.unrealized), "realized_pnl": _dec(h.position.realized),
+                "total_pnl": _dec(h.total_pnl), "allocation_pct": _dec(shares.get(h.asset.symbol)),
+            } for h in summary.holdings + summary.closed],
+        })
+
+    @extend_schema(responses=inline_serializer("Performance", {
+        "as_of": serializers.DateTimeField(allow_null=True), "return_method": serializers.CharField(),
+        "returns": serializers.DictField(child=inline_serializer("PeriodReturn", RETURN_FIELDS),
+                                         help_text="Per period (24h, 7d, 30d, ytd, 1y, all) that has data."),
+        "value_history": inline_serializer("ValuePoint", {
+            "t": serializers.DateTimeField(), "value": _money(), "invested": _money()}, many=True)}))
+    @action(detail=True, methods=["get"])
+    def performance(self, request, pk=None):
+        detail = selectors.portfolio_detail(self.get_object())
+        return Response({
+            "as_of": detail["as_of"], "return_method": detail["return_method"],
+            "returns": {k: {"start": v["start"], "gain": _dec(v["gain"]), "pct": _dec(v["pct"])}
+                        for k, v in detail["returns"].items()},
+            "value_history": [{"t": p["t"], "value": _dec(p["value"]), "invested": _dec(p["invested"])}
+                              for p in detail["history"]],
+        })
+
+    @extend_schema(responses=inline_serializer("PortfolioForecast", {
+        "method": serializers.CharField(), "made_at": serializers.DateTimeField(allow_null=True),
+        "age_seconds": serializers.FloatField(allow_null=True), "stale": serializers.BooleanField(),
+        "kinds": serializers.ListField(child=serializers.CharField()),
+        "without_forecast": serializers.ListField(child=serializers.CharField()),
+        "points": inline_serializer("ForecastPoint", {
+            "t": serializers.DateTimeField(), "low": _money(), "median": _money(), "high": _money()}, many=True)}))
+    @action(detail=True, methods=["get"])
+    def forecast(self, request, pk=None):
+        detail = selectors.portfolio_detail(self.get_object())
+        fc = detail["forecast"]
+        if fc is None:
+            return Response({"method": selectors.FORECAST_METHOD, "made_at": None, "age_seconds": None,
+                             "stale": False, "kinds": [], "without_forecast": [], "points": []})
+        return Response({
+            "method": fc["method"], "made_at": fc["oldest_made_at"], "age_seconds": fc["age"].total_seconds(),
+            "stale": fc["stale"], "kinds": fc["kinds"], "without_forecast": fc["without_forecast"],
+            "points": [{"t": _time(p["t"]), "low": _dec(p["low"]), "median": _dec(p["median"]),
+                        "high": _dec(p["high"])} for p in fc["points"]],
+        })
+
+    @extend_schema(
+        request={"multipart/form-data": inline_serializer("CsvUpload", {"file": serializers.FileField()}),
+                 "text/csv": {"type": "string"}},
+        responses={201: inline_serializer("CsvImported", {"created": serializers.IntegerField(),
+                                                          "duplicates": serializers.ListField(child=serializers.IntegerField())}),
+                   413: OpenApiResponse(description="The file is larger than 5 MB.")})
+    @action(detail=True, methods=["post"], url_path="import-csv",
+            parser_classes=[MultiPartParser, FormParser, CsvTextParser])
+    def import_csv(self, request, pk=None):
+        """All or nothing, as on the page: every bad line is listed in `error.fields.lines`.
+        Send the file as multipart field `file`, or as the raw body with `Content-Type: text/csv`."""
+        portfolio = self.get_object()
+        if "csv" in request.data and not hasattr(request.data, "getlist"):
+            data = request.data["csv"]
+        else:
+            upload = request.FILES.get("file")
+            if upload is None:
+                return error_response("Send the CSV as a multipart form field named 'file', or as the body "
+                                      "with Content-Type: text/csv.", fields={"file": ["This field is required."]})
+            data = upload.read(MAX_CSV_BYTES + 1)
+        if len(data) > MAX_CSV_BYTES:
+            return error_response(f"The file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB.",
+                                  status_code=413, code="too_large")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return error_response("The file is not UTF-8 text.", fields={"file": ["Not UTF-8 text."]})
+        try:
+            report = services.transactions_import_csv(portfolio=portfolio, text=text)
+        except services.CsvImportError as exc:
+            return error_response(f"{len(exc.report.errors)} bad line(s); nothing was imported.",
+                                  fields={"lines": exc.report.errors})
+        except csv.Error as exc:  # e.g. a header field over the csv module's size limit
+            return error_response(f"The file is not readable as CSV ({exc}); nothing was imported.",
+                                  fields={"lines": [f"line 1: not readable as CSV ({exc})"]})
+        return Response({"created": report.created, "duplicates": report.duplicates}, status=status.HTTP_201_CREATED)
+
+
+class TransactionViewSet(viewsets.ModelViewSet):
+    serializer_class = TransactionSerializer
+    filterset_class = TransactionFilter
+    ordering_fields = ["executed_at", "created_at"]
+    ordering = ["-executed_at", "-id"]
+
+    def portfolio(self) -> Portfolio:
+        if not hasattr(self, "_portfolio"):
+            self._portfolio = get_object_or_404(Portfolio, id=self.kwargs["portfolio_pk"], owner=self.request.user)
+        return self._portfolio
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Transaction.objects.none()
+        return Transaction.objects.filter(portfolio=self.portfolio()).select_related("asset")
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.transaction_create(portfolio=self.portfolio(), **data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.transaction_update(tx=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.transaction_delete(tx=instance)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    expires_in_days = serializers.IntegerField(write_only=True, required=False, allow_null=True, min_value=1,
+                                               max_value=3650)
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at", "active",
+                  "expires_in_days"]
+        read_only_fields = ["id", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"]
+
+    def get_active(self, obj) -> bool:
+        from django.utils import timezone
+
+        return obj.is_active(timezone.now())
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Your API tokens. The key is in the creation response only; DELETE revokes a token."""
+
+    serializer_class = ApiTokenSerializer
+    filterset_fields = []
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        return ApiToken.objects.filter(user=self.request.user)
+
+    @extend_schema(responses={201: inline_serializer("ApiTokenCreated", {
+        "id": serializers.IntegerField(), "name": serializers.CharField(), "key": serializers.CharField(),
+        "prefix": serializers.CharField(), "expires_at": serializers.DateTimeField(allow_null=True)})})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with db_transaction.atomic():
+            token, key = token_create(user=request.user, name=serializer.validated_data["name"],
+                                      expires_in_days=serializer.validated_data.get("expires_in_days"))
+        return Response({"id": token.id, "name": token.name, "key": key, "prefix": token.prefix,
+                         "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        token_revoke(token=instance)
