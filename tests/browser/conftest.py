@@ -100,6 +100,6 @@ def sign_in(page, live_server, site_user):
         page.fill("#id_username", site_user.username)
         page.fill("#id_password", PASSWORD)
         page.click("main form button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/assets/")
+        page.wait_for_url(f"{live_server.url}/portfolios/")
 
     return sign_in

@@ -1,0 +1,48 @@
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+
+from . import services
+from .models import Portfolio, Transaction
+
+
+@admin.register(Portfolio)
+class PortfolioAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "created_at"]
+    search_fields = ["name", "owner__username"]
+    list_select_related = ["owner"]
+    raw_id_fields = ["owner"]
+
+
+@admin.register(Transaction)
+class TransactionAdmin(admin.ModelAdmin):
+    """Read-only, and a deletion goes through the service: every change must keep the history
+    valid (no sell of more than was held), or the portfolio could no longer be computed.
+    Deleting a whole portfolio or user still takes its transactions with it."""
+
+    list_display = ["executed_at", "portfolio", "asset", "kind", "quantity", "unit_price", "fee"]
+    list_filter = ["kind", "asset"]
+    search_fields = ["portfolio__name", "portfolio__owner__username", "asset__symbol", "note"]
+    list_select_related = ["portfolio", "asset"]
+    date_hierarchy = "executed_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a bulk delete would skip the history check
+        return actions
+
+    def delete_model(self, request, obj):
+        services.transaction_delete(tx=obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return redirect("admin:portfolio_transaction_change", object_id)

@@ -1,0 +1,313 @@
+"""Portfolio pages. Every object is looked up through request.user, so another person's portfolio
+or transaction answers 404 rather than revealing that it exists."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_datetime
+from django.utils.text import slugify
+from django.views.decorators.http import require_http_methods
+
+from forecasting.binance import BinanceError
+from forecasting.models import Asset
+from forecasting.services.market_data import MarketDataError, asset_track
+
+from . import selectors, services
+from .forms import (CSV_COLUMNS_HELP, CsvImportForm, PortfolioForm, TransactionFilterForm, TransactionForm,
+                    add_service_errors)
+from .models import Portfolio, Transaction
+
+TRANSACTIONS_PER_PAGE = 50
+Q8 = Decimal("1e-8")
+RETURN_LABELS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days", "ytd": "Year to date",
+                 "1y": "1 year", "all": "Since start"}
+
+
+def _own_portfolio(request, pk: int) -> Portfolio:
+    return get_object_or_404(request.user.portfolios, pk=pk)
+
+
+def _own_transaction(request, pk: int, tx_id: int) -> Transaction:
+    return get_object_or_404(
+        Transaction.objects.select_related("asset", "portfolio"),
+        pk=tx_id, portfolio_id=pk, portfolio__owner=request.user,
+    )
+
+
+def _quote(summary) -> str:
+    """The currency values are in, when every holding shares one quote asset."""
+    quotes = {h.asset.quote_asset for h in summary.holdings + summary.closed if h.asset}
+    return quotes.pop() if len(quotes) == 1 else ""
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dashboard(request):
+    form = PortfolioForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            portfolio = services.portfolio_create(owner=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(request, f"Portfolio “{portfolio.name}” created. Add its first transaction.")
+            return redirect("portfolio:detail", pk=portfolio.pk)
+    rows = [{"portfolio": p, "summary": s, "quote": _quote(s)} for p, s in selectors.dashboard(request.user)]
+    return render(request, "portfolio/dashboard.html", {"rows": rows, "form": form})
+
+
+# --- portfolio page -----------------------------------------------------------------------------
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def _num(value: Decimal) -> str:
+    # Chart data as decimal strings: the browser turns them into numbers, Python never uses floats.
+    return format(value.quantize(Q8), "f")
+
+
+def _chart_data(detail: dict) -> dict:
+    summary, forecast = detail["summary"], detail["forecast"]
+    data = {
+        "allocation": [{"label": a["symbol"], "value": _num(a["value"]), "share": _num(a["share"])}
+                       for a in summary.allocation()],
+        "history": [{"t": _ms(p["t"]), "value": _num(p["value"]), "invested": _num(p["invested"])}
+                    for p in detail["history"]],
+        "forecast": None,
+    }
+    if forecast:
+        data["forecast"] = {
+            "start": {"t": _ms(forecast["start"]["t"]), "value": _num(forecast["start"]["value"])},
+            "points": [{"t": _ms(parse_datetime(p["t"]) if isinstance(p["t"], str) else p["t"]),
+                        "low": _num(p["low"]), "median": _num(p["median"]), "high": _num(p["high"])}
+                       for p in forecast["points"]],
+        }
+    return data
+
+
+def _filtered_transactions(portfolio: Portfolio, form: TransactionFilterForm):
+    qs = portfolio.transactions.select_related("asset")
+    if not form.is_valid():
+        return qs
+    data = form.cleaned_data
+    if data["asset"]:
+        qs = qs.filter(asset__symbol=data["asset"])
+    if data["kind"]:
+        qs = qs.filter(kind=data["kind"])
+    # Whole UTC days, as ranges on executed_at so the (portfolio, executed_at) index serves them.
+    if data["date_from"]:
+        qs = qs.filter(executed_at__gte=datetime.combine(data["date_from"], time.min, tzinfo=UTC))
+    if data["date_to"]:
+        qs = qs.filter(executed_at__lt=datetime.combine(data["date_to"] + timedelta(days=1), time.min, tzinfo=UTC))
+    return qs
+
+
+@login_required
+def portfolio_detail(request, pk: int):
+    portfolio = _own_portfolio(request, pk)
+    detail = selectors.portfolio_detail(portfolio)
+    summary = detail["summary"]
+    symbols = sorted({h.asset.symbol for h in summary.holdings + summary.closed if h.asset})
+    filters = TransactionFilterForm(request.GET or None, symbols=symbols)
+    page = Paginator(_filtered_transactions(portfolio, filters), TRANSACTIONS_PER_PAGE).get_page(
+        request.GET.get("page"))
+    returns = [{"key": key, "label": label, **detail["returns"].get(key, {})}
+               for key, label in RETURN_LABELS.items()]
+    forecast = detail["forecast"]
+    return render(request, "portfolio/detail.html", {
+        "portfolio": portfolio,
+        "detail": detail,
+        "summary": summary,
+        "quote": _quote(summary),
+        "returns": returns,
+        "forecast": forecast,
+        "forecast_baseline": bool(forecast and "baseline" in forecast["kinds"]),
+        "charts": _chart_data(detail),
+        "filters": filters,
+        "filtered": bool(filters.is_bound and filters.is_valid() and any(filters.cleaned_data.values())),
+        "page": page,
+        "forecast_method": selectors.FORECAST_METHOD,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def portfolio_edit(request, pk: int):
+    portfolio = _own_portfolio(request, pk)
+    form = PortfolioForm(request.POST or None,
+                         initial={"name": portfolio.name, "description": portfolio.description})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.portfolio_update(portfolio=portfolio, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+            portfolio.refresh_from_db()
+        else:
+            messages.success(request, "Portfolio saved.")
+            return redirect("portfolio:detail", pk=portfolio.pk)
+    return render(request, "portfolio/portfolio_form.html", {"portfolio": portfolio, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def portfolio_delete(request, pk: int):
+    portfolio = _own_portfolio(request, pk)
+    if request.method == "POST":
+        name = portfolio.name
+        portfolio.delete()
+        messages.success(request, f"Portfolio “{name}” and its transactions were deleted.")
+        return redirect("portfolio:dashboard")
+    count = portfolio.transactions.count()
+    return render(request, "portfolio/portfolio_confirm_delete.html", {"portfolio": portfolio, "count": count})
+
+
+# --- transactions -------------------------------------------------------------------------------
+
+
+def _asset_for(request, form: TransactionForm, current: Asset | None = None) -> Asset | None:
+    """The form's asset; an untracked symbol is tracked only when the person ticked the box."""
+    symbol = form.cleaned_data["symbol"]
+    asset = Asset.objects.filter(symbol=symbol).first()
+    # An edit may keep an asset that was untracked since; a new choice must be tracked.
+    if asset is not None and (asset.tracked or asset == current):
+        return asset
+    if not form.cleaned_data["track"]:
+        form.offer_tracking(symbol, f"{symbol} is not tracked yet. Tick “Track {symbol}” below and save "
+                                    f"again to start tracking it (its prices come from Binance).")
+        return None
+    try:
+        asset = asset_track(symbol=symbol)
+    except (BinanceError, MarketDataError, ValueError) as exc:
+        form.offer_tracking(symbol, f"Could not track {symbol}: {exc}")
+        return None
+    from forecasting.tasks import candles_refresh_task
+
+    # Fetch its candles now rather than at the next scheduled refresh, once the tracking is stored.
+    transaction.on_commit(lambda: candles_refresh_task.delay(asset.id))
+    messages.info(request, f"Now tracking {symbol}; its prices arrive with the first refresh.")
+    return asset
+
+
+def _form_context(portfolio: Portfolio, form: TransactionForm, tx: Transaction | None = None) -> dict:
+    return {"portfolio": portfolio, "form": form, "tx": tx,
+            "tracked": Asset.objects.filter(tracked=True).values_list("symbol", flat=True)}
+
+
+FIELDS = ("kind", "quantity", "unit_price", "fee", "executed_at", "note")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def transaction_add(request, pk: int):
+    portfolio = _own_portfolio(request, pk)
+    initial = {"kind": Transaction.Kind.BUY, "fee": 0}
+    if request.GET.get("symbol"):
+        initial["symbol"] = request.GET["symbol"]
+    form = TransactionForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        asset = _asset_for(request, form)
+        if asset is not None:
+            try:
+                tx = services.transaction_create(portfolio=portfolio, asset=asset,
+                                                 **{f: form.cleaned_data[f] for f in FIELDS})
+            except ValidationError as exc:
+                add_service_errors(form, exc, rename={"asset": "symbol"})
+            else:
+                messages.success(request, f"Added: {tx.get_kind_display().lower()} of "
+                                          f"{tx.quantity.normalize():f} {asset.symbol}.")
+                return redirect("portfolio:detail", pk=portfolio.pk)
+    return render(request, "portfolio/transaction_form.html", _form_context(portfolio, form))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def transaction_edit(request, pk: int, tx_id: int):
+    tx = _own_transaction(request, pk, tx_id)
+    portfolio = tx.portfolio
+    form = TransactionForm(request.POST or None, initial={
+        "symbol": tx.asset.symbol, "kind": tx.kind, "quantity": f"{tx.quantity.normalize():f}",
+        "unit_price": f"{tx.unit_price.normalize():f}", "fee": f"{tx.fee.normalize():f}",
+        "executed_at": tx.executed_at, "note": tx.note,
+    })
+    if request.method == "POST" and form.is_valid():
+        asset = _asset_for(request, form, current=tx.asset)
+        if asset is not None:
+            fields = {f: form.cleaned_data[f] for f in FIELDS}
+            # The input shows whole seconds: an unchanged time keeps its stored fraction.
+            if fields["executed_at"] == tx.executed_at.replace(microsecond=0):
+                fields["executed_at"] = tx.executed_at
+            try:
+                services.transaction_update(tx=tx, asset=asset, **fields)
+            except ValidationError as exc:
+                add_service_errors(form, exc, rename={"asset": "symbol"})
+            else:
+                messages.success(request, "Transaction saved.")
+                return redirect("portfolio:detail", pk=portfolio.pk)
+    return render(request, "portfolio/transaction_form.html", _form_context(portfolio, form, tx))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def transaction_delete(request, pk: int, tx_id: int):
+    tx = _own_transaction(request, pk, tx_id)
+    errors = []
+    if request.method == "POST":
+        try:
+            services.transaction_delete(tx=tx)
+        except ValidationError as exc:
+            errors = exc.messages
+        else:
+            messages.success(request, "Transaction deleted.")
+            return redirect("portfolio:detail", pk=pk)
+    return render(request, "portfolio/transaction_confirm_delete.html",
+                  {"portfolio": tx.portfolio, "tx": tx, "errors": errors})
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def transactions_import(request, pk: int):
+    portfolio = _own_portfolio(request, pk)
+    form = CsvImportForm(request.POST or None, request.FILES or None)
+    report = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            report = services.transactions_import_csv(portfolio=portfolio, text=form.cleaned_data["file"])
+        except services.CsvImportError as exc:
+            report = exc.report
+        else:
+            note = f"Imported {report.created} transaction{'s' if report.created != 1 else ''}."
+            if report.duplicates:
+                note += (f" {len(report.duplicates)} already in the portfolio and skipped (line"
+                         f"{'s' if len(report.duplicates) > 1 else ''} {', '.join(map(str, report.duplicates))}).")
+            messages.success(request, note)
+            return redirect("portfolio:detail", pk=portfolio.pk)
+    return render(request, "portfolio/import.html", {
+        "portfolio": portfolio, "form": form, "report": report,
+        "columns": CSV_COLUMNS_HELP, "header": ",".join(services.CSV_COLUMNS),
+    })
+
+
+@login_required
+def transactions_export(request, pk: int):
+    portfolio = _own_portfolio(request, pk)
+    response = HttpResponse(services.transactions_export_csv(portfolio), content_type="text/csv; charset=utf-8")
+    name = slugify(portfolio.name) or f"portfolio-{portfolio.pk}"
+    response["Content-Disposition"] = f'attachment; filename="{name}-transactions.csv"'
+    return response
