@@ -1,9 +1,35 @@
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from .models import Asset
+from .klines import ms_to_datetime
+from .models import Asset, Forecast, ModelVersion, TrainingRun
+from .selectors.forecasts import (
+    AHEAD_CHOICES,
+    STALE_AFTER_CANDLES,
+    forecast_chart_points,
+    forecast_latest,
+    forecast_staleness,
+    forecast_track_record,
+    model_versions_current,
+    training_run_latest,
+)
 from .selectors.market_data import RANGES, price_history
+
+# Backtest columns on the asset page: (key in the metrics, heading, format).
+METRIC_COLUMNS = [
+    ("mae", "MAE", "num"),
+    ("mae_h1", "MAE {interval}", "num"),
+    ("mase", "MASE", "num"),
+    ("directional_accuracy", "direction", "pct"),
+    ("pinball", "pinball", "num"),
+    ("coverage", "80% coverage", "pct"),
+    ("width", "80% width", "num"),
+]
+BASELINE_ROWS = [("naive", "naive (last price)"), ("drift", "drift"), ("naive_band", "naive band")]
 
 
 @login_required
@@ -19,11 +45,49 @@ def asset_detail(request, symbol: str):
     if range_key not in RANGES:
         range_key = "30d"
     history = price_history(asset=asset, range_key=range_key)
-    return render(
-        request,
-        "forecasting/asset_detail.html",
-        {"asset": asset, "history": history, "ranges": list(RANGES), "range_key": range_key},
-    )
+    champion, newest_version = model_versions_current(asset=asset)
+    forecast = forecast_latest(asset=asset, champion=champion)
+    run = training_run_latest(asset=asset)
+    context = {
+        "asset": asset, "history": history, "ranges": list(RANGES), "range_key": range_key,
+        "champion": champion, "newest_version": newest_version, "forecast": forecast,
+        "training": run, "stale_after": STALE_AFTER_CANDLES, "model_max_age_hours": settings.MODEL_MAX_AGE_HOURS,
+        "training_active": run is not None and run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING),
+    }
+    horizon = len(forecast.steps) if forecast else 1
+    ahead_choices = [k for k in AHEAD_CHOICES if k <= horizon] or [1]
+    try:
+        ahead = int(request.GET.get("ahead", 1))
+    except ValueError:
+        ahead = 1
+    if ahead not in ahead_choices:
+        ahead = 1
+    context.update(ahead=ahead, ahead_choices=[(k, _steps_label(asset, k)) for k in ahead_choices],
+                   ahead_label=_steps_label(asset, ahead))
+    if forecast is not None:
+        context["forecast_label"] = _forecast_label(forecast, champion)
+        context["staleness"] = forecast_staleness(forecast=forecast, newest_candle=history["newest"], asset=asset)
+        points = forecast_chart_points(forecast)
+        context["forecast_data"] = {"points": points}
+        if points:
+            end = points[-1]
+            context["forecast_end"] = {"m_text": _price(end["m"]), "lo_text": _price(end["lo"]),
+                                       "hi_text": _price(end["hi"])}
+        context["forecast_horizon_label"] = _steps_label(asset, len(points))
+    if champion is not None:
+        context["metrics"] = _metrics_table(asset, champion)
+        context["backtest"] = _backtest_window(champion)
+    if history["newest"] is not None:
+        span = RANGES[range_key]
+        track = forecast_track_record(asset=asset, ahead=ahead,
+                                      since=history["newest"] - span if span is not None else None)
+        context["track"] = track
+        context["track_text"] = {
+            "coverage": _cell(track.coverage, "pct"), "band": _cell(track.band, "pct"),
+            "mae": _price(track.mae), "naive_mae": _price(track.naive_mae),
+        }
+        context["track_data"] = track.points
+    return render(request, "forecasting/asset_detail.html", context)
 
 
 @login_required
@@ -39,3 +103,70 @@ def asset_prices_json(request, symbol: str):
     return JsonResponse(history)
 
 
+# --- presentation helpers ----------------------------------------------------------------------------
+
+
+def _steps_label(asset: Asset, steps: int) -> str:
+    """`steps` candles as a duration people read: "1 hour", "6 hours", "1 day"."""
+    seconds = int((asset.interval_delta * steps).total_seconds())
+    for unit, size in (("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds % size == 0:  # every interval is a whole number of minutes
+            break
+    n = seconds // size
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def _forecast_label(forecast: Forecast, champion: ModelVersion | None) -> str:
+    if forecast.kind == Forecast.Kind.MODEL:
+        version = forecast.model_version
+        if version is None:  # the version was deleted; the source still names it
+            return f"model {forecast.source}"
+        return f"model v{version.version}, trained {version.created_at:%Y-%m-%d %H:%M} UTC"
+    if champion is None:
+        return "no model yet: the baseline (naive volatility band)"
+    return f"the baseline (naive volatility band), made before model v{champion.version} became champion"
+
+
+def _num(value) -> str:
+    # Four significant digits suit both BTC (277.8) and sub-cent pairs (0.0001234).
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _price(value) -> str:
+    """A price for reading: cents above 1, six significant digits below (sub-cent pairs)."""
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6g}"
+
+
+def _cell(value, kind: str) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1%}" if kind == "pct" else _num(value)
+
+
+def _metrics_table(asset: Asset, version: ModelVersion) -> dict:
+    """The champion's backtest row, then the baselines scored on the same origins."""
+    rows = [{"key": "model", "label": f"model v{version.version}", "ours": True, "metrics": version.metrics}]
+    for key, label in BASELINE_ROWS:
+        if key in version.baseline_metrics:
+            rows.append({"key": key, "label": label, "ours": False, "metrics": version.baseline_metrics[key]})
+    previous = version.baseline_metrics.get("champion")
+    if previous:
+        rows.append({"key": "champion", "label": f"previous champion v{previous.get('version', '?')}",
+                     "ours": False, "metrics": previous})
+    for row in rows:
+        row["cells"] = [{"key": key, "text": _cell(row["metrics"].get(key), kind)} for key, _, kind in METRIC_COLUMNS]
+    return {"columns": [title.format(interval=asset.interval) for _, title, _ in METRIC_COLUMNS], "rows": rows}
+
+
+def _backtest_window(version: ModelVersion) -> dict:
+    b = version.backtest or {}
+    first, last = b.get("first_origin_time"), b.get("last_origin_time")
+    return {
+        "origins": b.get("origins"), "horizon": b.get("horizon"),
+        "first": ms_to_datetime(first) if first else None, "last": ms_to_datetime(last) if last else None,
+    }

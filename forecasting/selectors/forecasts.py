@@ -1,0 +1,164 @@
+"""Reading forecasts for the asset page: the one serving now, how fresh it is, the model behind it,
+training progress, and past forecasts against what happened.
+
+Each function runs a fixed number of queries, however many forecasts are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import OuterRef, Q, Subquery
+
+from ..models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+
+# A forecast whose origin is more than this many candles behind the newest candle missed its
+# schedule (it runs once per candle), so it no longer describes the market shown next to it.
+STALE_AFTER_CANDLES = 3
+# Past forecasts read for the track-record chart: a month of hourly forecasts.
+TRACK_MAX_FORECASTS = 24 * 31
+# Steps ahead a person can compare, when the forecasts reach that far.
+AHEAD_CHOICES = (1, 6, 24)
+
+
+def median_index(quantiles: list[float]) -> int:
+    """Position of the median among the quantile levels (the middle one if 0.5 is absent)."""
+    return quantiles.index(0.5) if 0.5 in quantiles else len(quantiles) // 2
+
+
+def ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+# --- the forecast serving now ----------------------------------------------------------------------
+
+
+def forecast_latest(*, asset: Asset, champion: ModelVersion | None = None) -> Forecast | None:
+    """The forecast from the newest origin. Two can share an origin (the baseline, then a newly
+    promoted model; or a model, then the baseline after a roll-back): the current champion's wins,
+    else the one made last."""
+    newest_origin = Forecast.objects.filter(asset=OuterRef("asset")).order_by("-origin_time").values("origin_time")[:1]
+    rows = list(
+        Forecast.objects.filter(asset=asset, origin_time=Subquery(newest_origin))
+        .select_related("model_version").order_by("-made_at", "-id")
+    )
+    if not rows:
+        return None
+    serving = f"v{champion.version}" if champion is not None else "baseline"
+    return next((f for f in rows if f.source == serving), rows[0])
+
+
+@dataclass(frozen=True)
+class Staleness:
+    stale: bool
+    model_too_old: bool  # Forecast.stale: the model was older than MODEL_MAX_AGE_HOURS
+    candles_behind: int  # newest candle's position after the forecast's origin
+
+
+def forecast_staleness(*, forecast: Forecast, newest_candle: datetime | None, asset: Asset) -> Staleness:
+    behind = 0
+    if newest_candle is not None and newest_candle > forecast.origin_time:
+        behind = int((newest_candle - forecast.origin_time) / asset.interval_delta)
+    return Staleness(stale=forecast.stale or behind > STALE_AFTER_CANDLES, model_too_old=forecast.stale,
+                     candles_behind=behind)
+
+
+def forecast_chart_points(forecast: Forecast) -> list[dict]:
+    """Per step: target time (ms) and the band's low, median and high as decimal strings."""
+    mid = median_index(forecast.quantiles)
+    return [
+        {"t": ms(datetime.fromisoformat(s["target_time"])), "lo": s["values"][0], "m": s["values"][mid],
+         "hi": s["values"][-1]}
+        for s in forecast.steps
+    ]
+
+
+# --- models and training ---------------------------------------------------------------------------
+
+
+def model_versions_current(*, asset: Asset) -> tuple[ModelVersion | None, ModelVersion | None]:
+    """(champion, newest version) in one query; either may be None, and they may be the same."""
+    newest = ModelVersion.objects.filter(asset=OuterRef("asset")).order_by("-version").values("id")[:1]
+    rows = list(
+        ModelVersion.objects.filter(asset=asset)
+        .filter(Q(status=ModelVersion.Status.CHAMPION) | Q(id=Subquery(newest)))
+        .order_by("-version")
+    )
+    champion = next((v for v in rows if v.status == ModelVersion.Status.CHAMPION), None)
+    return champion, (rows[0] if rows else None)
+
+
+def training_run_latest(*, asset: Asset) -> TrainingRun | None:
+    return TrainingRun.objects.filter(asset=asset).order_by("-created_at", "-id").first()
+
+
+# --- past forecasts against what happened ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    ahead: int  # steps ahead compared
+    points: list[dict]  # per resolved forecast, oldest target first: t, origin, m, lo, hi, a (actual)
+    forecasts: int  # forecasts read (one per origin)
+    unresolved: int  # forecasts whose target candle is not stored (yet)
+    inside: int  # actual closes inside the band
+    band: float | None  # the band's nominal coverage, e.g. 0.8
+    mae: Decimal | None  # mean |median - actual|
+    naive_mae: Decimal | None  # mean |last close at the origin - actual|: "no change" as a yardstick
+    limited: bool  # more forecasts were in the range than read
+
+    @property
+    def coverage(self) -> float | None:
+        return self.inside / len(self.points) if self.points else None
+
+
+def forecast_track_record(*, asset: Asset, ahead: int = 1, since: datetime | None = None,
+                          limit: int = TRACK_MAX_FORECASTS) -> TrackRecord:
+    """Each stored forecast's `ahead`-step median and band, at its target time, beside the close
+    that happened there. One forecast per origin (the one made last). Two queries."""
+    if ahead < 1:
+        raise ValueError("ahead must be at least 1")
+    qs = Forecast.objects.filter(asset=asset)
+    if since is not None:
+        qs = qs.filter(origin_time__gt=since)
+    # Only the one step compared is read, not the whole horizon of every forecast.
+    rows = list(
+        qs.order_by("-origin_time", "-made_at", "-id")
+        .values_list("origin_time", "last_close", "quantiles", f"steps__{ahead - 1}")[: limit + 1]
+    )
+    limited = len(rows) > limit
+    picked, seen = [], set()
+    for origin, last_close, quantiles, step in rows[:limit]:
+        if origin in seen:
+            continue
+        seen.add(origin)
+        if step:  # a forecast with a shorter horizon has no such step
+            picked.append((origin, last_close, quantiles, step))
+    targets = {datetime.fromisoformat(step["target_time"]) for _, _, _, step in picked}
+    closes = dict(
+        Candle.objects.filter(asset=asset, interval=asset.interval, open_time__in=targets)
+        .values_list("open_time", "close")
+    ) if targets else {}
+
+    points, inside, err, naive_err, band = [], 0, Decimal(0), Decimal(0), None
+    for origin, last_close, quantiles, step in reversed(picked):
+        target = datetime.fromisoformat(step["target_time"])
+        actual = closes.get(target)
+        if actual is None:
+            continue
+        values = [Decimal(v) for v in step["values"]]
+        lo, m, hi = values[0], values[median_index(quantiles)], values[-1]
+        inside += lo <= actual <= hi
+        err += abs(m - actual)
+        naive_err += abs(last_close - actual)
+        band = round(quantiles[-1] - quantiles[0], 6)
+        points.append({"t": ms(target), "origin": ms(origin), "m": str(m), "lo": str(lo), "hi": str(hi),
+                       "a": str(actual)})
+    points.sort(key=lambda p: p["t"])
+    n = len(points)
+    return TrackRecord(
+        ahead=ahead, points=points, forecasts=len(picked), unresolved=len(picked) - n, inside=inside,
+        band=band, mae=err / n if n else None, naive_mae=naive_err / n if n else None, limited=limited,
+    )

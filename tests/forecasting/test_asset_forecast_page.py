@@ -1,0 +1,425 @@
+"""The asset page's forecast parts through the Django test client: which forecast serves and how it
+is labelled, staleness, the champion's backtest beside the baselines, training and empty states,
+and past forecasts against the closes that followed (checked against the kline file itself)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from forecasting.models import Forecast, ModelVersion, TrainingRun
+from forecasting.selectors.forecasts import forecast_track_record
+from forecasting.services.market_data import asset_track, candles_import_file
+from forecasting.services.training import forecast_make
+
+HOUR = timedelta(hours=1)
+ROWS = 400  # the newest rows of the real file: no gap among them
+HELD_BACK = 10  # rows left out of the "older" file, to move the newest candle on later
+
+
+def ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def at(ms_value: int) -> datetime:
+    return datetime.fromtimestamp(ms_value / 1000, tz=UTC)
+
+
+@pytest.fixture(scope="module")
+def klines(data_dir, tmp_path_factory):
+    """The newest rows of BTCUSDT-1h.csv as two files (all of them; all but the last HELD_BACK)
+    and, read straight from the text, open time (ms) -> close."""
+    lines = (data_dir / "BTCUSDT-1h.csv").read_text().splitlines()
+    header, rows = lines[0], lines[-ROWS:]
+    folder = tmp_path_factory.mktemp("klines")
+    full, older = folder / "full" / "BTCUSDT-1h.csv", folder / "older" / "BTCUSDT-1h.csv"
+    for path, part in ((full, rows), (older, rows[:-HELD_BACK])):
+        path.parent.mkdir()
+        path.write_text("\n".join([header, *part]) + "\n")
+    closes = {}
+    for row in rows:
+        fields = row.split(",")
+        closes[int(fields[0])] = fields[4]
+    return {"full": full, "older": older, "closes": closes, "times": sorted(closes)}
+
+
+@pytest.fixture
+def btc(db, klines):
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    candles_import_file(asset=asset, path=klines["full"])
+    return asset
+
+
+@pytest.fixture
+def signed_in(client, user):
+    client.force_login(user)
+    return client
+
+
+def page(client, **params) -> str:
+    response = client.get("/assets/BTCUSDT/", params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def json_script(html: str, element_id: str):
+    opening = f'<script id="{element_id}" type="application/json">'
+    start = html.index(opening) + len(opening)
+    return json.loads(html[start : html.index("</script>", start)])
+
+
+def text(html: str) -> str:
+    """The page's words with tags dropped and white space collapsed, as a person reads them."""
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", "", html)))
+
+
+def add_forecast(asset, origin: datetime, closes: dict, *, source: str = "baseline", version=None,
+                 horizon: int = 24, stale: bool = False) -> Forecast:
+    """A forecast from `origin`: the median drifts up 0.1% a step from the close at the origin, the
+    band is +-0.4% times sqrt(step) around it (wide enough to hold some closes and miss others)."""
+    last = Decimal(closes[ms(origin)])
+    steps = []
+    for k in range(1, horizon + 1):
+        m = last * (1 + Decimal("0.001") * k)
+        w = last * Decimal("0.004") * Decimal(k).sqrt()
+        steps.append({"target_time": (origin + k * HOUR).isoformat(),
+                      "values": [f"{m - w:.8f}", f"{m:.8f}", f"{m + w:.8f}"]})
+    return Forecast.objects.create(
+        asset=asset, model_version=version, kind=Forecast.Kind.MODEL if version else Forecast.Kind.BASELINE,
+        source=source, origin_time=origin, last_close=last, quantiles=[0.1, 0.5, 0.9], steps=steps, stale=stale,
+    )
+
+
+METRICS = {
+    "model": {"mae": 123.456, "mae_h1": 45.678, "mase": 1.01234, "directional_accuracy": 0.5234,
+              "pinball": 40.1234, "coverage": 0.8123, "width": 1234.6},
+    "naive": {"mae": 130.0, "mae_h1": 47.25, "mase": 1.06789, "directional_accuracy": None,
+              "pinball": None, "coverage": None, "width": None},
+    "drift": {"mae": 131.5, "mae_h1": 47.5, "mase": 1.07, "directional_accuracy": 0.49,
+              "pinball": None, "coverage": None, "width": None},
+    "naive_band": {"mae": 130.0, "mae_h1": 47.25, "mase": 1.06789, "directional_accuracy": None,
+                   "pinball": 44.5, "coverage": 0.861, "width": 1500.4},
+}
+# The same numbers as a person reads them in the table, written out by hand.
+METRIC_CELLS = {
+    "model": ["123.5", "45.68", "1.012", "52.3%", "40.12", "81.2%", "1,235"],
+    "naive": ["130", "47.25", "1.068", "—", "—", "—", "—"],
+    "drift": ["131.5", "47.5", "1.07", "49.0%", "—", "—", "—"],
+    "naive_band": ["130", "47.25", "1.068", "—", "44.5", "86.1%", "1,500"],
+}
+METRIC_KEYS = ["mae", "mae_h1", "mase", "directional_accuracy", "pinball", "coverage", "width"]
+
+
+def make_version(asset, number: int, *, status=ModelVersion.Status.CHAMPION,
+                 decision: str = "Promoted: pinball 40.12 < naive band 44.5.") -> ModelVersion:
+    return ModelVersion.objects.create(
+        asset=asset, version=number, status=status,
+        data_start=datetime(2021, 10, 11, tzinfo=UTC), data_end=datetime(2022, 10, 11, tzinfo=UTC),
+        data_candles=8760, data_digest="0" * 64, artifact=f"models/BTCUSDT/v{number}.pt", artifact_sha256="0" * 64,
+        metrics=METRICS["model"], baseline_metrics={k: v for k, v in METRICS.items() if k != "model"},
+        backtest={"origins": 696, "horizon": 24, "first_origin_time": ms(datetime(2022, 9, 10, tzinfo=UTC)),
+                  "last_origin_time": ms(datetime(2022, 10, 10, 10, tzinfo=UTC))},
+        decision=decision, promoted_at=timezone.now() if status == ModelVersion.Status.CHAMPION else None,
+    )
+
+
+def newest(klines) -> datetime:
+    return at(klines["times"][-1])
+
+
+# --- the forecast serving now ---------------------------------------------------------------------
+
+
+def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_baseline(signed_in, btc, klines):
+    forecast = forecast_make(asset=btc)
+    assert forecast.kind == Forecast.Kind.BASELINE
+
+    html = page(signed_in)
+    words = text(html)
+    assert "Forecast from no model yet: the baseline (naive volatility band)." in words
+    origin = newest(klines)
+    assert f"It starts from the candle at {origin:%Y-%m-%d %H:%M} UTC" in words
+    assert f"was made {forecast.made_at:%Y-%m-%d %H:%M} UTC" in words
+    assert 'id="forecast-stale"' not in html
+
+    data = json_script(html, "forecast-data")
+    prices = json_script(html, "price-data")
+    assert len(data["points"]) == 24
+    # Step k targets the candle k hours after the origin, which is the newest candle drawn.
+    assert prices[-1]["t"] == ms(origin)
+    assert [p["t"] for p in data["points"]] == [ms(origin + k * HOUR) for k in range(1, 25)]
+    assert [[p["lo"], p["m"], p["hi"]] for p in data["points"]] == [s["values"] for s in forecast.steps]
+    assert all(Decimal(p["lo"]) < Decimal(p["m"]) < Decimal(p["hi"]) for p in data["points"])
+    # The end of the horizon in words: median and band of step 24.
+    lo, m, hi = (Decimal(v) for v in forecast.steps[-1]["values"])
+    assert (f"In 1 day: median {m:,.2f} USDT, and 8 times in 10 the close lands between "
+            f"{lo:,.2f} and {hi:,.2f}.") in words
+
+    # No champion: the model section says the baseline serves, and there is no backtest table.
+    assert 'id="no-champion"' in html
+    assert "No model has passed the promotion gate yet, so the baseline serves forecasts" in words
+    assert 'id="metrics-table"' not in html
+
+
+def test_champion_forecast_shows_version_backtest_table_and_gate_decision(signed_in, btc, klines):
+    origin = newest(klines)
+    version = make_version(btc, 3)
+    # The baseline made first at the same origin; the champion's forecast replaces it on the page.
+    add_forecast(btc, origin, klines["closes"])
+    forecast = add_forecast(btc, origin, klines["closes"], source="v3", version=version)
+
+    html = page(signed_in)
+    words = text(html)
+    assert f"Forecast from model v3, trained {version.created_at:%Y-%m-%d %H:%M} UTC." in words
+    assert json_script(html, "forecast-data")["points"][0]["m"] == forecast.steps[0]["values"][1]
+    assert 'id="no-champion"' not in html
+    assert (f"Serving: model v3, trained {version.created_at:%Y-%m-%d %H:%M} UTC on 8760 candles "
+            "(2021-10-11 to 2022-10-11)") in words
+    assert ("Backtest: 696 forecasts, each 24 steps ahead, from origins between 2022-09-10 00:00 and "
+            "2022-10-10 10:00 UTC; the baselines are scored on the same origins.") in words
+    assert "Promotion gate: Promoted: pinball 40.12 < naive band 44.5." in words
+
+    table = html[html.index('id="metrics-table"') : html.index("</table>")]
+    heads = re.findall(r'<th scope="col">([^<]*)</th>', table)
+    assert heads == ["forecast", "MAE", "MAE 1h", "MASE", "direction", "pinball", "80% coverage", "80% width"]
+    rows = re.findall(r'<tr data-method="(\w+)"[^>]*><th scope="row">([^<]*)</th>(.*?)</tr>', table)
+    assert [(key, label) for key, label, _ in rows] == [
+        ("model", "model v3"), ("naive", "naive (last price)"), ("drift", "drift"), ("naive_band", "naive band"),
+    ]
+    for key, _, cells in rows:
+        found = re.findall(r'<td data-metric="(\w+)">([^<]*)</td>', cells)
+        assert found == list(zip(METRIC_KEYS, METRIC_CELLS[key])), key
+
+
+def test_after_a_roll_back_the_baseline_at_the_same_origin_serves_again(signed_in, btc, klines):
+    origin = newest(klines)
+    version = make_version(btc, 1, status=ModelVersion.Status.RETIRED, decision="")
+    add_forecast(btc, origin, klines["closes"])  # made first, yet the one serving with no champion
+    add_forecast(btc, origin, klines["closes"], source="v1", version=version)
+    words = text(page(signed_in))
+    assert "Forecast from no model yet: the baseline (naive volatility band)." in words
+    assert "The newest model, v1 (trained" in words and "is retired." in words
+
+
+def test_no_champion_names_the_rejected_newest_version_and_why(signed_in, btc, klines):
+    forecast_make(asset=btc)
+    make_version(btc, 2, status=ModelVersion.Status.REJECTED,
+                 decision="Rejected: pinball 45.1 is not below the naive band's 44.5.")
+    words = text(page(signed_in))
+    assert "is rejected: Rejected: pinball 45.1 is not below the naive band's 44.5." in words
+    assert "A training runs every day at 02:30 UTC." in words
+
+
+def test_forecast_from_a_model_past_its_age_is_marked_stale(signed_in, btc, klines):
+    version = make_version(btc, 3)
+    add_forecast(btc, newest(klines), klines["closes"], source="v3", version=version, stale=True)
+    html = page(signed_in)
+    assert 'id="forecast-stale"' in html
+    words = text(html)
+    assert "Stale forecast. The model that made it is more than 72 hours old; a retraining is due." in words
+    assert "candles before the newest one" not in words
+
+
+def test_forecast_several_candles_behind_the_newest_is_marked_stale(signed_in, db, klines):
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    candles_import_file(asset=asset, path=klines["older"])
+    forecast_make(asset=asset)
+    assert 'id="forecast-stale"' not in page(signed_in)  # fresh: from the newest candle
+
+    candles_import_file(asset=asset, path=klines["full"])  # ten newer candles arrive, no new forecast
+    html = page(signed_in)
+    assert 'id="forecast-stale"' in html
+    assert (f"It starts {HELD_BACK} candles before the newest one: "
+            "the forecast schedule has not run since.") in text(html)
+    assert "hours old" not in html
+
+
+def test_three_candles_behind_is_not_yet_stale_four_is(signed_in, btc, klines):
+    three_behind = add_forecast(btc, newest(klines) - 3 * HOUR, klines["closes"])
+    assert 'id="forecast-stale"' not in page(signed_in)
+    three_behind.delete()
+    add_forecast(btc, newest(klines) - 4 * HOUR, klines["closes"])
+    assert "It starts 4 candles before the newest one" in text(page(signed_in))
+
+
+# --- empty and in-progress states -----------------------------------------------------------------
+
+
+def test_no_forecast_yet_says_when_one_comes(signed_in, btc, user):
+    html = page(signed_in)
+    words = text(html)
+    assert 'id="no-forecast"' in html
+    assert ("No forecast yet for BTCUSDT. One is made a few minutes after each 1h candle closes "
+            "(the “Forecast BTCUSDT” schedule) and after every training.") in words
+    assert "Retrain now" not in words  # only staff can start one
+    assert 'id="forecast-data"' not in html
+    # The price chart is still there, and the past-forecast section says why it is empty.
+    assert 'id="price-chart"' in html
+    assert 'id="no-track"' in html and 'id="track-chart"' not in html
+
+    user.is_staff = True
+    user.save()
+    html = page(signed_in)
+    assert "Staff can start a training with “Retrain now” in" in text(html)
+    assert 'href="/admin/forecasting/asset/"' in html
+
+
+def test_running_training_shows_its_epoch(signed_in, btc):
+    TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.SUCCEEDED,
+                               epoch=40, max_epochs=40)
+    assert 'id="training-status"' not in page(signed_in)  # a finished run is no news
+
+    run = TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.RUNNING,
+                                     started_at=timezone.now(), epoch=5, max_epochs=40)
+    html = page(signed_in)
+    words = text(html)
+    assert 'id="training-status"' in html
+    assert f"Training in progress: epoch 5 of 40, started {run.started_at:%Y-%m-%d %H:%M} UTC." in words
+    assert '<progress max="40" value="5">' in html
+
+
+def test_queued_training_says_it_waits_for_a_worker(signed_in, btc):
+    run = TrainingRun.objects.create(asset=btc, triggered_by="alice")
+    words = text(page(signed_in))
+    assert (f"Training queued (asked by alice at {run.created_at:%Y-%m-%d %H:%M} UTC): "
+            "waiting for a training worker.") in words
+
+
+def test_failed_training_is_reported(signed_in, btc):
+    TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.FAILED,
+                               error="BTCUSDT has no candles yet")
+    html = page(signed_in)
+    assert 'id="training-status"' not in html
+    assert "failed: BTCUSDT has no candles yet" in text(html)
+
+
+# --- past forecasts against what happened ----------------------------------------------------------
+
+
+def expected_pairs(origins: list[datetime], closes: dict, ahead: int) -> list[dict]:
+    """Straight from the kline text: each origin's `ahead`-step median and band (as add_forecast
+    builds them) beside the close of the candle opening `ahead` hours later, if there is one."""
+    out = []
+    for origin in origins:
+        target = ms(origin + ahead * HOUR)
+        if target not in closes:
+            continue
+        last = Decimal(closes[ms(origin)])
+        m = last * (1 + Decimal("0.001") * ahead)
+        w = last * Decimal("0.004") * Decimal(ahead).sqrt()
+        out.append({"t": target, "origin": ms(origin), "m": Decimal(f"{m:.8f}"), "lo": Decimal(f"{m - w:.8f}"),
+                    "hi": Decimal(f"{m + w:.8f}"), "a": Decimal(closes[target])})
+    return out
+
+
+@pytest.mark.parametrize("ahead", [1, 6, 24])
+def test_track_record_pairs_each_forecast_with_the_close_that_followed(btc, klines, ahead):
+    closes, times = klines["closes"], klines["times"]
+    origins = [at(t) for t in times[-60:]]  # the newest `ahead` of them have no candle to meet yet
+    for origin in origins:
+        add_forecast(btc, origin, closes)
+    # A second forecast at one origin: the one made last counts, once.
+    twin = add_forecast(btc, origins[10], closes, source="v1")
+    twin.steps = [{**s, "values": [str(Decimal(v) + 1) for v in s["values"]]} for s in twin.steps]
+    twin.save()
+
+    record = forecast_track_record(asset=btc, ahead=ahead)
+    expected = expected_pairs(origins, closes, ahead)
+    expected[10] = {**expected[10], **{k: expected[10][k] + 1 for k in ("m", "lo", "hi")}}
+    assert len(expected) == 60 - ahead
+    got = [{"t": p["t"], "origin": p["origin"], **{k: Decimal(p[k]) for k in ("m", "lo", "hi", "a")}}
+           for p in record.points]
+    assert got == expected
+    assert record.forecasts == 60 and record.unresolved == ahead
+    inside = sum(p["lo"] <= p["a"] <= p["hi"] for p in expected)
+    assert record.inside == inside
+    assert 0 < inside < len(expected)  # the check means something: some inside, some not
+    assert record.coverage == inside / len(expected)
+    assert record.band == 0.8
+    assert record.mae == sum(abs(p["m"] - p["a"]) for p in expected) / len(expected)
+    lasts = {p["origin"]: Decimal(closes[p["origin"]]) for p in expected}
+    assert record.naive_mae == sum(abs(lasts[p["origin"]] - p["a"]) for p in expected) / len(expected)
+
+
+def test_track_record_reads_only_the_range_and_at_most_the_limit(btc, klines):
+    closes, times = klines["closes"], klines["times"]
+    for t in times[-100:-1]:
+        add_forecast(btc, at(t), closes)
+    since = at(times[-1]) - 24 * HOUR
+    record = forecast_track_record(asset=btc, since=since)
+    assert [p["origin"] for p in record.points] == [t for t in times[-100:-1] if at(t) > since]
+    assert not record.limited
+
+    record = forecast_track_record(asset=btc, limit=30)
+    assert [p["origin"] for p in record.points] == times[-31:-1]  # the newest 30
+    assert record.limited
+
+
+def test_forecasts_with_a_shorter_horizon_are_left_out_of_further_steps(btc, klines):
+    closes, times = klines["closes"], klines["times"]
+    add_forecast(btc, at(times[-50]), closes, horizon=6)
+    add_forecast(btc, at(times[-40]), closes, horizon=24)
+    assert len(forecast_track_record(asset=btc, ahead=6).points) == 2
+    record = forecast_track_record(asset=btc, ahead=12)
+    assert [p["origin"] for p in record.points] == [times[-40]]
+
+
+def test_page_shows_the_track_record_for_the_chosen_steps_ahead(signed_in, btc, klines):
+    closes, times = klines["closes"], klines["times"]
+    origins = [at(t) for t in times[-48:]]
+    for origin in origins:
+        add_forecast(btc, origin, closes)
+
+    html = page(signed_in, range="7d")
+    data = json_script(html, "track-data")
+    expected = expected_pairs(origins, closes, 1)
+    assert [(p["t"], Decimal(p["a"]), Decimal(p["m"])) for p in data] == [(p["t"], p["a"], p["m"]) for p in expected]
+    inside = sum(p["lo"] <= p["a"] <= p["hi"] for p in expected)
+    words = text(html)
+    assert ("What each forecast said 1 hour ahead (median and 80% band) against the close that followed, "
+            "for the 47 forecasts") in words
+    assert f"The close landed inside the band {inside} of 47 times ({inside / 47:.1%}; the aim is 80.0%)." in words
+    assert "1 more awaits its candle." in words
+    assert 'data-ahead="1" aria-current="true"' in html
+
+    html = page(signed_in, range="7d", ahead="6")
+    assert [p["t"] for p in json_script(html, "track-data")] == [p["t"] for p in expected_pairs(origins, closes, 6)]
+    assert 'data-ahead="6" aria-current="true"' in html
+    assert "said 6 hours ahead" in text(html)
+    assert "6 more await their candle." in text(html)
+    # The price range links keep the chosen steps ahead, and the step links keep the range.
+    assert 'href="?range=30d&amp;ahead=6"' in html
+    assert 'href="?range=7d&amp;ahead=24#track"' in html
+
+    # Steps beyond the forecasts' horizon, or nonsense, fall back to 1.
+    for bad in ("48", "x", "0"):
+        assert 'data-ahead="1" aria-current="true"' in page(signed_in, range="7d", ahead=bad)
+
+
+def test_page_query_count_does_not_grow_with_stored_forecasts(signed_in, btc, klines):
+    closes, times = klines["closes"], klines["times"]
+    version = make_version(btc, 1)
+    TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.RUNNING,
+                               epoch=3, max_epochs=40)
+
+    def count(n: int) -> tuple[int, int]:
+        Forecast.objects.all().delete()
+        for t in times[-n:]:
+            add_forecast(btc, at(t), closes, source="v1", version=version)
+        with CaptureQueriesContext(connection) as queries:
+            html = page(signed_in)
+        assert 'id="forecast-data"' in html and 'id="metrics-table"' in html
+        return len(queries), len(json_script(html, "track-data"))
+
+    few, few_points = count(5)
+    many, many_points = count(100)
+    assert (few_points, many_points) == (4, 99)
+    assert few == many
