@@ -199,8 +199,22 @@ def _rollback(model_admin, request, assets: list[Asset]) -> None:
     model_admin.message_user(request, format_html("Rolled back {}.", summary), messages.SUCCESS)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the system (imports, training, forecasting): staff look, and act through actions."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+
 @admin.register(Candle)
-class CandleAdmin(admin.ModelAdmin):
+class CandleAdmin(ReadOnlyAdmin):
     """Candles come only from Binance or kline files: listed and filtered, never edited by hand."""
 
     list_display = ("asset", "interval", "open_time", "open", "high", "low", "close", "volume")
@@ -209,28 +223,6 @@ class CandleAdmin(admin.ModelAdmin):
     list_select_related = ("asset",)
     show_full_result_count = False  # avoids a COUNT(*) over every candle on each page
     ordering = ("-open_time",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by training and forecasting: staff look, and act through actions."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- training runs --------------------------------------------------------------------------------
