@@ -5,8 +5,8 @@ Pure Python on Decimal, no database, so it can be checked against worked example
 Method: average cost. A buy, transfer in or reward adds its quantity and its cost (quantity ×
 price, plus the fee for buys and transfers in); a sell, transfer out or fee-in-asset removes
 quantity at the average cost per unit at that moment. Realized P&L is what a sell brought in
-(after its fee) minus the average cost of what was sold; fees paid in the asset and fees on
-transfers out are realized losses.
+(after its fee) minus the average cost of what was sold. A reward is income at its value when
+received. Fees paid in the asset, and fees on transfers out and on rewards, are realized losses.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ZERO = Decimal("0")
 INBOUND = {"buy", "reward", "transfer_in"}
 
 
-@dataclass
+@dataclass(slots=True)  # slots: quicker attribute reads over long histories
 class TxRow:
     id: int | None
     asset_id: int
@@ -68,7 +68,9 @@ class Ledger:
     positions: dict[int, Position] = field(default_factory=dict)
 
     def apply(self, row: TxRow) -> None:
-        p = self.positions.setdefault(row.asset_id, Position(row.asset_id))
+        p = self.positions.get(row.asset_id)
+        if p is None:  # not setdefault: that would build a Position for every row
+            p = self.positions[row.asset_id] = Position(row.asset_id)
         p.transactions += 1
         if p.first_at is None or row.executed_at < p.first_at:
             p.first_at = row.executed_at
@@ -78,9 +80,11 @@ class Ledger:
             value = q * price
             p.quantity += q
             if row.kind == "reward":
+                # Income when received (else a reward would never show in P&L); that value is
+                # also its cost basis, so only later price moves count as gains on it.
                 p.cost += value
                 p.rewards += value
-                p.realized -= fee
+                p.realized += value - fee
             else:
                 p.cost += value + fee
                 p.invested += value + fee

@@ -6,18 +6,22 @@ portfolio has: transactions in one query, prices in one or two, forecasts in one
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import CharField, OuterRef, Q, Subquery
+from django.db.models.functions import Cast
 from django.utils import timezone
 
+from forecasting.intervals import interval_delta
 from forecasting.models import Asset, Candle, Forecast
 
 from .models import Portfolio, Transaction
-from .positions import ZERO, Position, TxRow, quantities_over_time, replay
+from .positions import INBOUND, ZERO, Position, TxRow, replay
 
 COST_BASIS_METHOD = (
     "Average cost: each sale is set against the average price paid for the units held at that "
@@ -33,24 +37,43 @@ FORECAST_METHOD = (
 )
 
 
+TX_FIELDS = ("id", "asset_id", "kind", "quantity", "unit_price", "fee")
+
+
+def _tx_values(transactions, *fields):
+    """values_list of `fields` and executed_at, oldest first. The time is read as text and parsed
+    here: Django's timestamptz loader for PostgreSQL is pure Python and was most of the cost of
+    reading a long history."""
+    for *values, at in (transactions.annotate(at_text=Cast("executed_at", CharField()))
+                        .order_by("executed_at", "id").values_list(*fields, "at_text")):
+        yield *values, _parse_time(at)
+
+
+def _parse_time(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)  # SQLite's text is UTC
+
+
 def tx_rows(transactions) -> list[TxRow]:
-    return [TxRow(*values) for values in transactions.values_list(
-        "id", "asset_id", "kind", "quantity", "unit_price", "fee", "executed_at")]
+    return [TxRow(*values) for values in _tx_values(transactions, *TX_FIELDS)]
 
 
 def latest_prices(asset_ids) -> dict[int, dict]:
-    """Newest close per asset and the close 24 h before it, in one query (indexed look-ups)."""
+    """Newest close per asset and the close 24 h before it, in one query (indexed look-ups).
+    "time" is the newest candle's open time, "close_time" the moment its close price is from."""
     candles = Candle.objects.filter(asset=OuterRef("pk"), interval=OuterRef("interval"))
     newest = candles.order_by("-open_time")
     assets = (
         Asset.objects.filter(id__in=list(asset_ids))
         .annotate(last_close=Subquery(newest.values("close")[:1]),
-                  last_time=Subquery(newest.values("open_time")[:1]))
+                  last_time=Subquery(newest.values("open_time")[:1]),
+                  last_close_time=Subquery(newest.values("close_time")[:1]))
         .annotate(close_24h=Subquery(
             candles.filter(open_time__lte=OuterRef("last_time") - timedelta(hours=24))
             .order_by("-open_time").values("close")[:1]))
     )
-    return {a.id: {"asset": a, "close": a.last_close, "time": a.last_time, "close_24h": a.close_24h}
+    return {a.id: {"asset": a, "close": a.last_close, "time": a.last_time, "close_time": a.last_close_time,
+                   "close_24h": a.close_24h}
             for a in assets}
 
 
@@ -152,8 +175,7 @@ def dashboard(user) -> list[tuple[Portfolio, Summary]]:
     """Every portfolio of the user with its summary, in three queries whatever their size."""
     portfolios = list(Portfolio.objects.filter(owner=user))
     by_portfolio: dict[int, list[TxRow]] = defaultdict(list)
-    for values in Transaction.objects.filter(portfolio__owner=user).values_list(
-            "portfolio_id", "id", "asset_id", "kind", "quantity", "unit_price", "fee", "executed_at"):
+    for values in _tx_values(Transaction.objects.filter(portfolio__owner=user), "portfolio_id", *TX_FIELDS):
         by_portfolio[values[0]].append(TxRow(*values[1:]))
     prices = latest_prices({r.asset_id for rows in by_portfolio.values() for r in rows})
     return [(p, summarize(by_portfolio.get(p.id, []), prices)) for p in portfolios]
@@ -162,15 +184,28 @@ def dashboard(user) -> list[tuple[Portfolio, Summary]]:
 # --- value over time ----------------------------------------------------------------------------
 
 
-def daily_closes(asset_ids, start: datetime) -> dict[int, list[tuple[datetime, Decimal]]]:
-    """Per asset, the close of each UTC day since `start` (the candle that closes at 23:59:59.999),
-    in one query. A day without that candle (an outage) carries the previous close forward."""
+def daily_closes(assets, start: datetime, end: datetime) -> dict[int, list[tuple[datetime, Decimal]]]:
+    """Per asset, the close of each UTC day from `start`'s day to `end`'s (the candle that closes at
+    23:59:59.999), in one query. A day without that candle (an outage) has no entry; value_history
+    carries the previous close forward."""
+    first = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnights = [first + timedelta(days=i + 1) for i in range((end - first) // timedelta(days=1) + 1)]
+    by_interval: dict[str, list[int]] = defaultdict(list)
+    for asset in assets:
+        by_interval[asset.interval].append(asset.id)
     out: dict[int, list[tuple[datetime, Decimal]]] = defaultdict(list)
-    qs = (Candle.objects.filter(asset_id__in=list(asset_ids), interval=F("asset__interval"),
-                                close_time__gte=start, close_time__hour=23, close_time__minute=59)
-          .order_by("asset_id", "open_time").values_list("asset_id", "close_time", "close"))
+    if not by_interval:
+        return out
+    # Each day's closing candle by its open time, so the (asset, interval, open_time) index finds
+    # it, rather than reading every candle of the period to pick one in 24.
+    match = Q()
+    for interval, ids in by_interval.items():
+        length = interval_delta(interval)
+        match |= Q(asset_id__in=ids, interval=interval, open_time__in=[m - length for m in midnights])
+    qs = (Candle.objects.filter(match).annotate(close_text=Cast("close_time", CharField()))
+          .order_by("asset_id", "open_time").values_list("asset_id", "close_text", "close"))
     for asset_id, close_time, close in qs:
-        out[asset_id].append((close_time, close))
+        out[asset_id].append((_parse_time(close_time), close))  # as text: see _tx_values
     return out
 
 
@@ -187,30 +222,29 @@ def value_history(rows: list[TxRow], closes: dict[int, list[tuple[datetime, Deci
     """Daily market value and net money put in, from the first transaction's day to `end`."""
     if not rows or end is None:
         return []
-    qty_steps = quantities_over_time(rows)
-    flows = sorted((r.executed_at, _flow(r)) for r in rows)
-    day = min(r.executed_at for r in rows).astimezone(UTC).replace(hour=23, minute=59, second=59,
-                                                                     microsecond=999000)
-    points, price_pos, qty_pos, held = [], defaultdict(int), defaultdict(int), defaultdict(lambda: ZERO)
-    last_price: dict[int, Decimal | None] = {}
-    invested, f = ZERO, 0
-    while day <= end + timedelta(days=1):
-        t = min(day, end) if day > end else day
-        while f < len(flows) and flows[f][0] <= t:
-            invested += flows[f][1]
-            f += 1
+    # One pass over the rows in time order beside the days (the order within an instant does not
+    # change what is held at a day's end).
+    ordered = sorted(rows, key=attrgetter("executed_at"))
+    if ordered[0].executed_at > end:  # no price yet since the first transaction
+        return []
+    day = ordered[0].executed_at.astimezone(UTC).replace(hour=23, minute=59, second=59, microsecond=999000)
+    points, price_pos, held = [], defaultdict(int), defaultdict(lambda: ZERO)
+    last_price: dict[int, Decimal] = {}
+    invested, n = ZERO, 0
+    while True:
+        t = min(day, end)
+        while n < len(ordered) and ordered[n].executed_at <= t:
+            r = ordered[n]
+            held[r.asset_id] += r.quantity if r.kind in INBOUND else -r.quantity
+            invested += _flow(r)
+            n += 1
         value = ZERO
-        for asset_id, steps in qty_steps.items():
-            i = qty_pos[asset_id]
-            while i < len(steps) and steps[i][0] <= t:
-                held[asset_id] = steps[i][1]
-                i += 1
-            qty_pos[asset_id] = i
+        for asset_id, quantity in held.items():
             price, price_pos[asset_id] = _price_at(closes.get(asset_id, []), t, price_pos[asset_id])
             if price is not None:
                 last_price[asset_id] = price
-            if held[asset_id] and last_price.get(asset_id) is not None:
-                value += held[asset_id] * last_price[asset_id]
+            if quantity and asset_id in last_price:
+                value += quantity * last_price[asset_id]
         points.append({"t": t, "value": value, "invested": invested})
         if day >= end:
             break
@@ -219,29 +253,38 @@ def value_history(rows: list[TxRow], closes: dict[int, list[tuple[datetime, Deci
 
 
 def _flow(r: TxRow) -> Decimal:
-    """Money moved in (+) or out (−) of the portfolio by a transaction; rewards and fees are returns."""
-    if r.kind == "buy":
+    """Money moved in (+) or out (−) of the portfolio by a transaction. Rewards and fees paid in
+    the asset move no money (they are part of the return); a fee in the quote currency is money
+    paid in whatever the kind, as the holdings engine counts it as a cost or a loss."""
+    if r.kind in ("buy", "transfer_in"):
         return r.quantity * r.unit_price + r.fee
-    if r.kind == "transfer_in":
-        return r.quantity * r.unit_price
-    if r.kind == "sell":
-        return -(r.quantity * r.unit_price - r.fee)
-    if r.kind == "transfer_out":
-        return -(r.quantity * r.unit_price)
-    return ZERO
+    if r.kind in ("sell", "transfer_out"):
+        return r.fee - r.quantity * r.unit_price
+    return r.fee
 
 
+MICROSECOND = timedelta(microseconds=1)
 PERIODS = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)),
            ("ytd", None), ("1y", timedelta(days=365)), ("all", None))
 
 
 def returns(rows: list[TxRow], history: list[dict], summary: Summary, end: datetime | None) -> dict[str, dict]:
-    """Modified Dietz return per period, ending at the newest price. 24h uses hourly prices
-    (the summary's 24h values), longer periods daily closes."""
+    """Modified Dietz return per period, ending at the newest price. 24h starts from the hourly
+    prices a day before; longer periods from the daily value at or just before their start."""
     out: dict[str, dict] = {}
     if not rows or end is None or not summary.value and not summary.holdings:
         return out
     first = min(r.executed_at for r in rows)
+    # Suffix sums over the flows in time order, so each period is one bisect rather than a pass
+    # over the whole history: the money moved from flow i on, and that money × time to `end` (µs).
+    flows = [(r.executed_at, f) for r in sorted(rows, key=attrgetter("executed_at")) if (f := _flow(r))]
+    times = [t for t, _ in flows]
+    net_from, held_from = [ZERO] * (len(flows) + 1), [ZERO] * (len(flows) + 1)
+    for i in range(len(flows) - 1, -1, -1):
+        t, flow = flows[i]
+        net_from[i] = net_from[i + 1] + flow
+        # Flows after the newest price are in the value but held for none of the period.
+        held_from[i] = held_from[i + 1] + flow * max((end - t) // MICROSECOND, 0)
     for key, span in PERIODS:
         if key == "all":
             start = first
@@ -249,34 +292,53 @@ def returns(rows: list[TxRow], history: list[dict], summary: Summary, end: datet
             start = end.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
         else:
             start = end - span
+        v0: Decimal | None = ZERO
         if start <= first:
-            start, v0 = first, ZERO
+            start = first
         elif key == "24h":
-            v0 = summary.value_24h
+            v0 = _value_24h_ago(rows, summary, start)
         else:
-            v0 = _value_at(history, start)
+            point = _point_at(history, start)
+            if point is None:  # within the first day: the period is the whole history
+                start = first
+            else:
+                # Start where the value is known, so no flow falls between the value and the start.
+                start, v0 = point["t"], point["value"]
         if v0 is None:
             continue
-        length = (end - start).total_seconds() or 1.0
-        net = weighted = ZERO
-        for r in rows:
-            if start < r.executed_at <= end or (v0 == 0 and r.executed_at == start):
-                flow = _flow(r)
-                net += flow
-                weighted += flow * Decimal(str((end - r.executed_at).total_seconds() / length))
-        gain = summary.value - v0 - net
-        base = v0 + weighted
+        # From nothing, the flows at the start itself are what the period starts with.
+        i = bisect_left(times, start) if v0 == 0 else bisect_right(times, start)
+        length = (end - start) // MICROSECOND or 1
+        gain = summary.value - v0 - net_from[i]
+        base = v0 + held_from[i] / length
         out[key] = {"start": start, "gain": gain, "pct": (gain / base * 100) if base > 0 else None}
     return out
 
 
-def _value_at(history: list[dict], t: datetime) -> Decimal | None:
-    value = None
+def _value_24h_ago(rows: list[TxRow], summary: Summary, start: datetime) -> Decimal | None:
+    """What was held at `start` at the closes a day before the newest (not today's quantities,
+    which would count a buy of the last day both in the start value and as a flow)."""
+    held: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for r in rows:
+        if r.executed_at <= start:
+            held[r.asset_id] += r.quantity if r.kind in INBOUND else -r.quantity
+    prices = {h.position.asset_id: h.price_24h for h in summary.holdings + summary.closed}
+    value = ZERO
+    for asset_id, quantity in held.items():
+        if quantity:
+            if prices.get(asset_id) is None:
+                return None
+            value += quantity * prices[asset_id]
+    return value
+
+
+def _point_at(history: list[dict], t: datetime) -> dict | None:
+    point = None
     for p in history:
         if p["t"] > t:
             break
-        value = p["value"]
-    return value
+        point = p
+    return point
 
 
 # --- projected value ----------------------------------------------------------------------------
@@ -328,11 +390,13 @@ def portfolio_detail(portfolio: Portfolio, *, now: datetime | None = None) -> di
     rows = tx_rows(portfolio.transactions.all())
     prices = latest_prices({r.asset_id for r in rows})
     summary = summarize(rows, prices)
-    times = [v["time"] for v in prices.values() if v["time"]]
+    # The newest price is the close of the newest candle: it is the value at that candle's close time.
+    times = [v["close_time"] for v in prices.values() if v["close_time"]]
     end = max(times) if times else None
     history = []
     if rows and end:
-        history = value_history(rows, daily_closes(prices.keys(), min(r.executed_at for r in rows)), end)
+        assets = [v["asset"] for v in prices.values()]
+        history = value_history(rows, daily_closes(assets, min(r.executed_at for r in rows), end), end)
         if history and not summary.missing_prices:
             history[-1]["value"] = summary.value  # the newest point at the newest prices, not a daily close
     return {

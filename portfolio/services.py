@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
@@ -19,7 +19,9 @@ from forecasting.models import Asset
 from .models import Portfolio, Transaction
 from .positions import Oversold, TxRow, replay
 
-MAX_DECIMAL = Decimal("1e20")
+# One digit short of the columns' 20: SQLite keeps decimals as floats, and a value rounded up
+# to 1e20 there could no longer be read back.
+MAX_DECIMAL = Decimal("1e19")
 
 
 @transaction.atomic
@@ -70,6 +72,15 @@ def _symbol(asset_id: int) -> str:
 def validate_transaction(tx: Transaction, *, now: datetime | None = None) -> None:
     """Field rules with clear messages (the database constraints are the last line)."""
     errors = {}
+    for name in ("quantity", "unit_price", "fee"):
+        value = getattr(tx, name)
+        if isinstance(value, Decimal):
+            if value.is_nan():  # NaN cannot be compared: name it before the checks below
+                errors[name] = "Enter a number."
+            elif value.is_zero():
+                setattr(tx, name, value.copy_abs())  # -0 is stored and shown as 0
+    if errors:
+        raise ValidationError(errors)
     if tx.quantity is not None and tx.quantity <= 0:
         errors["quantity"] = "Quantity must be above zero."
     if tx.unit_price is not None and tx.unit_price < 0:
@@ -80,7 +91,7 @@ def validate_transaction(tx: Transaction, *, now: datetime | None = None) -> Non
         value = getattr(tx, name)
         if value is not None and abs(value) >= MAX_DECIMAL:
             errors[name] = "That number is too large."
-    if tx.executed_at and tx.executed_at > (now or timezone.now()) + timezone.timedelta(minutes=1):
+    if tx.executed_at and tx.executed_at > (now or timezone.now()) + timedelta(minutes=1):
         errors["executed_at"] = "The date cannot be in the future."
     if errors:
         raise ValidationError(errors)
@@ -179,12 +190,23 @@ def _parse_decimal(text: str, name: str, *, default: Decimal | None = None) -> D
     return value + 0  # turns -0 into 0
 
 
+def _records(reader: csv.DictReader, report: CsvReport):
+    """(line number, row) with the line the row starts on in the file: the reader skips blank lines
+    and a quoted note can span several lines, so counting rows would name the wrong line."""
+    try:
+        for raw in reader:
+            extra = sum(v.count("\n") for v in raw.values() if isinstance(v, str))
+            yield reader.line_num - extra, raw
+    except csv.Error as exc:
+        report.errors.append(f"line {reader.line_num}: not readable as CSV ({exc})")
+
+
 def transactions_import_csv(*, portfolio: Portfolio, text: str, now: datetime | None = None) -> CsvReport:
     """All or nothing: every line is checked first and every error reported with its line number;
     rows already in the portfolio are reported as duplicates and not stored again."""
     now = now or timezone.now()
     report = CsvReport()
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))  # spreadsheets may write a BOM
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in CSV_COLUMNS[:5] if c not in header]
     if missing:
@@ -197,8 +219,8 @@ def transactions_import_csv(*, portfolio: Portfolio, text: str, now: datetime | 
                                                        "executed_at"))
     new: list[tuple[int, Transaction]] = []
     seen: dict[tuple, int] = {}
-    for lineno, raw in enumerate(reader, start=2):
-        if lineno - 1 > MAX_CSV_ROWS:
+    for count, (lineno, raw) in enumerate(_records(reader, report), start=1):
+        if count > MAX_CSV_ROWS:
             report.errors.append(f"line {lineno}: more than {MAX_CSV_ROWS} rows; split the file")
             break
         if None in raw:
