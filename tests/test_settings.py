@@ -158,3 +158,22 @@ def test_production_logs_are_json_lines():
     line = JsonFormatter().format(record)
     assert json.loads(line) | {"time": "x"} == {"time": "x", "level": "WARNING", "logger": "mur",
                                                 "message": "candles late"}
+
+
+def test_web_process_does_not_load_torch():
+    """Pages, admin and API never train: torch and Lightning stay out of web processes (memory,
+    start-up time and garbage-collection pauses on every request)."""
+    code = """
+import sys, django
+django.setup()
+from django.urls import get_resolver
+from django.contrib import admin
+get_resolver().url_patterns
+admin.autodiscover()
+from django.test import Client
+Client().get('/healthz')
+print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)
+"""
+    result = run_python(code, clean_env("mur_site.settings.test"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["False", "False"]

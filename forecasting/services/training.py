@@ -12,6 +12,7 @@ import os
 import uuid
 from dataclasses import replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -22,10 +23,15 @@ from django.utils import timezone
 
 from ..intervals import interval_ms
 from ..klines import ms_to_datetime
-from ..ml.backtest import backtest, naive_band_forecast
 from ..ml.data import Series, SeriesError
-from ..ml.train import TrainConfig, TrainedModel, split_points, train
 from ..models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+
+if TYPE_CHECKING:
+    from ..ml.train import TrainConfig, TrainedModel
+
+# torch and Lightning (forecasting.ml.train, .backtest) are imported inside the functions that
+# train or load models: web processes import this module for admin actions and should not
+# carry a deep-learning stack they never use.
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,8 @@ def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = 
 
 
 def train_config(asset: Asset, **overrides) -> TrainConfig:
+    from ..ml.train import TrainConfig
+
     return replace(TrainConfig(max_epochs=settings.TRAIN_MAX_EPOCHS, threads=settings.TORCH_THREADS), **overrides)
 
 
@@ -104,6 +112,8 @@ def artifact_write(*, asset: Asset, data: bytes) -> tuple[str, int, str]:
 def model_version_load(version: ModelVersion) -> TrainedModel:
     """Load and verify an artifact. A corrupted one is flagged, and if it was the champion the
     previous good version takes over; ArtifactError is raised either way."""
+    from ..ml.train import TrainedModel
+
     try:
         with default_storage.open(version.artifact.name, "rb") as f:
             data = f.read()
@@ -226,6 +236,8 @@ def _finish(run: TrainingRun, status: str, error: str = "") -> None:
 
 
 def _train_and_register(run: TrainingRun, config: TrainConfig, on_progress=None) -> ModelVersion:
+    from ..ml.train import split_points, train
+
     asset = run.asset
     series, digest = candle_series(asset=asset, days=settings.TRAIN_DAYS)
     test_steps = settings.BACKTEST_DAYS * DAY_MS // series.interval_ms
@@ -244,6 +256,8 @@ def _train_and_register(run: TrainingRun, config: TrainConfig, on_progress=None)
 def model_version_register(*, run: TrainingRun, model: TrainedModel, series: Series, digest: str,
                            test_start: int) -> ModelVersion:
     """Backtest a trained model, store its artifact, record the version, then apply the gate."""
+    from ..ml.backtest import backtest
+
     asset = run.asset
     result = backtest(model, series, test_start=test_start)
     name, size, sha = artifact_write(asset=asset, data=model.to_bytes())
@@ -298,6 +312,8 @@ def gate_decision(*, metrics: dict, baselines: dict, champion: dict | None) -> t
 
 
 def model_version_gate(*, version: ModelVersion, series: Series, test_start: int) -> bool:
+    from ..ml.backtest import backtest
+
     champion_metrics = None
     with transaction.atomic():
         Asset.objects.select_for_update().get(id=version.asset_id)
@@ -384,6 +400,9 @@ FORECAST_CANDLES = 24 * 60  # enough history to warm the LSTM state and the vola
 
 def forecast_make(*, asset: Asset) -> Forecast:
     """Forecast from the newest candle with the champion, or the naive band when there is none."""
+    from ..ml.backtest import naive_band_forecast
+    from ..ml.train import TrainConfig
+
     champion, model = None, None
     for _attempt in range(3):
         champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
