@@ -10,7 +10,13 @@ from decimal import Decimal, localcontext
 from django.db import transaction as db_transaction
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
@@ -19,6 +25,7 @@ from rest_framework.response import Response
 from forecasting.models import Asset
 from mur_site.api.authentication import token_create, token_revoke
 from mur_site.api.exceptions import error_response
+from mur_site.api.filters import UtcIsoDateTimeFilter
 
 from . import selectors, services
 from .models import ApiToken, Portfolio, Transaction
@@ -84,8 +91,8 @@ class TransactionSerializer(serializers.ModelSerializer):
 class TransactionFilter(filters.FilterSet):
     symbol = filters.CharFilter(field_name="asset__symbol", lookup_expr="iexact")
     kind = filters.ChoiceFilter(choices=Transaction.Kind.choices)
-    start = filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="gte")
-    end = filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="lte")
+    start = UtcIsoDateTimeFilter(field_name="executed_at", lookup_expr="gte")
+    end = UtcIsoDateTimeFilter(field_name="executed_at", lookup_expr="lte")
 
 
 def _money(**kwargs):
@@ -103,6 +110,16 @@ RETURN_FIELDS = {"start": serializers.DateTimeField(), "gain": _money(),
                  "pct": _money(allow_null=True, help_text="Percent; null when the base is not positive.")}
 
 
+CSV_EXAMPLE = ("executed_at,kind,symbol,quantity,unit_price,fee,note\n"
+               "2024-03-01T14:30:00Z,buy,BTCUSDT,0.05,61000,1.5,first buy\n")
+
+
+def _example(name: str, value, **kwargs) -> OpenApiExample:
+    return OpenApiExample(name, value=value, request_only=True, **kwargs)
+
+
+@extend_schema_view(create=extend_schema(examples=[_example("A portfolio", {"name": "Long term",
+                                                                            "description": "Held for years."})]))
 class PortfolioViewSet(viewsets.ModelViewSet):
     serializer_class = PortfolioSerializer
     ordering_fields = ["name", "created_at"]
@@ -174,8 +191,10 @@ class PortfolioViewSet(viewsets.ModelViewSet):
             "t": serializers.DateTimeField(), "low": _money(), "median": _money(), "high": _money()}, many=True)}))
     @action(detail=True, methods=["get"])
     def forecast(self, request, pk=None):
-        detail = selectors.portfolio_detail(self.get_object())
-        fc = detail["forecast"]
+        # The holdings and their newest forecasts only: the page's value history is not needed here.
+        summary = selectors.portfolio_summary(self.get_object())
+        forecasts = selectors.latest_forecasts({h.asset.id for h in summary.holdings})
+        fc = selectors.portfolio_forecast(summary, forecasts)
         if fc is None:
             return Response({"method": selectors.FORECAST_METHOD, "made_at": None, "age_seconds": None,
                              "stale": False, "kinds": [], "without_forecast": [], "points": []})
@@ -191,7 +210,8 @@ class PortfolioViewSet(viewsets.ModelViewSet):
                  "text/csv": {"type": "string"}},
         responses={201: inline_serializer("CsvImported", {"created": serializers.IntegerField(),
                                                           "duplicates": serializers.ListField(child=serializers.IntegerField())}),
-                   413: OpenApiResponse(description="The file is larger than 5 MB.")})
+                   413: OpenApiResponse(description="The file is larger than 5 MB.")},
+        examples=[_example("A CSV file", CSV_EXAMPLE, media_type="text/csv")])
     @action(detail=True, methods=["post"], url_path="import-csv",
             parser_classes=[MultiPartParser, FormParser, CsvTextParser])
     def import_csv(self, request, pk=None):
@@ -224,6 +244,15 @@ class PortfolioViewSet(viewsets.ModelViewSet):
         return Response({"created": report.created, "duplicates": report.duplicates}, status=status.HTTP_201_CREATED)
 
 
+TX_EXAMPLE = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.05", "unit_price": "61000", "fee": "1.5",
+              "executed_at": "2024-03-01T14:30:00Z", "note": "first buy"}
+
+
+@extend_schema_view(
+    create=extend_schema(examples=[_example("A buy", TX_EXAMPLE)]),
+    update=extend_schema(examples=[_example("A buy", TX_EXAMPLE)]),
+    partial_update=extend_schema(examples=[_example("A note", {"note": "moved to cold storage"})]),
+)
 class TransactionViewSet(viewsets.ModelViewSet):
     serializer_class = TransactionSerializer
     filterset_class = TransactionFilter
@@ -282,7 +311,8 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             return ApiToken.objects.none()
         return ApiToken.objects.filter(user=self.request.user)
 
-    @extend_schema(responses={201: inline_serializer("ApiTokenCreated", {
+    @extend_schema(examples=[_example("A token for a script", {"name": "laptop script", "expires_in_days": 90})],
+                   responses={201: inline_serializer("ApiTokenCreated", {
         "id": serializers.IntegerField(), "name": serializers.CharField(), "key": serializers.CharField(),
         "prefix": serializers.CharField(), "expires_at": serializers.DateTimeField(allow_null=True)})})
     def create(self, request, *args, **kwargs):

@@ -22,6 +22,10 @@ from .positions import Oversold, TxRow, replay
 # One digit short of the columns' 20: SQLite keeps decimals as floats, and a value rounded up
 # to 1e20 there could no longer be read back.
 MAX_DECIMAL = Decimal("1e19")
+# Nothing crypto traded before Bitcoin's first block. Value over time is computed per day from the
+# first transaction, so a date centuries back would make every read of the portfolio crawl.
+EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
+EARLIEST_MESSAGE = "The date cannot be before 2009-01-03 (Bitcoin's first block)."
 
 
 @transaction.atomic
@@ -93,6 +97,8 @@ def validate_transaction(tx: Transaction, *, now: datetime | None = None) -> Non
             errors[name] = "That number is too large."
     if tx.executed_at and tx.executed_at > (now or timezone.now()) + timedelta(minutes=1):
         errors["executed_at"] = "The date cannot be in the future."
+    if tx.executed_at and tx.executed_at < EARLIEST:
+        errors["executed_at"] = EARLIEST_MESSAGE
     if errors:
         raise ValidationError(errors)
     tx.full_clean()
@@ -236,6 +242,8 @@ def transactions_import_csv(*, portfolio: Portfolio, text: str, now: datetime | 
                 when = when.replace(tzinfo=UTC)
             if when > now:
                 raise ValueError("executed_at is in the future")
+            if when < EARLIEST:
+                raise ValueError(f"executed_at is before {EARLIEST:%Y-%m-%d} (Bitcoin's first block)")
             kind = (raw.get("kind") or "").strip().lower()
             if kind not in kinds:
                 raise ValueError(f"kind {kind!r} is not one of {', '.join(sorted(kinds))}")

@@ -1,0 +1,314 @@
+"""API benchmark: the latest-forecast endpoint, a candles page and a trivial JSON view, served by
+gunicorn and driven by wrk at 32 concurrent connections, side by side in one run.
+
+    .venv/bin/python bench/api.py [--seconds 10] [--rounds 3] [--workers 4] [--pg-url postgres://postgres@127.0.0.1:5432]
+
+On a PostgreSQL database this script creates and drops ("mur_bench_api"): BTCUSDT with every hourly
+candle of the real Binance file, a forecast stored from them (the naive band, as before any model is
+trained) and a user with an API token. gunicorn serves the project on 127.0.0.1 (a free port) with
+the test settings (DEBUG off, locmem cache) and a user throttle rate raised through
+MUR_API_USER_RATE so throttling does not interfere; wrk (Debian's package) runs in another process.
+
+Endpoints, all token-authenticated through the same DRF stack:
+  - trivial: GET /api/v1/ping/ (authentication, throttling, JSON rendering and nothing else)
+  - forecast: GET /api/v1/assets/BTCUSDT/forecasts/latest/
+  - candles: GET /api/v1/assets/BTCUSDT/candles/?start=<100 hours before the newest>&limit=100 (the
+    newest 100 candles, asked for by time range as the API is meant to be used)
+
+The three are measured in turn, `--rounds` times, after a warm-up; the medians of requests/second,
+p50 and p99 are reported with the ratio of each endpoint's throughput to the trivial view's. Any
+non-2xx answer fails the run. Writes bench/results/api.json and api.md.
+Target: the forecast endpoint at half or more of the trivial view's throughput, p99 under 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import data_dir, machine, pg_admin  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+BENCH_DB = "mur_bench_api"
+CONNECTIONS = 32
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 100.0
+ENDPOINTS = {
+    "trivial": "/api/v1/ping/",
+    "forecast": "/api/v1/assets/BTCUSDT/forecasts/latest/",
+    "candles": "/api/v1/assets/BTCUSDT/candles/?start={start}&limit=100",
+}
+
+
+# --- child: the database's content ----------------------------------------------------------------
+
+
+def setup_data() -> dict:
+    """Runs in a child process on the benchmark database; prints the token key and counts."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mur_site.settings.test")
+    os.environ["MUR_KLINES_DIR"] = ""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+
+    from forecasting.models import Candle
+    from forecasting.services.market_data import asset_track, candles_import_file
+    from forecasting.services.training import forecast_make
+    from mur_site.api.authentication import token_create
+
+    call_command("migrate", verbosity=0)
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    candles_import_file(asset=asset, path=data_dir() / "BTCUSDT-1h.csv")
+    forecast = forecast_make(asset=asset)
+    user = get_user_model().objects.create_user(username="bench", password="bench-password-not-used")
+    _, key = token_create(user=user, name="bench")
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")  # a database in use has planner statistics
+    newest = Candle.objects.filter(asset=asset).order_by("-open_time").values_list("open_time", flat=True).first()
+    start = (newest - 99 * asset.interval_delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"key": key, "candles": Candle.objects.filter(asset=asset).count(), "forecast_kind": forecast.kind,
+            "forecast_steps": len(forecast.steps), "candles_start": start}
+
+
+# --- parent: server, load, report -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(database_url: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "MUR_"))}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "mur_site.settings.test",
+        "DATABASE_URL": database_url,
+        # Throttling stays on (its cost is part of every request) but never answers 429. A one-second
+        # window: DRF keeps one timestamp per request in the window, and a minute of this load would
+        # make that list, read and written on every request, far longer than any real client's.
+        "MUR_API_USER_RATE": "1000000/s",
+        "MUR_KLINES_DIR": "",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def start_gunicorn(env: dict, port: int, workers: int, worker_class: str, threads: int, log: Path) -> subprocess.Popen:
+    cmd = [str(Path(sys.executable).with_name("gunicorn")), "mur_site.wsgi:application",
+           "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", worker_class,
+           "--threads", str(threads), "--backlog", "2048", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"gunicorn exited:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return proc
+        except urllib.error.HTTPError:
+            return proc  # an answer (503: the candles are old) means it serves
+        except OSError:
+            time.sleep(0.3)
+    stop(proc)
+    sys.exit(f"gunicorn did not answer within 60 s:\n{log.read_text()[-4000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def check(url: str, key: str) -> dict:
+    request = urllib.request.Request(url, headers={"Authorization": f"Token {key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200, response.status
+        return json.loads(response.read())
+
+
+def wrk(url: str, key: str, seconds: int, threads: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency", "--timeout", "10s",
+         "-H", f"Authorization: Token {key}", url],
+        capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0 or "Latency Distribution" not in out.stdout:
+        sys.exit(f"wrk failed:\n{out.stdout}\n{out.stderr}")
+    return parse_wrk(out.stdout)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * _UNITS[unit]
+
+
+def parse_wrk(text: str) -> dict:
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", text, re.M))
+    if set(latency) != {"50", "99"}:
+        sys.exit(f"wrk's output is not as expected:\n{text}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", text).group(1)),
+        "p50_ms": _ms(latency["50"]),
+        "p99_ms": _ms(latency["99"]),
+        "non_2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", text)) else 0,
+        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="each endpoint is measured this many times, in turn")
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1,
+                        help="gunicorn sync workers (default: 2 x CPUs + 1, gunicorn's advice)")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"],
+                        help="gunicorn worker class (sync, as in docker-compose.yml; gthread keeps connections alive)")
+    parser.add_argument("--server-threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--conn-max-age", type=int, default=600,
+                        help="seconds Django keeps a database connection (CONN_MAX_AGE; 0 reconnects per request)")
+    parser.add_argument("--pg-url", default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
+                        help="PostgreSQL server (no database name); the script creates and drops mur_bench_api there")
+    parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.setup:
+        print(json.dumps(setup_data()))
+        return
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: install Debian's package (apt-get install wrk), or run scripts/services.")
+    data_dir()
+    pg_url = args.pg_url.rstrip("/")
+    database_url = f"{pg_url}/{BENCH_DB}?conn_max_age={args.conn_max_age}"
+    env = server_env(database_url)
+    results = {"machine": machine(), "connections": CONNECTIONS, "seconds": args.seconds, "rounds": args.rounds,
+               "workers": args.workers, "worker_class": args.worker_class,
+               "server_threads": args.server_threads if args.worker_class == "gthread" else 1, "wrk_threads": args.threads, "conn_max_age": args.conn_max_age,
+               "target": {"forecast_ratio": TARGET_RATIO, "forecast_p99_ms": TARGET_P99_MS}}
+    pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    pg_admin(pg_url, f"CREATE DATABASE {BENCH_DB}")
+    proc = None
+    try:
+        print("Loading BTCUSDT 1h candles and storing a forecast ...", flush=True)
+        setup = subprocess.run([sys.executable, __file__, "--setup"], env=env, cwd=ROOT, capture_output=True,
+                               text=True)
+        if setup.returncode != 0:
+            sys.exit(f"setup failed:\n{setup.stderr[-4000:]}")
+        data = json.loads(setup.stdout.strip().splitlines()[-1])
+        key = data.pop("key")
+        results["data"] = data
+        endpoints = {name: path.format(start=data["candles_start"]) for name, path in ENDPOINTS.items()}
+        results["endpoints"] = endpoints
+        port = free_port()
+        with tempfile.TemporaryDirectory(prefix="mur-bench-api-") as tmp:
+            proc = start_gunicorn(env, port, args.workers, args.worker_class, args.server_threads,
+                                  Path(tmp) / "gunicorn.log")
+            base = f"http://127.0.0.1:{port}"
+            body = check(base + endpoints["forecast"], key)
+            assert body["symbol"] == "BTCUSDT" and body["steps"], body
+            assert len(check(base + endpoints["candles"], key)["results"]) == 100
+            print(f"gunicorn: {args.workers} {args.worker_class} workers on {base}; wrk: {CONNECTIONS} connections, "
+                  f"{args.threads} threads, {args.seconds} s per run, {args.rounds} rounds", flush=True)
+            for name, path in endpoints.items():  # warm-up: imports, connections, caches
+                wrk(base + path, key, 2, args.threads)
+            runs: dict[str, list[dict]] = {name: [] for name in endpoints}
+            for r in range(args.rounds):
+                for name, path in endpoints.items():
+                    run = wrk(base + path, key, args.seconds, args.threads)
+                    runs[name].append(run)
+                    print(f"  round {r + 1} {name:8s} {run['rps']:8.0f} req/s  p50 {run['p50_ms']:6.1f} ms  "
+                          f"p99 {run['p99_ms']:6.1f} ms", flush=True)
+                    if run["non_2xx"] or run["socket_errors"]:
+                        sys.exit(f"{name}: {run['non_2xx']} non-2xx answers, {run['socket_errors']} socket errors")
+    finally:
+        if proc is not None:
+            stop(proc)
+        pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+    trivial_rps = statistics.median(r["rps"] for r in runs["trivial"])
+    results["results"] = {}
+    for name, rs in runs.items():
+        rps = statistics.median(r["rps"] for r in rs)
+        results["results"][name] = {
+            "path": endpoints[name], "rps": round(rps, 1), "p50_ms": round(statistics.median(r["p50_ms"] for r in rs), 2),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in rs), 2), "ratio_to_trivial": round(rps / trivial_rps, 3),
+            "requests": sum(r["requests"] for r in rs), "runs": rs,
+        }
+    fc = results["results"]["forecast"]
+    results["target_met"] = {"forecast_ratio": fc["ratio_to_trivial"] >= TARGET_RATIO,
+                             "forecast_p99": fc["p99_ms"] < TARGET_P99_MS}
+    report = markdown(results)
+    print("\n" + report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "api.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "api.md").write_text(report)
+    print(f"Written {RESULTS / 'api.json'} and {RESULTS / 'api.md'}")
+
+
+def markdown(r: dict) -> str:
+    m, d = r["machine"], r["data"]
+    lines = [
+        "# API benchmark: gunicorn + wrk, 32 connections",
+        "",
+        f"{m['date']}, {m['nproc']} CPUs (load {m['load_1m']} at start), Python {m['python']}, {m['platform']}, "
+        f"commit {m['commit']}.",
+        "",
+        f"gunicorn with {r['workers']} {r['worker_class']} workers"
+        f"{' x ' + str(r['server_threads']) + ' threads' if r['worker_class'] == 'gthread' else ''}, test settings (DEBUG off, locmem cache, throttling on with a "
+        f"high rate), PostgreSQL with CONN_MAX_AGE={r['conn_max_age']}; wrk with {r['wrk_threads']} threads and "
+        f"{r['connections']} connections on the same machine. Each endpoint ran {r['rounds']} x {r['seconds']} s in "
+        f"turn after a warm-up; medians of the runs. Data: {d['candles']:,} BTCUSDT 1h candles, a {d['forecast_kind']} "
+        f"forecast of {d['forecast_steps']} steps. Every answer was a 200.",
+        "",
+        "| endpoint | path | req/s | p50 ms | p99 ms | throughput vs trivial |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, s in r["results"].items():
+        lines.append(f"| {name} | `{s['path']}` | {s['rps']:,.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "
+                     f"{s['ratio_to_trivial']:.2f} |")
+    lines += ["", "Each run (req/s, p99 ms), in the order they ran: the spread is this machine's noise.", ""]
+    for name, s in r["results"].items():
+        lines.append(f"- {name}: " + ", ".join(f"{x['rps']:.0f} ({x['p99_ms']:.0f})" for x in s["runs"]))
+    t, fc = r["target_met"], r["results"]["forecast"]
+    lines += [
+        "",
+        f"Target: forecast at {r['target']['forecast_ratio']:.0%} or more of the trivial view's throughput: "
+        f"{fc['ratio_to_trivial']:.2f}, {'met' if t['forecast_ratio'] else 'NOT met'}; forecast p99 under "
+        f"{r['target']['forecast_p99_ms']:.0f} ms: {fc['p99_ms']:.1f} ms, {'met' if t['forecast_p99'] else 'NOT met'}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

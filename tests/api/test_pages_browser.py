@@ -1,0 +1,70 @@
+"""In headless Chromium: the API tokens page on a phone, and the API docs working offline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portfolio.models import ApiToken
+# The browser suite's fixtures: the system Chromium, every request outside the live server refused.
+from tests.browser.conftest import browser_context, page, playwright, sign_in, site_user  # noqa: F401
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 375, "height": 812}
+
+
+def fits(page) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_tokens_page_works_on_a_phone(page, live_server, sign_in, site_user, tmp_path):
+    ApiToken.objects.create(user=site_user, name="a rather long name for the nightly export job", key_hash="a" * 64,
+                            prefix="mur_abcdefgh", expires_at=timezone.now() + timedelta(days=30),
+                            last_used_at=timezone.now())
+    ApiToken.objects.create(user=site_user, name="old", key_hash="b" * 64, prefix="mur_oldoldol",
+                            revoked_at=timezone.now())
+    page.set_viewport_size(PHONE)
+    sign_in()
+    page.goto(f"{live_server.url}/accounts/api-tokens/")
+    fits(page)
+    assert page.locator("#token-table tbody tr").count() == 2
+    # Labelled fields: the form is filled by its labels, as a screen reader user would.
+    page.get_by_label("Name").fill("phone script")
+    page.get_by_label("Expires after (days)").fill("7")
+    page.get_by_role("button", name="Create token").click()
+    page.wait_for_selector("#token-key")
+    fits(page)
+    key = page.locator("#token-key").input_value()
+    assert key.startswith("mur_")
+    assert "it will not be shown again" in page.content()
+    page.screenshot(path=str(tmp_path / "token-created-375.png"), full_page=True)
+
+    page.get_by_role("link", name="Done").click()
+    row = page.locator("#token-table tbody tr", has_text="phone script")
+    assert row.locator(".token-status").inner_text() == "active"
+    row.get_by_role("link", name="Revoke phone script").click()
+    fits(page)
+    page.get_by_role("button", name="Revoke token").click()
+    page.wait_for_url(f"{live_server.url}/accounts/api-tokens/")
+    fits(page)
+    assert row.locator(".token-status").inner_text().startswith("revoked")
+    assert ApiToken.objects.get(name="phone script").revoked_at is not None
+
+
+def test_swagger_ui_and_redoc_work_offline(page, live_server, browser_context):
+    blocked = []  # requests the page's own Content-Security-Policy stopped inside the browser
+    page.on("requestfailed", lambda r: blocked.append(r.url) if r.failure == "csp" else None)
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector(".opblock", timeout=20_000)
+    assert page.locator(".opblock").count() == 35
+    page.goto(f"{live_server.url}/api/redoc/")
+    page.wait_for_selector("text=Make Us Rich API", timeout=20_000)
+    page.wait_for_selector("text=/api/v1/assets/{symbol}/forecasts/latest/", timeout=20_000)
+    page.wait_for_timeout(500)  # ReDoc's badge logo is requested after the first render
+    # Nothing went to another host: every request was to our server, or stopped by the page's policy
+    # (ReDoc's bundle always asks for its badge logo on cdn.redoc.ly).
+    assert browser_context.requests
+    elsewhere = [u for u in browser_context.requests if not u.startswith(live_server.url)]
+    assert elsewhere == blocked, (elsewhere, blocked)

@@ -1,0 +1,78 @@
+"""The OpenAPI 3 schema is valid and complete; Swagger UI and ReDoc load only our own static files."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
+from drf_spectacular.validation import validate_schema
+
+
+def test_the_schema_generates_without_warnings_and_validates(tmp_path):
+    out = tmp_path / "schema.yaml"
+    # --fail-on-warn: an untyped parameter or an unnamed enum would fail here.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    schema = yaml.safe_load(out.read_text())
+    assert schema["openapi"].startswith("3.")
+
+
+@pytest.fixture
+def served(client, db) -> dict:
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def test_the_served_schema_is_valid_openapi_3(served):
+    validate_schema(served)  # drf-spectacular's own check against the OpenAPI 3 JSON schema
+    assert served["info"]["title"] == "Make Us Rich API"
+
+
+def test_every_operation_documents_token_auth_and_the_error_body(served):
+    assert served["components"]["securitySchemes"]["tokenAuth"] == {
+        "type": "apiKey", "in": "header", "name": "Authorization",
+        "description": "`Token <key>`; create keys on the API tokens page or at /api/v1/tokens/."}
+    error = served["components"]["schemas"]["Error"]
+    assert error["properties"]["error"]["required"] == ["status", "code", "message", "fields"]
+    operations = [(path, method, op) for path, ops in served["paths"].items() for method, op in ops.items()]
+    assert len(operations) == 35  # every route of the access matrix but the browsable root
+    for path, method, op in operations:
+        assert {"tokenAuth": []} in op["security"], (path, method)
+        for code in ("401", "403", "429"):
+            assert op["responses"][code]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Error"}, (path, method, code)
+        if "{" in path:
+            assert "404" in op["responses"], (path, method)
+        success = [c for c in op["responses"] if c.startswith("2")]
+        assert success, (path, method)
+
+
+def test_the_schema_describes_the_conventions(served):
+    candle = served["components"]["schemas"]["Candle"]["properties"]
+    assert candle["close"] == {"type": "string", "format": "decimal", "pattern": r"^-?\d{0,20}(?:\.\d{0,8})?$"}
+    assert candle["open_time"] == {"type": "string", "format": "date-time"}
+    retrain = served["paths"]["/api/v1/assets/{symbol}/retrain/"]["post"]["responses"]["202"]
+    assert "Location" in retrain["headers"]
+    assert retrain["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TrainingRunAccepted"}
+    limit = next(p for p in served["paths"]["/api/v1/assets/{symbol}/candles/"]["get"]["parameters"]
+                 if p["name"] == "limit")
+    assert "at most 1000" in limit["description"]
+    imports = served["paths"]["/api/v1/portfolios/{id}/import-csv/"]["post"]["requestBody"]["content"]
+    assert set(imports) == {"multipart/form-data", "text/csv"}
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_the_docs_load_their_code_from_our_static_files(client, db, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    html = response.content.decode()
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(u.endswith(".js") for u in urls), urls
+    for url in urls:
+        assert url.startswith("/static/"), url  # nothing from a CDN or any other host
+        assert finders.find(url.removeprefix("/static/")), url  # and it ships with the project
+    assert not re.search(r"https?://(?!localhost)", re.sub(r"<script>.*?</script>", "", html, flags=re.S))
