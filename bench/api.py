@@ -28,14 +28,10 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -43,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import data_dir, machine, pg_admin  # noqa: E402
+from servers import free_port, start_gunicorn, stop  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BENCH_DB = "mur_bench_api"
@@ -93,12 +90,6 @@ def setup_data() -> dict:
 # --- parent: server, load, report -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_env(database_url: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "MUR_"))}
     env.update({
@@ -112,37 +103,6 @@ def server_env(database_url: str) -> dict:
         "PYTHONUNBUFFERED": "1",
     })
     return env
-
-
-def start_gunicorn(env: dict, port: int, workers: int, worker_class: str, threads: int, log: Path) -> subprocess.Popen:
-    cmd = [str(Path(sys.executable).with_name("gunicorn")), "mur_site.wsgi:application",
-           "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", worker_class,
-           "--threads", str(threads), "--backlog", "2048", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"gunicorn exited:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return proc
-        except urllib.error.HTTPError:
-            return proc  # an answer (503: the candles are old) means it serves
-        except OSError:
-            time.sleep(0.3)
-    stop(proc)
-    sys.exit(f"gunicorn did not answer within 60 s:\n{log.read_text()[-4000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def check(url: str, key: str) -> dict:
