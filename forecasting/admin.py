@@ -13,6 +13,8 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
+from mur_site.broker import QueueUnavailableError
+
 from .klines import ms_to_datetime
 from .management.commands.train_asset import COLUMNS as BACKTEST_COLUMNS
 from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
@@ -151,12 +153,16 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retrain now", permissions=["retrain"])
     def retrain_now(self, request, queryset):
-        queued, busy = [], []
+        queued, busy, refused = [], [], None
         for asset in queryset.order_by("symbol"):
             # A run that was already active before the request is the service's "already queued" answer.
             active_before = set(TrainingRun.objects.filter(asset=asset, status__in=ACTIVE_RUN_STATUSES)
                                 .values_list("id", flat=True))
-            run = training_run_request(asset=asset, triggered_by=f"admin:{request.user.username}")
+            try:
+                run = training_run_request(asset=asset, triggered_by=f"admin:{request.user.username}")
+            except QueueUnavailableError as exc:
+                refused = exc
+                break
             if run.id in active_before:
                 busy.append(_link(run, f"{asset.symbol} (run {run.id}, {run.status}, {run.progress_label})"))
             else:
@@ -166,6 +172,8 @@ class AssetAdmin(admin.ModelAdmin):
         if busy:
             self.message_user(request, format_html("Already queued or running, not queued again: {}.", _join(busy)),
                               messages.WARNING)
+        if refused is not None:
+            self.message_user(request, str(refused), messages.ERROR)
 
     @admin.action(description="Roll back to previous champion", permissions=["rollback"])
     def rollback_champion(self, request, queryset):

@@ -28,6 +28,7 @@ from rest_framework.response import Response
 from mur_site.api.exceptions import error_response
 from mur_site.api.filters import UtcIsoDateTimeFilter
 from mur_site.api.pagination import CandlePagination
+from mur_site.broker import QueueUnavailableError
 
 from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .selectors.forecasts import STALE_AFTER_CANDLES, forecast_latest, forecast_staleness, model_versions_current
@@ -166,6 +167,7 @@ class TrainingRunAcceptedSerializer(TrainingRunSerializer):
 
 
 CONFLICT = OpenApiResponse(description="Not possible now; see `error.message`.")
+QUEUE_DOWN = OpenApiResponse(description="The task queue is unavailable: nothing was queued; try again later.")
 
 
 class CandleFilter(filters.FilterSet):
@@ -205,14 +207,18 @@ class AssetViewSet(viewsets.ReadOnlyModelViewSet):
     def get_object(self):
         return _asset(self.kwargs["symbol"])
 
-    @extend_schema(request=None, responses={202: TrainingRunAcceptedSerializer}, parameters=[
+    @extend_schema(request=None, responses={202: TrainingRunAcceptedSerializer, 503: QUEUE_DOWN}, parameters=[
         OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
                          description="The run's URL.")])
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
     def retrain(self, request, symbol=None):
         """Queue a training (or return the one already queued or running): 202 with the run's URL."""
         asset = self.get_object()
-        run = training_run_request(asset=asset, triggered_by=f"api:{request.user.get_username()}")
+        try:
+            run = training_run_request(asset=asset, triggered_by=f"api:{request.user.get_username()}")
+        except QueueUnavailableError as exc:
+            return error_response(str(exc), status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                                  code="queue_unavailable")
         url = request.build_absolute_uri(reverse("api:training-run-detail", args=[run.id]))
         body = TrainingRunAcceptedSerializer(run, context={"url": url}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})

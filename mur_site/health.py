@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import JsonResponse
@@ -11,6 +9,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from forecasting.intervals import interval_ms
+
+from .broker import check_broker
 
 
 def check_database() -> dict:
@@ -20,26 +20,6 @@ def check_database() -> dict:
             cursor.fetchone()
         return {"ok": True, "vendor": connection.vendor}
     except Exception as exc:  # any driver error means "down"; the message says which
-        return {"ok": False, "error": str(exc)[:200]}
-
-
-def check_broker(timeout: float = 1.0) -> dict:
-    from mur_site.celery_app import app
-
-    try:
-        with app.connection_for_write(connect_timeout=timeout) as conn:
-            # No sleep between attempts: a health check answers fast or says "down".
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
-            transport = conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_name
-            if transport == "filesystem":
-                # Connecting to the filesystem transport always succeeds; publishing needs the folders.
-                options = conn.transport_options
-                for key in ("data_folder_in", "data_folder_out"):
-                    folder = options.get(key)
-                    if not folder or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-                        return {"ok": False, "error": f"broker folder {key}={folder!r} is missing or read-only"}
-        return {"ok": True, "transport": str(transport)}
-    except Exception as exc:
         return {"ok": False, "error": str(exc)[:200]}
 
 

@@ -197,7 +197,8 @@ def _asset_for(request, form: TransactionForm, current: Asset | None = None) -> 
     from forecasting.tasks import candles_refresh_task
 
     # Fetch its candles now rather than at the next scheduled refresh, once the tracking is stored.
-    transaction.on_commit(lambda: candles_refresh_task.delay(asset.id))
+    # robust: with the task queue down the scheduled refresh fetches them instead (logged).
+    transaction.on_commit(lambda: candles_refresh_task.delay(asset.id), robust=True)
     messages.info(request, f"Now tracking {symbol}; its prices arrive with the first refresh.")
     return asset
 

@@ -115,7 +115,9 @@ def test_redis_url_selects_redis_broker_and_cache():
                       DJANGO_ALLOWED_HOSTS="mur.example.com", REDIS_URL=url,
                       DATABASE_URL="postgres://mur:pw@db.internal:5432/mur")
     assert s["broker_url"] == s["app_broker_url"] == url
-    assert s["cache"] == {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    # Redis behind the backend that degrades to "no cache" while Redis is down (tests/faults).
+    assert s["cache"] == {"BACKEND": "mur_site.cache.ResilientRedisCache", "LOCATION": url,
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
     assert s["db"]["ENGINE"] == "django.db.backends.postgresql"
 
 

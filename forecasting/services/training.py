@@ -21,6 +21,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from mur_site.broker import broker_require
+
 from ..intervals import interval_ms
 from ..klines import ms_to_datetime
 from ..ml.data import Series, SeriesError
@@ -161,9 +163,10 @@ def _fall_back(*, version: ModelVersion) -> ModelVersion | None:
 
 
 def training_run_request(*, asset: Asset, triggered_by: str) -> TrainingRun:
-    """Queue a training of the asset, or return the one already queued or running."""
-    from ..tasks import training_run_task
+    """Queue a training of the asset, or return the one already queued or running.
 
+    QueueUnavailableError (and no run) if the task queue cannot be reached: a run created then
+    would wait as "queued" for a task that was never sent."""
     with transaction.atomic():
         Asset.objects.select_for_update().get(id=asset.id)  # serialises requests for one asset
         active = TrainingRun.objects.filter(
@@ -171,9 +174,26 @@ def training_run_request(*, asset: Asset, triggered_by: str) -> TrainingRun:
         ).first()
         if active is not None:
             return active
+        broker_require()
         run = TrainingRun.objects.create(asset=asset, triggered_by=triggered_by[:100])
-        transaction.on_commit(lambda: training_run_task.delay(run.id))
+        # Sent only once the run is committed, so the worker always finds it.
+        transaction.on_commit(lambda: _training_run_send(run.id))
     return run
+
+
+def _training_run_send(run_id: int) -> None:
+    """Send the run's task; if the queue went away since the check, fail the run with the reason
+    rather than leave it queued for a task that does not exist."""
+    from ..tasks import training_run_task
+
+    try:
+        training_run_task.delay(run_id)
+    except Exception as exc:  # kombu's OperationalError, or whatever the transport raises
+        log.error("Could not queue training run %s: %s", run_id, exc)
+        TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+            error=f"The task queue is unavailable, the training was not queued: {exc}"[:2000],
+        )
 
 
 def training_runs_reap(*, now=None) -> int:
@@ -390,7 +410,9 @@ def model_version_retire(*, version: ModelVersion) -> None:
 def _forecast_on_commit(asset_id: int) -> None:
     from ..tasks import forecast_task
 
-    transaction.on_commit(lambda: forecast_task.delay(asset_id))
+    # robust: with the queue down the promotion or roll-back still stands (it is committed); the
+    # scheduled forecast makes the new forecast instead, and the failure is logged.
+    transaction.on_commit(lambda: forecast_task.delay(asset_id), robust=True)
 
 
 # --- forecasts ------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 ERROR_SCHEMA = {
     "type": "object",
-    "description": "The body of every 4xx answer.",
+    "description": "The body of every 4xx answer, and of a 503 when a service the request needs is down.",
     "properties": {
         "error": {
             "type": "object",
@@ -49,6 +49,7 @@ def add_error_responses(result, generator, request, public):
             for code in codes:
                 responses.setdefault(code, {"description": DESCRIPTIONS[code]})
             for code, response in responses.items():
-                if code.startswith("4"):  # whatever a view declared, a 4xx carries the error body
+                # Whatever a view declared, a 4xx (or a 503: a service it needs is down) carries the error body.
+                if code.startswith("4") or code == "503":
                     response["content"] = {"application/json": {"schema": ERROR_REF}}
     return result

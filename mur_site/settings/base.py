@@ -160,13 +160,16 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# --- Cache: local memory by default, Redis when REDIS_URL is set.
+# --- Cache: local memory by default, Redis when REDIS_URL is set. It holds only what can be
+# recomputed, so while Redis is down it acts as an empty cache instead of failing requests, and
+# short socket timeouts keep a hung Redis from holding up every page.
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "mur_site.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:
@@ -191,6 +194,10 @@ else:
     for _folder in ("queue", "control", "processed"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker (and beat) that loses the broker keeps reconnecting, waiting 2 s more each time up to
+# 30 s, however long the outage lasts: no restart by hand. Celery's default gives up after 100 tries.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
