@@ -36,6 +36,8 @@ class Recorded:
     path: str  # after /api/v3/, e.g. "klines"
     params: dict[str, str]
     status: int | None = None  # None until answered
+    # time.monotonic() on arrival: how long a client waited between requests (e.g. Retry-After).
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
