@@ -60,23 +60,36 @@ def training_run_task(self, run_id: int) -> int | None:
         version = training_run_execute(run_id=run_id, worker=self.request.hostname or "")
     except (OperationalError, InterfaceError) as exc:
         # The database went away (transient): give the run back and try again later.
+        from django.conf import settings
         from django.db import connection
 
         connection.close()
+        # If the database is still down, the run stays "running" without heartbeats: the reaper fails it.
+        if self.request.retries >= self.max_retries:
+            # No retry is coming: a run given back now would wait as "queued" for ever.
+            try:
+                _fail_running(run_id, f"The database connection was lost {self.max_retries + 1} times: {exc}")
+            except (OperationalError, InterfaceError):
+                log.exception("Could not mark training run %s as failed", run_id)
+            raise
         try:
             training_run_requeue(run_id=run_id)
         except (OperationalError, InterfaceError):
             log.exception("Could not requeue training run %s", run_id)
-        raise self.retry(exc=exc, countdown=30) from exc
+        raise self.retry(exc=exc, countdown=settings.TRAINING_RETRY_SECONDS) from exc
     except Exception as exc:
-        from .services.training import _finish
-        from .models import TrainingRun
-
-        run = TrainingRun.objects.filter(id=run_id).first()
-        if run is not None and run.status == TrainingRun.Status.RUNNING:
-            _finish(run, TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        _fail_running(run_id, f"{type(exc).__name__}: {exc}")
         raise
     return version.id if version else None
+
+
+def _fail_running(run_id: int, error: str) -> None:
+    from .models import TrainingRun
+    from .services.training import _finish
+
+    run = TrainingRun.objects.filter(id=run_id).first()
+    if run is not None and run.status == TrainingRun.Status.RUNNING:
+        _finish(run, TrainingRun.Status.FAILED, error=error)
 
 
 @shared_task

@@ -257,6 +257,8 @@ TORCH_THREADS = env.int("MUR_TORCH_THREADS", default=1)
 MODEL_MAX_AGE_HOURS = env.float("MUR_MODEL_MAX_AGE_HOURS", default=72)
 # A running training whose heartbeat is older than this is taken as dead (its worker was lost).
 TRAINING_HEARTBEAT_TIMEOUT = env.int("MUR_TRAINING_HEARTBEAT_TIMEOUT", default=600)
+# A training that lost its database connection is given back and retried after this many seconds.
+TRAINING_RETRY_SECONDS = env.int("MUR_TRAINING_RETRY_SECONDS", default=30)
 # A promotion needs point MAE at most this much above naive's (0.005 = 0.5%).
 GATE_MAX_MAE_RATIO = env.float("MUR_GATE_MAX_MAE_RATIO", default=1.005)
 

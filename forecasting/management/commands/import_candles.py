@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from forecasting.intervals import interval_ms
 from forecasting.management.progress import ProgressBar
@@ -47,6 +47,12 @@ class Command(BaseCommand):
                         result = candles_import_file(asset=asset, path=path, interval=ivl, progress=bar)
             except (MarketDataError, ValueError) as exc:
                 raise CommandError(str(exc)) from exc
+            except (OperationalError, InterfaceError) as exc:
+                # E.g. the connection dropped: the file's transaction rolled back as a whole.
+                raise CommandError(
+                    f"{path}: the database connection failed during the import, so nothing from this file was "
+                    f"stored ({str(exc).strip()}). Run the command again once the database is reachable."
+                ) from exc
             self.stdout.write(
                 f"{path.name}: {result.created} new, {result.updated} updated, {result.unchanged} unchanged candles."
             )
