@@ -6,10 +6,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from . import accounts
 from .health import healthz
 
+# The admin's sign-in counts failures with the site's: one limit, whichever form is used.
+admin.site.login_form = accounts.AdminSignInForm
+
 urlpatterns = [
     path("", accounts.home, name="home"),
     path("healthz", healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
