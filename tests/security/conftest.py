@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from tests.api.conftest import PASSWORD, World, build_world
+from tests.api.conftest import PASSWORD, World, build_world, no_broker  # noqa: F401  (a fixture)
 
 ROLES = ("anonymous", "owner", "other", "staff")
 
