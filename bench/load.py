@@ -590,6 +590,8 @@ def server_env(database_url: str, redis_url: str) -> dict:
         "REDIS_URL": redis_url,
         # Candle refreshes read the real files (no network); asset_track checks the symbol there too.
         "MUR_KLINES_DIR": str(data_dir()),
+        # The real files end in 2022: /healthz would call every asset stale and answer 503.
+        "MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS": "0",
         "PYTHONUNBUFFERED": "1",
         # Forecasts run small torch models: one thread per process, as in docker-compose.yml.
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MUR_TORCH_THREADS": "1",

@@ -165,8 +165,8 @@ def _pip_audit(record: dict | None) -> list[str]:
 
 
 def render(records: list[dict], load: dict | None, where: dict, unreadable: list[str] | None = None) -> str:
-    audit = next((r for r in records if r.get("file") == PIP_AUDIT or r["name"].lower().startswith("pip-audit")),
-                 None)
+    # scripts/audit's record; other checks may have "pip-audit" in their names too.
+    audit = next((r for r in records if r.get("file") == PIP_AUDIT or r["name"].lower() == "pip-audit"), None)
     checks = [r for r in records if r is not audit]
     by_section: dict[str, list[dict]] = {}
     for r in checks:

@@ -34,7 +34,9 @@ def records(tmp_path, monkeypatch):
     reliability.record("hostile-input", "oversized CSV uploads", requests=23, statuses={413: 23})
     reliability.record("hostile-input", "API fuzzing against the schema", requests=1877, server_errors=0)
     reliability.record("security", "CSRF refused on every form", forms=11, status_403=11)
-    reliability.record("security", "pip-audit", vulnerabilities=0, packages=93)
+    reliability.record("security", "pip-audit report in the test command", outcomes_checked=4)
+    reliability.record("security", "pip-audit", outcome="no known vulnerabilities", packages=93, audited=93,
+                       not_checked=0, vulnerabilities=0)
     return folder
 
 
@@ -86,8 +88,12 @@ def test_report_shows_the_numbers_and_the_loss(records, tmp_path):
     assert "In all: requests: 1,900" in hostile
     assert "statuses: {413: 23}" in hostile
     assert "CSRF refused on every form" in text.split("## Security checks")[1]
-    assert "vulnerabilities: 0; packages: 93" in text.split("## Dependency audit (pip-audit)")[1]
-    assert "pip-audit" not in text.split("## Security checks")[1].split("## Dependency audit")[0]
+    audit = "outcome: no known vulnerabilities; packages: 93; audited: 93; not checked: 0; vulnerabilities: 0"
+    assert audit in text.split("## Dependency audit (pip-audit)")[1]
+    assert f"- pip-audit: {audit}" in text
+    security = text.split("## Security checks")[1].split("## Dependency audit")[0]
+    assert "| pip-audit report in the test command |" in security
+    assert "| pip-audit |" not in security
 
     # The loss is shown where the check is listed and in the summary, not hidden.
     assert "| Worker killed while importing candles | **3 lost** | candles: 4,519 |" in faults
