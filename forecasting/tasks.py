@@ -105,7 +105,12 @@ def asset_retrain_task(asset_id: int) -> int | None:
     return training_run_request(asset=asset, triggered_by="schedule").id
 
 
-@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
+# A forecast whose worker process died (OOM killer, SIGKILL) is sent again after
+# default_retry_delay seconds instead of waiting for the next scheduled one; max_retries bounds it,
+# so a forecast that kills every process it runs in cannot loop. Safe to repeat: one forecast per
+# origin and source (get_or_create on a unique constraint).
+@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3, acks_late=True,
+             retry_on_worker_lost=True, default_retry_delay=10)
 def forecast_task(asset_id: int) -> int | None:
     from .ml.data import SeriesError
     from .models import Asset
