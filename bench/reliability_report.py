@@ -83,17 +83,21 @@ def _outcome(r: dict) -> str:
     return ", ".join(b for b in bad if b) or "nothing lost or duplicated"
 
 
+NOT_COUNTS = ("status", "code", "pid", "second", "port")
+
+
 def _totals(records: list[dict]) -> str:
-    """Integer facts summed over a section's checks: how many requests, inputs, ... in all."""
+    """Integer facts summed over the checks: how many requests, inputs, ... were tried in all (not
+    statuses, exit codes or times, which do not add up)."""
     sums: dict[str, int] = {}
     for r in records:
         for k, v in r.get("facts", {}).items():
-            if isinstance(v, int) and not isinstance(v, bool):
+            if isinstance(v, int) and not isinstance(v, bool) and not any(w in k for w in NOT_COUNTS):
                 sums[k] = sums.get(k, 0) + v
     return ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in sums.items())
 
 
-def _section(title: str, intro: str, records: list[dict]) -> list[str]:
+def _section(title: str, intro: str, records: list[dict], totals: bool = False) -> list[str]:
     lines = [f"## {title}", "", intro, ""]
     if not records:
         return lines + ["No records yet: run the test command (`scripts/test`).", ""]
@@ -102,8 +106,8 @@ def _section(title: str, intro: str, records: list[dict]) -> list[str]:
     failed = sum(1 for r in records if r.get("lost") or r.get("duplicated"))
     lines.append(f"{_n(len(records), 'check')}; rows lost {losses}, duplicated {dups}"
                  + (f": **{_n(failed, 'check')} lost or duplicated rows.**" if failed else "."))
-    if totals := _totals(records):
-        lines.append(f"In all: {totals}.")
+    if totals and (summed := _totals(records)):
+        lines.append(f"Tried in all: {summed}.")
     lines += ["", "| check | outcome | measured | recorded |", "|---|---|---|---|"]
     for r in sorted(records, key=lambda r: r["name"].lower()):
         lines.append(f"| {_cell(r['name'])} | {_outcome(r)} | {_cell(_facts(r.get('facts', {})))} | "
@@ -200,7 +204,7 @@ def render(records: list[dict], load: dict | None, where: dict, unreadable: list
         lines.append(f"- Unreadable record files: {', '.join(unreadable)}.")
     lines += [""] + load_lines
     for key, (title, intro) in SECTIONS.items():
-        lines += _section(title, intro, by_section.pop(key, []))
+        lines += _section(title, intro, by_section.pop(key, []), totals=key == "hostile-input")
     for key, rs in sorted(by_section.items()):
         lines += _section(f"Other checks: {key}", "Records of a section this report does not know.", rs)
     lines += _pip_audit(audit)
