@@ -1,8 +1,9 @@
+import re
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
 from .klines import ms_to_datetime
@@ -32,6 +33,16 @@ METRIC_COLUMNS = [
 BASELINE_ROWS = [("naive", "naive (last price)"), ("drift", "drift"), ("naive_band", "naive band")]
 
 
+SYMBOL_RE = re.compile(r"[A-Za-z0-9]{2,20}")
+
+
+def _asset_or_404(symbol: str) -> Asset:
+    # Symbols are letters and digits; anything else is no asset (and a NUL would make PostgreSQL fail).
+    if not SYMBOL_RE.fullmatch(symbol):
+        raise Http404("No such asset.")
+    return get_object_or_404(Asset, symbol=symbol.upper())
+
+
 @login_required
 def asset_list(request):
     assets = Asset.objects.filter(tracked=True)
@@ -40,7 +51,7 @@ def asset_list(request):
 
 @login_required
 def asset_detail(request, symbol: str):
-    asset = get_object_or_404(Asset, symbol=symbol.upper())
+    asset = _asset_or_404(symbol)
     range_key = request.GET.get("range", "30d")
     if range_key not in RANGES:
         range_key = "30d"
@@ -92,7 +103,7 @@ def asset_detail(request, symbol: str):
 
 @login_required
 def asset_prices_json(request, symbol: str):
-    asset = get_object_or_404(Asset, symbol=symbol.upper())
+    asset = _asset_or_404(symbol)
     range_key = request.GET.get("range", "30d")
     if range_key not in RANGES:
         return JsonResponse(
