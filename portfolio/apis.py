@@ -68,9 +68,21 @@ class PortfolioSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
 
+class SymbolField(serializers.SlugRelatedField):
+    """An asset by its symbol; a NUL is refused before the lookup, which PostgreSQL would fail on."""
+
+    default_error_messages = {**serializers.SlugRelatedField.default_error_messages,
+                              "null_characters": "Null characters are not allowed."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("null_characters")
+        return super().to_internal_value(data)
+
+
 class TransactionSerializer(serializers.ModelSerializer):
-    symbol = serializers.SlugRelatedField(source="asset", slug_field="symbol", queryset=Asset.objects.all(),
-                                          help_text="A tracked Binance symbol such as BTCUSDT.")
+    symbol = SymbolField(source="asset", slug_field="symbol", queryset=Asset.objects.all(),
+                         help_text="A tracked Binance symbol such as BTCUSDT.")
     quantity = serializers.DecimalField(**DEC)
     unit_price = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
     fee = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
