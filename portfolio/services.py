@@ -234,6 +234,10 @@ def transactions_import_csv(*, portfolio: Portfolio, text: str, now: datetime | 
             continue
         if not any((v or "").strip() for v in raw.values()):
             continue
+        if any("\x00" in (v or "") for v in raw.values()):
+            # Text columns cannot hold it (PostgreSQL refuses it); usually a sign of a binary file.
+            report.errors.append(f"line {lineno}: contains a NUL character (\\x00); save the file as plain CSV text")
+            continue
         try:
             when = parse_datetime((raw.get("executed_at") or "").strip())
             if when is None:
