@@ -1,6 +1,7 @@
 """One error body for every 4xx: {"error": {"status", "code", "message", "fields"}}."""
 
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -32,7 +33,18 @@ def _throttled_anonymous(exc, context):
     return exceptions.Throttled(throttle.wait())
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
 def api_exception_handler(exc, context):
+    # Django's limits on the body surface while DRF parses it; answered like every other 4xx
+    # instead of Django's HTML "Bad Request" page.
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024} KB.")
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = exceptions.ParseError(f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields were sent.")
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             # Model-wide errors (e.g. a unique name) under DRF's key, not Django's "__all__".
