@@ -32,7 +32,7 @@ def csrf_from(html: str) -> str:
 
 
 def test_redis_down_pages_and_reads_answer_queue_actions_refuse_cleanly_and_all_recovers(
-        on_postgres, private_redis, data_dir, tmp_path, django_user_model):
+        on_postgres, private_redis, fake_binance, data_dir, tmp_path, django_user_model):
     media = tmp_path / "media"
     btc = tracked_with_candles(data_dir, tmp_path / "klines", "BTCUSDT")
     candles = Candle.objects.filter(asset=btc).count()
@@ -47,8 +47,8 @@ def test_redis_down_pages_and_reads_answer_queue_actions_refuse_cleanly_and_all_
     name = "fault-redis"
     worker = start_worker(subprocess_env(private_redis.url, media, **TINY_TRAINING), "forecast,train", name,
                           logs["worker"])
-    web, base = start_gunicorn(subprocess_env(private_redis.url, media, MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS="0"),
-                               logs["web"])
+    web, base = start_gunicorn(subprocess_env(private_redis.url, media, MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS="0",
+                                              MUR_BINANCE_API_URL=fake_binance.api_url), logs["web"])
     api = {"Authorization": f"Token {key}"}
     retrain_url = f"{base}/api/v1/assets/BTCUSDT/retrain/"
     try:
@@ -119,6 +119,16 @@ def test_redis_down_pages_and_reads_answer_queue_actions_refuse_cleanly_and_all_
         assert action.status_code == 200 and "The task queue is unavailable" in action.text
         assert "Queued training" not in action.text
         assert not TrainingRun.objects.exists()
+        # Tracking a new pair with a transaction: saved, and its first refresh left to the schedule
+        # (the immediate one cannot be queued) instead of a 500 after the commit.
+        form = browser.get(f"{base}/portfolios/{portfolio.id}/transactions/add/", timeout=20)
+        added = browser.post(form.url, timeout=20, data={
+            "symbol": "ETHUSDT", "track": "on", "kind": "buy", "quantity": "2", "unit_price": "1500", "fee": "0",
+            "executed_at": f"{newest.close_time:%Y-%m-%dT%H:%M:%S}", "csrfmiddlewaretoken": csrf_from(form.text)},
+            headers={"Referer": form.url})
+        assert added.status_code == 200 and added.url.endswith(f"/portfolios/{portfolio.id}/"), added.status_code
+        assert "Now tracking ETHUSDT" in added.text
+        assert portfolio.transactions.filter(asset__symbol="ETHUSDT", asset__tracked=True).count() == 1
         logout = browser.post(f"{base}/accounts/logout/", timeout=10, allow_redirects=False,
                               data={"csrfmiddlewaretoken": browser.cookies["csrftoken"]},
                               headers={"Referer": f"{base}/portfolios/"})
@@ -150,7 +160,7 @@ def test_redis_down_pages_and_reads_answer_queue_actions_refuse_cleanly_and_all_
     record("faults", "Redis stopped while the site runs, then restarted on the same port",
            lost=candles - Candle.objects.filter(asset=btc).count(),
            duplicated=TrainingRun.objects.count() - 1,
-           pages_answered_200=len(pages), api_reads_answered_200=2, healthz_status_while_down=health.status_code,
+           pages_answered_200=len(pages), api_reads_answered_200=2, transactions=portfolio.transactions.count(), healthz_status_while_down=health.status_code,
            retrain_status_while_down=503, training_runs_made_while_down=0,
            seconds_redis_was_down=down_seconds, seconds_to_train_after_restart=recovered_seconds,
            health_body=json.dumps(body["broker"]))
