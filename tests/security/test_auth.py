@@ -162,6 +162,7 @@ def test_a_next_parameter_on_the_site_is_followed(world):
     response = Client().post(f"/accounts/login/?next={path}", {"username": "owner", "password": PASSWORD,
                                                                "next": path})
     assert response["Location"] == path
+    record("security", "a next parameter on the site is followed", forms=1)
 
 
 # --- failed sign-ins ------------------------------------------------------------------------------------
@@ -237,6 +238,7 @@ def test_a_successful_sign_in_clears_the_usernames_failures(world, low_limits):
     for _ in range(2):
         assert sign_in(client, "owner", "wrong").status_code == 200
     assert sign_in(client, "owner", PASSWORD).status_code == 302
+    record("security", "a successful sign-in clears the username's failures", failures=4, sign_ins=2)
 
 
 # --- passwords ----------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ def test_a_known_vulnerability_is_printed_and_fails_the_run(tmp_path):
                                 "vulnerabilities": 1, "ignored": []}
     # Both pinned files, without resolving (they pin every package).
     assert args[:4] == ["-r", "requirements.txt", "-r", "requirements-dev.txt"] and "--no-deps" in args
+    record("security", "pip-audit report: a known vulnerability fails the run", exit_status=result.returncode)
 
 
 @pytest.mark.parametrize("case", ["unreachable", "no answers", "partly"])
@@ -79,9 +80,10 @@ def test_what_could_not_be_checked_is_said_and_does_not_fail_the_run(tmp_path, c
         assert written["facts"]["outcome"] == "partly checked"
     assert result.returncode == 0
     assert "no known vulnerabilities in the" not in result.stdout or case == "partly"
+    record("security", f"pip-audit report: {case} is said, not passed", exit_status=result.returncode)
 
 
 def test_the_test_command_runs_the_audit_before_pytest():
     script = (ROOT / "scripts" / "test").read_text()
     assert script.index("scripts/setup") < script.index("scripts/audit") < script.index(".venv/bin/pytest")
-    record("security", "pip-audit report in the test command", outcomes_checked=4)
+    record("security", "pip-audit runs in the test command before pytest", order_checked=3)
