@@ -111,6 +111,13 @@ def artifact_write(*, asset: Asset, data: bytes) -> tuple[str, int, str]:
     return final, len(data), sha
 
 
+def _artifact_discard(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except OSError:
+        log.exception("Could not delete the unrecorded artifact %s", name)
+
+
 def model_version_load(version: ModelVersion) -> TrainedModel:
     """Load and verify an artifact. A corrupted one is flagged, and if it was the champion the
     previous good version takes over; ArtifactError is raised either way."""
@@ -281,23 +288,30 @@ def model_version_register(*, run: TrainingRun, model: TrainedModel, series: Ser
     asset = run.asset
     result = backtest(model, series, test_start=test_start)
     name, size, sha = artifact_write(asset=asset, data=model.to_bytes())
-    with transaction.atomic():
-        Asset.objects.select_for_update().get(id=asset.id)
-        last = ModelVersion.objects.filter(asset=asset).order_by("-version").values_list("version", flat=True).first()
-        version = ModelVersion.objects.create(
-            asset=asset, version=(last or 0) + 1, training_run=run,
-            hyperparameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(model.config).items()},
-            data_start=ms_to_datetime(int(series.times[0])), data_end=ms_to_datetime(int(series.times[-1])),
-            data_candles=len(series), data_digest=digest,
-            metrics=result["methods"]["model"],
-            baseline_metrics={k: v for k, v in result["methods"].items() if k != "model"},
-            backtest={k: v for k, v in result.items() if k != "methods"} | {"test_start": int(series.times[test_start])},
-            artifact=name, artifact_size=size, artifact_sha256=sha,
-            train_seconds=model.meta.get("train_seconds", 0.0),
-        )
-        TrainingRun.objects.filter(id=run.id).update(
-            status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), error=""
-        )
+    try:
+        with transaction.atomic():
+            Asset.objects.select_for_update().get(id=asset.id)
+            last = (ModelVersion.objects.filter(asset=asset).order_by("-version")
+                    .values_list("version", flat=True).first())
+            version = ModelVersion.objects.create(
+                asset=asset, version=(last or 0) + 1, training_run=run,
+                hyperparameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(model.config).items()},
+                data_start=ms_to_datetime(int(series.times[0])), data_end=ms_to_datetime(int(series.times[-1])),
+                data_candles=len(series), data_digest=digest,
+                metrics=result["methods"]["model"],
+                baseline_metrics={k: v for k, v in result["methods"].items() if k != "model"},
+                backtest={k: v for k, v in result.items() if k != "methods"}
+                | {"test_start": int(series.times[test_start])},
+                artifact=name, artifact_size=size, artifact_sha256=sha,
+                train_seconds=model.meta.get("train_seconds", 0.0),
+            )
+            TrainingRun.objects.filter(id=run.id).update(
+                status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), error=""
+            )
+    except Exception:
+        # No version was recorded (e.g. the database connection dropped): the file would be an orphan.
+        _artifact_discard(name)
+        raise
     model_version_gate(version=version, series=series, test_start=test_start)
     version.refresh_from_db()
     return version

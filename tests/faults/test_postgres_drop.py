@@ -57,7 +57,8 @@ def test_connection_cut_mid_import_rolls_the_whole_file_back_and_a_rerun_imports
     # it, with four batches (20,000 candles) already written in the import's transaction.
     k = klines[20_000]
     blocker.execute(
-        f"INSERT INTO {Candle._meta.db_table} (asset_id, interval, open_time, close_time, open, high, low, close, volume) "
+        f"INSERT INTO {Candle._meta.db_table} "
+        "(asset_id, interval, open_time, close_time, open, high, low, close, volume) "
         "VALUES (%s, '1h', %s, %s, %s, %s, %s, %s, %s)",
         [btc.id, k.open_dt, k.close_dt, k.open, k.high, k.low, k.close, k.volume])
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -90,8 +91,19 @@ def test_connection_cut_mid_import_rolls_the_whole_file_back_and_a_rerun_imports
            rows_after_rerun=stored.count(), backend_pid_terminated=pid)
 
 
+# Where the connection is cut: (row the test locks, statement that then waits, what it must contain).
+CUT_POINTS = {
+    # A heartbeat after an epoch: mid-training.
+    "heartbeat": (TrainingRun, "UPDATE", ['"epoch"', '"heartbeat_at"']),
+    # Recording the version, after the artifact was written: the file must not stay behind.
+    "registration": (Asset, "SELECT", ["FOR UPDATE"]),
+}
+
+
+@pytest.mark.parametrize("cut", list(CUT_POINTS))
 def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_it(
-        on_postgres, redis_url, data_dir, tmp_path, settings):  # noqa: F811
+        on_postgres, redis_url, data_dir, tmp_path, settings, cut):  # noqa: F811
+    model, statement, says = CUT_POINTS[cut]
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     btc = tracked_with_candles(data_dir, tmp_path / "klines", "BTCUSDT")
@@ -106,14 +118,15 @@ def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_
     worker = start_worker(env, "train", name, log)
     try:
         run = training_run_request(asset=btc, triggered_by="test")
-        # Training has started once max_epochs is written; then hold the run's row so that the next
-        # heartbeat waits, and cut the worker's connection while it does.
+        # Training has started once max_epochs is written; then hold the row the worker needs next,
+        # and cut its connection while it waits for it.
         wait_for(lambda: TrainingRun.objects.filter(id=run.id, status="running", max_epochs__gt=0).exists(), 120,
                  "training to start", log, interval=0.05)
-        blocker.execute(f"SELECT 1 FROM {TrainingRun._meta.db_table} WHERE id = %s FOR UPDATE", [run.id])
-        pid = wait_for(lambda: blocked_on_lock(admin, app, "UPDATE"), 120, "a heartbeat to wait on the lock", log)
+        row = run.id if model is TrainingRun else btc.id
+        blocker.execute(f"SELECT 1 FROM {model._meta.db_table} WHERE id = %s FOR UPDATE", [row])
+        pid = wait_for(lambda: blocked_on_lock(admin, app, statement), 120, f"the {cut} to wait on the lock", log)
         query = next(q for p, _, _, q in backends(admin, app) if p == pid)
-        assert '"epoch"' in query and '"heartbeat_at"' in query  # a heartbeat, mid-training
+        assert model._meta.db_table in query and all(text in query for text in says), query
         assert terminate(admin, app) >= 1
         blocker.rollback()
         cut_at = time.monotonic()
@@ -128,13 +141,13 @@ def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_
     assert "Retry in 2s" in text  # given back and retried, not left running
     assert final.status == "succeeded", final.error
     assert final.worker == worker_hostname(name) and final.epoch >= 1
-    # One run, one version; its artifact is the only file (nothing half-written left behind).
+    # One run, one version; its artifact is the only file (nothing orphaned or half-written).
     assert TrainingRun.objects.count() == 1
     version = ModelVersion.objects.get(asset=btc)
     assert version.training_run_id == run.id
     files = sorted(p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file())
     assert files == [version.artifact.name]
-    record("faults", "PostgreSQL connection terminated in the middle of a training on a Celery worker",
+    record("faults", f"PostgreSQL connection terminated during a training's {cut} on a Celery worker",
            lost=0, duplicated=TrainingRun.objects.count() - 1 + ModelVersion.objects.count() - 1,
            training_runs=TrainingRun.objects.count(), model_versions=ModelVersion.objects.count(),
-           retry_seconds=2, seconds_from_cut_to_finished=seconds_to_finish)
+           artifact_files=len(files), retry_seconds=2, seconds_from_cut_to_finished=seconds_to_finish)

@@ -20,7 +20,14 @@ from portfolio.services import portfolio_create, transaction_create
 from tests.reliability import record
 from tests.system.helpers import start_worker, stop, wait_for
 
-from .conftest import TINY_TRAINING, elapsed_since, start_gunicorn, subprocess_env, tracked_with_candles, worker_hostname
+from .conftest import (
+    TINY_TRAINING,
+    elapsed_since,
+    start_gunicorn,
+    subprocess_env,
+    tracked_with_candles,
+    worker_hostname,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -82,7 +89,8 @@ def test_redis_down_pages_and_reads_answer_queue_actions_refuse_cleanly_and_all_
         newest_text = f"{newest.open_time:%Y-%m-%d %H:%M} UTC"
         pages = {
             "dashboard": (f"{base}/portfolios/", ["Main"]),
-            "portfolio": (f"{base}/portfolios/{portfolio.id}/", ['id="forecast-age"', f"{newest.close_time:%Y-%m-%d %H:%M}"]),
+            "portfolio": (f"{base}/portfolios/{portfolio.id}/",
+                          ['id="forecast-age"', f"{newest.close_time:%Y-%m-%d %H:%M}"]),
             "asset": (f"{base}/assets/BTCUSDT/", [newest_text, 'id="forecast-made"',
                                                   f"{forecast.origin_time:%Y-%m-%d %H:%M} UTC"]),
         }
@@ -160,7 +168,8 @@ def test_redis_down_pages_and_reads_answer_queue_actions_refuse_cleanly_and_all_
     record("faults", "Redis stopped while the site runs, then restarted on the same port",
            lost=candles - Candle.objects.filter(asset=btc).count(),
            duplicated=TrainingRun.objects.count() - 1,
-           pages_answered_200=len(pages), api_reads_answered_200=2, transactions=portfolio.transactions.count(), healthz_status_while_down=health.status_code,
+           pages_answered_200=len(pages), api_reads_answered_200=2, transactions=portfolio.transactions.count(),
+           healthz_status_while_down=health.status_code,
            retrain_status_while_down=503, training_runs_made_while_down=0,
            seconds_redis_was_down=down_seconds, seconds_to_train_after_restart=recovered_seconds,
            health_body=json.dumps(body["broker"]))

@@ -50,8 +50,8 @@ class Command(BaseCommand):
             except (OperationalError, InterfaceError) as exc:
                 # E.g. the connection dropped: the file's transaction rolled back as a whole.
                 raise CommandError(
-                    f"{path}: the database connection failed during the import, so nothing from this file was "
-                    f"stored ({str(exc).strip()}). Run the command again once the database is reachable."
+                    f"{path}: the database connection failed during the import, so nothing from this file "
+                    f"was stored ({str(exc).strip()}). Run the command again once the database is reachable."
                 ) from exc
             self.stdout.write(
                 f"{path.name}: {result.created} new, {result.updated} updated, {result.unchanged} unchanged candles."
