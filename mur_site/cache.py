@@ -2,7 +2,8 @@
 
 The cache only holds what can be recomputed (API answers, throttle counters), so an unreachable
 Redis must not turn pages, sign-in or the API into 500s: reads miss, writes are dropped, and a
-warning is logged (at most every WARN_EVERY seconds per process, not once per request).
+warning is logged (at most every WARN_EVERY seconds per process, not once per request). The price:
+API rate limits are not enforced until Redis is back (sessions live in PostgreSQL, unaffected).
 """
 
 from __future__ import annotations
