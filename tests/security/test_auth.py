@@ -18,7 +18,7 @@ from tests.api.test_access_matrix import ENDPOINTS, call, url as api_url
 from tests.reliability import record
 
 from .conftest import PASSWORD, client_for
-from .test_access_matrix import API_PREFIX, PAGES, all_routes, classify, fill, snapshot
+from .test_access_matrix import API_PREFIX, all_routes, classify, fill, snapshot
 
 
 def caller_for(page) -> str:
