@@ -38,10 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import data_dir, machine, pg_admin  # noqa: E402
+from ingest import data_dir, machine, pg_admin, publish  # noqa: E402
 from servers import free_port, start_gunicorn, stop  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 BENCH_DB = "mur_bench_api"
 CONNECTIONS = 32
 TARGET_RATIO = 0.5
@@ -228,11 +227,7 @@ def main() -> None:
     results["target_met"] = {"forecast_ratio": fc["ratio_to_trivial"] >= TARGET_RATIO,
                              "forecast_p99": fc["p99_ms"] < TARGET_P99_MS}
     report = markdown(results)
-    print("\n" + report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "api.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "api.md").write_text(report)
-    print(f"Written {RESULTS / 'api.json'} and {RESULTS / 'api.md'}")
+    publish("api", results, report)
 
 
 def markdown(r: dict) -> str:

@@ -180,6 +180,15 @@ def machine() -> dict:
             "python": platform.python_version(), "platform": platform.platform(), "commit": commit}
 
 
+def publish(name: str, results: dict, report: str) -> None:
+    """Print the report and write it with its numbers as bench/results/<name>.md and .json."""
+    print("\n" + report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (RESULTS / f"{name}.md").write_text(report)
+    print(f"Written {RESULTS / (name + '.json')} and {RESULTS / (name + '.md')}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -227,11 +236,7 @@ def main() -> None:
         "reimport_writes_nothing": pg["reimport_written"] == 0 and results["sqlite"]["reimport_written"] == 0,
     }
     report = markdown(results)
-    print("\n" + report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "ingest.md").write_text(report)
-    print(f"Written {RESULTS / 'ingest.json'} and {RESULTS / 'ingest.md'}")
+    publish("ingest", results, report)
 
 
 def markdown(r: dict) -> str:

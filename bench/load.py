@@ -50,10 +50,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import data_dir, machine, pg_admin  # noqa: E402
+from ingest import data_dir, machine, pg_admin, publish  # noqa: E402
 from servers import free_port, start_celery_worker, start_gunicorn, stop  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 RUN_DIR = ROOT / "var" / "bench-load"
 BENCH_DB = "mur_bench_load"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
@@ -706,11 +705,8 @@ def main() -> None:
     results = {"machine": started_machine, "load_1m_end": round(os.getloadavg()[0], 2),
                **summarize(driven, checked, tasks, args, data)}
     report = markdown(results)
-    print("\n" + report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "load.md").write_text(report)
-    print(f"Written {RESULTS / 'load.json'} and {RESULTS / 'load.md'}; logs in {RUN_DIR}")
+    publish("load", results, report)
+    print(f"logs in {RUN_DIR}")
     print(f"Target (no 5xx, no lost or duplicated write): {'MET' if results['target_met'] else 'NOT MET'}")
     sys.exit(0 if results["target_met"] else 1)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
-import json
 import os
 import random
 import statistics
@@ -35,9 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import machine, pg_admin  # noqa: E402
+from ingest import machine, pg_admin, publish  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 BENCH_DB = "mur_bench_pages"
 HOURS = 365 * 24
 TARGET_P50_MS = 150.0
@@ -328,11 +326,7 @@ def main() -> None:
         and big["dashboard"]["queries"] == small["dashboard"]["queries"],
     }
     report = markdown(results)
-    print("\n" + report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pages.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "pages.md").write_text(report)
-    print(f"Written {RESULTS / 'pages.json'} and {RESULTS / 'pages.md'}")
+    publish("pages", results, report)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import subprocess
@@ -32,9 +31,9 @@ import torch  # noqa: E402
 from forecasting.ml.backtest import actuals, backtest, metrics, origins  # noqa: E402
 from forecasting.ml.data import HOUR_MS, Series, segment_ids  # noqa: E402
 from forecasting.ml.train import TrainConfig, train  # noqa: E402
+from ingest import publish  # noqa: E402
 from reference_recipe import ReferenceConfig, train_reference  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 DAYS = 365
 TEST_STEPS = 720
@@ -278,11 +277,7 @@ def main() -> None:
         print("\n".join(asset_table(symbol, results["assets"][symbol])), flush=True)
     results["all_targets_met"] = all(all(r["targets"].values()) for r in results["assets"].values())
     report = markdown(results)
-    print("\n" + report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    (RESULTS / "train.md").write_text(report)
-    print(f"Written {RESULTS / 'train.json'} and {RESULTS / 'train.md'}")
+    publish("train", results, report)
 
 
 if __name__ == "__main__":
