@@ -5,20 +5,12 @@ to show. Staff is also a superuser here, so every admin page is really rendered 
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
-from tests.api.conftest import PASSWORD, World, build_world, no_broker  # noqa: F401  (a fixture)
+# Fixtures: no_broker, and the cache cleared around each test (throttle and sign-in failure counts).
+from tests.api.conftest import PASSWORD, World, _fresh_throttle_counts, build_world, no_broker  # noqa: F401
 
 ROLES = ("anonymous", "owner", "other", "staff")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Throttle and sign-in failure counters live in the cache; each test starts from zero."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
