@@ -29,53 +29,35 @@ class ResilientRedisCache(RedisCache):
             ResilientRedisCache._warned_at = now
             log.warning("Cache unavailable, %s skipped (the site runs without the cache): %s", operation, exc)
 
-    def get(self, key, default=None, version=None):
+    def _or(self, fallback, call, *args):
+        """`call(*args)`, or `fallback` (logged) when Redis cannot be reached."""
         try:
-            return super().get(key, default, version)
+            return call(*args)
         except RedisError as exc:
-            self._down("get", exc)
-            return default
+            self._down(call.__name__, exc)
+            return fallback
+
+    def get(self, key, default=None, version=None):
+        return self._or(default, super().get, key, default, version)
 
     def get_many(self, keys, version=None):
-        try:
-            return super().get_many(keys, version)
-        except RedisError as exc:
-            self._down("get_many", exc)
-            return {}
+        return self._or({}, super().get_many, keys, version)
 
     def has_key(self, key, version=None):
-        try:
-            return super().has_key(key, version)
-        except RedisError as exc:
-            self._down("has_key", exc)
-            return False
+        return self._or(False, super().has_key, key, version)
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        try:
-            super().set(key, value, timeout, version)
-        except RedisError as exc:
-            self._down("set", exc)
+        self._or(None, super().set, key, value, timeout, version)
 
     def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
-        try:
-            return super().set_many(data, timeout, version)
-        except RedisError as exc:
-            self._down("set_many", exc)
-            return list(data)  # Django's contract: the keys that were not stored
+        # Django's contract: set_many returns the keys that were not stored.
+        return self._or(list(data), super().set_many, data, timeout, version)
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        try:
-            return super().add(key, value, timeout, version)
-        except RedisError as exc:
-            self._down("add", exc)
-            return False
+        return self._or(False, super().add, key, value, timeout, version)
 
     def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
-        try:
-            return super().touch(key, timeout, version)
-        except RedisError as exc:
-            self._down("touch", exc)
-            return False
+        return self._or(False, super().touch, key, timeout, version)
 
     def incr(self, key, delta=1, version=None):
         try:
@@ -85,21 +67,10 @@ class ResilientRedisCache(RedisCache):
             raise ValueError(f"Key {key!r} not found (the cache is unavailable).") from exc
 
     def delete(self, key, version=None):
-        try:
-            return super().delete(key, version)
-        except RedisError as exc:
-            self._down("delete", exc)
-            return False
+        return self._or(False, super().delete, key, version)
 
     def delete_many(self, keys, version=None):
-        try:
-            super().delete_many(keys, version)
-        except RedisError as exc:
-            self._down("delete_many", exc)
+        self._or(None, super().delete_many, keys, version)
 
     def clear(self):
-        try:
-            return super().clear()
-        except RedisError as exc:
-            self._down("clear", exc)
-            return False
+        return self._or(False, super().clear)
