@@ -30,7 +30,7 @@ from mur_site.api.filters import UtcIsoDateTimeFilter
 from mur_site.api.pagination import CandlePagination
 from mur_site.broker import QueueUnavailableError
 
-from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+from .models import SYMBOL_URL_REGEX, Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .selectors.forecasts import STALE_AFTER_CANDLES, forecast_latest, forecast_staleness, model_versions_current
 from .services.training import TrainingError, model_version_promote, model_version_rollback, training_run_request
 
@@ -198,7 +198,7 @@ class AssetViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = AssetSerializer
     lookup_field = "symbol"
-    lookup_value_regex = "[A-Za-z0-9]{2,20}"
+    lookup_value_regex = SYMBOL_URL_REGEX
     queryset = Asset.objects.all()
     filterset_fields = ["tracked", "interval", "quote_asset"]
     ordering_fields = ["symbol", "created_at"]

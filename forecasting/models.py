@@ -1,6 +1,13 @@
+import re
+
 from django.db import models
 
 from .intervals import INTERVAL_CHOICES, interval_delta
+
+# A Binance symbol: 2 to 20 upper-case letters and digits. URLs take either case (upper-cased
+# before the lookup); anything else in a URL is no asset, before any query.
+SYMBOL_RE = re.compile(r"[A-Z0-9]{2,20}")
+SYMBOL_URL_REGEX = "[A-Za-z0-9]{2,20}"
 
 
 class Asset(models.Model):

@@ -7,7 +7,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
 from .klines import ms_to_datetime
-from .models import Asset, Forecast, ModelVersion, TrainingRun
+from .models import SYMBOL_URL_REGEX, Asset, Forecast, ModelVersion, TrainingRun
 from .selectors.forecasts import (
     AHEAD_CHOICES,
     STALE_AFTER_CANDLES,
@@ -33,12 +33,9 @@ METRIC_COLUMNS = [
 BASELINE_ROWS = [("naive", "naive (last price)"), ("drift", "drift"), ("naive_band", "naive band")]
 
 
-SYMBOL_RE = re.compile(r"[A-Za-z0-9]{2,20}")
-
-
 def _asset_or_404(symbol: str) -> Asset:
     # Symbols are letters and digits; anything else is no asset (and a NUL would make PostgreSQL fail).
-    if not SYMBOL_RE.fullmatch(symbol):
+    if not re.fullmatch(SYMBOL_URL_REGEX, symbol):
         raise Http404("No such asset.")
     return get_object_or_404(Asset, symbol=symbol.upper())
 

@@ -10,13 +10,14 @@ from forecasting.apis import (
     ModelVersionViewSet,
     TrainingRunViewSet,
 )
+from forecasting.models import SYMBOL_URL_REGEX
 from portfolio.apis import ApiTokenViewSet, PortfolioViewSet, TransactionViewSet
 
 from .api.views import NotFoundApi, PingApi
 
 router = DefaultRouter()
 router.register("assets", AssetViewSet, basename="asset")
-SYMBOL = r"assets/(?P<symbol>[A-Za-z0-9]{2,20})"
+SYMBOL = rf"assets/(?P<symbol>{SYMBOL_URL_REGEX})"
 router.register(SYMBOL + "/candles", AssetCandleViewSet, basename="asset-candle")
 router.register(SYMBOL + "/forecasts", AssetForecastViewSet, basename="asset-forecast")
 router.register(SYMBOL + "/model-versions", AssetModelVersionViewSet, basename="asset-model-version")

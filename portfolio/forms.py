@@ -3,10 +3,11 @@ date, no oversell) live in the services, whose ValidationError lands on the form
 
 from __future__ import annotations
 
-import re
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+from forecasting.models import SYMBOL_RE
 
 from .models import Portfolio, Transaction
 from .services import CSV_HELP
@@ -39,9 +40,6 @@ class PortfolioForm(forms.Form):
                     self.add_error("name", f"You already have a portfolio called “{self.data.get('name', '').strip()}”.")
                 else:
                     self.add_error(name if name in self.fields else None, error)
-
-
-SYMBOL_RE = re.compile(r"[A-Z0-9]{2,20}")
 
 
 class TransactionForm(forms.Form):

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from ..binance import PAGE_LIMIT, BinanceMarketData
 from ..intervals import interval_ms
 from ..klines import Kline, KlineError, datetime_to_ms, parse_kline
-from ..models import Asset, Candle
+from ..models import SYMBOL_RE, Asset, Candle
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def asset_track(*, symbol: str, interval: str = "1h", client: BinanceMarketData 
     """Track a pair, checking with Binance (or the offline kline folder) that it exists."""
     symbol = symbol.strip().upper()
     interval_ms(interval)  # validates
-    if not re.fullmatch(r"[A-Z0-9]{2,20}", symbol):
+    if not SYMBOL_RE.fullmatch(symbol):
         raise MarketDataError(f"{symbol!r} is not a Binance symbol (letters and digits, e.g. BTCUSDT).")
     if base_asset is None or quote_asset is None:
         if settings.KLINES_DIR:
