@@ -22,7 +22,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from forecasting.models import Asset
+from forecasting.models import SYMBOL_RE, Asset
 from mur_site.api.authentication import token_create, token_revoke
 from mur_site.api.exceptions import error_response
 from mur_site.api.filters import UtcIsoDateTimeFilter
@@ -69,14 +69,15 @@ class PortfolioSerializer(serializers.ModelSerializer):
 
 
 class SymbolField(serializers.SlugRelatedField):
-    """An asset by its symbol; a NUL is refused before the lookup, which PostgreSQL would fail on."""
+    """An asset by its symbol; text that cannot be a symbol (a NUL, which PostgreSQL would fail on,
+    among others) is refused before the lookup."""
 
     default_error_messages = {**serializers.SlugRelatedField.default_error_messages,
-                              "null_characters": "Null characters are not allowed."}
+                              "not_a_symbol": "A Binance symbol is 2 to 20 letters and digits, e.g. BTCUSDT."}
 
     def to_internal_value(self, data):
-        if isinstance(data, str) and "\x00" in data:
-            self.fail("null_characters")
+        if isinstance(data, str) and not SYMBOL_RE.fullmatch(data):
+            self.fail("not_a_symbol")
         return super().to_internal_value(data)
 
 
