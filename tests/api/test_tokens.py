@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from mur_site.api.authentication import token_create
 from portfolio.models import ApiToken
 
 from .conftest import PASSWORD, assert_error
@@ -93,6 +94,24 @@ def test_an_expired_token_gets_401(world):
     assert use.get("/api/v1/assets/").status_code == 200
     ApiToken.objects.filter(name="short").update(expires_at=timezone.now() - timedelta(seconds=1))
     assert_error(use.get("/api/v1/assets/"), 401, message="This token has expired.")
+
+
+def test_the_token_lookup_reads_what_the_orm_reads(world):
+    """Authentication reads the token and its user with its own SQL: every field, converted as the ORM
+    converts it (aware datetimes, booleans on SQLite too), and no token for an unknown key."""
+    from mur_site.api.authentication import token_by_key
+
+    token, key = token_create(user=world.staff, name="compare", expires_in_days=3)
+    ApiToken.objects.filter(id=token.id).update(last_used_at=timezone.now() - timedelta(hours=2))
+    fast = token_by_key(key)
+    orm = ApiToken.objects.select_related("user").get(id=token.id)
+    fields = [f.attname for f in ApiToken._meta.concrete_fields]
+    user_fields = [f.attname for f in type(orm.user)._meta.concrete_fields]
+    assert [getattr(fast, f) for f in fields] == [getattr(orm, f) for f in fields]
+    assert [getattr(fast.user, f) for f in user_fields] == [getattr(orm.user, f) for f in user_fields]
+    assert timezone.is_aware(fast.expires_at) and fast.user.is_staff is True
+    assert fast._state.adding is False and fast._state.db == "default"
+    assert token_by_key(key + "x") is None and token_by_key("") is None
 
 
 @pytest.mark.parametrize("header, message", [
