@@ -27,6 +27,7 @@ from rest_framework.response import Response
 
 from mur_site.api.exceptions import error_response
 from mur_site.api.filters import UtcIsoDateTimeFilter
+from mur_site.api.mixins import WritesInTransaction
 from mur_site.api.pagination import CandlePagination
 from mur_site.broker import QueueUnavailableError
 
@@ -192,7 +193,7 @@ def _asset(symbol: str) -> Asset:
     return get_object_or_404(Asset, symbol=symbol.upper())
 
 
-class AssetViewSet(viewsets.ReadOnlyModelViewSet):
+class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
     """Assets. Below each: `candles/`, `forecasts/` (and `forecasts/latest/`), `model-versions/`,
     `training-runs/`; staff may POST `retrain/` and `rollback/`."""
 
@@ -245,7 +246,7 @@ class _PerAsset:
         return self._asset
 
 
-class AssetCandleViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
+class AssetCandleViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Closed candles of the asset's interval, oldest first; filter with `start`/`end`."""
 
     serializer_class = CandleSerializer
@@ -261,7 +262,7 @@ class AssetCandleViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewS
         return Candle.objects.filter(asset=asset, interval=asset.interval)
 
 
-class AssetForecastViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
+class AssetForecastViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Stored forecasts, newest first; `latest/` is the one the pages show."""
 
     serializer_class = ForecastSerializer
@@ -325,7 +326,7 @@ def _latest_forecast_state(symbol: str) -> tuple | None:
     return None if row is None else tuple(str(v) for v in row)
 
 
-class AssetModelVersionViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
+class AssetModelVersionViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ModelVersionSerializer
     filterset_fields = ["status"]
     ordering_fields = ["version", "created_at"]
@@ -337,7 +338,7 @@ class AssetModelVersionViewSet(_PerAsset, mixins.ListModelMixin, viewsets.Generi
         return ModelVersion.objects.filter(asset=self.asset()).select_related("asset")
 
 
-class AssetTrainingRunViewSet(_PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
+class AssetTrainingRunViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = TrainingRunSerializer
     filterset_fields = ["status"]
     ordering_fields = ["created_at"]
@@ -349,7 +350,7 @@ class AssetTrainingRunViewSet(_PerAsset, mixins.ListModelMixin, viewsets.Generic
         return TrainingRun.objects.filter(asset=self.asset()).select_related("asset", "model_version")
 
 
-class TrainingRunViewSet(viewsets.ReadOnlyModelViewSet):
+class TrainingRunViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
     serializer_class = TrainingRunSerializer
     queryset = TrainingRun.objects.select_related("asset", "model_version")
     filterset_fields = ["status"]
@@ -357,7 +358,7 @@ class TrainingRunViewSet(viewsets.ReadOnlyModelViewSet):
     ordering = ["-created_at"]
 
 
-class ModelVersionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class ModelVersionViewSet(WritesInTransaction, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ModelVersionSerializer
     queryset = ModelVersion.objects.select_related("asset")
     filterset_fields = ["status"]

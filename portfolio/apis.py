@@ -26,6 +26,7 @@ from forecasting.models import SYMBOL_RE, Asset
 from mur_site.api.authentication import token_create, token_revoke
 from mur_site.api.exceptions import error_response
 from mur_site.api.filters import UtcIsoDateTimeFilter
+from mur_site.api.mixins import WritesInTransaction
 
 from . import selectors, services
 from .models import ApiToken, Portfolio, Transaction
@@ -133,7 +134,7 @@ def _example(name: str, value, **kwargs) -> OpenApiExample:
 
 @extend_schema_view(create=extend_schema(examples=[_example("A portfolio", {"name": "Long term",
                                                                             "description": "Held for years."})]))
-class PortfolioViewSet(viewsets.ModelViewSet):
+class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
     serializer_class = PortfolioSerializer
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
@@ -266,7 +267,7 @@ TX_EXAMPLE = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.05", "unit_pric
     update=extend_schema(examples=[_example("A buy", TX_EXAMPLE)]),
     partial_update=extend_schema(examples=[_example("A note", {"note": "moved to cold storage"})]),
 )
-class TransactionViewSet(viewsets.ModelViewSet):
+class TransactionViewSet(WritesInTransaction, viewsets.ModelViewSet):
     serializer_class = TransactionSerializer
     filterset_class = TransactionFilter
     ordering_fields = ["executed_at", "created_at"]
@@ -310,7 +311,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         return obj.is_active(timezone.now())
 
 
-class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+class ApiTokenViewSet(WritesInTransaction, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                       mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Your API tokens. The key is in the creation response only; DELETE revokes a token."""
 

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from portfolio.models import ApiToken
 
 from .authentication import token_create, token_revoke
+from .mixins import WritesInTransaction
 
 MAX_EXPIRY_DAYS = 3650
 
@@ -71,7 +72,7 @@ def token_revoke_view(request, pk: int):
 # --- API ------------------------------------------------------------------------------------------
 
 
-class PingApi(APIView):
+class PingApi(WritesInTransaction, APIView):
     """Who you are, as the API sees you: the cheapest authenticated request (checks a token)."""
 
     @extend_schema(responses=inline_serializer("Ping", {"ok": serializers.BooleanField(),
