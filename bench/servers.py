@@ -33,6 +33,9 @@ def _tail(log: Path) -> str:
 def start_gunicorn(env: dict, port: int, workers: int, worker_class: str = "sync", threads: int = 1,
                    log: Path | None = None, timeout: int = 30, access_log: bool = False) -> subprocess.Popen:
     """gunicorn on 127.0.0.1:`port`, returned once /healthz answers (any status: it serves)."""
+    if worker_class == "sync" and threads != 1:
+        # gunicorn would quietly serve with gthread workers instead, and the report would say sync.
+        raise ValueError(f"a sync worker has one thread, not {threads}")
     cmd = [_bin("gunicorn"), "mur_site.wsgi:application",
            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", worker_class,
            "--threads", str(threads), "--backlog", "2048", "--timeout", str(timeout), "--log-level", "warning"]
