@@ -35,18 +35,23 @@ def token_revoke(*, token: ApiToken) -> None:
         ApiToken.objects.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
-def _token_lookup_sql() -> tuple[str, list, list, list, list]:
-    """One SELECT of a token and its user, with each column's converters, as the ORM would read them."""
+def _token_lookup_sql() -> tuple[str, list, list, list]:
+    """One SELECT of a token and its user, and the converters of the columns that have any, as the
+    ORM would apply them (datetimes and booleans on SQLite, say)."""
     user_model = get_user_model()
     token_fields, user_fields = ApiToken._meta.concrete_fields, user_model._meta.concrete_fields
     q = connection.ops.quote_name
     columns = [f"t.{q(f.column)}" for f in token_fields] + [f"u.{q(f.column)}" for f in user_fields]
     sql = (f"SELECT {', '.join(columns)} FROM {q(ApiToken._meta.db_table)} t "
-           f"JOIN {q(user_model._meta.db_table)} u ON u.{q(user_model._meta.pk.column)} = t.{q('user_id')} "
-           f"WHERE t.{q('key_hash')} = %s")
-    fields = list(token_fields) + list(user_fields)
-    converters = [[*connection.ops.get_db_converters(Col("t", f)), *f.get_db_converters(connection)] for f in fields]
-    return sql, fields, converters, [f.attname for f in token_fields], [f.attname for f in user_fields]
+           f"JOIN {q(user_model._meta.db_table)} u ON u.{q(user_model._meta.pk.column)} = "
+           f"t.{q(ApiToken._meta.get_field('user').column)} "
+           f"WHERE t.{q(ApiToken._meta.get_field('key_hash').column)} = %s")
+    converters = []
+    for i, f in enumerate([*token_fields, *user_fields]):
+        col = Col("t", f)
+        if funcs := [*connection.ops.get_db_converters(col), *f.get_db_converters(connection)]:
+            converters.append((i, funcs, col))
+    return sql, converters, [f.attname for f in token_fields], [f.attname for f in user_fields]
 
 
 _lookup_by_vendor: dict[str, tuple] = {}
@@ -62,16 +67,16 @@ def token_by_key(key: str) -> ApiToken | None:
     lookup = _lookup_by_vendor.get(connection.vendor)
     if lookup is None:
         lookup = _lookup_by_vendor[connection.vendor] = _token_lookup_sql()
-    sql, fields, converters, token_names, user_names = lookup
+    sql, converters, token_names, user_names = lookup
     with connection.cursor() as cursor:
         cursor.execute(sql, [hash_key(key)])
         row = cursor.fetchone()
     if row is None:
         return None
     values = list(row)
-    for i, field in enumerate(fields):
-        for convert in converters[i]:
-            values[i] = convert(values[i], Col("t", field), connection)
+    for i, funcs, col in converters:
+        for convert in funcs:
+            values[i] = convert(values[i], col, connection)
     token = ApiToken.from_db(connection.alias, token_names, values[:len(token_names)])
     token.user = get_user_model().from_db(connection.alias, user_names, values[len(token_names):])
     return token
