@@ -7,7 +7,6 @@ import csv
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from django.db import transaction as db_transaction
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import (
@@ -332,9 +331,8 @@ class ApiTokenViewSet(WritesInTransaction, mixins.ListModelMixin, mixins.Retriev
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with db_transaction.atomic():
-            token, key = token_create(user=request.user, name=serializer.validated_data["name"],
-                                      expires_in_days=serializer.validated_data.get("expires_in_days"))
+        token, key = token_create(user=request.user, name=serializer.validated_data["name"],
+                                  expires_in_days=serializer.validated_data.get("expires_in_days"))
         return Response({"id": token.id, "name": token.name, "key": key, "prefix": token.prefix,
                          "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
 

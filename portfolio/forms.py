@@ -3,7 +3,6 @@ date, no oversell) live in the services, whose ValidationError lands on the form
 
 from __future__ import annotations
 
-
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 

@@ -35,7 +35,7 @@ def token_revoke(*, token: ApiToken) -> None:
         ApiToken.objects.filter(id=token.id, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
-def _token_lookup_sql() -> tuple[str, list, list, list]:
+def _token_lookup_sql() -> tuple[str, list, list, list, type]:
     """One SELECT of a token and its user, and the converters of the columns that have any, as the
     ORM would apply them (datetimes and booleans on SQLite, say)."""
     user_model = get_user_model()
@@ -51,7 +51,7 @@ def _token_lookup_sql() -> tuple[str, list, list, list]:
         col = Col("t", f)
         if funcs := [*connection.ops.get_db_converters(col), *f.get_db_converters(connection)]:
             converters.append((i, funcs, col))
-    return sql, converters, [f.attname for f in token_fields], [f.attname for f in user_fields]
+    return sql, converters, [f.attname for f in token_fields], [f.attname for f in user_fields], user_model
 
 
 _lookup_by_vendor: dict[str, tuple] = {}
@@ -67,7 +67,7 @@ def token_by_key(key: str) -> ApiToken | None:
     lookup = _lookup_by_vendor.get(connection.vendor)
     if lookup is None:
         lookup = _lookup_by_vendor[connection.vendor] = _token_lookup_sql()
-    sql, converters, token_names, user_names = lookup
+    sql, converters, token_names, user_names, user_model = lookup
     with connection.cursor() as cursor:
         cursor.execute(sql, [hash_key(key)])
         row = cursor.fetchone()
@@ -78,7 +78,7 @@ def token_by_key(key: str) -> ApiToken | None:
         for convert in funcs:
             values[i] = convert(values[i], col, connection)
     token = ApiToken.from_db(connection.alias, token_names, values[:len(token_names)])
-    token.user = get_user_model().from_db(connection.alias, user_names, values[len(token_names):])
+    token.user = user_model.from_db(connection.alias, user_names, values[len(token_names):])
     return token
 
 
