@@ -26,6 +26,10 @@ from .model import QuantileLSTM
 FORMAT_VERSION = 1
 
 
+class TrainingDiverged(ValueError):
+    """Training never produced a usable model (the validation loss was never finite)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     horizon: int = 24
@@ -54,6 +58,16 @@ class TrainConfig:
             raise ValueError("quantiles must be distinct, increasing and between 0 and 1")
         if self.horizon < 1 or self.chunk <= self.burn_in:
             raise ValueError("horizon must be at least 1 and chunk longer than burn_in")
+        at_least_one = ("hidden", "layers", "max_epochs", "chunk", "batch_size", "val_steps", "threads")
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.burn_in < 0 or self.patience < 0:
+            raise ValueError("burn_in and patience cannot be negative")
+        if not (math.isfinite(self.lr) and self.lr > 0) or not (math.isfinite(self.ewma_halflife) and self.ewma_halflife > 0):
+            raise ValueError("lr and ewma_halflife must be positive numbers")
+        if not 0 <= self.dropout < 1 or not 0 <= self.weight_decay < math.inf or not 0 <= self.aci_rate < 1:
+            raise ValueError("dropout and aci_rate must be in [0, 1) and weight_decay non-negative")
 
     @property
     def band(self) -> float:
@@ -323,6 +337,11 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
             callbacks=[EarlyStopping(monitor="val_loss", patience=config.patience, mode="min"), best],
         )
         trainer.fit(module, train_loader, val_loader)
+    if best.state is None:
+        raise TrainingDiverged(
+            f"training diverged: no epoch of {trainer.current_epoch} reached a finite validation loss; "
+            f"lower the learning rate (lr={config.lr:g}) or check the candles for extreme values"
+        )
     module.load_state_dict(best.state)
 
     model = TrainedModel(config=config, module=module, scaler_mean=mean, scaler_scale=scale,

@@ -218,6 +218,15 @@ def test_train_asset_command_prints_the_backtest_table(btc, settings, capsys):
     assert "pinball" in out and "80% cover" in out and "Forecast from" in out
 
 
+@pytest.mark.parametrize("epochs", ["0", "-3", "many"])
+def test_train_asset_command_refuses_a_bad_epoch_cap_before_starting_a_run(btc, epochs):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--max-epochs: must be a whole number of at least 1"):
+        call_command("train_asset", "btcusdt", "--max-epochs", epochs)
+    assert not TrainingRun.objects.exists()
+
+
 def test_train_asset_command_refuses_an_untracked_symbol(db):
     from django.core.management.base import CommandError
 

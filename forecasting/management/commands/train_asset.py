@@ -1,3 +1,5 @@
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 
 from forecasting.management.progress import ProgressBar
@@ -26,12 +28,22 @@ def backtest_table(version: ModelVersion) -> str:
     return "\n".join(lines)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 class Command(BaseCommand):
     help = "Train a tracked asset's model now (in this process), run the promotion gate and print the backtest."
 
     def add_arguments(self, parser):
         parser.add_argument("symbol")
-        parser.add_argument("--max-epochs", type=int)
+        parser.add_argument("--max-epochs", type=_positive_int, help="epoch cap (default: TRAIN_MAX_EPOCHS)")
 
     def handle(self, *args, symbol, max_epochs, **options):
         asset = Asset.objects.filter(symbol=symbol.upper()).first()
@@ -39,8 +51,8 @@ class Command(BaseCommand):
             raise CommandError(f"{symbol.upper()} is not tracked. Run track_asset {symbol.upper()} first.")
         if TrainingRun.objects.filter(asset=asset, status=TrainingRun.Status.RUNNING).exists():
             raise CommandError(f"{asset.symbol} is being trained right now; try again when that run ends.")
+        config = train_config(asset, **({"max_epochs": max_epochs} if max_epochs is not None else {}))
         run = TrainingRun.objects.create(asset=asset, triggered_by="command")
-        config = train_config(asset, **({"max_epochs": max_epochs} if max_epochs else {}))
         with ProgressBar(f"Training {asset.symbol}", unit="epoch") as bar:
             version = training_run_execute(run_id=run.id, worker="command", config=config, on_progress=bar)
         run.refresh_from_db()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from forecasting.ml.data import Series, SeriesError
-from forecasting.ml.train import TrainConfig, train
+from forecasting.ml.train import TrainConfig, TrainingDiverged, train
 
 from .candles import HOUR_MS, when
 from .conftest import SMALL
@@ -87,3 +87,27 @@ def test_too_little_history_names_the_minimum(good):
 def test_too_little_history_before_train_end(good):
     with pytest.raises(SeriesError, match="too little history: 400 candles"):
         train(good, SMALL, train_end=400)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("max_epochs", 0, "max_epochs must be at least 1, not 0"),
+    ("hidden", -4, "hidden must be at least 1"),
+    ("batch_size", 0, "batch_size must be at least 1"),
+    ("lr", 0.0, "lr and ewma_halflife must be positive"),
+    ("lr", float("nan"), "lr and ewma_halflife must be positive"),
+    ("ewma_halflife", -1.0, "lr and ewma_halflife must be positive"),
+    ("dropout", 1.0, "dropout and aci_rate must be in"),
+    ("aci_rate", -0.1, "dropout and aci_rate must be in"),
+    ("patience", -1, "patience cannot be negative"),
+])
+def test_a_config_that_cannot_train_is_refused_with_its_reason(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(SMALL, **{field: value})
+
+
+def test_training_that_never_reaches_a_finite_loss_says_so(good):
+    # An infinite step turns every weight into NaN after the first batch: no epoch is usable.
+    unstable = dataclasses.replace(SMALL, lr=1.0)
+    object.__setattr__(unstable, "lr", float("inf"))  # past the check, as a corrupted config would be
+    with pytest.raises(TrainingDiverged, match="training diverged: no epoch of .* finite validation loss"):
+        train(good, unstable)
