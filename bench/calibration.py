@@ -1,14 +1,16 @@
 """Band calibration study: coverage and pinball loss of the 80% band under online corrections.
 
-    .venv/bin/python bench/calibration.py [--symbols BTCUSDT ETHUSDT BNBUSDT]
+    .venv/bin/python bench/calibration.py [--symbols BTCUSDT ETHUSDT BNBUSDT] [--seeds 5]
 
 Same data, split and default model as bench/train.py (each asset's model is trained once); only the
 band changes between rows, so the median and the MAE are the same in every row. Rows: validation
-conformal offsets alone; adaptive conformal inference (ACI, what the model serves) at several rates;
+conformal offsets alone; adaptive conformal inference (ACI, what the model serves) at several rates,
+with each outcome judged in the volatility at its target time (served) or at its origin (before);
 a band scaled by recently realised moves; a band scaled by the factor that covered 80% of recently
 resolved outcomes; ACI experts weighted by their pinball loss. The last row is hindsight, not a
 method: the one constant offset change, fitted on the backtest month itself, that brings coverage
-closest to 80%. A week-by-week table shows what each month asked of the band.
+closest to 80%. A week-by-week table shows what each month asked of the band, and a second table
+the rates near the served one over several training seeds.
 Writes bench/results/calibration.json and calibration.md.
 """
 
@@ -40,10 +42,10 @@ HINDSIGHT = "hindsight: one constant change of the validation offsets, fitted on
 class Case:
     """One asset's model, its pre-offset quantiles in scaled units and the backtest origins."""
 
-    def __init__(self, symbol: str):
+    def __init__(self, symbol: str, seed: int = 0):
         self.series = series = last_year(data_dir() / f"{symbol}-1h.csv")
         self.test_start = len(series) - TEST_STEPS
-        self.model = train(series, TrainConfig(), train_end=self.test_start)
+        self.model = train(series, TrainConfig(seed=seed), train_end=self.test_start)
         cfg = self.model.config
         self.val_start = self.test_start - cfg.val_steps
         bare = dataclasses.replace(self.model, calibration=np.zeros(cfg.horizon), aci_rate=0.0)
@@ -108,10 +110,15 @@ def _ewma(x: np.ndarray, halflife: float) -> np.ndarray:
     return out
 
 
-def aci_offsets(c: Case, q: np.ndarray, calib: np.ndarray, rates) -> np.ndarray:
-    """Per-step ACI for each rate in `rates`: (E, n, H), each outcome counted when it is known."""
+def aci_offsets(c: Case, q: np.ndarray, calib: np.ndarray, rates, *, judged_in: str = "target") -> np.ndarray:
+    """Per-step ACI for each rate in `rates`: (E, n, H), each outcome counted when it is known and
+    measured in the volatility at its target time (as served) or at its origin (as before)."""
     n, horizon = q.shape[:2]
-    scores = np.where(c.mask, np.maximum(q[..., 0] - c.y, c.y - q[..., -1]), np.nan)
+    y = c.y
+    if judged_in == "target":
+        resolved_at = np.minimum(np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :], n - 1)
+        y = y * c.frame.sigma[:, None] / c.frame.sigma[resolved_at]
+    scores = np.where(c.mask, np.maximum(q[..., 0] - y, y - q[..., -1]), np.nan)
     rates = np.asarray(rates, dtype=float)
     offs = np.broadcast_to(calib, (len(rates), n, horizon)).copy()
     a = np.tile(calib, (len(rates), 1))
@@ -157,10 +164,16 @@ def methods(c: Case) -> dict[str, dict]:
     calib = c.conformal(q)
     fixed = np.broadcast_to(calib, q.shape[:2])
     rows = {"validation conformal only (ACI rate 0)": c.scored(q, fixed)}
-    rates = (0.005, 0.01, 0.02, 0.04)
+    served = c.model.config.aci_rate
+    rates = sorted({0.005, 0.01, served, 0.015, 0.02, 0.04})
     for rate, offs in zip(rates, aci_offsets(c, q, calib, rates)):
-        label = f"ACI rate {rate:g}" + (" (served)" if rate == c.model.config.aci_rate else "")
+        if rate == served:  # the model's own code path, which the local one must match
+            own = dataclasses.replace(c.model, calibration=calib).band_offsets(c.series, c.frame, q)
+            assert np.allclose(own, offs), "bench ACI differs from TrainedModel.band_offsets"
+        label = f"ACI rate {rate:g}, outcomes in target-time volatility" + (" (served)" if rate == served else "")
         rows[label] = c.scored(q, offs)
+    for rate, offs in zip((0.01, 0.02, 0.04), aci_offsets(c, q, calib, (0.01, 0.02, 0.04), judged_in="origin")):
+        rows[f"ACI rate {rate:g}, outcomes in origin volatility (before)"] = c.scored(q, offs)
 
     # Realised moves in sigma units (every step, pooled), against their level before validation.
     known, absy = c.resolved(np.abs(c.y))
@@ -195,6 +208,18 @@ def methods(c: Case) -> dict[str, dict]:
     hindsight = [(s, c.scored(q, fixed + s)) for s in shifts]
     s, best = min(hindsight, key=lambda sr: abs(sr[1]["coverage"] - 0.8))
     rows[HINDSIGHT] = dict(best, shift=float(s))
+    return rows
+
+
+SEED_RATES = (0.01, 0.0125, 0.015)
+
+
+def seed_rows(c: Case) -> dict[str, dict]:
+    """The rates near the served one, and the previous way at its rate, for one more seed."""
+    calib = c.conformal(c.q)
+    rows = {f"ACI {r:g}, target-time volatility": c.scored(c.q, o)
+            for r, o in zip(SEED_RATES, aci_offsets(c, c.q, calib, SEED_RATES))}
+    rows["ACI 0.01, origin volatility (before)"] = c.scored(c.q, aci_offsets(c, c.q, calib, (0.01,), judged_in="origin")[0])
     return rows
 
 
@@ -247,10 +272,28 @@ def markdown(results: dict) -> str:
             cells.append(f"{r['coverage']:.1%}{'' if good_cov else ' ✗'}")
             cells.append(f"{r['pinball_vs_naive_band']:.4f}{'' if good_pin else ' ✗'}")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {'met' if ok else 'missed'} |")
+    seeds = sorted(next(iter(results["assets"].values()))["seeds"])
     shifts = ", ".join(f"{s} {results['assets'][s]['methods'][HINDSIGHT]['shift']:+.2f}" for s in symbols)
     lines += [
         "",
         f"The hindsight change, in units of the EWMA volatility times the square root of the step: {shifts}.",
+        "",
+        f"Across training seeds {', '.join(map(str, seeds))} (coverage / pinball ÷ naive band; ✗ where a band "
+        "target is missed). A seed whose model misses the pinball target at every rate would be rejected by "
+        "the promotion gate in service.",
+        "",
+        "| band | seed | " + " | ".join(symbols) + " |",
+        "|---|---:|" + "---|" * len(symbols),
+    ]
+    for label in next(iter(results["assets"].values()))["seeds"][seeds[0]]:
+        for seed in seeds:
+            cells = []
+            for s in symbols:
+                r = results["assets"][s]["seeds"][seed][label]
+                ok = lo <= r["coverage"] <= hi and r["pinball_vs_naive_band"] < 1
+                cells.append(f"{r['coverage']:.1%} / {r['pinball_vs_naive_band']:.4f}{'' if ok else ' ✗'}")
+            lines.append(f"| {label} | {seed} | " + " | ".join(cells) + " |")
+    lines += [
         "",
         "Week by week, band from the validation offsets alone (week 0 is the first 168 hours of the backtest; "
         "negative weeks are validation). Half-widths are in "
@@ -272,12 +315,17 @@ def markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--symbols", nargs="*", default=list(SYMBOLS))
+    parser.add_argument("--seeds", type=int, default=5, help="training seeds for the robustness table (default 5)")
     args = parser.parse_args()
     results = {"machine": machine(1), "assets": {}}
     for symbol in args.symbols:
         print(f"{symbol}: training ...", flush=True)
         case = Case(symbol)
-        results["assets"][symbol] = {"methods": methods(case), "weeks": weeks(case)}
+        results["assets"][symbol] = {"methods": methods(case), "weeks": weeks(case),
+                                     "seeds": {0: seed_rows(case)}}
+        for seed in range(1, args.seeds):
+            print(f"{symbol}: seed {seed} ...", flush=True)
+            results["assets"][symbol]["seeds"][seed] = seed_rows(Case(symbol, seed))
     report = markdown(results)
     publish("calibration", results, report)
 
