@@ -17,6 +17,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -245,7 +246,10 @@ def markdown(results: dict) -> str:
         f"batch 64, early stopping patience 2, next-hour close by MSE, epochs capped at "
         f"{results['reference_max_epochs']}. It forecasts 1 hour ahead only, so it is compared on step 1. "
         "Training seconds include feature building (and, for ours, calibration). Prices in USDT; "
-        "MASE divides by the training period's mean one-step change.",
+        "MASE divides by the training period's mean one-step change. "
+        f"Our band: conformal offsets from validation, then adaptive conformal inference at rate "
+        f"{results['ours_config']['aci_rate']:g} with each outcome judged in the volatility of its target time; "
+        "calibration.md compares other ways of keeping it calibrated, and other seeds.",
         "",
     ]
     for symbol in results["assets"]:
@@ -270,7 +274,7 @@ def main() -> None:
     data = data_dir()
     torch.set_num_threads(args.threads)
     results = {"machine": machine(args.threads), "targets": TARGETS, "reference_max_epochs": args.reference_epochs,
-               "assets": {}}
+               "ours_config": asdict(TrainConfig(threads=args.threads)), "assets": {}}
     for symbol in args.symbols:
         series = last_year(data / f"{symbol}-1h.csv")
         results["assets"][symbol] = run_asset(symbol, series, args.threads, args.reference_epochs)
