@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from pathlib import Path
 
@@ -28,9 +27,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 
-from forecasting.ml.backtest import Forecasts, origins, score  # noqa: E402
+from forecasting.ml.backtest import Forecasts, _sub, origins, score  # noqa: E402
 from forecasting.ml.data import targets  # noqa: E402
-from forecasting.ml.train import TrainConfig, train, to_prices  # noqa: E402
+from forecasting.ml.train import (  # noqa: E402
+    TrainConfig,
+    adaptive_offsets,
+    conformal_offsets,
+    in_target_volatility,
+    to_prices,
+    train,
+)
 from ingest import publish  # noqa: E402
 from train import SYMBOLS, TARGETS, TEST_STEPS, data_dir, last_year, machine  # noqa: E402
 
@@ -59,19 +65,14 @@ class Case:
 
     def conformal(self, q: np.ndarray) -> np.ndarray:
         """Per-step offsets that make the band cover 80% of validation targets (as training does)."""
-        out = np.zeros(q.shape[1])
-        for k in range(q.shape[1]):
-            rows = self.val_mask[:, k]
-            s = np.maximum(q[rows, k, 0] - self.y[rows, k], self.y[rows, k] - q[rows, k, -1])
-            out[k] = np.quantile(s, min(1.0, math.ceil((len(s) + 1) * (1 - ALPHA)) / len(s)), method="higher")
-        return out
+        return conformal_offsets(q, self.y, self.val_mask, ALPHA)
 
     def scored(self, q: np.ndarray, offsets: np.ndarray) -> dict:
         cfg = self.model.config
         band = q.copy()
         band[..., 0] = np.minimum(q[..., 0] - offsets, q[..., 1])
         band[..., -1] = np.maximum(q[..., -1] + offsets, q[..., -2])
-        prices = to_prices(band[self.idx], _rows(self.frame, self.idx), cfg.horizon)
+        prices = to_prices(band[self.idx], _sub(self.frame, self.idx), cfg.horizon)
         point = prices[..., cfg.quantiles.index(0.5)]
         res = score(self.series, self.idx, {"model": Forecasts(point, prices)}, train_end=self.test_start,
                     horizon=cfg.horizon, levels=cfg.quantiles, ewma_halflife=cfg.ewma_halflife,
@@ -86,11 +87,6 @@ class Case:
         known = o + k + 1
         order = np.argsort(known, kind="stable")
         return known[order], value[o, k][order]
-
-
-def _rows(frame, idx):
-    return dataclasses.replace(frame, features=frame.features[idx], log_close=frame.log_close[idx],
-                               sigma=frame.sigma[idx], seg=frame.seg[idx], valid=frame.valid[idx])
 
 
 def _scale_band(q: np.ndarray, factor: np.ndarray) -> np.ndarray:
@@ -111,28 +107,10 @@ def _ewma(x: np.ndarray, halflife: float) -> np.ndarray:
 
 
 def aci_offsets(c: Case, q: np.ndarray, calib: np.ndarray, rates, *, judged_in: str = "target") -> np.ndarray:
-    """Per-step ACI for each rate in `rates`: (E, n, H), each outcome counted when it is known and
+    """The model's ACI at each rate in `rates`, (E, n, H), from the validation start, with each outcome
     measured in the volatility at its target time (as served) or at its origin (as before)."""
-    n, horizon = q.shape[:2]
-    y = c.y
-    if judged_in == "target":
-        resolved_at = np.minimum(np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :], n - 1)
-        y = y * c.frame.sigma[:, None] / c.frame.sigma[resolved_at]
-    scores = np.where(c.mask, np.maximum(q[..., 0] - y, y - q[..., -1]), np.nan)
-    rates = np.asarray(rates, dtype=float)
-    offs = np.broadcast_to(calib, (len(rates), n, horizon)).copy()
-    a = np.tile(calib, (len(rates), 1))
-    ks = np.arange(horizon)
-    for t in range(c.val_start, n):
-        src = t - ks - 1
-        ok = src >= c.val_start
-        sc = scores[src[ok], ks[ok]]
-        known = np.isfinite(sc)
-        kk, ss = ks[ok][known], src[ok][known]
-        missed = sc[known][None, :] > offs[:, ss, kk]
-        a[:, kk] += rates[:, None] * (missed - ALPHA)
-        offs[:, t] = a
-    return offs
+    y = in_target_volatility(c.y, c.frame) if judged_in == "target" else c.y
+    return np.stack([adaptive_offsets(q, y, c.mask, calib, start=c.val_start, rate=r, alpha=ALPHA) for r in rates])
 
 
 def pinball_weighted(c: Case, q: np.ndarray, calib: np.ndarray, rates, halflife: float, eta: float = 2.0):
@@ -167,9 +145,6 @@ def methods(c: Case) -> dict[str, dict]:
     served = c.model.config.aci_rate
     rates = sorted({0.005, 0.01, served, 0.015, 0.02, 0.04})
     for rate, offs in zip(rates, aci_offsets(c, q, calib, rates)):
-        if rate == served:  # the model's own code path, which the local one must match
-            own = dataclasses.replace(c.model, calibration=calib).band_offsets(c.series, c.frame, q)
-            assert np.allclose(own, offs), "bench ACI differs from TrainedModel.band_offsets"
         label = f"ACI rate {rate:g}, outcomes in target-time volatility" + (" (served)" if rate == served else "")
         rows[label] = c.scored(q, offs)
     for rate, offs in zip((0.01, 0.02, 0.04), aci_offsets(c, q, calib, (0.01, 0.02, 0.04), judged_in="origin")):

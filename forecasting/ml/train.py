@@ -121,30 +121,12 @@ class TrainedModel:
         becomes known: at step t only origins whose target time is <= t count, so nothing leaks
         (the volatility an outcome is judged in is the one at its target time, known by then too)."""
         n, horizon = raw.shape[:2]
-        offsets = np.broadcast_to(self.calibration, (n, horizon)).copy()
         if not self.aci_rate or self.aci_start_time is None:
-            return offsets
+            return np.broadcast_to(self.calibration, (n, horizon)).copy()
         y, mask = targets(frame, horizon)
-        # Judge each outcome in the volatility known when it resolves: a jump that the EWMA scale has
-        # already absorbed (so the next bands are wider anyway) must not widen them a second time.
-        resolved_at = np.minimum(np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :], n - 1)
-        y = y * frame.sigma[:, None] / frame.sigma[resolved_at]
-        scores = np.where(mask, np.maximum(raw[..., 0] - y, y - raw[..., -1]), np.nan)
-        alpha = 1.0 - self.config.band
         start = int(np.searchsorted(series.times, self.aci_start_time))
-        a = self.calibration.astype(float).copy()
-        ks = np.arange(horizon)
-        for t in range(start, n):
-            src = t - ks - 1  # the origin whose k-step target closed at t
-            ok = src >= start
-            if ok.any():
-                sc = scores[src[ok], ks[ok]]
-                known = np.isfinite(sc)
-                kk = ks[ok][known]
-                missed = sc[known] > offsets[src[ok][known], kk]
-                a[kk] += self.aci_rate * (missed.astype(float) - alpha)
-            offsets[t] = a
-        return offsets
+        return adaptive_offsets(raw, in_target_volatility(y, frame), mask, self.calibration, start=start,
+                                rate=self.aci_rate, alpha=1.0 - self.config.band)
 
     def predict_prices(self, series: Series) -> tuple[np.ndarray, Frame]:
         """Quantile prices (n, H, Q): at each step t, for t+1..t+H."""
@@ -201,6 +183,55 @@ class TrainedModel:
                    shrink=float(blob["shrink"]), aci_rate=float(blob["aci_rate"]),
                    aci_start_time=None if blob["aci_start_time"] < 0 else int(blob["aci_start_time"]),
                    meta=blob["meta"])
+
+
+def in_target_volatility(y: np.ndarray, frame: Frame) -> np.ndarray:
+    """Scaled outcomes (n, H) re-measured in the volatility at their target time, known by then.
+
+    Judged this way, a jump that the EWMA scale has already absorbed (so the next bands are wider
+    anyway) does not widen the band a second time."""
+    n, horizon = y.shape
+    resolved_at = np.minimum(np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :], n - 1)
+    return y * frame.sigma[:, None] / frame.sigma[resolved_at]
+
+
+def adaptive_offsets(raw: np.ndarray, y: np.ndarray, mask: np.ndarray, calibration: np.ndarray, *, start: int,
+                     rate: float, alpha: float) -> np.ndarray:
+    """Adaptive conformal inference per horizon step, (n, H): from `start`, each outcome nudges its
+    step's offset up after a miss and down after a hit. At step t only origins whose target time is
+    <= t count, so nothing leaks."""
+    n, horizon = raw.shape[:2]
+    offsets = np.broadcast_to(calibration, (n, horizon)).copy()
+    scores = np.where(mask, np.maximum(raw[..., 0] - y, y - raw[..., -1]), np.nan)
+    a = np.asarray(calibration, dtype=float).copy()
+    ks = np.arange(horizon)
+    for t in range(start, n):
+        src = t - ks - 1  # the origin whose k-step target closed at t
+        ok = src >= start
+        if ok.any():
+            sc = scores[src[ok], ks[ok]]
+            known = np.isfinite(sc)
+            kk = ks[ok][known]
+            missed = sc[known] > offsets[src[ok][known], kk]
+            a[kk] += rate * (missed.astype(float) - alpha)
+        offsets[t] = a
+    return offsets
+
+
+def conformal_offsets(raw: np.ndarray, y: np.ndarray, val_mask: np.ndarray, alpha: float) -> np.ndarray:
+    """Split-conformal correction of the outer quantiles per horizon step (CQR): the band widens (or
+    narrows) until it covers 1 - alpha of the validation targets."""
+    offsets = np.zeros(raw.shape[1])
+    for k in range(raw.shape[1]):
+        rows = val_mask[:, k]
+        if not rows.any():
+            continue
+        lo, hi, obs = raw[rows, k, 0], raw[rows, k, -1], y[rows, k]
+        scores = np.maximum(lo - obs, obs - hi)
+        n = len(scores)
+        level = min(1.0, math.ceil((n + 1) * (1 - alpha)) / n)
+        offsets[k] = np.quantile(scores, level, method="higher")
+    return offsets
 
 
 def to_prices(pred: np.ndarray, frame: Frame, horizon: int) -> np.ndarray:
@@ -353,7 +384,8 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
     model = TrainedModel(config=config, module=module, scaler_mean=mean, scaler_scale=scale,
                          calibration=np.zeros(config.horizon))
     model.shrink = _fit_shrink(model, series, val_mask, y)
-    model.calibration = _conformal_offsets(model, series, val_mask, y)
+    # Conformal offsets of the band on validation targets only (calibration is still zero here).
+    model.calibration = conformal_offsets(model.predict_scaled(series)[0], y, val_mask, 1 - config.band)
     model.aci_rate, model.aci_start_time = config.aci_rate, int(series.times[val_start])
     model.meta = {
         "epochs": trainer.current_epoch,
@@ -383,20 +415,3 @@ def _fit_shrink(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np
     errors = [np.mean(np.abs(g * med - obs)) for g in grid]
     return float(grid[int(np.argmin(errors))])
 
-
-def _conformal_offsets(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Split-conformal correction of the outer quantiles per horizon step (CQR), on validation
-    targets only: the band widens (or narrows) until it covers `band` of them."""
-    raw, _ = model.predict_scaled(series)  # calibration is zero here
-    alpha = 1 - model.config.band
-    offsets = np.zeros(model.config.horizon)
-    for k in range(model.config.horizon):
-        rows = val_mask[:, k]
-        if not rows.any():
-            continue
-        lo, hi, obs = raw[rows, k, 0], raw[rows, k, -1], y[rows, k]
-        scores = np.maximum(lo - obs, obs - hi)
-        n = len(scores)
-        level = min(1.0, math.ceil((n + 1) * (1 - alpha)) / n)
-        offsets[k] = np.quantile(scores, level, method="higher")
-    return offsets
