@@ -1,8 +1,9 @@
 """Walk-forward backtest in price space: the model and the baselines on the same origins.
 
 Baselines: naive (the last price), drift (the last price moved by the training period's mean
-log-return) and a naive band (the last price with a normal band from the EWMA volatility known
-at the origin).
+log-return), a naive band (the last price with a normal band from the EWMA volatility known
+at the origin) and the seasonal band (seasonal.SeasonalBand, fitted on the same training data and
+calibrated as the model is), the one a model has to beat to serve.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from dataclasses import replace
+
+from .band import BandForecaster, to_prices
 from .data import Series, SeriesError, build_frame, segment_ids
-from .train import TrainedModel, to_prices
+from .seasonal import fit_seasonal_band
 
 
 @dataclass
@@ -92,18 +96,30 @@ def baselines(series: Series, idx: np.ndarray, *, horizon: int, levels: tuple[fl
     }
 
 
-def backtest(model: TrainedModel, series: Series, *, test_start: int, stride: int = 1) -> dict:
+def backtest(model: BandForecaster, series: Series, *, test_start: int, stride: int = 1,
+             seasonal: BandForecaster | None = None) -> dict:
     """Score the model from every `stride`-th origin at or after `test_start`, and the baselines
-    on exactly the same origins. The model only reads candles up to each origin."""
+    on exactly the same origins. The model only reads candles up to each origin.
+
+    The seasonal band is fitted on the candles before `test_start` unless one is given (fitted
+    on data that ends there too)."""
     cfg = model.config
     idx = origins(series, test_start=test_start, horizon=cfg.horizon, min_history=cfg.min_history,
                   stride=stride, ewma_halflife=cfg.ewma_halflife)
-    pred, frame = model.predict_scaled(series)
-    prices = to_prices(pred[idx], _sub(frame, idx), cfg.horizon)
-    point = prices[..., cfg.quantiles.index(0.5)] if 0.5 in cfg.quantiles else prices.mean(axis=-1)
-    return score(series, idx, {"model": Forecasts(point, prices)}, train_end=test_start,
+    if seasonal is None:
+        seasonal = fit_seasonal_band(series, replace(cfg, seasonal=True), train_end=test_start)
+    forecasts = {"model": band_forecasts(model, series, idx), "seasonal_band": band_forecasts(seasonal, series, idx)}
+    return score(series, idx, forecasts, train_end=test_start,
                  horizon=cfg.horizon, levels=cfg.quantiles, ewma_halflife=cfg.ewma_halflife,
                  min_history=cfg.min_history)
+
+
+def band_forecasts(forecaster: BandForecaster, series: Series, idx: np.ndarray) -> Forecasts:
+    cfg = forecaster.config
+    pred, frame = forecaster.predict_scaled(series)
+    prices = to_prices(pred[idx], frame.take(idx), cfg.horizon)
+    point = prices[..., cfg.quantiles.index(0.5)] if 0.5 in cfg.quantiles else prices.mean(axis=-1)
+    return Forecasts(point, prices)
 
 
 def score(series: Series, idx: np.ndarray, forecasts: dict[str, Forecasts], *, train_end: int, horizon: int,
@@ -130,9 +146,7 @@ def score(series: Series, idx: np.ndarray, forecasts: dict[str, Forecasts], *, t
 
 
 def _sub(frame, idx):
-    from .data import Frame
-
-    return Frame(frame.features[idx], frame.log_close[idx], frame.sigma[idx], frame.seg[idx], frame.valid[idx])
+    return frame.take(idx)
 
 
 def naive_band_forecast(series: Series, *, horizon: int, levels: tuple[float, ...],

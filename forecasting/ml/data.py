@@ -147,17 +147,97 @@ class Frame:
 
     features: np.ndarray  # (n, F), unscaled
     log_close: np.ndarray  # (n,)
-    sigma: np.ndarray  # (n,) EWMA volatility of one-step log-returns, known at t
+    sigma: np.ndarray  # (n,) EWMA volatility of one-step (deseasonalised) log-returns, known at t
     seg: np.ndarray  # (n,)
     valid: np.ndarray  # (n,) bool
+    # (n, H): sqrt of the seasonal variance multipliers summed over the target steps t+1..t+h, or
+    # None for no seasonality (then sqrt(h)). Target times are on the calendar, so known at t.
+    season: np.ndarray | None = None
+
+    def horizon_scale(self, horizon: int) -> np.ndarray:
+        """(n, H): the volatility of the h-step log-return expected at each origin."""
+        if self.season is None:
+            return self.sigma[:, None] * np.sqrt(np.arange(1, horizon + 1))[None, :]
+        return self.sigma[:, None] * self.season[:, :horizon]
+
+    def take(self, idx: np.ndarray) -> Frame:
+        return Frame(self.features[idx], self.log_close[idx], self.sigma[idx], self.seg[idx], self.valid[idx],
+                     None if self.season is None else self.season[idx])
 
 
-def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int = 24) -> Frame:
+# -- seasonality ------------------------------------------------------------------------------------
+
+PROFILE_BINS_MAX = 168  # hours of the week
+
+
+def season_bins(times: np.ndarray, interval_ms: int) -> tuple[np.ndarray, int]:
+    """Each time's place in the week (hour of week for hourly candles, day of week for daily ones),
+    and the number of places. Intervals of a week or longer have one place: no profile."""
+    nbins = max(1, min(WEEK_MS // interval_ms, PROFILE_BINS_MAX))
+    return ((np.asarray(times, dtype=np.int64) % WEEK_MS) * nbins // WEEK_MS).astype(np.int64), int(nbins)
+
+
+def seasonal_profile(series: Series, *, end: int | None = None, level_halflife: float = 168.0,
+                     smooth: int = 1) -> np.ndarray:
+    """Variance multiplier per place in the week (mean 1), learnt from steps before `end` only.
+
+    Each return is measured against a slow EWMA of volatility known before it, so a crash week
+    does not become "Tuesdays are wild"; absolute values rather than squares, so a few fat-tailed
+    hours do not own a bin. Neighbouring hours are averaged (`smooth` on each side, circularly):
+    about 52 returns per hour of a year's week are too few to trust one by one."""
+    end = len(series) if end is None else end
+    s = series.head(end)
+    bins, nbins = season_bins(s.times, s.interval_ms)
+    if nbins == 1 or end < 2 * nbins:
+        return np.ones(nbins)
+    seg = segment_ids(s)
+    r = np.full(len(s), np.nan)
+    r[1:] = np.diff(np.log(s.close))
+    r[np.concatenate([[True], np.diff(seg) != 0])] = np.nan
+    level = ewma_volatility(r, seg, level_halflife)
+    prev = np.concatenate([[np.nan], level[:-1]])
+    prev[np.concatenate([[True], np.diff(seg) != 0])] = np.nan
+    ratio = np.abs(r) / prev
+    ok = np.isfinite(ratio)
+    sums = np.bincount(bins[ok], weights=ratio[ok], minlength=nbins)
+    counts = np.bincount(bins[ok], minlength=nbins)
+    if counts.min() < 4:
+        return np.ones(nbins)
+    mean_abs = sums / counts
+    if smooth > 0 and nbins > 2 * smooth + 1:
+        k = np.arange(-smooth, smooth + 1)
+        w = (smooth + 1 - np.abs(k)).astype(float)
+        mean_abs = sum(wi * np.roll(mean_abs, ki) for wi, ki in zip(w, k)) / w.sum()
+    var = mean_abs ** 2
+    return var / var.mean()
+
+
+def season_scale(times: np.ndarray, interval_ms: int, profile: np.ndarray, horizon: int) -> np.ndarray:
+    """(n, H): sqrt of the profile summed over each origin's next h steps on the calendar."""
+    h = np.arange(1, horizon + 1)
+    bins, nbins = season_bins(np.asarray(times)[:, None] + h[None, :] * interval_ms, interval_ms)
+    if len(profile) != nbins:
+        raise SeriesError(f"the seasonal profile has {len(profile)} places for a week of {nbins}")
+    return np.sqrt(np.cumsum(profile[bins], axis=1))
+
+
+def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int = 24,
+                profile: np.ndarray | None = None, horizon: int = 0) -> Frame:
+    """Features and scales of every step. With a seasonal `profile`, returns are divided by their
+    place's volatility before the EWMA and the features (so they are deseasonalised) and
+    `horizon` steps of seasonal scale are computed."""
     seg = segment_ids(series)
     log_c = np.log(series.close)
     r = np.full(len(series), np.nan)
     r[1:] = np.diff(log_c)
     r[np.concatenate([[True], np.diff(seg) != 0])] = np.nan  # no return across a gap
+    here = np.ones(len(series))
+    season = None
+    if profile is not None:
+        bins, _ = season_bins(series.times, series.interval_ms)
+        here = np.sqrt(profile[bins])
+        r = r / here
+        season = season_scale(series.times, series.interval_ms, profile, max(horizon, 1))
     sigma = ewma_volatility(r, seg, ewma_halflife)
     prev_sigma = np.concatenate([[np.nan], sigma[:-1]])
     prev_sigma[np.concatenate([[True], np.diff(seg) != 0])] = np.nan
@@ -170,15 +250,15 @@ def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int
     feats = np.column_stack([
         r / prev_sigma,
         np.log(sigma),
-        np.log(series.high / series.low) / sigma,
-        np.log(series.close / series.open) / sigma,
+        np.log(series.high / series.low) / (sigma * here),
+        np.log(series.close / series.open) / (sigma * here),
         log_v - vol_mean,
         np.sin(hour), np.cos(hour), np.sin(weekday), np.cos(weekday),
     ])
     pos = segment_position(seg)
     valid = (pos >= min_history) & np.all(np.isfinite(feats), axis=1)
     feats = np.where(np.isfinite(feats), feats, 0.0)
-    return Frame(features=feats, log_close=log_c, sigma=sigma, seg=seg, valid=valid)
+    return Frame(features=feats, log_close=log_c, sigma=sigma, seg=seg, valid=valid, season=season)
 
 
 def _segment_rolling_mean(x: np.ndarray, seg: np.ndarray, window: int) -> np.ndarray:
@@ -193,18 +273,18 @@ def _segment_rolling_mean(x: np.ndarray, seg: np.ndarray, window: int) -> np.nda
 
 
 def targets(frame: Frame, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """y[t, h-1] = (log c[t+h] - log c[t]) / (sigma[t] * sqrt(h)) and a mask of which exist
-    (inside the same segment, so never across a gap)."""
+    """y[t, h-1] = (log c[t+h] - log c[t]) / scale[t, h-1] and a mask of which exist (inside the
+    same segment, so never across a gap). The scale is sigma[t] * sqrt(h) without seasonality."""
     n = len(frame.log_close)
     y = np.zeros((n, horizon))
     mask = np.zeros((n, horizon), dtype=bool)
-    scale = np.sqrt(np.arange(1, horizon + 1))
+    scale = frame.horizon_scale(horizon)
     for h in range(1, horizon + 1):
         same = np.zeros(n, dtype=bool)
         same[: n - h] = frame.seg[h:] == frame.seg[: n - h]
         diff = np.zeros(n)
         diff[: n - h] = frame.log_close[h:] - frame.log_close[: n - h]
-        y[:, h - 1] = diff / (frame.sigma * scale[h - 1])
+        y[:, h - 1] = diff / scale[:, h - 1]
         mask[:, h - 1] = same & frame.valid
     # Masked entries must be finite too: a NaN times a zero weight is still NaN in the loss.
     return np.where(mask, y, 0.0), mask

@@ -20,10 +20,21 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 
-from .data import Frame, Series, SeriesError, build_frame, targets
+from .band import (  # noqa: F401  (re-exported: the benchmarks import them from here)
+    BandForecaster,
+    adaptive_offsets,
+    conformal_offsets,
+    in_target_volatility,
+    split_masks,
+    to_prices,
+)
+from .data import Frame, Series, SeriesError, seasonal_profile, targets
 from .model import QuantileLSTM
+from .seasonal import base_quantiles
 
-FORMAT_VERSION = 1
+# 2: the seasonal profile and its settings are stored; format 1 artifacts load without one.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 
 
 class TrainingDiverged(ValueError):
@@ -52,6 +63,11 @@ class TrainConfig:
     aci_rate: float = 0.0125
     seed: int = 0
     threads: int = 1
+    # Returns divided by an hour-of-week volatility profile learnt on the training part, so the
+    # model forecasts what is left after the seasonal band (data.seasonal_profile).
+    seasonal: bool = True
+    profile_halflife: float = 168.0
+    profile_smooth: int = 1
 
     def __post_init__(self):
         qs = self.quantiles
@@ -65,8 +81,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.burn_in < 0 or self.patience < 0:
             raise ValueError("burn_in and patience cannot be negative")
-        if not (math.isfinite(self.lr) and self.lr > 0) or not (math.isfinite(self.ewma_halflife) and self.ewma_halflife > 0):
-            raise ValueError("lr and ewma_halflife must be positive numbers")
+        positive = (self.lr, self.ewma_halflife, self.profile_halflife)
+        if not all(math.isfinite(v) and v > 0 for v in positive):
+            raise ValueError("lr, ewma_halflife and profile_halflife must be positive numbers")
+        if self.profile_smooth < 0:
+            raise ValueError("profile_smooth cannot be negative")
         if not 0 <= self.dropout < 1 or not 0 <= self.weight_decay < math.inf or not 0 <= self.aci_rate < 1:
             raise ValueError("dropout and aci_rate must be in [0, 1) and weight_decay non-negative")
 
@@ -80,7 +99,7 @@ class TrainConfig:
 
 
 @dataclass
-class TrainedModel:
+class TrainedModel(BandForecaster):
     config: TrainConfig
     module: QuantileLSTM
     scaler_mean: np.ndarray
@@ -92,12 +111,16 @@ class TrainedModel:
     aci_rate: float = 0.0
     aci_start_time: int | None = None
     meta: dict = field(default_factory=dict)
+    profile: np.ndarray | None = None  # variance multiplier per hour of the week (mean 1)
+    # The seasonal band's spread around the median, (H, Q), and how much of the LSTM's own spread
+    # is kept against it (fitted on validation): 0 is the seasonal band's shape, 1 the LSTM's.
+    base: np.ndarray | None = None
+    blend: float = 1.0
 
     # -- inference -------------------------------------------------------------------------------
 
-    def predict_scaled(self, series: Series) -> tuple[np.ndarray, Frame]:
-        """Raw quantiles in scaled-return units at every step, (n, H, Q), state reset at each gap."""
-        frame = build_frame(series, ewma_halflife=self.config.ewma_halflife, min_history=self.config.min_history)
+    def raw_quantiles(self, series: Series, frame: Frame) -> np.ndarray:
+        """LSTM quantiles in scaled-return units at every step, (n, H, Q), state reset at each gap."""
         x = (frame.features - self.scaler_mean) / self.scaler_scale
         out = np.zeros((len(series), self.config.horizon, len(self.config.quantiles)), dtype=np.float64)
         self.module.eval()
@@ -109,45 +132,10 @@ class TrainedModel:
         # Shift every quantile by the part of the median move that validation did not support.
         mid = len(self.config.quantiles) // 2
         out = out - (1.0 - self.shrink) * out[..., mid:mid + 1]
-        offsets = self.band_offsets(series, frame, out)
-        out[..., 0] = np.minimum(out[..., 0] - offsets, out[..., 1])
-        out[..., -1] = np.maximum(out[..., -1] + offsets, out[..., -2])
-        return out, frame
-
-    def band_offsets(self, series: Series, frame: Frame, raw: np.ndarray) -> np.ndarray:
-        """Widening of the outer quantiles at every step, (n, H), in scaled units.
-
-        The conformal offsets from validation, then (with `aci_rate`) updated by each outcome as it
-        becomes known: at step t only origins whose target time is <= t count, so nothing leaks
-        (the volatility an outcome is judged in is the one at its target time, known by then too)."""
-        n, horizon = raw.shape[:2]
-        if not self.aci_rate or self.aci_start_time is None:
-            return np.broadcast_to(self.calibration, (n, horizon)).copy()
-        y, mask = targets(frame, horizon)
-        start = int(np.searchsorted(series.times, self.aci_start_time))
-        return adaptive_offsets(raw, in_target_volatility(y, frame), mask, self.calibration, start=start,
-                                rate=self.aci_rate, alpha=1.0 - self.config.band)
-
-    def predict_prices(self, series: Series) -> tuple[np.ndarray, Frame]:
-        """Quantile prices (n, H, Q): at each step t, for t+1..t+H."""
-        pred, frame = self.predict_scaled(series)
-        return to_prices(pred, frame, self.config.horizon), frame
-
-    def forecast(self, series: Series) -> dict:
-        """The forecast from the newest candle: target times and quantile prices per step."""
-        prices, frame = self.predict_prices(series)
-        if not frame.valid[-1]:
-            raise SeriesError(
-                f"the newest candle has less than {self.config.min_history} contiguous candles before it"
-            )
-        h = np.arange(1, self.config.horizon + 1)
-        return {
-            "origin_time": int(series.times[-1]),
-            "target_times": (series.times[-1] + h * series.interval_ms).tolist(),
-            "quantiles": list(self.config.quantiles),
-            "prices": prices[-1].tolist(),
-            "last_close": float(series.close[-1]),
-        }
+        if self.base is not None and self.blend < 1.0:
+            med = out[..., mid:mid + 1]
+            out = med + self.blend * (out - med) + (1.0 - self.blend) * self.base[None]
+        return out
 
     # -- storage ---------------------------------------------------------------------------------
 
@@ -163,6 +151,9 @@ class TrainedModel:
             "shrink": float(self.shrink),
             "aci_rate": float(self.aci_rate),
             "aci_start_time": -1 if self.aci_start_time is None else int(self.aci_start_time),
+            "profile": torch.as_tensor(np.zeros(0) if self.profile is None else self.profile),
+            "base": torch.as_tensor(np.zeros((0, 0)) if self.base is None else self.base),
+            "blend": float(self.blend),
             "meta": self.meta,
         }, buf)
         return buf.getvalue()
@@ -171,10 +162,16 @@ class TrainedModel:
     def from_bytes(cls, data: bytes) -> TrainedModel:
         # weights_only: an artifact is data, never code to run.
         blob = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-        if blob.get("format") != FORMAT_VERSION:
+        if blob.get("format") not in READABLE_FORMATS:
             raise ValueError(f"unknown model artifact format {blob.get('format')!r}")
         cfg = dict(blob["config"])
         cfg["quantiles"] = tuple(cfg["quantiles"])
+        if blob["format"] == 1:
+            cfg["seasonal"] = False  # trained before the seasonal profile existed
+        profile = blob.get("profile")
+        profile = None if profile is None or profile.numel() == 0 else profile.numpy()
+        base = blob.get("base")
+        base = None if base is None or base.numel() == 0 else base.numpy()
         config = TrainConfig(**cfg)
         module = _new_module(config, blob["scaler_mean"].shape[0])
         module.load_state_dict(blob["state_dict"])
@@ -182,61 +179,7 @@ class TrainedModel:
                    scaler_scale=blob["scaler_scale"].numpy(), calibration=blob["calibration"].numpy(),
                    shrink=float(blob["shrink"]), aci_rate=float(blob["aci_rate"]),
                    aci_start_time=None if blob["aci_start_time"] < 0 else int(blob["aci_start_time"]),
-                   meta=blob["meta"])
-
-
-def in_target_volatility(y: np.ndarray, frame: Frame) -> np.ndarray:
-    """Scaled outcomes (n, H) re-measured in the volatility at their target time, known by then.
-
-    Judged this way, a jump that the EWMA scale has already absorbed (so the next bands are wider
-    anyway) does not widen the band a second time."""
-    n, horizon = y.shape
-    resolved_at = np.minimum(np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :], n - 1)
-    return y * frame.sigma[:, None] / frame.sigma[resolved_at]
-
-
-def adaptive_offsets(raw: np.ndarray, y: np.ndarray, mask: np.ndarray, calibration: np.ndarray, *, start: int,
-                     rate: float, alpha: float) -> np.ndarray:
-    """Adaptive conformal inference per horizon step, (n, H): from `start`, each outcome nudges its
-    step's offset up after a miss and down after a hit. At step t only origins whose target time is
-    <= t count, so nothing leaks."""
-    n, horizon = raw.shape[:2]
-    offsets = np.broadcast_to(calibration, (n, horizon)).copy()
-    scores = np.where(mask, np.maximum(raw[..., 0] - y, y - raw[..., -1]), np.nan)
-    a = np.asarray(calibration, dtype=float).copy()
-    ks = np.arange(horizon)
-    for t in range(start, n):
-        src = t - ks - 1  # the origin whose k-step target closed at t
-        ok = src >= start
-        if ok.any():
-            sc = scores[src[ok], ks[ok]]
-            known = np.isfinite(sc)
-            kk = ks[ok][known]
-            missed = sc[known] > offsets[src[ok][known], kk]
-            a[kk] += rate * (missed.astype(float) - alpha)
-        offsets[t] = a
-    return offsets
-
-
-def conformal_offsets(raw: np.ndarray, y: np.ndarray, val_mask: np.ndarray, alpha: float) -> np.ndarray:
-    """Split-conformal correction of the outer quantiles per horizon step (CQR): the band widens (or
-    narrows) until it covers 1 - alpha of the validation targets."""
-    offsets = np.zeros(raw.shape[1])
-    for k in range(raw.shape[1]):
-        rows = val_mask[:, k]
-        if not rows.any():
-            continue
-        lo, hi, obs = raw[rows, k, 0], raw[rows, k, -1], y[rows, k]
-        scores = np.maximum(lo - obs, obs - hi)
-        n = len(scores)
-        level = min(1.0, math.ceil((n + 1) * (1 - alpha)) / n)
-        offsets[k] = np.quantile(scores, level, method="higher")
-    return offsets
-
-
-def to_prices(pred: np.ndarray, frame: Frame, horizon: int) -> np.ndarray:
-    scale = frame.sigma[:, None] * np.sqrt(np.arange(1, horizon + 1))[None, :]
-    return np.exp(frame.log_close[:, None, None] + pred * scale[..., None])
+                   meta=blob["meta"], profile=profile, base=base, blend=float(blob.get("blend", 1.0)))
 
 
 def _new_module(config: TrainConfig, n_features: int) -> QuantileLSTM:
@@ -338,12 +281,14 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
     pl.seed_everything(config.seed, workers=False, verbose=False)
     pin_threads(config.threads)
 
-    frame = build_frame(series, ewma_halflife=config.ewma_halflife, min_history=config.min_history)
+    # The profile is learnt before validation, so the band is calibrated on data it never saw.
+    profile = seasonal_profile(series, end=val_start, level_halflife=config.profile_halflife,
+                               smooth=config.profile_smooth) if config.seasonal else None
+    shell = TrainedModel(config=config, module=None, scaler_mean=None, scaler_scale=None,
+                         calibration=np.zeros(config.horizon), profile=profile)
+    frame = shell.frame(series)
     y, mask = targets(frame, config.horizon)
-    h = np.arange(1, config.horizon + 1)
-    t = np.arange(len(series))[:, None]
-    train_mask = mask & (t + h[None, :] < val_start)  # targets stay before validation
-    val_mask = mask & (t >= val_start) & (t + h[None, :] < train_end)
+    train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     fit_rows = frame.valid & (np.arange(len(series)) < val_start)
     mean = frame.features[fit_rows].mean(axis=0)
     scale = frame.features[fit_rows].std(axis=0)
@@ -382,8 +327,11 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
     module.load_state_dict(best.state)
 
     model = TrainedModel(config=config, module=module, scaler_mean=mean, scaler_scale=scale,
-                         calibration=np.zeros(config.horizon))
+                         calibration=np.zeros(config.horizon), profile=profile)
     model.shrink = _fit_shrink(model, series, val_mask, y)
+    if config.seasonal:
+        model.base = base_quantiles(y, train_mask, config.quantiles)
+        model.blend = _fit_blend(model, series, val_mask, y)
     # Conformal offsets of the band on validation targets only (calibration is still zero here).
     model.calibration = conformal_offsets(model.predict_scaled(series)[0], y, val_mask, 1 - config.band)
     model.aci_rate, model.aci_start_time = config.aci_rate, int(series.times[val_start])
@@ -399,8 +347,27 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
         "train_targets": int(train_mask.sum()),
         "val_targets": int(val_mask.sum()),
         "shrink": model.shrink,
+        "blend": model.blend,
     }
     return model
+
+
+def _fit_blend(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.ndarray) -> float:
+    """Keep the share of the LSTM's spread (against the seasonal band's) that lowers the pinball
+    loss on validation. Quantile averages are never worse than the worse of the two and usually
+    better than both, so the model starts from the band and earns its departures from it."""
+    levels = np.asarray(model.config.quantiles)
+    mid = len(levels) // 2
+    model.blend = 1.0
+    lstm = model.raw_quantiles(series, model.frame(series))[val_mask]  # (m, Q)
+    base = np.broadcast_to(model.base[None], (*val_mask.shape, len(levels)))[val_mask]
+    med, obs = lstm[:, mid:mid + 1], y[val_mask][:, None]
+    grid = np.linspace(0.0, 1.0, 11)
+    losses = []
+    for g in grid:
+        diff = obs - (med + g * (lstm - med) + (1 - g) * base)
+        losses.append(np.mean(np.maximum(levels * diff, (levels - 1) * diff)))
+    return float(grid[int(np.argmin(losses))])
 
 
 def _fit_shrink(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.ndarray) -> float:

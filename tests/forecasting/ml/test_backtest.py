@@ -82,7 +82,7 @@ def test_backtest_origins(gapped, result):
     assert result["origins"] == len(idx)
     assert result["first_origin_time"] == gapped.times[idx[0]]
     assert result["last_origin_time"] == gapped.times[idx[-1]]
-    assert set(result["methods"]) == {"model", "naive", "drift", "naive_band"}
+    assert set(result["methods"]) == {"model", "naive", "drift", "naive_band", "seasonal_band"}
 
 
 def test_baselines_and_model_scored_on_the_same_origins(gapped, gapped_model, result):

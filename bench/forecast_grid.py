@@ -1,0 +1,371 @@
+"""Rolling forecast evaluation over many months: what tuning on one month cannot fool.
+
+    .venv/bin/python bench/forecast_grid.py [FOLDER ...] [--months 24] [--set report] [--jobs 2]
+                                            [--config name=value ...] [--name forecast_grid]
+
+For every `<SYMBOL>-1h.csv` in the folders (default: ../shared/data, or MUR_SHARED_DATA), month k
+(k = 0 is the newest) is the 30 days that start (k + 1) x 30 days before the end of the data. Each
+month is run exactly as production runs a retrain just before it: the 365 days before the month
+are the training window (candle_series(days=TRAIN_DAYS)); its last 720 candles are the gate's
+backtest, the 720 before them validate, the rest train. The gate decides from that backtest
+whether the model or the seasonal band serves, and what is served is then scored on the month
+itself, which nothing was fitted on (the adaptive band keeps updating through it, as it does in
+production). A month needs its whole year of history, so young pairs have fewer months.
+
+The months are split before anything is measured: odd k are the tuning months, on which every
+default was chosen; even k are the report months. `--set` picks which are run and summarised.
+`--config name=value` overrides a TrainConfig default (for tuning), e.g. `--config aci_rate=0.02`.
+Writes bench/results/<name>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+
+from forecasting.ml.backtest import backtest  # noqa: E402
+from forecasting.ml.data import DAY_MS, HOUR_MS, Series, SeriesError  # noqa: E402
+from forecasting.ml.seasonal import fit_seasonal_band  # noqa: E402
+from forecasting.ml.train import TrainConfig, train  # noqa: E402
+
+MONTH_MS = 30 * DAY_MS
+TRAIN_DAYS = 365  # settings.TRAIN_DAYS
+GATE_STEPS = 720  # settings.BACKTEST_DAYS of hourly candles
+MAE_LIMIT = 1.005  # settings.GATE_MAX_MAE_RATIO
+COVERAGE = (0.77, 0.83)
+METHODS = ("model", "seasonal_band", "naive_band", "served")
+
+
+class GridError(SystemExit):
+    """The grid cannot run as asked; the message says why (exit status 2)."""
+
+    def __init__(self, message: str):
+        super().__init__(f"forecast_grid: {message}")
+        self.code = 2
+
+
+def default_folder() -> Path:
+    return Path(os.environ.get("MUR_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
+
+
+def read_series(path: Path) -> Series:
+    """An hourly kline CSV (open_time,open,high,low,close,volume,...) as a Series; SeriesError or
+    ValueError if it is not one."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"open_time", "open", "high", "low", "close", "volume"} - set(reader.fieldnames or ())
+        if missing:
+            raise SeriesError(f"no {', '.join(sorted(missing))} column")
+        rows = list(reader)
+    if not rows:
+        raise SeriesError("no rows")
+    col = lambda name: np.array([float(r[name]) for r in rows])  # noqa: E731
+    return Series.from_arrays(times=np.array([int(r["open_time"]) for r in rows], dtype=np.int64),
+                              open=col("open"), high=col("high"), low=col("low"), close=col("close"),
+                              volume=col("volume"), interval_ms=HOUR_MS)
+
+
+def discover(folders: list[Path]) -> dict[str, Path]:
+    """SYMBOL -> file for every readable hourly CSV; GridError naming each folder's problem if none."""
+    found, problems = {}, []
+    for folder in folders:
+        if not folder.is_dir():
+            problems.append(f"{folder} is not a folder")
+            continue
+        files = sorted(folder.glob("*-1h.csv"))
+        if not files:
+            problems.append(f"{folder} has no <SYMBOL>-1h.csv file")
+        for path in files:
+            try:
+                read_series(path)
+            except (SeriesError, ValueError, KeyError, OSError) as exc:
+                problems.append(f"{path.name}: {exc}")
+                continue
+            found[path.name.removesuffix("-1h.csv")] = path
+    if not found:
+        raise GridError("no usable hourly kline CSV: " + "; ".join(problems or ["nothing to read"]))
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    return found
+
+
+def months_of(series: Series, count: int) -> list[int]:
+    """The month numbers k < count whose whole training year is in the data."""
+    end = int(series.times[-1]) + HOUR_MS
+    ok = []
+    for k in range(count):
+        cut = end - (k + 1) * MONTH_MS
+        if cut - TRAIN_DAYS * DAY_MS >= int(series.times[0]):
+            ok.append(k)
+    return ok
+
+
+def role(k: int) -> str:
+    return "tuning" if k % 2 else "report"
+
+
+def window(series: Series, start_ms: int, end_ms: int) -> Series:
+    lo, hi = np.searchsorted(series.times, [start_ms, end_ms])
+    return Series(series.times[lo:hi], series.open[lo:hi], series.high[lo:hi], series.low[lo:hi],
+                  series.close[lo:hi], series.volume[lo:hi], series.interval_ms)
+
+
+def run_month(job: tuple) -> dict:
+    """Train as production would just before month k, gate, then score what is served on month k."""
+    symbol, path, k, overrides = job
+    series = read_series(Path(path))
+    end = int(series.times[-1]) + HOUR_MS
+    cut = end - (k + 1) * MONTH_MS
+    data = window(series, cut - TRAIN_DAYS * DAY_MS, cut + MONTH_MS)
+    n_train = int(np.searchsorted(data.times, cut))
+    test_start = n_train - GATE_STEPS
+    config = replace(TrainConfig(threads=1), **overrides)
+    out = {"symbol": symbol, "k": k, "role": role(k), "cut": cut, "candles": n_train}
+    started = time.perf_counter()
+    try:
+        model = train(data, config, train_end=test_start)
+    except SeriesError as exc:
+        return out | {"error": str(exc)}
+    out["train_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    band = fit_seasonal_band(data, config, train_end=test_start)
+    out["band_seconds"] = time.perf_counter() - started
+    gate = backtest(model, data.head(n_train), test_start=test_start, seasonal=band)["methods"]
+    served = backtest(model, data, test_start=n_train, seasonal=band)
+    m = served["methods"]
+    # Production forecasts from the candles since the band started adapting (validation's start).
+    since = data.times >= model.aci_start_time
+    recent = Series(data.times[since], data.open[since], data.high[since], data.low[since], data.close[since],
+                    data.volume[since], data.interval_ms)
+    started = time.perf_counter()
+    model.forecast(recent)
+    out["forecast_seconds"] = time.perf_counter() - started
+    gm = gate["model"]
+    out["gate"] = {
+        "passed": bool(gm["pinball"] < gate["seasonal_band"]["pinball"]
+                       and gm["mae"] <= gate["naive"]["mae"] * MAE_LIMIT),
+        "pinball_vs_seasonal": gm["pinball"] / gate["seasonal_band"]["pinball"],
+        "mae_vs_naive": gm["mae"] / gate["naive"]["mae"],
+    }
+    m["served"] = m["model"] if out["gate"]["passed"] else m["seasonal_band"]
+    naive_band, naive = m["naive_band"]["pinball"], m["naive"]["mae"]
+    out["origins"] = served["origins"]
+    out["methods"] = {
+        name: {"pinball_vs_naive_band": m[name]["pinball"] / naive_band, "coverage": m[name]["coverage"],
+               "mae_vs_naive": m[name]["mae"] / naive, "width_pct": m[name]["width_pct"]}
+        for name in METHODS
+    }
+    out["model_vs_seasonal"] = m["model"]["pinball"] / m["seasonal_band"]["pinball"]
+    out["shrink"] = model.shrink
+    out["epochs"] = model.meta["epochs"]
+    return out
+
+
+def summary(runs: list[dict]) -> dict:
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return {"runs": 0}
+    lo, hi = COVERAGE
+    out = {"runs": len(ok), "errors": len(runs) - len(ok), "methods": {}}
+    for name in METHODS:
+        pin = np.array([r["methods"][name]["pinball_vs_naive_band"] for r in ok])
+        cov = np.array([r["methods"][name]["coverage"] for r in ok])
+        mae = np.array([r["methods"][name]["mae_vs_naive"] for r in ok])
+        out["methods"][name] = {
+            "pinball_median": float(np.median(pin)), "pinball_p10": float(np.quantile(pin, 0.1)),
+            "pinball_p90": float(np.quantile(pin, 0.9)), "pinball_below_1": float(np.mean(pin < 1)),
+            "coverage_median": float(np.median(cov)), "coverage_min": float(cov.min()),
+            "coverage_max": float(cov.max()), "coverage_in_range": float(np.mean((cov >= lo) & (cov <= hi))),
+            "mae_median": float(np.median(mae)), "mae_max": float(mae.max()),
+            "mae_over_limit": int(np.sum(mae > MAE_LIMIT)),
+        }
+    mvs = np.array([r["model_vs_seasonal"] for r in ok])
+    out["model_beats_seasonal"] = float(np.mean(mvs < 1))
+    out["model_vs_seasonal_median"] = float(np.median(mvs))
+    out["gate_pass_rate"] = float(np.mean([r["gate"]["passed"] for r in ok]))
+    train_s = np.array([r["train_seconds"] for r in ok])
+    out["train_seconds_median"], out["train_seconds_max"] = float(np.median(train_s)), float(train_s.max())
+    out["band_seconds_max"] = float(max(r["band_seconds"] for r in ok))
+    out["forecast_seconds_max"] = float(max(r["forecast_seconds"] for r in ok))
+    return out
+
+
+def targets(s: dict) -> dict:
+    if not s.get("runs"):
+        return {}
+    return {
+        "served covers 77-83% in >= 90% of months": s["methods"]["served"]["coverage_in_range"] >= 0.9,
+        "model beats the seasonal band in >= 70% of months": s["model_beats_seasonal"] >= 0.7,
+        "model median pinball <= 0.985 x naive band": s["methods"]["model"]["pinball_median"] <= 0.985,
+        "served MAE never above 1.005 x naive": s["methods"]["served"]["mae_over_limit"] == 0,
+        "training under 10 s": s["train_seconds_max"] < 10.0,
+        "inference under 50 ms": s["forecast_seconds_max"] < 0.05,
+    }
+
+
+def table(title: str, s: dict) -> list[str]:
+    if not s.get("runs"):
+        return [f"### {title}", "", "No runs.", ""]
+    lines = [
+        f"### {title}: {s['runs']} (asset, month) runs",
+        "",
+        "| method | pinball / naive band: median (p10-p90) | below 1 | coverage: median (min-max) | in 77-83% "
+        "| MAE / naive: median (max) |",
+        "|---|---|---:|---|---:|---|",
+    ]
+    for name in METHODS:
+        m = s["methods"][name]
+        lines.append(
+            f"| {name} | {m['pinball_median']:.4f} ({m['pinball_p10']:.4f}-{m['pinball_p90']:.4f}) | "
+            f"{m['pinball_below_1']:.0%} | {m['coverage_median']:.1%} ({m['coverage_min']:.1%}-"
+            f"{m['coverage_max']:.1%}) | {m['coverage_in_range']:.0%} | {m['mae_median']:.4f} ({m['mae_max']:.4f}) |")
+    lines += [
+        "",
+        f"Model beats the seasonal band in {s['model_beats_seasonal']:.0%} of months (median ratio "
+        f"{s['model_vs_seasonal_median']:.4f}); the gate let the model serve in {s['gate_pass_rate']:.0%}. "
+        f"Training {s['train_seconds_median']:.1f} s median, {s['train_seconds_max']:.1f} s at most (one torch "
+        f"thread); the seasonal band fits in {s['band_seconds_max'] * 1000:.0f} ms at most; one forecast "
+        f"{s['forecast_seconds_max'] * 1000:.0f} ms at most.",
+        "",
+    ]
+    t = targets(s)
+    if t:
+        lines += ["Targets: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in t.items()) + ".", ""]
+    return lines
+
+
+def per_asset(runs: list[dict]) -> list[str]:
+    lines = ["| asset | months | model pinball / naive band (median) | seasonal band | served coverage "
+             "(median) | model beats band | gate pass |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for symbol in sorted({r["symbol"] for r in runs}):
+        rs = [r for r in runs if r["symbol"] == symbol and "error" not in r]
+        if not rs:
+            continue
+        med = lambda f: float(np.median([f(r) for r in rs]))  # noqa: E731
+        lines.append(
+            f"| {symbol} | {len(rs)} | {med(lambda r: r['methods']['model']['pinball_vs_naive_band']):.4f} | "
+            f"{med(lambda r: r['methods']['seasonal_band']['pinball_vs_naive_band']):.4f} | "
+            f"{med(lambda r: r['methods']['served']['coverage']):.1%} | "
+            f"{np.mean([r['model_vs_seasonal'] < 1 for r in rs]):.0%} | "
+            f"{np.mean([r['gate']['passed'] for r in rs]):.0%} |")
+    return lines + [""]
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    known = {f.name: f for f in fields(TrainConfig)}
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in known:
+            raise GridError(f"--config takes name=value with a TrainConfig field, not {pair!r}")
+        default = getattr(TrainConfig(), name)
+        try:
+            if isinstance(default, bool):
+                out[name] = {"true": True, "false": False}[value.lower()]
+            elif isinstance(default, tuple):
+                out[name] = tuple(float(v) for v in value.split(","))
+            else:
+                out[name] = type(default)(value)
+        except (ValueError, KeyError):
+            raise GridError(f"--config {name}: {value!r} is not a {type(default).__name__}") from None
+    try:
+        TrainConfig(**out)
+    except ValueError as exc:
+        raise GridError(f"--config: {exc}") from None
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="*", type=Path, help="folders of <SYMBOL>-1h.csv (default: shared data)")
+    parser.add_argument("--months", type=int, default=24, help="months per asset at most (default 24)")
+    parser.add_argument("--set", choices=["tuning", "report", "all"], default="all")
+    parser.add_argument("--symbols", nargs="*", help="only these symbols")
+    parser.add_argument("--config", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--name", default="forecast_grid", help="results file name under bench/results")
+    args = parser.parse_args(argv)
+    if args.months < 1 or args.jobs < 1:
+        raise GridError("--months and --jobs must be at least 1")
+    overrides = parse_overrides(args.config)
+    files = discover(args.folders or [default_folder()])
+    if args.symbols:
+        files = {s: p for s, p in files.items() if s in set(args.symbols)}
+        if not files:
+            raise GridError(f"none of {', '.join(args.symbols)} is in the folders")
+    jobs = []
+    for symbol, path in files.items():
+        for k in months_of(read_series(path), args.months):
+            if args.set == "all" or role(k) == args.set:
+                jobs.append((symbol, str(path), k, overrides))
+    if not jobs:
+        raise GridError("no asset has a month with a whole year of history before it")
+    print(f"{len(jobs)} runs over {len(files)} assets, {args.jobs} processes ...", flush=True)
+    started = time.perf_counter()
+    runs = []
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for i, r in enumerate(pool.imap_unordered(run_month, jobs), 1):
+            runs.append(r)
+            if "error" in r:
+                print(f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']}: {r['error']}", flush=True)
+            else:
+                print(f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']} ({r['role']}): model "
+                      f"{r['methods']['model']['pinball_vs_naive_band']:.4f}, band "
+                      f"{r['methods']['seasonal_band']['pinball_vs_naive_band']:.4f}, served coverage "
+                      f"{r['methods']['served']['coverage']:.1%}, gate {'pass' if r['gate']['passed'] else 'fail'}",
+                      flush=True)
+    runs.sort(key=lambda r: (r["symbol"], r["k"]))
+    shared = {"BTCUSDT", "ETHUSDT", "BNBUSDT"}
+    sets = {}
+    for which in ("tuning", "report"):
+        rs = [r for r in runs if r["role"] == which]
+        if rs:
+            sets[which] = summary(rs)
+            shared_rs = [r for r in rs if r["symbol"] in shared]
+            if shared_rs and len(shared_rs) < len(rs):
+                sets[f"{which}, BTC/ETH/BNB"] = summary(shared_rs)
+    from ingest import machine, publish
+
+    config = asdict(replace(TrainConfig(threads=1), **overrides))
+    results = {"machine": machine(), "seconds": time.perf_counter() - started, "folders": [str(p) for p in files.values()],
+               "config": config, "overrides": overrides, "summaries": sets, "runs": runs}
+    lines = [
+        "# Forecast grid: the model, the seasonal band and what is served, month by month",
+        "",
+        f"{results['machine'].get('date', '')}, commit {results['machine'].get('commit', '')}; {len(runs)} runs in "
+        f"{results['seconds'] / 60:.1f} min with {args.jobs} processes of one torch thread.",
+        "",
+        "Each month is scored after a retrain just before it, exactly as production trains (365 days, the "
+        "last 720 candles the gate's backtest, the 720 before them validation); the gate picks the model if "
+        "its pinball loss beats the seasonal band's on that backtest with MAE within 0.5% of naive's, else the "
+        "seasonal band serves. Odd months back (k = 1, 3, ...) are the tuning months on which defaults were "
+        "chosen; even months are the report months. Ratios are to the naive band (normal band from a 24-hour "
+        "EWMA, uncalibrated) and naive (the last price) on the same origins.",
+        "",
+        "Config: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults") + ".",
+        "",
+    ]
+    for which, s in sets.items():
+        lines += table(which, s)
+    for which in ("report", "tuning"):
+        rs = [r for r in runs if r["role"] == which]
+        if rs:
+            lines += [f"### Per asset, {which} months", ""] + per_asset(rs)
+    publish(args.name, results, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""What every forecaster here shares: quantiles in scaled-return units, a band calibrated on
+validation (conformal) that keeps adapting as outcomes become known (adaptive conformal inference),
+and the way back to prices.
+
+`BandForecaster` is the common base of the quantile LSTM (`train.TrainedModel`) and the seasonal
+statistical band (`seasonal.SeasonalBand`), so both are calibrated, served and backtested the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .data import Frame, Series, SeriesError, build_frame, targets
+
+
+class BandForecaster:
+    """Subclasses set `config` (a TrainConfig), `profile`, `calibration`, `aci_rate`,
+    `aci_start_time` and implement `raw_quantiles`."""
+
+    config: object
+    profile: np.ndarray | None
+    calibration: np.ndarray
+    aci_rate: float
+    aci_start_time: int | None
+
+    def frame(self, series: Series) -> Frame:
+        return build_frame(series, ewma_halflife=self.config.ewma_halflife, min_history=self.config.min_history,
+                           profile=self.profile, horizon=self.config.horizon)
+
+    def raw_quantiles(self, series: Series, frame: Frame) -> np.ndarray:
+        """(n, H, Q) quantiles in scaled units before the band's calibration."""
+        raise NotImplementedError
+
+    def predict_scaled(self, series: Series) -> tuple[np.ndarray, Frame]:
+        """Calibrated quantiles in scaled-return units at every step, (n, H, Q)."""
+        frame = self.frame(series)
+        out = self.raw_quantiles(series, frame)
+        offsets = self.band_offsets(series, frame, out)
+        out[..., 0] = np.minimum(out[..., 0] - offsets, out[..., 1])
+        out[..., -1] = np.maximum(out[..., -1] + offsets, out[..., -2])
+        return out, frame
+
+    def band_offsets(self, series: Series, frame: Frame, raw: np.ndarray) -> np.ndarray:
+        """Widening of the outer quantiles at every step, (n, H), in scaled units.
+
+        The conformal offsets from validation, then (with `aci_rate`) updated by each outcome as it
+        becomes known: at step t only origins whose target time is <= t count, so nothing leaks
+        (the volatility an outcome is judged in is the one at its target time, known by then too)."""
+        n, horizon = raw.shape[:2]
+        if not self.aci_rate or self.aci_start_time is None:
+            return np.broadcast_to(self.calibration, (n, horizon)).copy()
+        y, mask = targets(frame, horizon)
+        start = int(np.searchsorted(series.times, self.aci_start_time))
+        return adaptive_offsets(raw, in_target_volatility(y, frame), mask, self.calibration, start=start,
+                                rate=self.aci_rate, alpha=1.0 - self.config.band)
+
+    def predict_prices(self, series: Series) -> tuple[np.ndarray, Frame]:
+        """Quantile prices (n, H, Q): at each step t, for t+1..t+H."""
+        pred, frame = self.predict_scaled(series)
+        return to_prices(pred, frame, self.config.horizon), frame
+
+    def forecast(self, series: Series) -> dict:
+        """The forecast from the newest candle: target times and quantile prices per step."""
+        prices, frame = self.predict_prices(series)
+        if not frame.valid[-1]:
+            raise SeriesError(
+                f"the newest candle has less than {self.config.min_history} contiguous candles before it"
+            )
+        h = np.arange(1, self.config.horizon + 1)
+        return {
+            "origin_time": int(series.times[-1]),
+            "target_times": (series.times[-1] + h * series.interval_ms).tolist(),
+            "quantiles": list(self.config.quantiles),
+            "prices": prices[-1].tolist(),
+            "last_close": float(series.close[-1]),
+        }
+
+
+def in_target_volatility(y: np.ndarray, frame: Frame) -> np.ndarray:
+    """Scaled outcomes (n, H) re-measured in the volatility at their target time, known by then.
+
+    Judged this way, a jump that the EWMA scale has already absorbed (so the next bands are wider
+    anyway) does not widen the band a second time."""
+    n, horizon = y.shape
+    resolved_at = np.minimum(np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :], n - 1)
+    return y * frame.sigma[:, None] / frame.sigma[resolved_at]
+
+
+def adaptive_offsets(raw: np.ndarray, y: np.ndarray, mask: np.ndarray, calibration: np.ndarray, *, start: int,
+                     rate: float, alpha: float) -> np.ndarray:
+    """Adaptive conformal inference per horizon step, (n, H): from `start`, each outcome nudges its
+    step's offset up after a miss and down after a hit. At step t only origins whose target time is
+    <= t count, so nothing leaks."""
+    n, horizon = raw.shape[:2]
+    offsets = np.broadcast_to(calibration, (n, horizon)).copy()
+    scores = np.where(mask, np.maximum(raw[..., 0] - y, y - raw[..., -1]), np.nan)
+    a = np.asarray(calibration, dtype=float).copy()
+    ks = np.arange(horizon)
+    for t in range(start, n):
+        src = t - ks - 1  # the origin whose k-step target closed at t
+        ok = src >= start
+        if ok.any():
+            sc = scores[src[ok], ks[ok]]
+            known = np.isfinite(sc)
+            kk = ks[ok][known]
+            missed = sc[known] > offsets[src[ok][known], kk]
+            a[kk] += rate * (missed.astype(float) - alpha)
+        offsets[t] = a
+    return offsets
+
+
+def conformal_offsets(raw: np.ndarray, y: np.ndarray, val_mask: np.ndarray, alpha: float) -> np.ndarray:
+    """Split-conformal correction of the outer quantiles per horizon step (CQR): the band widens (or
+    narrows) until it covers 1 - alpha of the validation targets."""
+    offsets = np.zeros(raw.shape[1])
+    for k in range(raw.shape[1]):
+        rows = val_mask[:, k]
+        if not rows.any():
+            continue
+        lo, hi, obs = raw[rows, k, 0], raw[rows, k, -1], y[rows, k]
+        scores = np.maximum(lo - obs, obs - hi)
+        n = len(scores)
+        level = min(1.0, math.ceil((n + 1) * (1 - alpha)) / n)
+        offsets[k] = np.quantile(scores, level, method="higher")
+    return offsets
+
+
+def to_prices(pred: np.ndarray, frame: Frame, horizon: int) -> np.ndarray:
+    return np.exp(frame.log_close[:, None, None] + pred * frame.horizon_scale(horizon)[..., None])
+
+
+def split_masks(mask: np.ndarray, *, val_start: int, train_end: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) target masks: training targets resolve before validation starts,
+    validation targets start at or after it and resolve before `train_end`."""
+    horizon = mask.shape[1]
+    h = np.arange(1, horizon + 1)[None, :]
+    t = np.arange(len(mask))[:, None]
+    return mask & (t + h < val_start), mask & (t >= val_start) & (t + h < train_end)
