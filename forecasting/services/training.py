@@ -1,7 +1,7 @@
 """Training, the promotion gate, model artifacts and forecasts.
 
 A version is created only once its artifact is complete and checksummed; it serves only if it
-beats the current champion and the naive baselines on the same backtest.
+beats the current champion and the statistical baseline (the seasonal band) on the same backtest.
 """
 
 from __future__ import annotations
@@ -321,27 +321,30 @@ def model_version_register(*, run: TrainingRun, model: TrainedModel, series: Ser
 
 
 def gate_decision(*, metrics: dict, baselines: dict, champion: dict | None) -> tuple[bool, list[str]]:
-    """The rule: pinball loss below the champion's and the naive band's, MAE at most 0.5% above naive's."""
+    """The rule: pinball loss below the statistical band's (the seasonal band) and the champion's,
+    MAE at most GATE_MAX_MAE_RATIO times naive's. The reasons are the decision's sentence parts."""
     reasons, ok = [], True
-    pin, band_pin = metrics["pinball"], baselines["naive_band"]["pinball"]
+    pin, band_pin = metrics["pinball"], baselines["seasonal_band"]["pinball"]
     if pin < band_pin:
-        reasons.append(f"pinball {pin:.6g} < naive band {band_pin:.6g}")
+        reasons.append(f"pinball loss {pin:.6g} is {1 - pin / band_pin:.1%} below the statistical band's "
+                       f"{band_pin:.6g}")
     else:
         ok = False
-        reasons.append(f"pinball {pin:.6g} is not below the naive band's {band_pin:.6g}")
+        reasons.append(f"pinball loss {pin:.6g} is not below the statistical band's {band_pin:.6g}")
     mae, naive_mae = metrics["mae"], baselines["naive"]["mae"]
-    limit = naive_mae * settings.GATE_MAX_MAE_RATIO
-    if mae <= limit:
-        reasons.append(f"MAE {mae:.6g} within {settings.GATE_MAX_MAE_RATIO - 1:.1%} of naive {naive_mae:.6g}")
+    margin = settings.GATE_MAX_MAE_RATIO - 1
+    if mae <= naive_mae * settings.GATE_MAX_MAE_RATIO:
+        reasons.append(f"MAE {mae:.6g} is within {margin:.1%} of the naive forecast's {naive_mae:.6g}")
     else:
         ok = False
-        reasons.append(f"MAE {mae:.6g} is more than {settings.GATE_MAX_MAE_RATIO - 1:.1%} above naive {naive_mae:.6g}")
+        reasons.append(f"MAE {mae:.6g} is more than {margin:.1%} above the naive forecast's {naive_mae:.6g}")
     if champion is not None:
+        name = f"champion v{champion['version']}" if "version" in champion else "the champion"
         if pin < champion["pinball"]:
-            reasons.append(f"pinball below the champion's {champion['pinball']:.6g}")
+            reasons.append(f"pinball loss is below {name}'s {champion['pinball']:.6g}")
         else:
             ok = False
-            reasons.append(f"pinball is not below the champion's {champion['pinball']:.6g}")
+            reasons.append(f"pinball loss is not below {name}'s {champion['pinball']:.6g}")
     return ok, reasons
 
 
@@ -360,13 +363,13 @@ def model_version_gate(*, version: ModelVersion, series: Series, test_start: int
                                                        status=ModelVersion.Status.CHAMPION).first()
                 continue
             # The champion is scored on exactly the same origins as the new version.
-            champion_metrics = backtest(champion_model, series, test_start=test_start)["methods"]["model"]
+            champion_metrics = {**backtest(champion_model, series, test_start=test_start)["methods"]["model"],
+                                "version": champion.version}
             break
         ok, reasons = gate_decision(metrics=version.metrics, baselines=version.baseline_metrics,
                                     champion=champion_metrics)
-        if champion is not None and champion_metrics is not None:
-            version.baseline_metrics = {**version.baseline_metrics,
-                                        "champion": {**champion_metrics, "version": champion.version}}
+        if champion_metrics is not None:
+            version.baseline_metrics = {**version.baseline_metrics, "champion": champion_metrics}
         version.decision = ("Promoted: " if ok else "Rejected: ") + "; ".join(reasons) + "."
         version.save(update_fields=["baseline_metrics", "decision"])
         if ok:

@@ -23,6 +23,7 @@ from forecasting.services.training import (
     ArtifactError,
     candle_series,
     forecast_make,
+    gate_decision,
     model_version_load,
     model_version_promote,
     model_version_register,
@@ -81,31 +82,36 @@ def champion(asset):
     return ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
 
 
-def test_gate_promotes_only_a_model_that_beats_naive_and_the_champion(btc, good_model, django_capture_on_commit_callbacks):
+def test_gate_promotes_only_a_model_that_beats_the_seasonal_band_and_the_champion(
+        btc, good_model, django_capture_on_commit_callbacks):
     # No champion yet: the baseline serves, labelled as such.
     first = forecast_make(asset=btc)
     assert first.kind == Forecast.Kind.BASELINE and first.model_version is None and first.source == "baseline"
 
-    # A model whose band is far too wide loses to the naive band and is kept as rejected.
-    bad = register(btc, widened(good_model, 3.0))
+    # A band wide enough to lose to the seasonal band, yet still better than the naive band: the
+    # seasonal band is the one to beat, so it is kept as rejected.
+    bad = register(btc, widened(good_model, 2.0))
     assert bad.status == ModelVersion.Status.REJECTED and bad.version == 1
-    assert bad.metrics["pinball"] >= bad.baseline_metrics["naive_band"]["pinball"]
-    assert "not below the naive band" in bad.decision
+    pinball = bad.metrics["pinball"]
+    assert bad.baseline_metrics["seasonal_band"]["pinball"] <= pinball < bad.baseline_metrics["naive_band"]["pinball"]
+    assert bad.metrics["mae"] <= bad.baseline_metrics["naive"]["mae"] * 1.005  # only the band failed
+    assert f"pinball loss {pinball:.6g} is not below the statistical band's" in bad.decision
     assert champion(btc) is None
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         good = register(btc, good_model)
     assert good.status == ModelVersion.Status.CHAMPION and good.version == 2, good.decision
+    assert good.metrics["pinball"] < good.baseline_metrics["seasonal_band"]["pinball"]
     assert good.metrics["pinball"] < good.baseline_metrics["naive_band"]["pinball"]
     assert good.metrics["mae"] <= good.baseline_metrics["naive"]["mae"] * 1.005
-    assert good.decision.startswith("Promoted")
+    assert good.decision.startswith("Promoted: pinball loss ") and "below the statistical band's" in good.decision
     assert callbacks, "a promotion enqueues a forecast"
     # The version records what it was trained on and a complete, checksummed artifact.
     series, digest = candle_series(asset=btc, days=365)
     assert good.data_digest == digest and good.data_candles == len(series) == YEAR
     data = default_storage.open(good.artifact.name).read()
     assert hashlib.sha256(data).hexdigest() == good.artifact_sha256 and len(data) == good.artifact_size
-    assert set(good.baseline_metrics) == {"naive", "drift", "naive_band"}
+    assert set(good.baseline_metrics) == {"seasonal_band", "naive", "drift", "naive_band"}
     assert good.hyperparameters["horizon"] == 24 and good.hyperparameters["quantiles"] == [0.1, 0.5, 0.9]
 
     # Slightly worse than the champion on the same backtest: rejected, champion unchanged.
@@ -113,7 +119,7 @@ def test_gate_promotes_only_a_model_that_beats_naive_and_the_champion(btc, good_
     assert worse.status == ModelVersion.Status.REJECTED
     assert worse.baseline_metrics["champion"]["version"] == good.version
     assert worse.metrics["pinball"] >= worse.baseline_metrics["champion"]["pinball"]
-    assert "champion" in worse.decision
+    assert f"pinball loss is not below champion v{good.version}'s" in worse.decision
     assert champion(btc) == good
 
     served = forecast_make(asset=btc)
@@ -128,6 +134,36 @@ def test_gate_promotes_only_a_model_that_beats_naive_and_the_champion(btc, good_
     assert not served.stale
     # Idempotent: the same origin and source give the same row.
     assert forecast_make(asset=btc).id == served.id
+
+
+# Backtest metrics as gate_decision reads them: the seasonal band beats the naive band, as it does
+# on real candles, so a model can fall between the two.
+GATE_BASELINES = {"naive": {"mae": 100.0}, "naive_band": {"pinball": 50.0}, "seasonal_band": {"pinball": 48.0}}
+
+
+def test_gate_rejects_a_model_that_beats_the_naive_band_but_not_the_seasonal_band():
+    ok, reasons = gate_decision(metrics={"pinball": 49.0, "mae": 99.0}, baselines=GATE_BASELINES, champion=None)
+    assert not ok
+    assert reasons == ["pinball loss 49 is not below the statistical band's 48",
+                       "MAE 99 is within 0.5% of the naive forecast's 100"]
+
+
+def test_gate_promotes_a_model_that_beats_the_seasonal_band_and_the_champion():
+    ok, reasons = gate_decision(metrics={"pinball": 47.0, "mae": 100.4}, baselines=GATE_BASELINES,
+                                champion={"pinball": 47.5, "version": 3})
+    assert ok
+    assert reasons == ["pinball loss 47 is 2.1% below the statistical band's 48",
+                       "MAE 100.4 is within 0.5% of the naive forecast's 100",
+                       "pinball loss is below champion v3's 47.5"]
+
+
+@pytest.mark.parametrize("metrics, champion, reason", [
+    ({"pinball": 47.0, "mae": 100.6}, None, "MAE 100.6 is more than 0.5% above the naive forecast's 100"),
+    ({"pinball": 47.0, "mae": 99.0}, {"pinball": 46.0, "version": 3}, "pinball loss is not below champion v3's 46"),
+])
+def test_gate_rejects_a_model_that_fails_any_one_condition(metrics, champion, reason):
+    ok, reasons = gate_decision(metrics=metrics, baselines=GATE_BASELINES, champion=champion)
+    assert not ok and reason in reasons
 
 
 def test_corrupted_champion_artifact_is_refused_and_the_previous_champion_serves(btc, good_model):
