@@ -148,7 +148,7 @@ class AssetAdmin(admin.ModelAdmin):
                              _changelist_url(ModelVersion, asset__id__exact=obj.pk), versions,
                              "" if versions == 1 else "s"),
                  format_html("champion: {}", _link(champion, f"v{champion.version}")) if champion
-                 else "no champion: the naive band serves"]
+                 else "no champion: the statistical baseline serves"]
         return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts))
 
     @admin.action(description="Retrain now", permissions=["retrain"])
@@ -199,7 +199,7 @@ def _rollback(model_admin, request, assets: list[Asset]) -> None:
                 done.append(format_html(
                     "{}: v{} retired, {}", asset.symbol, champion.version,
                     format_html("{} is champion again", _link(restored, f"v{restored.version}")) if restored
-                    else "no earlier good version, the naive band serves"))
+                    else "no earlier good version, the statistical baseline serves"))
     except TrainingError as exc:
         model_admin.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
         return
@@ -467,7 +467,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     champion = ModelVersion.objects.filter(asset_id=asset_id,
                                                            status=ModelVersion.Status.CHAMPION).first()
                     restored.append(_link(champion, f"{symbol} v{champion.version}") if champion
-                                    else f"{symbol}: none, the naive band serves")
+                                    else f"{symbol}: none, the statistical baseline serves")
         except TrainingError as exc:
             self.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
             return

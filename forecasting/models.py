@@ -131,7 +131,9 @@ class ModelVersion(models.Model):
     data_candles = models.PositiveIntegerField(default=0)
     data_digest = models.CharField(max_length=64, help_text="sha256 of the candles used.")
     metrics = models.JSONField(default=dict, help_text="Backtest metrics of this model.")
-    baseline_metrics = models.JSONField(default=dict, help_text="naive, drift and naive_band on the same origins.")
+    baseline_metrics = models.JSONField(
+        default=dict, help_text="seasonal_band (the statistical baseline), naive, drift and naive_band on the same "
+                                "origins; older versions lack seasonal_band.")
     backtest = models.JSONField(default=dict, help_text="Backtest window and origins.")
     decision = models.TextField(blank=True, help_text="Why the promotion gate promoted or rejected it.")
     artifact = models.FileField(upload_to=artifact_path, max_length=300)
@@ -161,18 +163,24 @@ class ModelVersion(models.Model):
 class Forecast(models.Model):
     """A forecast from the newest candle: per step, the target time and the quantile prices.
 
-    `kind` says whether a model version made it or the naive volatility band (no champion yet).
+    `kind` says whether a model version made it or the statistical baseline (no champion yet).
     """
 
     class Kind(models.TextChoices):
         MODEL = "model"
-        BASELINE = "baseline", "naive volatility band (baseline)"
+        BASELINE = "baseline", "statistical baseline (seasonal band)"
+
+    # Sources of baseline forecasts: the seasonal band, or the naive band while the history is too
+    # short to fit it.
+    SEASONAL_SOURCE = "baseline"
+    NAIVE_SOURCE = "naive-band"
 
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="forecasts")
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="forecasts")
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    source = models.CharField(max_length=40, help_text='"baseline" or "v<version>"; unique per origin.')
+    source = models.CharField(max_length=40, help_text='"baseline" (the seasonal band), "naive-band" (too little '
+                                                      'history for it) or "v<version>"; unique per origin.')
     origin_time = models.DateTimeField(help_text="Open time of the newest candle the forecast saw.")
     last_close = models.DecimalField(max_digits=28, decimal_places=8)
     quantiles = models.JSONField(help_text="Quantile levels, e.g. [0.1, 0.5, 0.9].")

@@ -130,9 +130,13 @@ def _forecast_label(forecast: Forecast, champion: ModelVersion | None) -> str:
         if version is None:  # the version was deleted; the source still names it
             return f"model {forecast.source}"
         return f"model v{version.version}, trained {version.created_at:%Y-%m-%d %H:%M} UTC"
+    if forecast.source == Forecast.NAIVE_SOURCE:
+        baseline = "the baseline (naive volatility band: too little history for the statistical band)"
+    else:
+        baseline = "the baseline (statistical seasonal band)"
     if champion is None:
-        return "no model yet: the baseline (naive volatility band)"
-    return f"the baseline (naive volatility band), made before model v{champion.version} became champion"
+        return f"no model yet: {baseline}"
+    return f"{baseline}, made before model v{champion.version} became champion"
 
 
 def _num(value) -> str:

@@ -38,7 +38,7 @@ def ms(dt: datetime) -> int:
 def forecast_latest(*, asset: Asset, champion: ModelVersion | None = None) -> Forecast | None:
     """The forecast from the newest origin. Two can share an origin (the baseline, then a newly
     promoted model; or a model, then the baseline after a roll-back): the current champion's wins,
-    else the one made last."""
+    or with no champion the baseline's, else the one made last."""
     newest_origin = Forecast.objects.filter(asset=OuterRef("asset")).order_by("-origin_time").values("origin_time")[:1]
     rows = list(
         Forecast.objects.filter(asset=asset, origin_time=Subquery(newest_origin))
@@ -46,8 +46,9 @@ def forecast_latest(*, asset: Asset, champion: ModelVersion | None = None) -> Fo
     )
     if not rows:
         return None
-    serving = f"v{champion.version}" if champion is not None else "baseline"
-    return next((f for f in rows if f.source == serving), rows[0])
+    if champion is not None:
+        return next((f for f in rows if f.source == f"v{champion.version}"), rows[0])
+    return next((f for f in rows if f.kind == Forecast.Kind.BASELINE), rows[0])
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from ..models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 if TYPE_CHECKING:
     from ..ml.train import TrainConfig, TrainedModel
 
-# torch and Lightning (forecasting.ml.train, .backtest) are imported inside the functions that
-# train or load models: web processes import this module for admin actions and should not
-# carry a deep-learning stack they never use.
+# torch and Lightning (forecasting.ml.train) are imported inside the functions that train, load
+# or configure models: web processes import this module for admin actions and should not carry a
+# deep-learning stack they never use.
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,11 @@ def train_config(asset: Asset, **overrides) -> TrainConfig:
     from ..ml.train import TrainConfig
 
     return replace(TrainConfig(max_epochs=settings.TRAIN_MAX_EPOCHS, threads=settings.TORCH_THREADS), **overrides)
+
+
+def backtest_steps(series: Series) -> int:
+    """Candles held out at the end of the training read for the backtest (BACKTEST_DAYS of them)."""
+    return settings.BACKTEST_DAYS * DAY_MS // series.interval_ms
 
 
 # --- artifacts ------------------------------------------------------------------------------------
@@ -267,8 +272,7 @@ def _train_and_register(run: TrainingRun, config: TrainConfig, on_progress=None)
 
     asset = run.asset
     series, digest = candle_series(asset=asset, days=settings.TRAIN_DAYS)
-    test_steps = settings.BACKTEST_DAYS * DAY_MS // series.interval_ms
-    _val_start, test_start = split_points(len(series), test_steps=test_steps, val_steps=config.val_steps)
+    _val_start, test_start = split_points(len(series), test_steps=backtest_steps(series), val_steps=config.val_steps)
     TrainingRun.objects.filter(id=run.id).update(max_epochs=config.max_epochs)
 
     def progress(epoch: int, max_epochs: int) -> None:
@@ -438,10 +442,7 @@ FORECAST_CANDLES = 24 * 60  # enough history to warm the LSTM state and the vola
 
 
 def forecast_make(*, asset: Asset) -> Forecast:
-    """Forecast from the newest candle with the champion, or the naive band when there is none."""
-    from ..ml.backtest import naive_band_forecast
-    from ..ml.train import TrainConfig
-
+    """Forecast from the newest candle with the champion, or the statistical baseline when there is none."""
     champion, model = None, None
     for _attempt in range(3):
         champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
@@ -463,11 +464,8 @@ def forecast_make(*, asset: Asset) -> Forecast:
         age_limit = timedelta(hours=settings.MODEL_MAX_AGE_HOURS)
         stale = timezone.now() - champion.created_at > age_limit
     else:
-        series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES)
-        cfg = TrainConfig()
-        out = naive_band_forecast(series, horizon=cfg.horizon, levels=cfg.quantiles,
-                                  ewma_halflife=cfg.ewma_halflife)
-        kind, source, stale = Forecast.Kind.BASELINE, "baseline", False
+        out, source = _baseline_forecast(asset)
+        kind, stale = Forecast.Kind.BASELINE, False
     steps = [
         {"target_time": ms_to_datetime(t).isoformat(), "values": [_price(v) for v in values]}
         for t, values in zip(out["target_times"], out["prices"])
@@ -479,6 +477,27 @@ def forecast_make(*, asset: Asset) -> Forecast:
                   "steps": steps, "stale": stale},
     )
     return forecast
+
+
+def _baseline_forecast(asset: Asset) -> tuple[dict, str]:
+    """(forecast, source): the seasonal band fitted as the gate's backtest fits it, so the band that
+    serves is the one every model had to beat; the naive band while the history is too short for it."""
+    from ..ml.backtest import naive_band_forecast
+    from ..ml.seasonal import fit_seasonal_band
+
+    config = replace(train_config(asset), seasonal=True)
+    series, _ = candle_series(asset=asset, days=settings.TRAIN_DAYS)
+    # Fitted before the last BACKTEST_DAYS, as in the backtest: that month is then covered by its
+    # adaptive updates instead of its fit.
+    train_end = max(len(series) - backtest_steps(series), 0)
+    try:
+        band = fit_seasonal_band(series, config, train_end=train_end)
+        return band.forecast(series), Forecast.SEASONAL_SOURCE
+    except SeriesError as exc:
+        log.info("%s: the naive band serves instead of the seasonal band: %s", asset.symbol, exc)
+    out = naive_band_forecast(series.tail(FORECAST_CANDLES), horizon=config.horizon, levels=config.quantiles,
+                              ewma_halflife=config.ewma_halflife)
+    return out, Forecast.NAIVE_SOURCE
 
 
 def _price(value: float) -> str:

@@ -241,9 +241,9 @@ def test_retire_withdraws_every_selected_version_so_none_comes_back(admin_client
     v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
     v2 = make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
     msgs = run_action(admin_client, "modelversion", "retire", [v1, v2])
-    # v1 is withdrawn before the champion goes, so the naive band serves rather than v1.
+    # v1 is withdrawn before the champion goes, so the statistical baseline serves rather than v1.
     assert statuses(btc) == {1: "retired", 2: "retired"}
-    assert ("info", "Champion now: BTCUSDT: none, the naive band serves.") in msgs
+    assert ("info", "Champion now: BTCUSDT: none, the statistical baseline serves.") in msgs
     assert all(ModelVersion.objects.filter(asset=btc).values_list("withdrawn", flat=True))
 
 
@@ -255,7 +255,7 @@ def test_retire_the_only_champion_leaves_the_baseline_serving(admin_client, btc,
     msgs = run_action(admin_client, "modelversion", "retire", list(ModelVersion.objects.filter(asset=btc)))
     assert statuses(btc) == {1: "retired", 2: "retired"} and statuses(eth) == {1: "candidate"}
     assert msgs == [("success", "Retired BTCUSDT v1, BTCUSDT v2."),
-                    ("info", "Champion now: BTCUSDT: none, the naive band serves.")]
+                    ("info", "Champion now: BTCUSDT: none, the statistical baseline serves.")]
 
 
 def test_lifecycle_actions_need_the_change_permission(client, django_user_model, btc, delays):
@@ -362,7 +362,7 @@ def test_forecast_list_is_read_only(admin_client, btc):
         asset=btc, kind=Forecast.Kind.BASELINE, source="baseline", origin_time=DATA_END, last_close="20000.00000000",
         quantiles=[0.1, 0.5, 0.9], steps=[], stale=False)
     page = admin_client.get(reverse("admin:forecasting_forecast_changelist"))
-    assert page.status_code == 200 and "naive volatility band (baseline)" in page.content.decode()
+    assert page.status_code == 200 and "statistical baseline (seasonal band)" in page.content.decode()
     url = reverse("admin:forecasting_forecast_change", args=[forecast.id])
     assert admin_client.get(url).status_code == 200
     assert admin_client.post(url, {"stale": "on"}).status_code == 403

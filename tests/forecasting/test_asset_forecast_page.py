@@ -139,12 +139,13 @@ def newest(klines) -> datetime:
 
 
 def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_baseline(signed_in, btc, klines):
-    forecast = forecast_make(asset=btc)
+    forecast = forecast_make(asset=btc)  # 400 candles: too few for the seasonal band
     assert forecast.kind == Forecast.Kind.BASELINE
 
     html = page(signed_in)
     words = text(html)
-    assert "Forecast from no model yet: the baseline (naive volatility band)." in words
+    assert ("Forecast from no model yet: the baseline (naive volatility band: too little history for the "
+            "statistical band).") in words
     origin = newest(klines)
     assert f"It starts from the candle at {origin:%Y-%m-%d %H:%M} UTC" in words
     assert f"was made {forecast.made_at:%Y-%m-%d %H:%M} UTC" in words
@@ -205,7 +206,7 @@ def test_after_a_roll_back_the_baseline_at_the_same_origin_serves_again(signed_i
     add_forecast(btc, origin, klines["closes"])  # made first, yet the one serving with no champion
     add_forecast(btc, origin, klines["closes"], source="v1", version=version)
     words = text(page(signed_in))
-    assert "Forecast from no model yet: the baseline (naive volatility band)." in words
+    assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
     assert "The newest model, v1 (trained" in words and "is retired." in words
 
 

@@ -15,11 +15,14 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from forecasting.ml.backtest import naive_band_forecast
 from forecasting.ml.data import Series
+from forecasting.ml.seasonal import fit_seasonal_band
 from forecasting.ml.train import TrainConfig, split_points, train
 from forecasting.models import Forecast, ModelVersion, TrainingRun
 from forecasting.services.market_data import asset_track, candles_import_file
 from forecasting.services.training import (
+    FORECAST_CANDLES,
     ArtifactError,
     candle_series,
     forecast_make,
@@ -29,6 +32,7 @@ from forecasting.services.training import (
     model_version_register,
     training_run_claim,
     training_run_execute,
+    train_config,
     training_run_request,
     training_runs_reap,
 )
@@ -297,6 +301,42 @@ def test_concurrent_claims_on_postgres_let_exactly_one_worker_train(on_postgres,
     other.refresh_from_db()
     assert other.status == TrainingRun.Status.FAILED and "already running" in other.error
     assert TrainingRun.objects.filter(asset=asset, status=TrainingRun.Status.RUNNING).count() == 1
+
+
+def step_values(out: dict) -> list[list[str]]:
+    """A forecast's prices as forecast_make stores them: decimal strings with 8 places."""
+    return [[f"{float(np.round(v, 8)):.8f}" for v in values] for values in out["prices"]]
+
+
+def test_with_no_champion_the_seasonal_band_serves_fitted_as_the_backtest_fits_it(btc, settings):
+    forecast = forecast_make(asset=btc)
+    assert (forecast.kind, forecast.source, forecast.model_version) == (Forecast.Kind.BASELINE, "baseline", None)
+
+    # By hand, on the same candles: fitted on all but the backtest month, which its adaptive
+    # updates then cover, and forecast from the newest candle.
+    series, _ = candle_series(asset=btc, days=settings.TRAIN_DAYS)
+    band = fit_seasonal_band(series, train_config(btc), train_end=len(series) - 720)
+    expected = band.forecast(series)
+    assert [step["values"] for step in forecast.steps] == step_values(expected)
+    assert forecast.quantiles == [0.1, 0.5, 0.9] and len(forecast.steps) == 24
+    assert forecast.origin_time.timestamp() * 1000 == expected["origin_time"] == series.times[-1]
+    # Not the naive band it replaced.
+    naive = naive_band_forecast(series.tail(FORECAST_CANDLES), horizon=24, levels=(0.1, 0.5, 0.9))
+    assert step_values(naive) != step_values(expected)
+
+
+def test_with_too_little_history_for_the_seasonal_band_the_naive_band_serves(db, data_dir, tmp_path):
+    from tests.system.helpers import write_klines
+
+    asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
+    path = tmp_path / "BTCUSDT-1h.csv"
+    write_klines(path, data_dir / "BTCUSDT-1h.csv", rows=1000)
+    candles_import_file(asset=asset, path=path)
+    forecast = forecast_make(asset=asset)
+    assert (forecast.kind, forecast.source) == (Forecast.Kind.BASELINE, Forecast.NAIVE_SOURCE)
+    series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES)
+    naive = naive_band_forecast(series, horizon=24, levels=(0.1, 0.5, 0.9))
+    assert [step["values"] for step in forecast.steps] == step_values(naive)
 
 
 def test_quantiles_in_price_space_are_decimal_strings(btc, good_model):

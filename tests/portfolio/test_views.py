@@ -240,7 +240,8 @@ def test_portfolio_page_projected_value_states_method_age_and_baseline(signed_in
     assert selectors.FORECAST_METHOD in page
     assert "No forecast yet" not in page
     assert "3 hours ago" in page
-    assert "naive volatility band (the baseline)" in page
+    assert ("its forecast is the baseline (the statistical seasonal band, or the naive volatility band while its "
+            "history is short), not a model's.") in page
     assert "stale" not in page.lower()
     forecast = response.context["charts"]["forecast"]
     assert len(forecast["points"]) == 24
