@@ -29,7 +29,8 @@ from .services.training import (
 
 ACTIVE_RUN_STATUSES = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
 AUTO_REFRESH_SECONDS = 5
-BASELINE_ORDER = ("naive", "drift", "naive_band", "champion")
+BASELINE_ORDER = ("seasonal_band", "naive", "drift", "naive_band", "champion")
+BASELINE_LABELS = {"seasonal_band": "statistical baseline (seasonal band)"}
 
 
 # --- formatting -----------------------------------------------------------------------------------
@@ -347,7 +348,12 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="pinball")
     def pinball_vs_band(self, obj):
-        return _vs(obj.metrics.get("pinball"), obj.baseline_metrics.get("naive_band", {}).get("pinball"), "naive band")
+        # Against the band the gate compares with; versions backtested before it have the naive band only.
+        for key, name in (("seasonal_band", "statistical band"), ("naive_band", "naive band")):
+            reference = (obj.baseline_metrics.get(key) or {}).get("pinball")
+            if reference:
+                return _vs(obj.metrics.get("pinball"), reference, name)
+        return _vs(obj.metrics.get("pinball"), None, "")
 
     @admin.display(description="coverage")
     def coverage(self, obj):
@@ -382,8 +388,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         names += sorted(set(obj.baseline_metrics) - set(BASELINE_ORDER))
         for name in names:
             m = obj.baseline_metrics[name]
-            rows.append((f"champion v{m.get('version', '?')}" if name == "champion" else name.replace("_", " "),
-                         m, False))
+            label = BASELINE_LABELS.get(name, name.replace("_", " "))
+            rows.append((f"champion v{m.get('version', '?')}" if name == "champion" else label, m, False))
         head = format_html_join("", '<th scope="col" style="text-align:right">{}</th>',
                                 ((title,) for title, _, _ in BACKTEST_COLUMNS))
         body = []

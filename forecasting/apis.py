@@ -32,6 +32,7 @@ from mur_site.api.pagination import CandlePagination
 from mur_site.broker import QueueUnavailableError
 
 from .models import SYMBOL_URL_REGEX, Asset, Candle, Forecast, ModelVersion, TrainingRun
+from .selectors.comparison import serving_comparison
 from .selectors.forecasts import STALE_AFTER_CANDLES, forecast_latest, forecast_staleness, model_versions_current
 from .services.training import TrainingError, model_version_promote, model_version_rollback, training_run_request
 
@@ -98,17 +99,34 @@ class ForecastSerializer(serializers.ModelSerializer):
         return obj.model_version.version if obj.model_version_id else None
 
 
+class ComparisonSerializer(serializers.Serializer):
+    """What serves the asset's forecasts and how it compares with the statistical baseline, as the asset
+    page says it. The numbers come from the compared version's backtest; null when there is none."""
+
+    text = serializers.CharField(help_text="What serves and how it compares with the statistical baseline (the "
+                                           "seasonal band), in plain words, as on the asset page.")
+    model_version = serializers.IntegerField(allow_null=True, help_text="The version compared: the champion, "
+                                                                        "else the newest version.")
+    pinball_ratio = serializers.FloatField(allow_null=True, help_text="Its backtest pinball loss over the "
+                                                                      "statistical band's: below 1 is better.")
+    model_coverage = serializers.FloatField(allow_null=True, help_text="Share of backtest closes inside its band.")
+    baseline_coverage = serializers.FloatField(allow_null=True,
+                                               help_text="Share of backtest closes inside the statistical band.")
+    backtest_days = serializers.FloatField(allow_null=True, help_text="Length of that backtest.")
+
+
 class LatestForecastSerializer(ForecastSerializer):
-    """The forecast the asset page shows, with the page's notion of stale."""
+    """The forecast the asset page shows, with the page's notion of stale and its comparison."""
 
     stale = serializers.SerializerMethodField(
         help_text=f"As on the asset page: made by a model older than the allowed age, or more than "
                   f"{STALE_AFTER_CANDLES} candles behind the newest candle.")
     model_too_old = serializers.SerializerMethodField()
     candles_behind = serializers.SerializerMethodField(help_text="Candles stored after the forecast's origin.")
+    comparison = serializers.SerializerMethodField()
 
     class Meta(ForecastSerializer.Meta):
-        fields = [*ForecastSerializer.Meta.fields, "model_too_old", "candles_behind"]
+        fields = [*ForecastSerializer.Meta.fields, "model_too_old", "candles_behind", "comparison"]
 
     def get_stale(self, obj) -> bool:
         return self.context["staleness"].stale
@@ -118,6 +136,10 @@ class LatestForecastSerializer(ForecastSerializer):
 
     def get_candles_behind(self, obj) -> int:
         return self.context["staleness"].candles_behind
+
+    @extend_schema_field(ComparisonSerializer)
+    def get_comparison(self, obj) -> dict:
+        return ComparisonSerializer(self.context["comparison"]).data
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True})
@@ -282,11 +304,11 @@ class AssetForecastViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin
         state = _latest_forecast_state(self.kwargs["symbol"].upper())
         if state is None:
             raise Http404
-        key = "api:forecast-latest:1:" + hashlib.sha256(repr(state).encode()).hexdigest()
+        key = "api:forecast-latest:2:" + hashlib.sha256(repr(state).encode()).hexdigest()
         body = cache.get(key)
         if body is None:
             asset = Asset.objects.get(id=state[0])
-            champion, _ = model_versions_current(asset=asset)
+            champion, newest_version = model_versions_current(asset=asset)
             forecast = forecast_latest(asset=asset, champion=champion)
             if forecast is None:
                 return error_response(f"{asset.symbol} has no forecast yet.", status_code=404, code="not_found")
@@ -294,14 +316,18 @@ class AssetForecastViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin
             newest = (Candle.objects.filter(asset=asset, interval=asset.interval)
                       .order_by("-open_time").values_list("open_time", flat=True).first())
             staleness = forecast_staleness(forecast=forecast, newest_candle=newest, asset=asset)
-            body = dict(LatestForecastSerializer(forecast, context={"staleness": staleness}).data)
+            comparison = serving_comparison(asset=asset, champion=champion, newest_version=newest_version,
+                                            forecast=forecast)
+            body = dict(LatestForecastSerializer(forecast, context={"staleness": staleness,
+                                                                    "comparison": comparison}).data)
             cache.set(key, body, LATEST_CACHE_SECONDS)
         return Response(body)
 
 
 # The answer of `latest` is cached under a key made of everything it depends on, read in one SQL
-# round trip: the asset, its champion, the forecasts at its newest origin (a new forecast or a
-# deletion there changes their count or largest id) and the newest candle (staleness). Picking
+# round trip: the asset, its champion, its newest version and that version's status (the
+# comparison), the forecasts at its newest origin (a new forecast or a deletion there changes their
+# count or largest id) and the newest candle (staleness). Picking
 # the forecast with the selectors costs four ORM queries and most of the endpoint's time; the key
 # costs one plain query. The expiry only bounds what an edit outside these (an admin changing a
 # stored forecast in place) could leave behind.
@@ -315,6 +341,8 @@ def _latest_forecast_state(symbol: str) -> tuple | None:
     sql = f"""
         SELECT a.id, a.interval,
             (SELECT v.id || ':' || v.version FROM {version} v WHERE v.asset_id = a.id AND v.status = %s),
+            (SELECT v.id || ':' || v.status FROM {version} v WHERE v.asset_id = a.id
+              ORDER BY v.version DESC LIMIT 1),
             (SELECT COUNT(*) || ':' || MAX(f.id) FROM {forecast} f
               WHERE f.asset_id = a.id AND f.origin_time = {newest_origin}),
             (SELECT c.open_time FROM {candle} c WHERE c.asset_id = a.id AND c.interval = a.interval

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from .klines import ms_to_datetime
 from .models import SYMBOL_URL_REGEX, Asset, Forecast, ModelVersion, TrainingRun
+from .selectors.comparison import serving_comparison
 from .selectors.forecasts import (
     AHEAD_CHOICES,
     STALE_AFTER_CANDLES,
@@ -30,7 +31,8 @@ METRIC_COLUMNS = [
     ("coverage", "80% coverage", "pct"),
     ("width", "80% width", "num"),
 ]
-BASELINE_ROWS = [("naive", "naive (last price)"), ("drift", "drift"), ("naive_band", "naive band")]
+BASELINE_ROWS = [("seasonal_band", "statistical baseline (seasonal band)"), ("naive", "naive (last price)"),
+                 ("drift", "drift"), ("naive_band", "naive band")]
 
 
 def _asset_or_404(symbol: str) -> Asset:
@@ -60,6 +62,8 @@ def asset_detail(request, symbol: str):
         "asset": asset, "history": history, "ranges": list(RANGES), "range_key": range_key,
         "champion": champion, "newest_version": newest_version, "forecast": forecast,
         "training": run, "stale_after": STALE_AFTER_CANDLES, "model_max_age_hours": settings.MODEL_MAX_AGE_HOURS,
+        "comparison": serving_comparison(asset=asset, champion=champion, newest_version=newest_version,
+                                         forecast=forecast),
         "training_active": run is not None and run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING),
     }
     horizon = len(forecast.steps) if forecast else 1

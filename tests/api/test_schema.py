@@ -65,6 +65,20 @@ def test_the_schema_describes_the_conventions(served):
     assert set(imports) == {"multipart/form-data", "text/csv"}
 
 
+def test_the_schema_describes_the_latest_forecasts_comparison(served):
+    schemas = served["components"]["schemas"]
+    assert schemas["LatestForecast"]["properties"]["comparison"]["allOf"] == [
+        {"$ref": "#/components/schemas/Comparison"}]
+    assert "comparison" in schemas["LatestForecast"]["required"]
+    comparison = schemas["Comparison"]
+    assert comparison["properties"]["text"]["type"] == "string"
+    numbers = ("model_version", "pinball_ratio", "model_coverage", "baseline_coverage", "backtest_days")
+    for name in numbers:
+        field = comparison["properties"][name]
+        assert field["nullable"] is True and field["description"], name
+    assert set(comparison["required"]) == {"text", *numbers}
+
+
 @pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
 def test_the_docs_load_their_code_from_our_static_files(client, db, path):
     response = client.get(path)

@@ -25,6 +25,8 @@ DATA_END = datetime(2022, 6, 30, 23, tzinfo=UTC)
 MODEL_METRICS = {"mae": 277.8, "mae_h1": 81.25, "mase": 1.02, "directional_accuracy": 0.523, "pinball": 98.5,
                  "coverage": 0.812, "width": 912.0, "band": 0.8}
 BASELINES = {
+    "seasonal_band": {"mae": 279.5, "mae_h1": 80.0, "mase": 1.03, "directional_accuracy": None, "pinball": 100.0,
+                      "coverage": 0.805, "width": 925.0, "band": 0.8},
     "naive": {"mae": 279.5, "mae_h1": 80.0, "mase": 1.03, "directional_accuracy": None, "pinball": None,
               "coverage": None, "width": None},
     "drift": {"mae": 281.0, "mae_h1": 80.5, "mase": 1.04, "directional_accuracy": 0.49, "pinball": None,
@@ -55,15 +57,16 @@ def delays():
 
 
 def make_version(asset, version, status=ModelVersion.Status.CANDIDATE, *, promoted_days_ago=None, broken="",
-                 replaced=None, withdrawn=False):
+                 replaced=None, withdrawn=False, baselines=BASELINES):
     now = timezone.now()
     return ModelVersion.objects.create(
         asset=asset, version=version, status=status,
         data_start=DATA_START, data_end=DATA_END, data_candles=4000, data_digest="d" * 64,
-        metrics=MODEL_METRICS, baseline_metrics=BASELINES,
+        metrics=MODEL_METRICS, baseline_metrics=baselines,
         backtest={"origins": 336, "horizon": 24, "first_origin_time": 1655251200000,
                   "last_origin_time": 1656457200000},
-        decision="Promoted: pinball 98.5 < naive band 104.25; MAE 277.8 within 0.5% of naive 279.5.",
+        decision="Promoted: pinball loss 98.5 is 1.5% below the statistical band's 100; MAE 277.8 is within 0.5% "
+                 "of the naive forecast's 279.5.",
         artifact=f"models/{asset.symbol}/v{version}.pt", artifact_size=123_456, artifact_sha256=f"{version:064x}",
         artifact_broken=broken, replaced=replaced, withdrawn=withdrawn,
         promoted_at=None if promoted_days_ago is None else now - timedelta(days=promoted_days_ago),
@@ -330,11 +333,14 @@ def test_run_pages_are_read_only(admin_client, btc):
 def test_version_list_compares_with_the_baselines(admin_client, btc):
     make_version(btc, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=1)
     make_version(btc, 2, broken="artifact checksum mismatch")
+    # Backtested before the seasonal band was: its pinball is set against the naive band instead.
+    make_version(btc, 3, baselines={k: v for k, v in BASELINES.items() if k != "seasonal_band"})
     page = html.unescape(admin_client.get(reverse("admin:forecasting_modelversion_changelist")).content.decode())
     assert "277.8 (\u22120.6% vs naive)" in page
-    assert "98.5 (\u22125.5% vs naive band)" in page
+    assert page.count("98.5 (\u22121.5% vs statistical band)") == 2
+    assert page.count("98.5 (\u22125.5% vs naive band)") == 1
     assert "81.2% (target 80%)" in page
-    assert "Promoted: pinball 98.5" in page
+    assert "Promoted: pinball loss 98.5" in page
     assert "artifact broken" in page
 
 
@@ -344,7 +350,8 @@ def test_version_page_is_read_only_and_shows_metrics_and_artifact(admin_client, 
     response = admin_client.get(url)
     assert response.status_code == 200
     body = html.unescape(response.content.decode())
-    for text in ("this model", "naive band", "drift", "champion v1", "277.8000", "104.2500", "81.2%", "MAE 1h",
+    for text in ("this model", "statistical baseline (seasonal band)", "100.0000", "80.5%", "naive band", "drift",
+                 "champion v1", "277.8000", "104.2500", "81.2%", "MAE 1h",
                  "models/BTCUSDT/v2.pt", "120.6\xa0KB (123,456 bytes)", f"{2:064x}",
                  "artifact checksum mismatch: expected 000…", "336 origins, 24 steps ahead"):
         assert text in body, text

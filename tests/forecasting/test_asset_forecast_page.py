@@ -100,7 +100,9 @@ def add_forecast(asset, origin: datetime, closes: dict, *, source: str = "baseli
 
 METRICS = {
     "model": {"mae": 123.456, "mae_h1": 45.678, "mase": 1.01234, "directional_accuracy": 0.5234,
-              "pinball": 40.1234, "coverage": 0.8123, "width": 1234.6},
+              "pinball": 40.1234, "coverage": 0.8123, "width": 1234.6, "band": 0.8},
+    "seasonal_band": {"mae": 129.0, "mae_h1": 47.0, "mase": 1.06, "directional_accuracy": None,
+                      "pinball": 41.0, "coverage": 0.805, "width": 1300.2, "band": 0.8},
     "naive": {"mae": 130.0, "mae_h1": 47.25, "mase": 1.06789, "directional_accuracy": None,
               "pinball": None, "coverage": None, "width": None},
     "drift": {"mae": 131.5, "mae_h1": 47.5, "mase": 1.07, "directional_accuracy": 0.49,
@@ -111,6 +113,7 @@ METRICS = {
 # The same numbers as a person reads them in the table, written out by hand.
 METRIC_CELLS = {
     "model": ["123.5", "45.68", "1.012", "52.3%", "40.12", "81.2%", "1,235"],
+    "seasonal_band": ["129", "47", "1.06", "—", "41", "80.5%", "1,300"],
     "naive": ["130", "47.25", "1.068", "—", "—", "—", "—"],
     "drift": ["131.5", "47.5", "1.07", "49.0%", "—", "—", "—"],
     "naive_band": ["130", "47.25", "1.068", "—", "44.5", "86.1%", "1,500"],
@@ -118,15 +121,23 @@ METRIC_CELLS = {
 METRIC_KEYS = ["mae", "mae_h1", "mase", "directional_accuracy", "pinball", "coverage", "width"]
 
 
-def make_version(asset, number: int, *, status=ModelVersion.Status.CHAMPION,
-                 decision: str = "Promoted: pinball 40.12 < naive band 44.5.") -> ModelVersion:
+GATE_PASSED = ("Promoted: pinball loss 40.1234 is 2.1% below the statistical band's 41; MAE 123.456 is within "
+               "0.5% of the naive forecast's 130.")
+
+
+def make_version(asset, number: int, *, status=ModelVersion.Status.CHAMPION, decision: str = GATE_PASSED,
+                 metrics: dict | None = None, baselines: dict | None = None) -> ModelVersion:
+    """A version whose backtest ran from 2022-09-11 01:00 to the end of its last candle, 2022-10-11
+    00:00: 30 days."""
     return ModelVersion.objects.create(
         asset=asset, version=number, status=status,
         data_start=datetime(2021, 10, 11, tzinfo=UTC), data_end=datetime(2022, 10, 11, tzinfo=UTC),
         data_candles=8760, data_digest="0" * 64, artifact=f"models/BTCUSDT/v{number}.pt", artifact_sha256="0" * 64,
-        metrics=METRICS["model"], baseline_metrics={k: v for k, v in METRICS.items() if k != "model"},
-        backtest={"origins": 696, "horizon": 24, "first_origin_time": ms(datetime(2022, 9, 10, tzinfo=UTC)),
-                  "last_origin_time": ms(datetime(2022, 10, 10, 10, tzinfo=UTC))},
+        metrics=metrics or METRICS["model"],
+        baseline_metrics=baselines if baselines is not None else {k: v for k, v in METRICS.items() if k != "model"},
+        backtest={"origins": 696, "horizon": 24, "first_origin_time": ms(datetime(2022, 9, 11, 1, tzinfo=UTC)),
+                  "last_origin_time": ms(datetime(2022, 10, 10, tzinfo=UTC)),
+                  "test_start": ms(datetime(2022, 9, 11, 1, tzinfo=UTC))},
         decision=decision, promoted_at=timezone.now() if status == ModelVersion.Status.CHAMPION else None,
     )
 
@@ -164,10 +175,17 @@ def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_ba
     assert (f"In 1 day: median {m:,.2f} USDT, and 8 times in 10 the close lands between "
             f"{lo:,.2f} and {hi:,.2f}.") in words
 
-    # No champion: the model section says the baseline serves, and there is no backtest table.
+    # No champion: the model section says which baseline serves, and there is no backtest table.
     assert 'id="no-champion"' in html
-    assert "No model has passed the promotion gate yet, so the baseline serves forecasts" in words
+    assert "The naive volatility band is served: the history is still too short for the statistical band." in words
     assert 'id="metrics-table"' not in html
+
+
+def test_with_no_model_trained_the_page_says_the_statistical_band_serves(signed_in, btc, klines):
+    add_forecast(btc, newest(klines), klines["closes"])
+    words = text(page(signed_in))
+    assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
+    assert "Model The statistical band is served: no model has been trained yet. A training runs every day" in words
 
 
 def test_champion_forecast_shows_version_backtest_table_and_gate_decision(signed_in, btc, klines):
@@ -184,16 +202,20 @@ def test_champion_forecast_shows_version_backtest_table_and_gate_decision(signed
     assert 'id="no-champion"' not in html
     assert (f"Serving: model v3, trained {version.created_at:%Y-%m-%d %H:%M} UTC on 8760 candles "
             "(2021-10-11 to 2022-10-11)") in words
-    assert ("Backtest: 696 forecasts, each 24 steps ahead, from origins between 2022-09-10 00:00 and "
-            "2022-10-10 10:00 UTC; the baselines are scored on the same origins.") in words
-    assert "Promotion gate: Promoted: pinball 40.12 < naive band 44.5." in words
+    assert ("Backtest: 696 forecasts, each 24 steps ahead, from origins between 2022-09-11 01:00 and "
+            "2022-10-10 00:00 UTC; the baselines are scored on the same origins.") in words
+    assert f"Promotion gate: {GATE_PASSED}" in words
+    # How it compares with the statistical band, from the same backtest.
+    assert ("Over the last 30 days of its backtest model v3's band was 2.1% sharper than the statistical band "
+            "(by pinball loss), at 81.2% coverage against the statistical band's 80.5% (the aim is 80%).") in words
 
     table = html[html.index('id="metrics-table"') : html.index("</table>")]
     heads = re.findall(r'<th scope="col">([^<]*)</th>', table)
     assert heads == ["forecast", "MAE", "MAE 1h", "MASE", "direction", "pinball", "80% coverage", "80% width"]
     rows = re.findall(r'<tr data-method="(\w+)"[^>]*><th scope="row">([^<]*)</th>(.*?)</tr>', table)
     assert [(key, label) for key, label, _ in rows] == [
-        ("model", "model v3"), ("naive", "naive (last price)"), ("drift", "drift"), ("naive_band", "naive band"),
+        ("model", "model v3"), ("seasonal_band", "statistical baseline (seasonal band)"),
+        ("naive", "naive (last price)"), ("drift", "drift"), ("naive_band", "naive band"),
     ]
     for key, _, cells in rows:
         found = re.findall(r'<td data-metric="(\w+)">([^<]*)</td>', cells)
@@ -207,16 +229,33 @@ def test_after_a_roll_back_the_baseline_at_the_same_origin_serves_again(signed_i
     add_forecast(btc, origin, klines["closes"], source="v1", version=version)
     words = text(page(signed_in))
     assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
+    assert "The statistical band is served: no model is champion (the latest, v1, is retired)." in words
     assert "The newest model, v1 (trained" in words and "is retired." in words
 
 
 def test_no_champion_names_the_rejected_newest_version_and_why(signed_in, btc, klines):
-    forecast_make(asset=btc)
-    make_version(btc, 2, status=ModelVersion.Status.REJECTED,
-                 decision="Rejected: pinball 45.1 is not below the naive band's 44.5.")
+    add_forecast(btc, newest(klines), klines["closes"])
+    decision = ("Rejected: pinball loss 41.5 is not below the statistical band's 41; MAE 123.456 is within 0.5% "
+                "of the naive forecast's 130.")
+    make_version(btc, 2, status=ModelVersion.Status.REJECTED, decision=decision,
+                 metrics={**METRICS["model"], "pinball": 41.5})
     words = text(page(signed_in))
-    assert "is rejected: Rejected: pinball 45.1 is not below the naive band's 44.5." in words
+    assert ("The statistical band is served: the latest model, v2, did not beat it. Over the last 30 days of its "
+            "backtest its band was 1.2% less sharp than the statistical band (by pinball loss), at 81.2% coverage "
+            "against the statistical band's 80.5% (the aim is 80%).") in words
+    assert f"is rejected: {decision}" in words
     assert "A training runs every day at 02:30 UTC." in words
+
+
+def test_a_champion_backtested_before_the_statistical_band_is_not_compared(signed_in, btc, klines):
+    old = {k: v for k, v in METRICS.items() if k not in ("model", "seasonal_band")}
+    make_version(btc, 3, baselines=old, decision="Promoted: pinball 40.12 < naive band 44.5.")
+    add_forecast(btc, newest(klines), klines["closes"], source="v3", version=ModelVersion.objects.get(version=3))
+    html = page(signed_in)
+    assert ("Model v3 serves; it was backtested before the statistical band was part of the backtest, so the two "
+            "were not compared.") in text(html)
+    table = html[html.index('id="metrics-table"') : html.index("</table>")]
+    assert 'data-method="seasonal_band"' not in table and 'data-method="naive_band"' in table
 
 
 def test_forecast_from_a_model_past_its_age_is_marked_stale(signed_in, btc, klines):
