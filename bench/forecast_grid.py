@@ -49,12 +49,8 @@ COVERAGE = (0.77, 0.83)
 METHODS = ("model", "seasonal_band", "naive_band", "served")
 
 
-class GridError(SystemExit):
-    """The grid cannot run as asked; the message says why (exit status 2)."""
-
-    def __init__(self, message: str):
-        super().__init__(f"forecast_grid: {message}")
-        self.code = 2
+class GridError(Exception):
+    """The grid cannot run as asked; the message says why (the command exits with status 2)."""
 
 
 def default_folder() -> Path:
@@ -125,11 +121,11 @@ def window(series: Series, start_ms: int, end_ms: int) -> Series:
 
 def run_month(job: tuple) -> dict:
     """Train as production would just before month k, gate, then score what is served on month k."""
-    symbol, path, k, overrides = job
+    symbol, path, k, overrides, train_days = job
     series = read_series(Path(path))
     end = int(series.times[-1]) + HOUR_MS
     cut = end - (k + 1) * MONTH_MS
-    data = window(series, cut - TRAIN_DAYS * DAY_MS, cut + MONTH_MS)
+    data = window(series, cut - train_days * DAY_MS, cut + MONTH_MS)
     n_train = int(np.searchsorted(data.times, cut))
     test_start = n_train - GATE_STEPS
     config = replace(TrainConfig(threads=1), **overrides)
@@ -289,17 +285,28 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        grid(argv)
+    except GridError as exc:
+        print(f"forecast_grid: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def grid(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*", type=Path, help="folders of <SYMBOL>-1h.csv (default: shared data)")
     parser.add_argument("--months", type=int, default=24, help="months per asset at most (default 24)")
     parser.add_argument("--set", choices=["tuning", "report", "all"], default="all")
     parser.add_argument("--symbols", nargs="*", help="only these symbols")
     parser.add_argument("--config", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--train-days", type=int, default=TRAIN_DAYS,
+                        help=f"days of history each training reads, as MUR_TRAIN_DAYS (default {TRAIN_DAYS}); "
+                             "the months are the same whatever it is")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--name", default="forecast_grid", help="results file name under bench/results")
     args = parser.parse_args(argv)
-    if args.months < 1 or args.jobs < 1:
-        raise GridError("--months and --jobs must be at least 1")
+    if args.months < 1 or args.jobs < 1 or args.train_days < 60:
+        raise GridError("--months and --jobs must be at least 1, --train-days at least 60")
     overrides = parse_overrides(args.config)
     files = discover(args.folders or [default_folder()])
     if args.symbols:
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     for symbol, path in files.items():
         for k in months_of(read_series(path), args.months):
             if args.set == "all" or role(k) == args.set:
-                jobs.append((symbol, str(path), k, overrides))
+                jobs.append((symbol, str(path), k, overrides, args.train_days))
     if not jobs:
         raise GridError("no asset has a month with a whole year of history before it")
     print(f"{len(jobs)} runs over {len(files)} assets, {args.jobs} processes ...", flush=True)
@@ -341,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
 
     config = asdict(replace(TrainConfig(threads=1), **overrides))
     results = {"machine": machine(), "seconds": time.perf_counter() - started, "folders": [str(p) for p in files.values()],
-               "config": config, "overrides": overrides, "summaries": sets, "runs": runs}
+               "config": config, "overrides": overrides, "train_days": args.train_days, "summaries": sets, "runs": runs}
     lines = [
         "# Forecast grid: the model, the seasonal band and what is served, month by month",
         "",
@@ -355,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
         "chosen; even months are the report months. Ratios are to the naive band (normal band from a 24-hour "
         "EWMA, uncalibrated) and naive (the last price) on the same origins.",
         "",
-        "Config: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults") + ".",
+        "Config: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
+        + f"; {args.train_days} days of history per training.",
         "",
     ]
     for which, s in sets.items():

@@ -27,7 +27,8 @@ class BandForecaster:
 
     def frame(self, series: Series) -> Frame:
         return build_frame(series, ewma_halflife=self.config.ewma_halflife, min_history=self.config.min_history,
-                           profile=self.profile, horizon=self.config.horizon)
+                           profile=self.profile, horizon=self.config.horizon,
+                           range_weight=getattr(self.config, "range_weight", 0.0))
 
     def raw_quantiles(self, series: Series, frame: Frame) -> np.ndarray:
         """(n, H, Q) quantiles in scaled units before the band's calibration."""
@@ -54,7 +55,8 @@ class BandForecaster:
         y, mask = targets(frame, horizon)
         start = int(np.searchsorted(series.times, self.aci_start_time))
         return adaptive_offsets(raw, in_target_volatility(y, frame), mask, self.calibration, start=start,
-                                rate=self.aci_rate, alpha=1.0 - self.config.band)
+                                rate=self.aci_rate, alpha=1.0 - self.config.band,
+                                pooled=getattr(self.config, "aci_pooled", False))
 
     def predict_prices(self, series: Series) -> tuple[np.ndarray, Frame]:
         """Quantile prices (n, H, Q): at each step t, for t+1..t+H."""
@@ -89,24 +91,43 @@ def in_target_volatility(y: np.ndarray, frame: Frame) -> np.ndarray:
 
 
 def adaptive_offsets(raw: np.ndarray, y: np.ndarray, mask: np.ndarray, calibration: np.ndarray, *, start: int,
-                     rate: float, alpha: float) -> np.ndarray:
-    """Adaptive conformal inference per horizon step, (n, H): from `start`, each outcome nudges its
-    step's offset up after a miss and down after a hit. At step t only origins whose target time is
-    <= t count, so nothing leaks."""
+                     rate: float, alpha: float, pooled: bool = False) -> np.ndarray:
+    """Adaptive conformal inference, (n, H): from `start`, each outcome nudges the offset up after a
+    miss and down after a hit. At step t only origins whose target time is <= t count, so nothing
+    leaks. Per horizon step, or `pooled`: one shift for every step, moved by the share of the
+    outcomes resolved at t that missed (the steps' misses come together, so 24 separate walks add
+    noise without adding information)."""
     n, horizon = raw.shape[:2]
     offsets = np.broadcast_to(calibration, (n, horizon)).copy()
     scores = np.where(mask, np.maximum(raw[..., 0] - y, y - raw[..., -1]), np.nan)
-    a = np.asarray(calibration, dtype=float).copy()
     ks = np.arange(horizon)
+    # resolved[t, k]: the score of the origin whose k-step target closed at t (t - k - 1), found
+    # once for all t, so the loop below, which must run in order, does only the feedback.
+    src = np.arange(n)[:, None] - ks[None, :] - 1
+    usable = src >= start
+    resolved = np.full((n, horizon), np.nan)
+    resolved[usable] = scores[src[usable], np.broadcast_to(ks, (n, horizon))[usable]]
+    known = np.isfinite(resolved)
+    counts = known.sum(axis=1)
+    base = np.asarray(calibration, dtype=float)
+    if pooled:
+        # offsets[t] = base + shift[t]: compare each resolved score, less its step's base, with
+        # the shift in force at its origin (a slice of the history, newest first).
+        rel = resolved - base[None, :]
+        shift = np.zeros(n + horizon)  # shift[t + horizon] is the shift after step t
+        cur = 0.0
+        for t in range(start, n):
+            if counts[t]:
+                missed = np.count_nonzero(rel[t] > shift[t:t + horizon][::-1])
+                cur += rate * (missed / counts[t] - alpha)
+            shift[t + horizon] = cur
+        offsets[start:] += shift[start + horizon:, None]
+        return offsets
+    a = base.copy()
     for t in range(start, n):
-        src = t - ks - 1  # the origin whose k-step target closed at t
-        ok = src >= start
-        if ok.any():
-            sc = scores[src[ok], ks[ok]]
-            known = np.isfinite(sc)
-            kk = ks[ok][known]
-            missed = sc[known] > offsets[src[ok][known], kk]
-            a[kk] += rate * (missed.astype(float) - alpha)
+        if counts[t]:
+            missed = (resolved[t] > offsets[src[t], ks]) & known[t]
+            a += rate * np.where(known[t], missed - alpha, 0.0)
         offsets[t] = a
     return offsets
 

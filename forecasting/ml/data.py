@@ -103,11 +103,15 @@ def segment_position(seg: np.ndarray) -> np.ndarray:
     return pos - np.repeat(starts, np.diff(np.concatenate([starts, [len(seg)]])))
 
 
-def ewma_volatility(returns: np.ndarray, seg: np.ndarray, halflife: float) -> np.ndarray:
-    """Causal EWMA of squared log-returns, restarted in each segment (expanding mean at first).
+def ewma_volatility(returns: np.ndarray, seg: np.ndarray, halflife: float,
+                    squares: np.ndarray | None = None) -> np.ndarray:
+    """Causal EWMA of squared log-returns (or of `squares`, another estimate of each step's
+    variance), restarted in each segment (expanding mean at first).
 
     `returns[t]` is NaN at a segment's first step. A floor keeps scaled values finite on flat stretches.
     """
+    if squares is None:
+        squares = returns * returns
     alpha = 1 - 0.5 ** (1 / halflife)
     out = np.empty(len(returns))
     var = np.nan
@@ -115,15 +119,15 @@ def ewma_volatility(returns: np.ndarray, seg: np.ndarray, halflife: float) -> np
     for t in range(len(returns)):
         if t == 0 or seg[t] != seg[t - 1]:
             var, count = np.nan, 0
-        r = returns[t]
-        if np.isfinite(r):
+        r2 = squares[t]
+        if np.isfinite(r2):
             count += 1
             if count == 1:
-                var = r * r
+                var = r2
             else:
                 # An expanding mean until the EWMA has enough history, so no value looks ahead.
                 w = max(alpha, 1.0 / count)
-                var = (1 - w) * var + w * r * r
+                var = (1 - w) * var + w * r2
         out[t] = np.sqrt(var) if np.isfinite(var) else np.nan
     return np.maximum(out, 1e-5)
 
@@ -221,11 +225,17 @@ def season_scale(times: np.ndarray, interval_ms: int, profile: np.ndarray, horiz
     return np.sqrt(np.cumsum(profile[bins], axis=1))
 
 
+# Parkinson's estimate of a step's variance from its high and low: ln(H/L)^2 / (4 ln 2).
+PARKINSON = 1.0 / (4.0 * np.log(2.0))
+
+
 def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int = 24,
-                profile: np.ndarray | None = None, horizon: int = 0) -> Frame:
+                profile: np.ndarray | None = None, horizon: int = 0, range_weight: float = 0.0) -> Frame:
     """Features and scales of every step. With a seasonal `profile`, returns are divided by their
     place's volatility before the EWMA and the features (so they are deseasonalised) and
-    `horizon` steps of seasonal scale are computed."""
+    `horizon` steps of seasonal scale are computed. `range_weight` is the share of each step's
+    variance taken from its high-low range rather than its squared return: the range sees the
+    whole hour, not two prices, so the volatility level is far less noisy."""
     seg = segment_ids(series)
     log_c = np.log(series.close)
     r = np.full(len(series), np.nan)
@@ -238,7 +248,11 @@ def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int
         here = np.sqrt(profile[bins])
         r = r / here
         season = season_scale(series.times, series.interval_ms, profile, max(horizon, 1))
-    sigma = ewma_volatility(r, seg, ewma_halflife)
+    squares = r * r
+    if range_weight:
+        parkinson = PARKINSON * np.log(series.high / series.low) ** 2 / here ** 2
+        squares = (1 - range_weight) * squares + range_weight * np.where(np.isfinite(r), parkinson, np.nan)
+    sigma = ewma_volatility(r, seg, ewma_halflife, squares)
     prev_sigma = np.concatenate([[np.nan], sigma[:-1]])
     prev_sigma[np.concatenate([[True], np.diff(seg) != 0])] = np.nan
     log_v = np.log1p(series.volume)

@@ -57,3 +57,16 @@ class QuantileLSTM(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+class QuantileEnsemble(nn.Module):
+    """Several LSTMs trained from different seeds; their quantiles are averaged (quantile averaging
+    keeps them ordered). One seed's luck in a small, noisy data set then weighs a third as much."""
+
+    def __init__(self, members: list[QuantileLSTM]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor, state=None):
+        preds = [m(x)[0] for m in self.members]
+        return torch.stack(preds).mean(dim=0), None

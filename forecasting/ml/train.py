@@ -29,12 +29,14 @@ from .band import (  # noqa: F401  (re-exported: the benchmarks import them from
     to_prices,
 )
 from .data import Frame, Series, SeriesError, seasonal_profile, targets
-from .model import QuantileLSTM
+from .model import QuantileEnsemble, QuantileLSTM
 from .seasonal import base_quantiles
 
 # 2: the seasonal profile and its settings are stored; format 1 artifacts load without one.
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
+# How models behaved before each of these settings existed.
+LEGACY_SETTINGS = {"seasonal": False, "aci_pooled": False, "range_weight": 0.0, "ensemble": 1, "max_shrink": 1.0}
 
 
 class TrainingDiverged(ValueError):
@@ -61,6 +63,13 @@ class TrainConfig:
     # three assets over five seeds (0.01 leaves ETHUSDT at 83.1%) without the pinball loss that faster
     # rates cost; 0 keeps the validation calibration fixed.
     aci_rate: float = 0.0125
+    aci_pooled: bool = False
+    range_weight: float = 0.0
+    # LSTMs trained from seeds seed, seed + 1, ...; their quantiles are averaged.
+    ensemble: int = 1
+    # The most of its predicted median move the model may keep (validation picks up to this);
+    # 0: the median is always the last price, and the model forecasts only the band around it.
+    max_shrink: float = 1.0
     seed: int = 0
     threads: int = 1
     # Returns divided by an hour-of-week volatility profile learnt on the training part, so the
@@ -75,7 +84,7 @@ class TrainConfig:
             raise ValueError("quantiles must be distinct, increasing and between 0 and 1")
         if self.horizon < 1 or self.chunk <= self.burn_in:
             raise ValueError("horizon must be at least 1 and chunk longer than burn_in")
-        at_least_one = ("hidden", "layers", "max_epochs", "chunk", "batch_size", "val_steps", "threads")
+        at_least_one = ("hidden", "layers", "max_epochs", "chunk", "batch_size", "val_steps", "threads", "ensemble")
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -88,6 +97,8 @@ class TrainConfig:
             raise ValueError("profile_smooth cannot be negative")
         if not 0 <= self.dropout < 1 or not 0 <= self.weight_decay < math.inf or not 0 <= self.aci_rate < 1:
             raise ValueError("dropout and aci_rate must be in [0, 1) and weight_decay non-negative")
+        if not 0 <= self.max_shrink <= 1:
+            raise ValueError("max_shrink must be between 0 and 1")
 
     @property
     def band(self) -> float:
@@ -101,7 +112,7 @@ class TrainConfig:
 @dataclass
 class TrainedModel(BandForecaster):
     config: TrainConfig
-    module: QuantileLSTM
+    module: QuantileLSTM | QuantileEnsemble
     scaler_mean: np.ndarray
     scaler_scale: np.ndarray
     calibration: np.ndarray  # (H,) widening of the outer quantiles in scaled units (negative narrows)
@@ -164,10 +175,10 @@ class TrainedModel(BandForecaster):
         blob = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
         if blob.get("format") not in READABLE_FORMATS:
             raise ValueError(f"unknown model artifact format {blob.get('format')!r}")
-        cfg = dict(blob["config"])
+        # A setting the artifact does not name did not exist when it was trained: it ran as it
+        # did then, not with today's default.
+        cfg = LEGACY_SETTINGS | dict(blob["config"])
         cfg["quantiles"] = tuple(cfg["quantiles"])
-        if blob["format"] == 1:
-            cfg["seasonal"] = False  # trained before the seasonal profile existed
         profile = blob.get("profile")
         profile = None if profile is None or profile.numel() == 0 else profile.numpy()
         base = blob.get("base")
@@ -182,10 +193,16 @@ class TrainedModel(BandForecaster):
                    meta=blob["meta"], profile=profile, base=base, blend=float(blob.get("blend", 1.0)))
 
 
-def _new_module(config: TrainConfig, n_features: int) -> QuantileLSTM:
+def _new_member(config: TrainConfig, n_features: int) -> QuantileLSTM:
     return QuantileLSTM(n_features=n_features, horizon=config.horizon, quantiles=config.quantiles,
                         hidden=config.hidden, layers=config.layers, dropout=config.dropout, lr=config.lr,
                         weight_decay=config.weight_decay, burn_in=config.burn_in)
+
+
+def _new_module(config: TrainConfig, n_features: int) -> QuantileLSTM | QuantileEnsemble:
+    if config.ensemble == 1:
+        return _new_member(config, n_features)
+    return QuantileEnsemble([_new_member(config, n_features) for _ in range(config.ensemble)])
 
 
 def pin_threads(threads: int) -> None:
@@ -299,12 +316,57 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
     val_data = _whole_segments(x, y, val_mask, frame.seg, train_end)
     if train_data is None or not val_mask.any():
         raise SeriesError("no complete training or validation targets: the data has too many gaps")
+    members, fits = [], []
+    for i in range(config.ensemble):
+        member, fit = _fit_member(config, x.shape[1], train_data, val_data, seed=config.seed + i,
+                                  progress=_member_progress(progress, i, config))
+        members.append(member)
+        fits.append(fit)
+    module = members[0] if config.ensemble == 1 else QuantileEnsemble(members)
+
+    model = TrainedModel(config=config, module=module, scaler_mean=mean, scaler_scale=scale,
+                         calibration=np.zeros(config.horizon), profile=profile)
+    model.shrink = _fit_shrink(model, series, val_mask, y)
+    if config.seasonal:
+        model.base = base_quantiles(y, train_mask, config.quantiles)
+        model.blend = _fit_blend(model, series, val_mask, y)
+    # Conformal offsets of the band on validation targets only (calibration is still zero here).
+    model.calibration = conformal_offsets(model.predict_scaled(series)[0], y, val_mask, 1 - config.band)
+    model.aci_rate, model.aci_start_time = config.aci_rate, int(series.times[val_start])
+    model.meta = {
+        "epochs": sum(f["epochs"] for f in fits),
+        "best_epoch": fits[0]["best_epoch"],
+        "val_loss": float(np.mean([f["val_loss"] for f in fits])),
+        "members": fits,
+        "train_seconds": time.perf_counter() - started,
+        "train_end_time": int(series.times[-1]),
+        "train_start_time": int(series.times[0]),
+        "val_start_time": int(series.times[val_start]),
+        "candles": int(len(series)),
+        "train_targets": int(train_mask.sum()),
+        "val_targets": int(val_mask.sum()),
+        "shrink": model.shrink,
+        "blend": model.blend,
+    }
+    return model
+
+
+def _member_progress(progress, i: int, config: TrainConfig):
+    """Epochs of all members as one count, so a progress bar of an ensemble fills once."""
+    if progress is None:
+        return None
+    return lambda epoch, max_epochs: progress(i * max_epochs + epoch, config.ensemble * max_epochs)
+
+
+def _fit_member(config: TrainConfig, n_features: int, train_data, val_data, *, seed: int,
+                progress) -> tuple[QuantileLSTM, dict]:
+    """Train one LSTM from `seed`; its weights are those of its best validation epoch."""
+    pl.seed_everything(seed, workers=False, verbose=False)
     train_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train_data),
                                                batch_size=config.batch_size, shuffle=True,
-                                               generator=torch.Generator().manual_seed(config.seed))
+                                               generator=torch.Generator().manual_seed(seed))
     val_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*val_data), batch_size=64)
-
-    module = _new_module(config, x.shape[1])
+    module = _new_member(config, n_features)
     best = _Best(progress)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -325,31 +387,8 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
             f"lower the learning rate (lr={config.lr:g}) or check the candles for extreme values"
         )
     module.load_state_dict(best.state)
-
-    model = TrainedModel(config=config, module=module, scaler_mean=mean, scaler_scale=scale,
-                         calibration=np.zeros(config.horizon), profile=profile)
-    model.shrink = _fit_shrink(model, series, val_mask, y)
-    if config.seasonal:
-        model.base = base_quantiles(y, train_mask, config.quantiles)
-        model.blend = _fit_blend(model, series, val_mask, y)
-    # Conformal offsets of the band on validation targets only (calibration is still zero here).
-    model.calibration = conformal_offsets(model.predict_scaled(series)[0], y, val_mask, 1 - config.band)
-    model.aci_rate, model.aci_start_time = config.aci_rate, int(series.times[val_start])
-    model.meta = {
-        "epochs": trainer.current_epoch,
-        "best_epoch": best.best_epoch,
-        "val_loss": best.best,
-        "train_seconds": time.perf_counter() - started,
-        "train_end_time": int(series.times[-1]),
-        "train_start_time": int(series.times[0]),
-        "val_start_time": int(series.times[val_start]),
-        "candles": int(len(series)),
-        "train_targets": int(train_mask.sum()),
-        "val_targets": int(val_mask.sum()),
-        "shrink": model.shrink,
-        "blend": model.blend,
-    }
-    return model
+    return module, {"seed": seed, "epochs": trainer.current_epoch, "best_epoch": best.best_epoch,
+                    "val_loss": best.best}
 
 
 def _fit_blend(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.ndarray) -> float:
@@ -378,7 +417,7 @@ def _fit_shrink(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np
     raw, _ = model.predict_scaled(series)  # shrink 1, calibration 0 at this point
     mid = len(model.config.quantiles) // 2
     med, obs = raw[..., mid][val_mask], y[val_mask]
-    grid = np.linspace(0.0, 1.0, 11)
+    grid = np.linspace(0.0, model.config.max_shrink, 11)
     errors = [np.mean(np.abs(g * med - obs)) for g in grid]
     return float(grid[int(np.argmin(errors))])
 

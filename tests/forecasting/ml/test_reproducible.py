@@ -52,3 +52,45 @@ def test_artifact_of_another_format_is_refused(recent_model):
     torch.save(blob, buf)
     with pytest.raises(ValueError, match="format 999"):
         TrainedModel.from_bytes(buf.getvalue())
+
+
+def test_an_ensemble_averages_members_trained_from_consecutive_seeds(recent, recent_model):
+    config = dataclasses.replace(SMALL, ensemble=2)
+    pair = train(recent, config, train_end=len(recent) - TEST_STEPS)
+    second = train(recent, dataclasses.replace(SMALL, seed=1), train_end=len(recent) - TEST_STEPS)
+    members = pair.module.members
+    first_sd, second_sd = members[0].state_dict(), members[1].state_dict()
+    assert all(torch.equal(first_sd[k], v) for k, v in recent_model.module.state_dict().items())
+    assert all(torch.equal(second_sd[k], v) for k, v in second.module.state_dict().items())
+    assert [m["seed"] for m in pair.meta["members"]] == [0, 1]
+    x = torch.randn(1, 60, len(pair.scaler_mean))
+    with torch.no_grad():
+        expected = (members[0](x)[0] + members[1](x)[0]) / 2
+        torch.testing.assert_close(pair.module(x)[0], expected)
+    loaded = TrainedModel.from_bytes(pair.to_bytes())
+    assert loaded.forecast(recent) == pair.forecast(recent)
+
+
+def test_an_artifact_keeps_its_seasonal_profile_and_blend(recent, recent_model):
+    loaded = TrainedModel.from_bytes(recent_model.to_bytes())
+    np.testing.assert_array_equal(loaded.profile, recent_model.profile)
+    np.testing.assert_array_equal(loaded.base, recent_model.base)
+    assert loaded.blend == recent_model.blend
+    assert loaded.forecast(recent) == recent_model.forecast(recent)
+
+
+def test_a_format_1_artifact_runs_as_it_was_trained(recent, recent_model):
+    # Before the seasonal profile: no profile, no blend, and settings it never had stay off.
+    blob = torch.load(io.BytesIO(recent_model.to_bytes()), weights_only=True)
+    blob["format"] = 1
+    for key in ("profile", "base", "blend"):
+        del blob[key]
+    for key in ("seasonal", "aci_pooled", "range_weight", "ensemble", "max_shrink"):
+        del blob["config"][key]
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    old = TrainedModel.from_bytes(buf.getvalue())
+    assert old.profile is None and old.base is None and old.blend == 1.0
+    assert not old.config.seasonal and old.config.range_weight == 0.0 and not old.config.aci_pooled
+    assert old.frame(recent).season is None
+    assert np.isfinite(np.array(old.forecast(recent)["prices"])).all()

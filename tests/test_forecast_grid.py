@@ -1,0 +1,74 @@
+"""bench/forecast_grid.py: the months it picks, what it refuses, and one month run as production would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import forecast_grid as fg  # noqa: E402
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "forecast_grid.py"), *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_folder_with_no_usable_csv_is_refused_with_the_reason(tmp_path):
+    (tmp_path / "notes.txt").write_text("nothing here")
+    out = _run(str(tmp_path))
+    assert out.returncode == 2
+    assert f"forecast_grid: no usable hourly kline CSV: {tmp_path} has no <SYMBOL>-1h.csv file" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_broken_csv_is_named_and_nothing_runs(tmp_path):
+    (tmp_path / "FOOUSDT-1h.csv").write_text("open_time,open,high,low,close\n1,2,3,1,2\n")
+    (tmp_path / "BARUSDT-1h.csv").write_text("open_time,open,high,low,close,volume\n0,1,1,1,1,1\n0,1,1,1,1,1\n")
+    out = _run(str(tmp_path))
+    assert out.returncode == 2
+    assert "FOOUSDT-1h.csv: no volume column" in out.stderr
+    assert "BARUSDT-1h.csv: time 1970-01-01T00:00 UTC appears twice" in out.stderr
+
+
+def test_a_missing_folder_and_bad_settings_are_refused(tmp_path):
+    out = _run(str(tmp_path / "absent"))
+    assert out.returncode == 2 and f"{tmp_path / 'absent'} is not a folder" in out.stderr
+    out = _run("--config", "aci_rate=fast")
+    assert out.returncode == 2 and "--config aci_rate: 'fast' is not a float" in out.stderr
+    out = _run("--config", "colour=red")
+    assert out.returncode == 2 and "TrainConfig field, not 'colour=red'" in out.stderr
+
+
+def test_months_are_fixed_by_their_number_and_need_a_whole_year(data_dir):
+    series = fg.read_series(data_dir / "BTCUSDT-1h.csv")
+    months = fg.months_of(series, 24)
+    assert months == list(range(24))  # five years of candles: every month has its year
+    assert [fg.role(k) for k in months[:4]] == ["report", "tuning", "report", "tuning"]
+    young = fg.window(series, int(series.times[-1]) - 400 * fg.DAY_MS, int(series.times[-1]) + 1)
+    assert fg.months_of(young, 24) == [0]  # 400 days: only the newest month has 365 days before it
+
+
+def test_one_month_is_gated_on_the_month_before_and_scored_on_itself(data_dir):
+    run = fg.run_month(("BTCUSDT", str(data_dir / "BTCUSDT-1h.csv"), 0, {"max_epochs": 2, "hidden": 8}, 365))
+    series = fg.read_series(data_dir / "BTCUSDT-1h.csv")
+    assert run["cut"] == int(series.times[-1]) + fg.HOUR_MS - fg.MONTH_MS
+    assert run["origins"] > 600  # the month's origins with a whole day after them
+    served = run["methods"]["served"]
+    chosen = "model" if run["gate"]["passed"] else "seasonal_band"
+    assert served == run["methods"][chosen]
+    assert run["methods"]["naive_band"]["pinball_vs_naive_band"] == 1.0
+    for name in fg.METHODS:
+        assert 0.5 < run["methods"][name]["coverage"] <= 1.0
+    # The seasonal band's median is the last price: its point error is naive's exactly.
+    assert run["methods"]["seasonal_band"]["mae_vs_naive"] == pytest.approx(1.0, abs=1e-12)
+    summary = fg.summary([run])
+    assert summary["runs"] == 1
+    assert summary["gate_pass_rate"] == float(run["gate"]["passed"])
+    assert np.isfinite(summary["methods"]["served"]["pinball_median"])
