@@ -1,7 +1,9 @@
 """Rolling forecast evaluation over many months: what tuning on one month cannot fool.
 
     .venv/bin/python bench/forecast_grid.py [FOLDER ...] [--months 24] [--set report] [--jobs 2]
-                                            [--config name=value ...] [--name forecast_grid]
+                                            [--config name=value ...] [--train-days 365] [--band-only]
+                                            [--name forecast_grid]
+    .venv/bin/python bench/forecast_grid.py --compare OUT NAME [NAME ...]   # results side by side
 
 For every `<SYMBOL>-1h.csv` in the folders (default: ../shared/data, or MUR_SHARED_DATA), month k
 (k = 0 is the newest) is the 30 days that start (k + 1) x 30 days before the end of the data. Each
@@ -47,6 +49,7 @@ GATE_STEPS = 720  # settings.BACKTEST_DAYS of hourly candles
 MAE_LIMIT = 1.005  # settings.GATE_MAX_MAE_RATIO
 COVERAGE = (0.77, 0.83)
 METHODS = ("model", "seasonal_band", "naive_band", "served")
+BAND_METHODS = ("seasonal_band", "naive_band")  # --band-only: no training, the band's settings alone
 
 
 class GridError(Exception):
@@ -121,7 +124,7 @@ def window(series: Series, start_ms: int, end_ms: int) -> Series:
 
 def run_month(job: tuple) -> dict:
     """Train as production would just before month k, gate, then score what is served on month k."""
-    symbol, path, k, overrides, train_days = job
+    symbol, path, k, overrides, train_days, band_only = job
     series = read_series(Path(path))
     end = int(series.times[-1]) + HOUR_MS
     cut = end - (k + 1) * MONTH_MS
@@ -132,13 +135,20 @@ def run_month(job: tuple) -> dict:
     out = {"symbol": symbol, "k": k, "role": role(k), "cut": cut, "candles": n_train}
     started = time.perf_counter()
     try:
+        band = fit_seasonal_band(data, config, train_end=test_start)
+    except SeriesError as exc:
+        return out | {"error": str(exc)}
+    out["band_seconds"] = time.perf_counter() - started
+    if band_only:
+        m = backtest(band, data, test_start=n_train, seasonal=band)["methods"]
+        out["methods"] = _ratios(m, BAND_METHODS)
+        return out
+    started = time.perf_counter()
+    try:
         model = train(data, config, train_end=test_start)
     except SeriesError as exc:
         return out | {"error": str(exc)}
     out["train_seconds"] = time.perf_counter() - started
-    started = time.perf_counter()
-    band = fit_seasonal_band(data, config, train_end=test_start)
-    out["band_seconds"] = time.perf_counter() - started
     gate = backtest(model, data.head(n_train), test_start=test_start, seasonal=band)["methods"]
     served = backtest(model, data, test_start=n_train, seasonal=band)
     m = served["methods"]
@@ -157,17 +167,20 @@ def run_month(job: tuple) -> dict:
         "mae_vs_naive": gm["mae"] / gate["naive"]["mae"],
     }
     m["served"] = m["model"] if out["gate"]["passed"] else m["seasonal_band"]
-    naive_band, naive = m["naive_band"]["pinball"], m["naive"]["mae"]
     out["origins"] = served["origins"]
-    out["methods"] = {
-        name: {"pinball_vs_naive_band": m[name]["pinball"] / naive_band, "coverage": m[name]["coverage"],
-               "mae_vs_naive": m[name]["mae"] / naive, "width_pct": m[name]["width_pct"]}
-        for name in METHODS
-    }
+    out["methods"] = _ratios(m, METHODS)
     out["model_vs_seasonal"] = m["model"]["pinball"] / m["seasonal_band"]["pinball"]
     out["shrink"] = model.shrink
+    out["blend"] = model.blend
     out["epochs"] = model.meta["epochs"]
     return out
+
+
+def _ratios(m: dict, names: tuple[str, ...]) -> dict:
+    naive_band, naive = m["naive_band"]["pinball"], m["naive"]["mae"]
+    return {name: {"pinball_vs_naive_band": m[name]["pinball"] / naive_band, "coverage": m[name]["coverage"],
+                   "mae_vs_naive": m[name]["mae"] / naive, "width_pct": m[name]["width_pct"]}
+            for name in names}
 
 
 def summary(runs: list[dict]) -> dict:
@@ -175,8 +188,9 @@ def summary(runs: list[dict]) -> dict:
     if not ok:
         return {"runs": 0}
     lo, hi = COVERAGE
+    names = tuple(ok[0]["methods"])
     out = {"runs": len(ok), "errors": len(runs) - len(ok), "methods": {}}
-    for name in METHODS:
+    for name in names:
         pin = np.array([r["methods"][name]["pinball_vs_naive_band"] for r in ok])
         cov = np.array([r["methods"][name]["coverage"] for r in ok])
         mae = np.array([r["methods"][name]["mae_vs_naive"] for r in ok])
@@ -188,19 +202,21 @@ def summary(runs: list[dict]) -> dict:
             "mae_median": float(np.median(mae)), "mae_max": float(mae.max()),
             "mae_over_limit": int(np.sum(mae > MAE_LIMIT)),
         }
+    out["band_seconds_max"] = float(max(r["band_seconds"] for r in ok))
+    if "model" not in names:
+        return out
     mvs = np.array([r["model_vs_seasonal"] for r in ok])
     out["model_beats_seasonal"] = float(np.mean(mvs < 1))
     out["model_vs_seasonal_median"] = float(np.median(mvs))
     out["gate_pass_rate"] = float(np.mean([r["gate"]["passed"] for r in ok]))
     train_s = np.array([r["train_seconds"] for r in ok])
     out["train_seconds_median"], out["train_seconds_max"] = float(np.median(train_s)), float(train_s.max())
-    out["band_seconds_max"] = float(max(r["band_seconds"] for r in ok))
     out["forecast_seconds_max"] = float(max(r["forecast_seconds"] for r in ok))
     return out
 
 
 def targets(s: dict) -> dict:
-    if not s.get("runs"):
+    if not s.get("runs") or "model" not in s["methods"]:
         return {}
     return {
         "served covers 77-83% in >= 90% of months": s["methods"]["served"]["coverage_in_range"] >= 0.9,
@@ -222,12 +238,14 @@ def table(title: str, s: dict) -> list[str]:
         "| MAE / naive: median (max) |",
         "|---|---|---:|---|---:|---|",
     ]
-    for name in METHODS:
+    for name in s["methods"]:
         m = s["methods"][name]
         lines.append(
             f"| {name} | {m['pinball_median']:.4f} ({m['pinball_p10']:.4f}-{m['pinball_p90']:.4f}) | "
             f"{m['pinball_below_1']:.0%} | {m['coverage_median']:.1%} ({m['coverage_min']:.1%}-"
             f"{m['coverage_max']:.1%}) | {m['coverage_in_range']:.0%} | {m['mae_median']:.4f} ({m['mae_max']:.4f}) |")
+    if "model" not in s["methods"]:
+        return lines + ["", f"The seasonal band fits in {s['band_seconds_max'] * 1000:.0f} ms at most.", ""]
     lines += [
         "",
         f"Model beats the seasonal band in {s['model_beats_seasonal']:.0%} of months (median ratio "
@@ -284,6 +302,35 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def compare(names: list[str], out_name: str) -> None:
+    """One table of several grid results (bench/results/<name>.json), e.g. every tuning run."""
+    from ingest import RESULTS, publish
+
+    lines = ["| results | months | config | model pinball / naive band (p10-p90) | beats seasonal | "
+             "seasonal band | served coverage in 77-83% | served MAE max | gate pass | train s max |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = []
+    for name in names:
+        path = RESULTS / f"{name}.json"
+        if not path.is_file():
+            raise GridError(f"no results named {name} ({path})")
+        r = json.loads(path.read_text())
+        for which, s in r["summaries"].items():
+            if "," in which or not s.get("runs"):
+                continue
+            cfg = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "defaults"
+            cfg += f", {r.get('train_days', TRAIN_DAYS)} days" + (", band only" if r.get("band_only") else "")
+            m, b = s["methods"].get("model"), s["methods"]["seasonal_band"]
+            served = s["methods"].get("served", b)
+            rows.append({"name": name, "set": which, "config": cfg, "summary": s})
+            model_cells = (f"{m['pinball_median']:.4f} ({m['pinball_p10']:.4f}-{m['pinball_p90']:.4f}) | "
+                           f"{s['model_beats_seasonal']:.0%}") if m else "— | —"
+            tail = f"{s['gate_pass_rate']:.0%} | {s['train_seconds_max']:.1f}" if m else "— | —"
+            lines.append(f"| {name} ({which}) | {s['runs']} | {cfg} | {model_cells} | {b['pinball_median']:.4f} | "
+                         f"{served['coverage_in_range']:.0%} | {served['mae_max']:.4f} | {tail} |")
+    publish(out_name, {"compared": rows}, "\n".join(["# Forecast grid results side by side", ""] + lines + [""]))
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         grid(argv)
@@ -293,6 +340,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def grid(argv: list[str] | None = None) -> None:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--compare"]:
+        if len(argv) < 3:
+            raise GridError("--compare OUT NAME [NAME ...]: the table's name, then the results to compare")
+        compare(argv[2:], argv[1])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*", type=Path, help="folders of <SYMBOL>-1h.csv (default: shared data)")
     parser.add_argument("--months", type=int, default=24, help="months per asset at most (default 24)")
@@ -302,6 +356,8 @@ def grid(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-days", type=int, default=TRAIN_DAYS,
                         help=f"days of history each training reads, as MUR_TRAIN_DAYS (default {TRAIN_DAYS}); "
                              "the months are the same whatever it is")
+    parser.add_argument("--band-only", action="store_true",
+                        help="score the seasonal band alone (no training): for tuning its settings quickly")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--name", default="forecast_grid", help="results file name under bench/results")
     args = parser.parse_args(argv)
@@ -317,7 +373,7 @@ def grid(argv: list[str] | None = None) -> None:
     for symbol, path in files.items():
         for k in months_of(read_series(path), args.months):
             if args.set == "all" or role(k) == args.set:
-                jobs.append((symbol, str(path), k, overrides, args.train_days))
+                jobs.append((symbol, str(path), k, overrides, args.train_days, args.band_only))
     if not jobs:
         raise GridError("no asset has a month with a whole year of history before it")
     print(f"{len(jobs)} runs over {len(files)} assets, {args.jobs} processes ...", flush=True)
@@ -328,6 +384,10 @@ def grid(argv: list[str] | None = None) -> None:
             runs.append(r)
             if "error" in r:
                 print(f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']}: {r['error']}", flush=True)
+            elif args.band_only:
+                print(f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']} ({r['role']}): band "
+                      f"{r['methods']['seasonal_band']['pinball_vs_naive_band']:.4f}, coverage "
+                      f"{r['methods']['seasonal_band']['coverage']:.1%}", flush=True)
             else:
                 print(f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']} ({r['role']}): model "
                       f"{r['methods']['model']['pinball_vs_naive_band']:.4f}, band "
@@ -348,7 +408,7 @@ def grid(argv: list[str] | None = None) -> None:
 
     config = asdict(replace(TrainConfig(threads=1), **overrides))
     results = {"machine": machine(), "seconds": time.perf_counter() - started, "folders": [str(p) for p in files.values()],
-               "config": config, "overrides": overrides, "train_days": args.train_days, "summaries": sets, "runs": runs}
+               "config": config, "overrides": overrides, "train_days": args.train_days, "band_only": args.band_only, "summaries": sets, "runs": runs}
     lines = [
         "# Forecast grid: the model, the seasonal band and what is served, month by month",
         "",
@@ -362,7 +422,8 @@ def grid(argv: list[str] | None = None) -> None:
         "chosen; even months are the report months. Ratios are to the naive band (normal band from a 24-hour "
         "EWMA, uncalibrated) and naive (the last price) on the same origins.",
         "",
-        "Config: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
+        ("The seasonal band alone (--band-only). " if args.band_only else "")
+        + "Config: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
         + f"; {args.train_days} days of history per training.",
         "",
     ]
@@ -370,7 +431,7 @@ def grid(argv: list[str] | None = None) -> None:
         lines += table(which, s)
     for which in ("report", "tuning"):
         rs = [r for r in runs if r["role"] == which]
-        if rs:
+        if rs and not args.band_only:
             lines += [f"### Per asset, {which} months", ""] + per_asset(rs)
     publish(args.name, results, "\n".join(lines))
 

@@ -56,7 +56,7 @@ def test_months_are_fixed_by_their_number_and_need_a_whole_year(data_dir):
 
 
 def test_one_month_is_gated_on_the_month_before_and_scored_on_itself(data_dir):
-    run = fg.run_month(("BTCUSDT", str(data_dir / "BTCUSDT-1h.csv"), 0, {"max_epochs": 2, "hidden": 8}, 365))
+    run = fg.run_month(("BTCUSDT", str(data_dir / "BTCUSDT-1h.csv"), 0, {"max_epochs": 2, "hidden": 8}, 365, False))
     series = fg.read_series(data_dir / "BTCUSDT-1h.csv")
     assert run["cut"] == int(series.times[-1]) + fg.HOUR_MS - fg.MONTH_MS
     assert run["origins"] > 600  # the month's origins with a whole day after them

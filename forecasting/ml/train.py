@@ -394,18 +394,28 @@ def _fit_member(config: TrainConfig, n_features: int, train_data, val_data, *, s
 def _fit_blend(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.ndarray) -> float:
     """Keep the share of the LSTM's spread (against the seasonal band's) that lowers the pinball
     loss on validation. Quantile averages are never worse than the worse of the two and usually
-    better than both, so the model starts from the band and earns its departures from it."""
+    better than both, so the model starts from the band and earns its departures from it.
+
+    Each candidate is judged after its own conformal correction on validation, as it would serve:
+    a spread that is right in shape but wrong in level is what the correction fixes, so it should
+    not cost the LSTM its place."""
     levels = np.asarray(model.config.quantiles)
     mid = len(levels) // 2
     model.blend = 1.0
-    lstm = model.raw_quantiles(series, model.frame(series))[val_mask]  # (m, Q)
-    base = np.broadcast_to(model.base[None], (*val_mask.shape, len(levels)))[val_mask]
-    med, obs = lstm[:, mid:mid + 1], y[val_mask][:, None]
+    lstm = model.raw_quantiles(series, model.frame(series))
+    base = np.broadcast_to(model.base[None], lstm.shape)
+    med = lstm[..., mid:mid + 1]
+    rows = val_mask.any(axis=1)
     grid = np.linspace(0.0, 1.0, 11)
     losses = []
     for g in grid:
-        diff = obs - (med + g * (lstm - med) + (1 - g) * base)
-        losses.append(np.mean(np.maximum(levels * diff, (levels - 1) * diff)))
+        q = (med + g * (lstm - med) + (1 - g) * base)[rows]
+        offsets = conformal_offsets(q, y[rows], val_mask[rows], 1 - model.config.band)
+        q[..., 0] = np.minimum(q[..., 0] - offsets, q[..., 1])
+        q[..., -1] = np.maximum(q[..., -1] + offsets, q[..., -2])
+        diff = y[rows][..., None] - q
+        loss = np.maximum(levels * diff, (levels - 1) * diff)
+        losses.append(loss[val_mask[rows]].mean())
     return float(grid[int(np.argmin(losses))])
 
 
