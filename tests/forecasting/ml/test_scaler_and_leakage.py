@@ -32,7 +32,7 @@ def test_scaler_is_fitted_on_the_training_part_only(recent, recent_model):
     train_end = len(recent) - TEST_STEPS
     val_start = train_end - SMALL.val_steps
     frame = build_frame(recent.head(train_end), ewma_halflife=SMALL.ewma_halflife, min_history=SMALL.min_history,
-                        profile=recent_model.profile, horizon=SMALL.horizon)
+                        profile=recent_model.profile, horizon=SMALL.horizon, range_weight=SMALL.range_weight)
     rows = frame.valid & (np.arange(train_end) < val_start)
     np.testing.assert_allclose(recent_model.scaler_mean, frame.features[rows].mean(axis=0), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(recent_model.scaler_scale, frame.features[rows].std(axis=0), rtol=1e-12)
