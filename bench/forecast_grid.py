@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from forecasting.ml.backtest import backtest  # noqa: E402
 from forecasting.ml.data import DAY_MS, HOUR_MS, Series, SeriesError  # noqa: E402
 from forecasting.ml.seasonal import fit_seasonal_band  # noqa: E402
-from forecasting.ml.train import TrainConfig, train  # noqa: E402
+from forecasting.ml.train import LEGACY_SETTINGS, TrainConfig, train  # noqa: E402
 
 MONTH_MS = 30 * DAY_MS
 TRAIN_DAYS = 1095  # settings.TRAIN_DAYS
@@ -306,32 +306,57 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def compare(names: list[str], out_name: str) -> None:
-    """One table of several grid results (bench/results/<name>.json), e.g. every tuning run."""
+    """One table of several grid results (bench/results/<name>.json, or <name>:<label>), e.g. every
+    tuning run. Each run's settings are shown as they differ from today's defaults."""
     from ingest import RESULTS, publish
 
-    lines = ["| results | months | config | model pinball / naive band (p10-p90) | beats seasonal | "
-             "seasonal band | served coverage in 77-83% | served MAE max | gate pass | train s max |",
-             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    defaults = asdict(TrainConfig(threads=1))
+    lines = ["| run | months | settings (against today's defaults) | model pinball / naive band (p10-p90) | "
+             "beats seasonal | seasonal band | served coverage in 77-83% | served MAE max | gate pass | "
+             "train s max |", "|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     rows = []
-    for name in names:
+    for item in names:
+        name, _, label = item.partition(":")
         path = RESULTS / f"{name}.json"
         if not path.is_file():
             raise GridError(f"no results named {name} ({path})")
         r = json.loads(path.read_text())
+        config = r["config"]
+        diff = [f"{k}={config[k]}" for k in defaults
+                if k in config and k != "threads" and _differs(config[k], defaults[k])]
+        # A setting a run does not name did not exist yet: it ran as models then did.
+        diff += [f"{k}={LEGACY_SETTINGS[k]}" for k in defaults if k not in config
+                 and k in LEGACY_SETTINGS and _differs(LEGACY_SETTINGS[k], defaults[k])]
+        # Runs written before --train-days existed read one year.
+        days = r.get("train_days", 365)
+        if days != TRAIN_DAYS:
+            diff.append(f"{days} days")
+        if r.get("band_only"):
+            diff.append("band only")
+        cfg = ", ".join(diff) or "today's defaults"
         for which, s in r["summaries"].items():
             if "," in which or not s.get("runs"):
                 continue
-            cfg = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "defaults"
-            cfg += f", {r.get('train_days', TRAIN_DAYS)} days" + (", band only" if r.get("band_only") else "")
             m, b = s["methods"].get("model"), s["methods"]["seasonal_band"]
             served = s["methods"].get("served", b)
-            rows.append({"name": name, "set": which, "config": cfg, "summary": s})
+            rows.append({"name": name, "label": label, "set": which, "config": cfg, "summary": s})
             model_cells = (f"{m['pinball_median']:.4f} ({m['pinball_p10']:.4f}-{m['pinball_p90']:.4f}) | "
                            f"{s['model_beats_seasonal']:.0%}") if m else "— | —"
             tail = f"{s['gate_pass_rate']:.0%} | {s['train_seconds_max']:.1f}" if m else "— | —"
-            lines.append(f"| {name} ({which}) | {s['runs']} | {cfg} | {model_cells} | {b['pinball_median']:.4f} | "
-                         f"{served['coverage_in_range']:.0%} | {served['mae_max']:.4f} | {tail} |")
-    publish(out_name, {"compared": rows}, "\n".join(["# Forecast grid results side by side", ""] + lines + [""]))
+            lines.append(f"| {label or name} ({which}) | {s['runs']} | {cfg} | {model_cells} | "
+                         f"{b['pinball_median']:.4f} | {served['coverage_in_range']:.0%} | {served['mae_max']:.4f} | "
+                         f"{tail} |")
+    intro = ("Each row is one run of bench/forecast_grid.py (its own .md and .json are beside this file), "
+             "summarised over the months it ran; ratios as in forecast_grid.md. Settings are shown as they "
+             "differ from today's defaults.")
+    publish(out_name, {"compared": rows},
+            "\n".join(["# Forecast grid results side by side", "", intro, ""] + lines + [""]))
+
+
+def _differs(a, b) -> bool:
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return list(a) != list(b)
+    return a != b
 
 
 def main(argv: list[str] | None = None) -> None:
