@@ -25,8 +25,10 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def in_forecast(admin, app: str) -> bool:
-    """The worker's pool process has begun the task: its connection has read the asset."""
-    return any("forecasting_asset" in (query or "") for _, _, _, query in backends(admin, app))
+    """The worker's pool process has begun the task: its connection has read the asset or its
+    champion (torch and the model load after that, for seconds)."""
+    tables = ("forecasting_asset", "forecasting_modelversion")
+    return any(t in (query or "") for _, _, _, query in backends(admin, app) for t in tables)
 
 
 def test_forecast_worker_killed_mid_task_stores_nothing_half_and_a_new_worker_stores_it_once(
