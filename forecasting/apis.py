@@ -309,7 +309,7 @@ class AssetForecastViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin
         if body is None:
             asset = Asset.objects.get(id=state[0])
             champion, newest_version = model_versions_current(asset=asset)
-            forecast = forecast_latest(asset=asset, champion=champion)
+            forecast = forecast_latest(asset=asset)
             if forecast is None:
                 return error_response(f"{asset.symbol} has no forecast yet.", status_code=404, code="not_found")
             forecast.asset = asset  # already read: no second query for the symbol

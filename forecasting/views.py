@@ -56,7 +56,7 @@ def asset_detail(request, symbol: str):
         range_key = "30d"
     history = price_history(asset=asset, range_key=range_key)
     champion, newest_version = model_versions_current(asset=asset)
-    forecast = forecast_latest(asset=asset, champion=champion)
+    forecast = forecast_latest(asset=asset)
     run = training_run_latest(asset=asset)
     context = {
         "asset": asset, "history": history, "ranges": list(RANGES), "range_key": range_key,

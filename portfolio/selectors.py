@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from forecasting.intervals import interval_delta
 from forecasting.models import Asset, Candle, Forecast
+from forecasting.selectors.forecasts import forecasts_latest
 
 from .models import Portfolio, Transaction
 from .positions import INBOUND, ZERO, Position, TxRow, replay
@@ -345,11 +346,8 @@ def _point_at(history: list[dict], t: datetime) -> dict | None:
 
 
 def latest_forecasts(asset_ids) -> dict[int, Forecast]:
-    """The newest forecast per asset (a model's before the baseline's at the same origin): 2 queries."""
-    newest = Forecast.objects.filter(asset=OuterRef("pk")).order_by("-origin_time", "-kind", "-id")
-    ids = [i for i in Asset.objects.filter(id__in=list(asset_ids))
-           .annotate(fid=Subquery(newest.values("id")[:1])).values_list("fid", flat=True) if i]
-    return {f.asset_id: f for f in Forecast.objects.filter(id__in=ids).select_related("model_version")}
+    """The forecast serving each asset, by the asset page's rule (forecasting's selector): 2 queries."""
+    return forecasts_latest(asset_ids=asset_ids)
 
 
 def portfolio_forecast(summary: Summary, forecasts: dict[int, Forecast], now: datetime | None = None) -> dict | None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Case, CharField, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Cast, Concat
 
 from ..models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 
@@ -35,20 +36,34 @@ def ms(dt: datetime) -> int:
 # --- the forecast serving now ----------------------------------------------------------------------
 
 
-def forecast_latest(*, asset: Asset, champion: ModelVersion | None = None) -> Forecast | None:
-    """The forecast from the newest origin. Two can share an origin (the baseline, then a newly
-    promoted model; or a model, then the baseline after a roll-back): the current champion's wins,
-    or with no champion the baseline's, else the one made last."""
-    newest_origin = Forecast.objects.filter(asset=OuterRef("asset")).order_by("-origin_time").values("origin_time")[:1]
-    rows = list(
-        Forecast.objects.filter(asset=asset, origin_time=Subquery(newest_origin))
-        .select_related("model_version").order_by("-made_at", "-id")
+def _serving_first(forecasts: QuerySet) -> QuerySet:
+    """The one rule for "the latest forecast": the newest origin first; at one origin (the baseline,
+    then a newly promoted model; or a model, then the baseline after a roll-back) the current
+    champion's forecast, or with no champion the baseline's; else the one made last."""
+    champion = (ModelVersion.objects.filter(asset=OuterRef("asset"), status=ModelVersion.Status.CHAMPION)
+                .values("version")[:1])
+    return (
+        forecasts.annotate(champion_version=Subquery(champion))
+        .annotate(serving=Case(
+            When(champion_version__isnull=False,
+                 source=Concat(Value("v"), Cast("champion_version", CharField())), then=Value(1)),
+            When(champion_version__isnull=True, kind=Forecast.Kind.BASELINE, then=Value(1)),
+            default=Value(0), output_field=IntegerField()))
+        .order_by("-origin_time", "-serving", "-made_at", "-id")
     )
-    if not rows:
-        return None
-    if champion is not None:
-        return next((f for f in rows if f.source == f"v{champion.version}"), rows[0])
-    return next((f for f in rows if f.kind == Forecast.Kind.BASELINE), rows[0])
+
+
+def forecast_latest(*, asset: Asset) -> Forecast | None:
+    """The forecast serving an asset now (see _serving_first). One query."""
+    return _serving_first(Forecast.objects.filter(asset=asset)).select_related("model_version").first()
+
+
+def forecasts_latest(*, asset_ids) -> dict[int, Forecast]:
+    """The forecast serving each asset now, by the same rule as forecast_latest. Two queries."""
+    newest = _serving_first(Forecast.objects.filter(asset=OuterRef("pk"))).values("id")[:1]
+    ids = [i for i in Asset.objects.filter(id__in=list(asset_ids)).annotate(fid=Subquery(newest))
+           .values_list("fid", flat=True) if i]
+    return {f.asset_id: f for f in Forecast.objects.filter(id__in=ids).select_related("model_version")}
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,32 @@ def test_after_a_roll_back_the_baseline_at_the_same_origin_serves_again(signed_i
     assert "The newest model, v1 (trained" in words and "is retired." in words
 
 
+@pytest.mark.parametrize("case", ["rolled back to the baseline", "rolled back to v1", "v2 promoted"])
+def test_the_asset_page_and_the_portfolio_serve_the_same_forecast(btc, klines, case):
+    """One rule for "the latest forecast": the portfolio projection once picked a model's forecast
+    over the baseline at one origin (by kind) while the asset page showed the champion's."""
+    from forecasting.selectors.forecasts import forecast_latest, forecasts_latest
+    from portfolio.selectors import latest_forecasts
+
+    origin = newest(klines)
+    v1 = make_version(btc, 1, status=ModelVersion.Status.RETIRED, decision="")
+    v2 = make_version(btc, 2, status=ModelVersion.Status.RETIRED, decision="")
+    made = {
+        "baseline": add_forecast(btc, origin, klines["closes"]),
+        "v1": add_forecast(btc, origin, klines["closes"], source="v1", version=v1),
+        "v2": add_forecast(btc, origin, klines["closes"], source="v2", version=v2),
+    }
+    # An older origin never wins, whatever made it.
+    add_forecast(btc, origin - HOUR, klines["closes"], source="v2", version=v2)
+    serving = {"rolled back to the baseline": "baseline", "rolled back to v1": "v1", "v2 promoted": "v2"}[case]
+    if serving != "baseline":
+        ModelVersion.objects.filter(id=(v1 if serving == "v1" else v2).id).update(status=ModelVersion.Status.CHAMPION)
+    expected = made[serving]
+    assert forecast_latest(asset=btc) == expected
+    assert forecasts_latest(asset_ids=[btc.id]) == {btc.id: expected}
+    assert latest_forecasts({btc.id}) == {btc.id: expected}
+
+
 def test_no_champion_names_the_rejected_newest_version_and_why(signed_in, btc, klines):
     add_forecast(btc, newest(klines), klines["closes"])
     decision = ("Rejected: pinball loss 41.5 is not below the statistical band's 41; MAE 123.456 is within 0.5% "

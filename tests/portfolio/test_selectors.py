@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from forecasting.models import Asset, Candle, Forecast
+from forecasting.models import Asset, Candle, Forecast, ModelVersion
 from portfolio.models import Portfolio, Transaction
 from portfolio.selectors import dashboard, daily_closes, portfolio_detail, portfolio_summary
 
@@ -295,12 +295,20 @@ def forecast(asset, origin, made_at, steps, *, kind="model", source="v1", stale=
     return f
 
 
+def champion(asset, version: int) -> ModelVersion:
+    return ModelVersion.objects.create(
+        asset=asset, version=version, status=ModelVersion.Status.CHAMPION, data_start=at(2021, 6, 1),
+        data_end=at(2022, 6, 1), data_candles=8760, data_digest="0" * 64, artifact=f"models/v{version}.pt",
+        artifact_sha256="0" * 64, promoted_at=at(2022, 6, 1))
+
+
 def test_portfolio_forecast_sums_quantiles_and_holds_assets_without_forecast_flat(folio, three_assets):
     btc, eth, bnb = three_assets
     t = at(2022, 6, 1)
     add(folio, btc, "buy", "1.5", "100", when=t)  # 1.5 × 150 = 225 now
     add(folio, eth, "buy", "10", "10", when=t)    # 10 × 12 = 120
     add(folio, bnb, "buy", "2", "200", when=t)    # 2 × 250 = 500, no forecast
+    champion(btc, 1)
     forecast(btc, NEWEST, at(2022, 7, 1, 0, 5), [["140", "155", "170"], ["130", "156", "185"], ["1", "2", "3"]])
     forecast(btc, NEWEST, at(2022, 7, 1, 0, 4), [["1", "1", "1"]] * 3, kind="baseline", source="baseline")
     forecast(eth, NEWEST - HOUR, at(2022, 6, 30, 22, 10), [["11", "12.5", "14"], ["10", "13", "16"]], stale=True)
@@ -318,7 +326,7 @@ def test_portfolio_forecast_sums_quantiles_and_holds_assets_without_forecast_fla
     ]
     assert f["start"] == {"t": NEWEST, "value": D("845")}
     assert f["without_forecast"] == ["BNBUSDT"]
-    assert f["kinds"] == ["model"]  # the model's forecast, not the baseline at the same origin
+    assert f["kinds"] == ["model"]  # the champion's forecast, not the baseline at the same origin
     assert f["oldest_made_at"] == at(2022, 6, 30, 22, 10)
     assert f["oldest_origin"] == NEWEST - HOUR
     assert f["age"] == timedelta(hours=2, minutes=50)
