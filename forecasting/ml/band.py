@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from .config import TrainConfig
 from .data import Frame, Series, SeriesError, build_frame, targets
 
 
@@ -19,7 +20,7 @@ class BandForecaster:
     """Subclasses set `config` (a TrainConfig), `profile`, `calibration`, `aci_rate`,
     `aci_start_time` and implement `raw_quantiles`."""
 
-    config: object
+    config: TrainConfig
     profile: np.ndarray | None
     calibration: np.ndarray
     aci_rate: float
@@ -28,7 +29,7 @@ class BandForecaster:
     def frame(self, series: Series) -> Frame:
         return build_frame(series, ewma_halflife=self.config.ewma_halflife, min_history=self.config.min_history,
                            profile=self.profile, horizon=self.config.horizon,
-                           range_weight=getattr(self.config, "range_weight", 0.0))
+                           range_weight=self.config.range_weight)
 
     def raw_quantiles(self, series: Series, frame: Frame) -> np.ndarray:
         """(n, H, Q) quantiles in scaled units before the band's calibration."""
@@ -56,7 +57,7 @@ class BandForecaster:
         start = int(np.searchsorted(series.times, self.aci_start_time))
         return adaptive_offsets(raw, in_target_volatility(y, frame), mask, self.calibration, start=start,
                                 rate=self.aci_rate, alpha=1.0 - self.config.band,
-                                pooled=getattr(self.config, "aci_pooled", False))
+                                pooled=self.config.aci_pooled)
 
     def predict_prices(self, series: Series) -> tuple[np.ndarray, Frame]:
         """Quantile prices (n, H, Q): at each step t, for t+1..t+H."""

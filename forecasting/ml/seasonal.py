@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .band import BandForecaster, conformal_offsets, split_masks
+from .config import TrainConfig
 from .data import Frame, Series, SeriesError, seasonal_profile, targets
 
 
 @dataclass
 class SeasonalBand(BandForecaster):
-    config: object  # TrainConfig: horizon, quantiles, ewma_halflife, val_steps, aci_rate
+    config: TrainConfig
     profile: np.ndarray | None
     base: np.ndarray  # (H, Q) quantiles of the scaled h-step return, median 0
     calibration: np.ndarray
@@ -33,7 +34,7 @@ class SeasonalBand(BandForecaster):
         return np.broadcast_to(self.base, (len(series), *self.base.shape)).copy()
 
 
-def fit_seasonal_band(series: Series, config, *, train_end: int | None = None) -> SeasonalBand:
+def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | None = None) -> SeasonalBand:
     """Fit on steps before `train_end` (default: all), split as the model's training splits them:
     the profile and the base quantiles on the training part, the conformal offsets on the last
     `config.val_steps`. Nothing at or after `train_end` is read."""

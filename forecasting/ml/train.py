@@ -28,6 +28,7 @@ from .band import (  # noqa: F401  (re-exported: the benchmarks import them from
     split_masks,
     to_prices,
 )
+from .config import LEGACY_SETTINGS, TrainConfig  # noqa: F401  (re-exported)
 from .data import Frame, Series, SeriesError, seasonal_profile, targets
 from .model import QuantileEnsemble, QuantileLSTM
 from .seasonal import base_quantiles
@@ -35,83 +36,8 @@ from .seasonal import base_quantiles
 # 2: the seasonal profile and its settings are stored; format 1 artifacts load without one.
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
-# How models behaved before each of these settings existed.
-LEGACY_SETTINGS = {"seasonal": False, "aci_pooled": False, "range_weight": 0.0, "ensemble": 1, "max_shrink": 1.0}
-
-
 class TrainingDiverged(ValueError):
     """Training never produced a usable model (the validation loss was never finite)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    horizon: int = 24
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    hidden: int = 64
-    layers: int = 1
-    dropout: float = 0.0
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    max_epochs: int = 40
-    patience: int = 4
-    chunk: int = 512
-    burn_in: int = 48
-    batch_size: int = 8
-    ewma_halflife: float = 24.0
-    val_steps: int = 24 * 30
-    # Adaptive conformal inference after the validation month's conformal correction: one shift for
-    # all steps (aci_pooled), at the smallest rate that kept what is served within 77-83% coverage in
-    # 90% of the grid's tuning months (bench/results/forecast_tuning.md: 0.02 gave 88%, 0.03 89%,
-    # 0.035 91%; each step faster costs pinball loss). 0 keeps the validation calibration fixed.
-    aci_rate: float = 0.035
-    aci_pooled: bool = True
-    # Half of each hour's variance from its high-low range: on the tuning months the band's pinball
-    # loss fell from 0.9953 to 0.9947 x the naive band's (1.0 range only: 0.9949).
-    range_weight: float = 0.5
-    # LSTMs trained from seeds seed, seed + 1, ...; their quantiles are averaged. Three beat the
-    # band in 50% of tuning months instead of 42%, but took 11 s median to train: over budget.
-    ensemble: int = 1
-    # The most of its predicted median move the model may keep (validation picks up to this);
-    # 0: the median is always the last price, and the model forecasts only the band around it.
-    # With 1, a share picked on validation still cost up to 6% MAE against naive on tuning months.
-    max_shrink: float = 0.0
-    seed: int = 0
-    threads: int = 1
-    # Returns divided by an hour-of-week volatility profile learnt on the training part, so the
-    # model forecasts what is left after the seasonal band (data.seasonal_profile).
-    seasonal: bool = True
-    profile_halflife: float = 168.0
-    profile_smooth: int = 1
-
-    def __post_init__(self):
-        qs = self.quantiles
-        if list(qs) != sorted(qs) or len(set(qs)) != len(qs) or not all(0 < q < 1 for q in qs) or len(qs) < 2:
-            raise ValueError("quantiles must be distinct, increasing and between 0 and 1")
-        if self.horizon < 1 or self.chunk <= self.burn_in:
-            raise ValueError("horizon must be at least 1 and chunk longer than burn_in")
-        at_least_one = ("hidden", "layers", "max_epochs", "chunk", "batch_size", "val_steps", "threads", "ensemble")
-        for name in at_least_one:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.burn_in < 0 or self.patience < 0:
-            raise ValueError("burn_in and patience cannot be negative")
-        positive = (self.lr, self.ewma_halflife, self.profile_halflife)
-        if not all(math.isfinite(v) and v > 0 for v in positive):
-            raise ValueError("lr, ewma_halflife and profile_halflife must be positive numbers")
-        if self.profile_smooth < 0:
-            raise ValueError("profile_smooth cannot be negative")
-        if not 0 <= self.dropout < 1 or not 0 <= self.weight_decay < math.inf or not 0 <= self.aci_rate < 1:
-            raise ValueError("dropout and aci_rate must be in [0, 1) and weight_decay non-negative")
-        if not 0 <= self.max_shrink <= 1:
-            raise ValueError("max_shrink must be between 0 and 1")
-
-    @property
-    def band(self) -> float:
-        return self.quantiles[-1] - self.quantiles[0]
-
-    @property
-    def min_history(self) -> int:
-        return self.burn_in
 
 
 @dataclass
@@ -429,6 +355,8 @@ def _fit_shrink(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np
 
     Hourly crypto returns are nearly unpredictable; a median that wanders costs point accuracy
     against "the price stays the same", so the data decides how much of it to trust."""
+    if model.config.max_shrink == 0:
+        return 0.0  # the median is the last price: nothing to choose
     raw, _ = model.predict_scaled(series)  # shrink 1, calibration 0 at this point
     mid = len(model.config.quantiles) // 2
     med, obs = raw[..., mid][val_mask], y[val_mask]

@@ -24,16 +24,17 @@ from django.utils import timezone
 from mur_site.broker import broker_require
 
 from ..intervals import interval_ms
+from ..ml.config import TrainConfig
 from ..klines import ms_to_datetime
 from ..ml.data import Series, SeriesError
 from ..models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 
 if TYPE_CHECKING:
-    from ..ml.train import TrainConfig, TrainedModel
+    from ..ml.train import TrainedModel
 
-# torch and Lightning (forecasting.ml.train) are imported inside the functions that train, load
-# or configure models: web processes import this module for admin actions and should not carry a
-# deep-learning stack they never use.
+# torch and Lightning (forecasting.ml.train) are imported inside the functions that train or load
+# models: web processes import this module for admin actions, and forecast workers serving the
+# statistical baseline, and neither should carry a deep-learning stack they never use.
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,6 @@ def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = 
 
 
 def train_config(asset: Asset, **overrides) -> TrainConfig:
-    from ..ml.train import TrainConfig
-
     return replace(TrainConfig(max_epochs=settings.TRAIN_MAX_EPOCHS, threads=settings.TORCH_THREADS), **overrides)
 
 
