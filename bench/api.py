@@ -75,7 +75,7 @@ def setup_data() -> dict:
     from forecasting.models import Candle
     from forecasting.services.market_data import asset_track, candles_import_file
     from forecasting.services.training import forecast_make
-    from mur_site.api.authentication import token_create
+    from accounts.services import token_create
 
     call_command("migrate", verbosity=0)
     asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")

@@ -87,7 +87,7 @@ def setup_data(users: int) -> dict:
     from forecasting.models import Asset, Candle
     from forecasting.services.market_data import asset_track, candles_import_file
     from forecasting.services.training import forecast_make
-    from mur_site.api.authentication import token_create
+    from accounts.services import token_create
     from portfolio import services
 
     call_command("migrate", verbosity=0)

@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from mur_site.broker import QueueUnavailableError
+from core.broker import QueueUnavailableError
 
 from .klines import ms_to_datetime
 from .management.commands.train_asset import COLUMNS as BACKTEST_COLUMNS

@@ -25,11 +25,11 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from mur_site.api.exceptions import error_response
-from mur_site.api.filters import UtcIsoDateTimeFilter
-from mur_site.api.mixins import WritesInTransaction
-from mur_site.api.pagination import CandlePagination
-from mur_site.broker import QueueUnavailableError
+from core.api.exceptions import error_response
+from core.api.filters import UtcIsoDateTimeFilter
+from core.api.mixins import WritesInTransaction
+from core.api.pagination import CandlePagination
+from core.broker import QueueUnavailableError
 
 from .models import SYMBOL_URL_REGEX, Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .selectors.comparison import serving_comparison

@@ -1,6 +1,10 @@
+"""The REST API's URLs: every app's endpoints under /api/v1/."""
+
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
+from accounts.apis import ApiTokenViewSet, PingApi
+from core.api.views import NotFoundApi
 from forecasting.apis import (
     AssetCandleViewSet,
     AssetForecastViewSet,
@@ -11,9 +15,7 @@ from forecasting.apis import (
     TrainingRunViewSet,
 )
 from forecasting.models import SYMBOL_URL_REGEX
-from portfolio.apis import ApiTokenViewSet, PortfolioViewSet, TransactionViewSet
-
-from .api.views import NotFoundApi, PingApi
+from portfolio.apis import PortfolioViewSet, TransactionViewSet
 
 router = DefaultRouter()
 router.register("assets", AssetViewSet, basename="asset")

@@ -1,4 +1,4 @@
-"""Portfolios, transactions and API tokens under /api/v1/, always scoped to the signed-in owner
+"""Portfolios and transactions under /api/v1/, always scoped to the signed-in owner
 (another user's object is a 404). Reads go through the same selectors as the pages."""
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from forecasting.models import SYMBOL_RE, Asset
-from mur_site.api.authentication import token_create, token_revoke
-from mur_site.api.exceptions import error_response
-from mur_site.api.filters import UtcIsoDateTimeFilter
-from mur_site.api.mixins import WritesInTransaction
+from core.api.exceptions import error_response
+from core.api.filters import UtcIsoDateTimeFilter
+from core.api.mixins import WritesInTransaction
 
 from . import selectors, services
-from .models import ApiToken, Portfolio, Transaction
+from .models import Portfolio, Transaction
 
 DEC = {"max_digits": 28, "decimal_places": 8}
 # Computed sums (value = quantity x price) may have more whole digits than any stored column.
@@ -291,50 +290,3 @@ class TransactionViewSet(WritesInTransaction, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         services.transaction_delete(tx=instance)
-
-
-class ApiTokenSerializer(serializers.ModelSerializer):
-    expires_in_days = serializers.IntegerField(write_only=True, required=False, allow_null=True, min_value=1,
-                                               max_value=3650)
-    active = serializers.SerializerMethodField()
-
-    class Meta:
-        model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at", "active",
-                  "expires_in_days"]
-        read_only_fields = ["id", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"]
-
-    def get_active(self, obj) -> bool:
-        from django.utils import timezone
-
-        return obj.is_active(timezone.now())
-
-
-class ApiTokenViewSet(WritesInTransaction, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
-    """Your API tokens. The key is in the creation response only; DELETE revokes a token."""
-
-    serializer_class = ApiTokenSerializer
-    filterset_fields = []
-    ordering_fields = ["created_at"]
-    ordering = ["-created_at"]
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return ApiToken.objects.none()
-        return ApiToken.objects.filter(user=self.request.user)
-
-    @extend_schema(examples=[_example("A token for a script", {"name": "laptop script", "expires_in_days": 90})],
-                   responses={201: inline_serializer("ApiTokenCreated", {
-        "id": serializers.IntegerField(), "name": serializers.CharField(), "key": serializers.CharField(),
-        "prefix": serializers.CharField(), "expires_at": serializers.DateTimeField(allow_null=True)})})
-    def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        token, key = token_create(user=request.user, name=serializer.validated_data["name"],
-                                  expires_in_days=serializer.validated_data.get("expires_in_days"))
-        return Response({"id": token.id, "name": token.name, "key": key, "prefix": token.prefix,
-                         "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
-
-    def perform_destroy(self, instance):
-        token_revoke(token=instance)

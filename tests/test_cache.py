@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from mur_site.cache import ResilientRedisCache
+from core.cache import ResilientRedisCache
 from tests.system.helpers import free_port
 
 
@@ -18,7 +18,7 @@ def _cache(location: str) -> ResilientRedisCache:
 def test_an_unreachable_redis_reads_as_misses_and_drops_writes(caplog, monkeypatch):
     monkeypatch.setattr(ResilientRedisCache, "_warned_at", float("-inf"))
     cache = _cache(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    with caplog.at_level(logging.WARNING, logger="mur_site.cache"):
+    with caplog.at_level(logging.WARNING, logger="core.cache"):
         assert cache.get("k", "fallback") == "fallback"
         cache.set("k", 1)
         assert cache.get_many(["k", "j"]) == {}
@@ -31,7 +31,7 @@ def test_an_unreachable_redis_reads_as_misses_and_drops_writes(caplog, monkeypat
         assert cache.clear() is False
         with pytest.raises(ValueError, match="unavailable"):
             cache.incr("k")  # what callers of incr already handle for a missing key
-    warnings = [r for r in caplog.records if r.name == "mur_site.cache"]
+    warnings = [r for r in caplog.records if r.name == "core.cache"]
     assert len(warnings) == 1, "one warning per interval, not one per call"
     assert "get skipped" in warnings[0].getMessage()
 

@@ -265,7 +265,7 @@ def test_compose_environment_is_accepted_by_the_production_settings(compose):
     assert (s["db"]["NAME"], s["db"]["USER"], s["db"]["PASSWORD"]) == (
         pg_env["POSTGRES_DB"], pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"])
     assert s["broker_url"].startswith("redis://redis:")
-    assert s["cache"]["BACKEND"] == "mur_site.cache.ResilientRedisCache"
+    assert s["cache"]["BACKEND"] == "core.cache.ResilientRedisCache"
 
 
 def test_settings_variable_parser_matches_what_settings_read_at_runtime():

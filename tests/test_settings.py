@@ -116,7 +116,7 @@ def test_redis_url_selects_redis_broker_and_cache():
                       DATABASE_URL="postgres://mur:pw@db.internal:5432/mur")
     assert s["broker_url"] == s["app_broker_url"] == url
     # Redis behind the backend that degrades to "no cache" while Redis is down (tests/faults).
-    assert s["cache"] == {"BACKEND": "mur_site.cache.ResilientRedisCache", "LOCATION": url,
+    assert s["cache"] == {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": url,
                           "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
     assert s["db"]["ENGINE"] == "django.db.backends.postgresql"
 
@@ -154,7 +154,7 @@ def test_production_logs_are_json_lines():
     import json
     import logging
 
-    from mur_site.logging import JsonFormatter
+    from core.logging import JsonFormatter
 
     record = logging.LogRecord("mur", logging.WARNING, __file__, 1, "candles %s", ("late",), None)
     line = JsonFormatter().format(record)

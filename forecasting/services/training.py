@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from mur_site.broker import broker_require
+from core.broker import broker_require
 
 from ..intervals import interval_ms
 from ..ml.config import TrainConfig

@@ -13,9 +13,10 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from forecasting.models import Asset, Candle, Forecast, ModelVersion, TrainingRun
-from mur_site.api.authentication import token_create
+from accounts.services import token_create
 from portfolio import services
-from portfolio.models import ApiToken, Portfolio, Transaction
+from accounts.models import ApiToken
+from portfolio.models import Portfolio, Transaction
 
 # Well in the past, so nothing depends on today's date.
 NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pytest
 from django.urls import get_resolver
 
-from portfolio.models import ApiToken, Portfolio, Transaction
+from accounts.models import ApiToken
+from portfolio.models import Portfolio, Transaction
 
 from .conftest import T0, World, assert_error
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portfolio.models import ApiToken
+from accounts.models import ApiToken
 # The browser suite's fixtures: the system Chromium, every request outside the live server refused.
 from tests.browser.conftest import browser_context, page, playwright, sign_in, site_user  # noqa: F401
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from rest_framework.throttling import SimpleRateThrottle
 
-from mur_site.api.authentication import token_create
+from accounts.services import token_create
 from portfolio import services
-from portfolio.models import ApiToken, Portfolio
+from accounts.models import ApiToken
+from portfolio.models import Portfolio
 from tests.system.helpers import clean_env
 
 from .conftest import build_world

@@ -15,8 +15,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from mur_site.api.authentication import token_create
-from portfolio.models import ApiToken
+from accounts.services import token_create
+from accounts.models import ApiToken
 
 from .conftest import PASSWORD, assert_error
 
@@ -99,7 +99,7 @@ def test_an_expired_token_gets_401(world):
 def test_the_token_lookup_reads_what_the_orm_reads(world):
     """Authentication reads the token and its user with its own SQL: every field, converted as the ORM
     converts it (aware datetimes, booleans on SQLite too), and no token for an unknown key."""
-    from mur_site.api.authentication import token_by_key
+    from accounts.selectors import token_by_key
 
     token, key = token_create(user=world.staff, name="compare", expires_in_days=3)
     ApiToken.objects.filter(id=token.id).update(last_used_at=timezone.now() - timedelta(hours=2))

@@ -10,8 +10,8 @@ from django.urls import get_resolver
 from rest_framework import exceptions
 from rest_framework.routers import APIRootView
 
-from mur_site.api.mixins import WritesInTransaction
-from mur_site.api.views import NotFoundApi
+from core.api.mixins import WritesInTransaction
+from core.api.views import NotFoundApi
 from portfolio import services
 from portfolio.models import Transaction
 

@@ -14,7 +14,7 @@ import requests
 
 from forecasting.models import Candle, Forecast, TrainingRun
 from forecasting.tasks import forecast_task
-from mur_site.api.authentication import token_create
+from accounts.services import token_create
 from mur_site.celery_app import app as celery_app
 from portfolio.services import portfolio_create, transaction_create
 from tests.reliability import record

@@ -20,7 +20,8 @@ from django.urls import get_resolver
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from portfolio.models import ApiToken, Portfolio, Transaction
+from accounts.models import ApiToken
+from portfolio.models import Portfolio, Transaction
 from tests.api.test_access_matrix import ENDPOINTS, _route_key
 from tests.reliability import record
 

@@ -13,7 +13,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 from rest_framework.test import APIClient
 
-from mur_site import accounts
+from accounts import throttling as accounts
 from tests.api.test_access_matrix import ENDPOINTS, call, url as api_url
 from tests.reliability import record
 

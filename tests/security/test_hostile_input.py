@@ -14,7 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils.html import escape
 
-from portfolio.models import ApiToken, Portfolio, Transaction
+from accounts.models import ApiToken
+from portfolio.models import Portfolio, Transaction
 from tests.api.conftest import assert_error
 from tests.reliability import record
 
@@ -132,7 +133,7 @@ def test_hostile_values_in_every_field_of_a_page_form(world, form):
             where = f"{form.title}, {field} = {label}"
             assert response.status_code < 500, where
             # A new token's key is shown on the answer to the POST itself, not after a redirect.
-            if response.status_code == 302 or "api/token_created.html" in [t.name for t in response.templates]:
+            if response.status_code == 302 or "accounts/token_created.html" in [t.name for t in response.templates]:
                 row = form.row(world, before_ids)
                 stored = getattr(row, field)
                 assert same_value(field, value, stored), (where, stored)

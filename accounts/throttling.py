@@ -1,5 +1,4 @@
-"""The landing page, sign-up, and sign-in with a limit on failed attempts; sign-out and passwords
-are Django's own auth views."""
+"""A limit on failed sign-ins, shared by the site's and the admin's sign-in forms."""
 
 from __future__ import annotations
 
@@ -7,16 +6,8 @@ import hashlib
 import math
 import time
 
-from django import forms
-from django.contrib import messages
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth import login
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
-from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import BaseThrottle
 
 # Failed sign-ins allowed within the window, per username and per client address, before sign-in
@@ -90,50 +81,3 @@ class ThrottledSignInMixin:
             raise
         throttle.succeeded()
         return data
-
-
-class SignInForm(ThrottledSignInMixin, AuthenticationForm):
-    pass
-
-
-class AdminSignInForm(ThrottledSignInMixin, AdminAuthenticationForm):
-    pass
-
-
-class SignInView(LoginView):
-    form_class = SignInForm
-    redirect_authenticated_user = True
-
-    def form_invalid(self, form):
-        response = super().form_invalid(form)
-        if form.retry_after:
-            response.status_code = 429
-            response["Retry-After"] = str(form.retry_after)
-        return response
-
-
-def home(request):
-    if request.user.is_authenticated:
-        return redirect("portfolio:dashboard")
-    return render(request, "landing.html")
-
-
-class SignUpForm(UserCreationForm):
-    email = forms.EmailField(required=False, label="E-mail (optional)",
-                             help_text="Only used to reset a forgotten password.")
-
-    class Meta(UserCreationForm.Meta):
-        fields = ("username", "email")
-
-
-@require_http_methods(["GET", "POST"])
-def signup(request):
-    if request.user.is_authenticated:
-        return redirect("portfolio:dashboard")
-    form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user)
-        messages.success(request, f"Welcome, {user.get_username()}. Create your first portfolio below.")
-        return redirect("portfolio:dashboard")
-    return render(request, "registration/signup.html", {"form": form})

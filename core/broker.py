@@ -12,7 +12,8 @@ class QueueUnavailableError(Exception):
 
 
 def check_broker(timeout: float = 1.0) -> dict:
-    from mur_site.celery_app import app
+    # The project's Celery app is the current one once Django has loaded its configuration package.
+    from celery import current_app as app
 
     try:
         with app.connection_for_write(connect_timeout=timeout) as conn:

@@ -1,0 +1,1 @@
+"""What every API endpoint shares: the error body, pagination, filters, transactions."""

@@ -1,1 +1,0 @@
-"""What every API endpoint shares: token authentication, the error body, pagination."""
