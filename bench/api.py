@@ -74,7 +74,7 @@ def setup_data() -> dict:
 
     from forecasting.models import Candle
     from forecasting.services.market_data import asset_track, candles_import_file
-    from forecasting.services.training import forecast_make
+    from forecasting.services.forecasts import forecast_make
     from accounts.services import token_create
 
     call_command("migrate", verbosity=0)

@@ -86,7 +86,7 @@ def setup_data(users: int) -> dict:
 
     from forecasting.models import Asset, Candle
     from forecasting.services.market_data import asset_track, candles_import_file
-    from forecasting.services.training import forecast_make
+    from forecasting.services.forecasts import forecast_make
     from accounts.services import token_create
     from portfolio import services
 

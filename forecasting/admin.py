@@ -1,10 +1,8 @@
-from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
@@ -13,32 +11,26 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
+from core.formatting import significant
 from core.broker import QueueUnavailableError
 
 from .klines import ms_to_datetime
-from .management.commands.train_asset import COLUMNS as BACKTEST_COLUMNS
+from .metrics import metric_headings, metric_rows
 from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .services.schedules import asset_schedules, asset_schedules_ensure
-from .services.training import (
-    TrainingError,
-    model_version_promote,
-    model_version_retire,
-    model_version_rollback,
-    training_run_request,
+from .services.model_versions import (
+    ModelVersionError,
+    assets_rollback,
+    model_versions_promote,
+    model_versions_retire,
 )
+from .services.training_runs import ACTIVE as ACTIVE_RUN_STATUSES
+from .services.training_runs import training_run_request
 
-ACTIVE_RUN_STATUSES = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
 AUTO_REFRESH_SECONDS = 5
-BASELINE_ORDER = ("seasonal_band", "naive", "drift", "naive_band", "champion")
-BASELINE_LABELS = {"seasonal_band": "statistical baseline (seasonal band)"}
 
 
 # --- formatting -----------------------------------------------------------------------------------
-
-
-def _num(value: float) -> str:
-    # Four significant digits suit both BTC (277.8) and sub-cent pairs (0.0001234).
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _signed_pct(value: float) -> str:
@@ -49,8 +41,8 @@ def _vs(value, reference, name: str) -> str:
     if value is None:
         return "—"
     if not reference:
-        return _num(value)
-    return f"{_num(value)} ({_signed_pct((value / reference - 1) * 100)} vs {name})"
+        return significant(value)
+    return f"{significant(value)} ({_signed_pct((value / reference - 1) * 100)} vs {name})"
 
 
 def _duration(delta: timedelta) -> str:
@@ -80,11 +72,6 @@ def _link(obj, text=None):
 
 def _join(items) -> str:
     return format_html_join(", ", "{}", ((item,) for item in items))
-
-
-def _lock_asset(asset_id: int) -> None:
-    """Take the same row lock the services take, so the version state read next is current."""
-    Asset.objects.select_for_update().get(id=asset_id)
 
 
 # --- assets ---------------------------------------------------------------------------------------
@@ -182,29 +169,15 @@ class AssetAdmin(admin.ModelAdmin):
 
 
 def _rollback(model_admin, request, assets: list[Asset]) -> None:
-    """All selected assets roll back, or none does."""
-    missing = [a.symbol for a in assets
-               if not ModelVersion.objects.filter(asset=a, status=ModelVersion.Status.CHAMPION).exists()]
-    if missing:
-        model_admin.message_user(
-            request, f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no champion to roll back. "
-                     f"Nothing was changed.", messages.ERROR)
-        return
-    done = []
     try:
-        with transaction.atomic():
-            for asset in assets:
-                _lock_asset(asset.id)
-                champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
-                restored = model_version_rollback(asset=asset)  # TrainingError if the champion just went
-                done.append(format_html(
-                    "{}: v{} retired, {}", asset.symbol, champion.version,
-                    format_html("{} is champion again", _link(restored, f"v{restored.version}")) if restored
-                    else "no earlier good version, the statistical baseline serves"))
-    except TrainingError as exc:
+        done = assets_rollback(assets=assets)
+    except ModelVersionError as exc:
         model_admin.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
         return
-    summary = format_html_join("; ", "{}", ((d,) for d in done))
+    summary = format_html_join("; ", "{}", ((format_html(
+        "{}: v{} retired, {}", asset.symbol, champion.version,
+        format_html("{} is champion again", _link(restored, f"v{restored.version}")) if restored
+        else "no earlier good version, the statistical baseline serves"),) for asset, champion, restored in done))
     model_admin.message_user(request, format_html("Rolled back {}.", summary), messages.SUCCESS)
 
 
@@ -382,23 +355,15 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="metrics vs baselines")
     def metrics_table(self, obj):
-        """The train_asset backtest table as HTML: this model first, then each baseline on the same origins."""
-        rows = [("this model", obj.metrics, True)]
-        names = [n for n in BASELINE_ORDER if n in obj.baseline_metrics]
-        names += sorted(set(obj.baseline_metrics) - set(BASELINE_ORDER))
-        for name in names:
-            m = obj.baseline_metrics[name]
-            label = BASELINE_LABELS.get(name, name.replace("_", " "))
-            rows.append((f"champion v{m.get('version', '?')}" if name == "champion" else label, m, False))
+        """The asset page's backtest table: this version first, then each baseline on the same origins."""
         head = format_html_join("", '<th scope="col" style="text-align:right">{}</th>',
-                                ((title,) for title, _, _ in BACKTEST_COLUMNS))
+                                ((title,) for title in metric_headings(obj.asset.interval)))
         body = []
-        for label, m, ours in rows:
-            cells = format_html_join("", '<td style="text-align:right">{}</td>',
-                                     (("—" if m.get(key) is None else fmt.format(m[key]),)
-                                      for _, key, fmt in BACKTEST_COLUMNS))
+        for row in metric_rows(obj):
+            cells = format_html_join("", '<td style="text-align:right">{}</td>', ((c["text"],) for c in row["cells"]))
             body.append(format_html('<tr><th scope="row">{}</th>{}</tr>',
-                                    format_html("<strong>{}</strong>", label) if ours else label, cells))
+                                    format_html("<strong>{}</strong>", row["label"]) if row["ours"] else row["label"],
+                                    cells))
         return format_html('<table><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>',
                            head, format_html_join("", "{}", ((b,) for b in body)))
 
@@ -412,39 +377,19 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Promote to champion", permissions=["lifecycle"])
     def promote(self, request, queryset):
-        versions = list(queryset.select_related("asset").order_by("asset__symbol"))
-        per_asset = Counter(v.asset_id for v in versions)
-        crowded = sorted({v.asset.symbol for v in versions if per_asset[v.asset_id] > 1})
-        if crowded:
-            self.message_user(request, f"Select one version per asset to promote; several were selected for "
-                                       f"{', '.join(crowded)}. Nothing was changed.", messages.ERROR)
-            return
-        broken = [str(v) for v in versions if v.artifact_broken]
-        if broken:
-            self.message_user(request, f"A version with a broken artifact cannot serve: {', '.join(broken)}. "
-                                       f"Nothing was changed.", messages.ERROR)
-            return
-        done, skipped = [], []
         try:
-            with transaction.atomic():
-                for version in versions:
-                    _lock_asset(version.asset_id)
-                    version.refresh_from_db()  # the service trusts the instance it is given
-                    if version.status == ModelVersion.Status.CHAMPION:
-                        skipped.append(_link(version, f"{version.asset.symbol} v{version.version}"))
-                        continue
-                    previous = ModelVersion.objects.filter(asset_id=version.asset_id,
-                                                           status=ModelVersion.Status.CHAMPION).first()
-                    model_version_promote(version=version)
-                    done.append(format_html("{}{}", _link(version, f"{version.asset.symbol} v{version.version}"),
-                                            f" (v{previous.version} retired)" if previous else ""))
-        except TrainingError as exc:
+            done, already = model_versions_promote(versions=list(queryset.select_related("asset")))
+        except ModelVersionError as exc:
             self.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
             return
         if done:
-            self.message_user(request, format_html("Now champion: {}.", _join(done)), messages.SUCCESS)
-        if skipped:
-            self.message_user(request, format_html("Already champion: {}.", _join(skipped)), messages.INFO)
+            self.message_user(request, format_html("Now champion: {}.", _join(
+                format_html("{}{}", _link(v, f"{v.asset.symbol} v{v.version}"),
+                            f" (v{previous.version} retired)" if previous else "") for v, previous in done)),
+                messages.SUCCESS)
+        if already:
+            self.message_user(request, format_html("Already champion: {}.", _join(
+                _link(v, f"{v.asset.symbol} v{v.version}") for v in already)), messages.INFO)
 
     @admin.action(description="Roll back to previous champion", permissions=["lifecycle"])
     def rollback_champion(self, request, queryset):
@@ -453,36 +398,22 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retire", permissions=["lifecycle"])
     def retire(self, request, queryset):
-        # Per asset the champion goes last: the others are withdrawn first, so its fallback skips them.
-        versions = sorted(queryset.select_related("asset"),
-                          key=lambda v: (v.asset.symbol, v.status == ModelVersion.Status.CHAMPION, -v.version))
-        done, skipped, restored = [], [], []
-        champion_gone = {}  # asset id -> symbol, where a champion was retired
         try:
-            with transaction.atomic():
-                for version in versions:
-                    _lock_asset(version.asset_id)
-                    version.refresh_from_db()
-                    label = _link(version, f"{version.asset.symbol} v{version.version}")
-                    if version.status == ModelVersion.Status.CHAMPION:
-                        champion_gone[version.asset_id] = version.asset.symbol
-                    # Retiring an already retired version still withdraws it: it never comes back.
-                    (skipped if version.status == ModelVersion.Status.RETIRED and version.withdrawn else done).append(label)
-                    model_version_retire(version=version)
-                for asset_id, symbol in sorted(champion_gone.items(), key=lambda item: item[1]):
-                    champion = ModelVersion.objects.filter(asset_id=asset_id,
-                                                           status=ModelVersion.Status.CHAMPION).first()
-                    restored.append(_link(champion, f"{symbol} v{champion.version}") if champion
-                                    else f"{symbol}: none, the statistical baseline serves")
-        except TrainingError as exc:
+            done, already, champions = model_versions_retire(versions=list(queryset.select_related("asset")))
+        except ModelVersionError as exc:
             self.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
             return
+        label = lambda v: _link(v, f"{v.asset.symbol} v{v.version}")  # noqa: E731
         if done:
-            self.message_user(request, format_html("Retired {}.", _join(done)), messages.SUCCESS)
-        if restored:
-            self.message_user(request, format_html("Champion now: {}.", _join(restored)), messages.INFO)
-        if skipped:
-            self.message_user(request, format_html("Already retired: {}.", _join(skipped)), messages.INFO)
+            self.message_user(request, format_html("Retired {}.", _join(label(v) for v in done)), messages.SUCCESS)
+        if champions:
+            self.message_user(request, format_html("Champion now: {}.", _join(
+                _link(champion, f"{symbol} v{champion.version}") if champion
+                else f"{symbol}: none, the statistical baseline serves" for symbol, champion in champions)),
+                messages.INFO)
+        if already:
+            self.message_user(request, format_html("Already retired: {}.", _join(label(v) for v in already)),
+                              messages.INFO)
 
 
 # --- forecasts ------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from core.broker import QueueUnavailableError
 from .models import SYMBOL_URL_REGEX, Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .selectors.comparison import serving_comparison
 from .selectors.forecasts import STALE_AFTER_CANDLES, forecast_latest, forecast_staleness, model_versions_current
-from .services.training import TrainingError, model_version_promote, model_version_rollback, training_run_request
+from .services.model_versions import ModelVersionError, model_version_promote, model_version_rollback
+from .services.training_runs import training_run_request
 
 
 TIME_FORMAT = settings.REST_FRAMEWORK["DATETIME_FORMAT"]
@@ -254,7 +255,7 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
         asset = self.get_object()
         try:
             restored = model_version_rollback(asset=asset)
-        except TrainingError as exc:
+        except ModelVersionError as exc:
             return error_response(str(exc), status_code=409, code="conflict")
         return Response({"symbol": asset.symbol, "champion": restored.version if restored else None})
 
@@ -399,6 +400,6 @@ class ModelVersionViewSet(WritesInTransaction, mixins.RetrieveModelMixin, mixins
         version = self.get_object()
         try:
             version = model_version_promote(version=version)
-        except TrainingError as exc:
+        except ModelVersionError as exc:
             return error_response(str(exc), status_code=409, code="conflict")
         return Response(ModelVersionSerializer(version).data)

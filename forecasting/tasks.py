@@ -52,51 +52,35 @@ TRAIN_HARD_LIMIT = 35 * 60
 @shared_task(bind=True, acks_late=True, soft_time_limit=TRAIN_SOFT_LIMIT, time_limit=TRAIN_HARD_LIMIT,
              max_retries=3)
 def training_run_task(self, run_id: int) -> int | None:
-    from django.db import InterfaceError, OperationalError
+    from django.conf import settings
+    from django.db import InterfaceError, OperationalError, connection
 
-    from .services.training import training_run_execute, training_run_requeue
+    from .services.training_runs import training_run_execute, training_run_fail, training_run_interrupted
 
     try:
         version = training_run_execute(run_id=run_id, worker=self.request.hostname or "")
     except (OperationalError, InterfaceError) as exc:
-        # The database went away (transient): give the run back and try again later.
-        from django.conf import settings
-        from django.db import connection
-
+        # The database went away (transient): the run is given back for a retry, or failed when
+        # no retry is left.
         connection.close()
-        # If the database is still down, the run stays "running" without heartbeats: the reaper fails it.
-        if self.request.retries >= self.max_retries:
-            # No retry is coming: a run given back now would wait as "queued" for ever.
-            try:
-                _fail_running(run_id, f"The database connection was lost {self.max_retries + 1} times: {exc}")
-            except (OperationalError, InterfaceError):
-                log.exception("Could not mark training run %s as failed", run_id)
+        retrying = self.request.retries < self.max_retries
+        training_run_interrupted(
+            run_id=run_id, retrying=retrying,
+            error=f"The database connection was lost {self.max_retries + 1} times: {exc}")
+        if not retrying:
             raise
-        try:
-            training_run_requeue(run_id=run_id)
-        except (OperationalError, InterfaceError):
-            log.exception("Could not requeue training run %s", run_id)
         raise self.retry(exc=exc, countdown=settings.TRAINING_RETRY_SECONDS) from exc
     except Exception as exc:
-        _fail_running(run_id, f"{type(exc).__name__}: {exc}")
+        training_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}", only_if="running")
         raise
     return version.id if version else None
-
-
-def _fail_running(run_id: int, error: str) -> None:
-    from .models import TrainingRun
-    from .services.training import _finish
-
-    run = TrainingRun.objects.filter(id=run_id).first()
-    if run is not None and run.status == TrainingRun.Status.RUNNING:
-        _finish(run, TrainingRun.Status.FAILED, error=error)
 
 
 @shared_task
 def asset_retrain_task(asset_id: int) -> int | None:
     """Beat's daily retraining: queue a run unless one is already queued or running."""
     from .models import Asset
-    from .services.training import training_run_request
+    from .services.training_runs import training_run_request
 
     asset = Asset.objects.filter(id=asset_id, tracked=True).first()
     if asset is None:
@@ -114,7 +98,7 @@ def asset_retrain_task(asset_id: int) -> int | None:
 def forecast_task(asset_id: int) -> int | None:
     from .ml.data import SeriesError
     from .models import Asset
-    from .services.training import forecast_make
+    from .services.forecasts import forecast_make
 
     asset = Asset.objects.filter(id=asset_id).first()
     if asset is None:
@@ -129,6 +113,6 @@ def forecast_task(asset_id: int) -> int | None:
 
 @shared_task
 def training_runs_reap_task() -> int:
-    from .services.training import training_runs_reap
+    from .services.training_runs import training_runs_reap
 
     return training_runs_reap()

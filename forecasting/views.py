@@ -6,7 +6,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
+from core.formatting import significant
+
 from .klines import ms_to_datetime
+from .metrics import metric_headings, metric_rows, metric_text
 from .models import SYMBOL_URL_REGEX, Asset, Forecast, ModelVersion, TrainingRun
 from .selectors.comparison import serving_comparison
 from .selectors.forecasts import (
@@ -20,20 +23,6 @@ from .selectors.forecasts import (
     training_run_latest,
 )
 from .selectors.market_data import RANGES, price_history
-
-# Backtest columns on the asset page: (key in the metrics, heading, format).
-METRIC_COLUMNS = [
-    ("mae", "MAE", "num"),
-    ("mae_h1", "MAE {interval}", "num"),
-    ("mase", "MASE", "num"),
-    ("directional_accuracy", "direction", "pct"),
-    ("pinball", "pinball", "num"),
-    ("coverage", "80% coverage", "pct"),
-    ("width", "80% width", "num"),
-]
-BASELINE_ROWS = [("seasonal_band", "statistical baseline (seasonal band)"), ("naive", "naive (last price)"),
-                 ("drift", "drift"), ("naive_band", "naive band")]
-
 
 def _asset_or_404(symbol: str) -> Asset:
     # Symbols are letters and digits; anything else is no asset (and a NUL would make PostgreSQL fail).
@@ -95,7 +84,7 @@ def asset_detail(request, symbol: str):
                                       since=history["newest"] - span if span is not None else None)
         context["track"] = track
         context["track_text"] = {
-            "coverage": _cell(track.coverage, "pct"), "band": _cell(track.band, "pct"),
+            "coverage": metric_text(track.coverage, "pct"), "band": metric_text(track.band, "pct"),
             "mae": _price(track.mae), "naive_mae": _price(track.naive_mae),
         }
         context["track_data"] = track.points
@@ -143,13 +132,6 @@ def _forecast_label(forecast: Forecast, champion: ModelVersion | None) -> str:
     return f"{baseline}, made before model v{champion.version} became champion"
 
 
-def _num(value) -> str:
-    # Four significant digits suit both BTC (277.8) and sub-cent pairs (0.0001234).
-    if value is None:
-        return "—"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
 def _price(value) -> str:
     """A price for reading: cents above 1, six significant digits below (sub-cent pairs)."""
     if value is None:
@@ -158,25 +140,9 @@ def _price(value) -> str:
     return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6g}"
 
 
-def _cell(value, kind: str) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.1%}" if kind == "pct" else _num(value)
-
-
 def _metrics_table(asset: Asset, version: ModelVersion) -> dict:
     """The champion's backtest row, then the baselines scored on the same origins."""
-    rows = [{"key": "model", "label": f"model v{version.version}", "ours": True, "metrics": version.metrics}]
-    for key, label in BASELINE_ROWS:
-        if key in version.baseline_metrics:
-            rows.append({"key": key, "label": label, "ours": False, "metrics": version.baseline_metrics[key]})
-    previous = version.baseline_metrics.get("champion")
-    if previous:
-        rows.append({"key": "champion", "label": f"previous champion v{previous.get('version', '?')}",
-                     "ours": False, "metrics": previous})
-    for row in rows:
-        row["cells"] = [{"key": key, "text": _cell(row["metrics"].get(key), kind)} for key, _, kind in METRIC_COLUMNS]
-    return {"columns": [title.format(interval=asset.interval) for _, title, _ in METRIC_COLUMNS], "rows": rows}
+    return {"columns": metric_headings(asset.interval), "rows": metric_rows(version)}
 
 
 def _backtest_window(version: ModelVersion) -> dict:

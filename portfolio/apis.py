@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
@@ -22,6 +22,7 @@ from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from forecasting.models import SYMBOL_RE, Asset
+from core.formatting import decimal_string
 from core.api.exceptions import error_response
 from core.api.filters import UtcIsoDateTimeFilter
 from core.api.mixins import WritesInTransaction
@@ -33,16 +34,9 @@ DEC = {"max_digits": 28, "decimal_places": 8}
 # Computed sums (value = quantity x price) may have more whole digits than any stored column.
 MONEY = {"max_digits": None, "decimal_places": 8}
 MAX_CSV_BYTES = 5 * 1024 * 1024
-_PLACES = Decimal("0.00000001")
-
-
 def _dec(value) -> str | None:
     """Decimal strings with at most 8 places, as candles and transactions store them."""
-    if value is None:
-        return None
-    with localcontext() as ctx:
-        ctx.prec = 80  # the default 28 digits cannot hold a large value to 8 places: quantize would raise
-        return f"{Decimal(value).quantize(_PLACES).normalize():f}"
+    return decimal_string(value, trim=True)
 
 
 def _time(value):

@@ -21,6 +21,8 @@ from forecasting.binance import BinanceError
 from forecasting.models import Asset
 from forecasting.services.market_data import MarketDataError, asset_track
 
+from core.formatting import decimal_string
+
 from . import selectors, services
 from .forms import (CSV_COLUMNS_HELP, CsvImportForm, PortfolioForm, TransactionFilterForm, TransactionForm,
                     add_service_errors)
@@ -75,25 +77,20 @@ def _ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
-def _num(value: Decimal) -> str:
-    # Chart data as decimal strings: the browser turns them into numbers, Python never uses floats.
-    return format(value.quantize(Q8), "f")
-
-
 def _chart_data(detail: dict) -> dict:
     summary, forecast = detail["summary"], detail["forecast"]
     data = {
-        "allocation": [{"label": a["symbol"], "value": _num(a["value"]), "share": _num(a["share"])}
+        "allocation": [{"label": a["symbol"], "value": decimal_string(a["value"]), "share": decimal_string(a["share"])}
                        for a in summary.allocation()],
-        "history": [{"t": _ms(p["t"]), "value": _num(p["value"]), "invested": _num(p["invested"])}
+        "history": [{"t": _ms(p["t"]), "value": decimal_string(p["value"]), "invested": decimal_string(p["invested"])}
                     for p in detail["history"]],
         "forecast": None,
     }
     if forecast:
         data["forecast"] = {
-            "start": {"t": _ms(forecast["start"]["t"]), "value": _num(forecast["start"]["value"])},
+            "start": {"t": _ms(forecast["start"]["t"]), "value": decimal_string(forecast["start"]["value"])},
             "points": [{"t": _ms(parse_datetime(p["t"]) if isinstance(p["t"], str) else p["t"]),
-                        "low": _num(p["low"]), "median": _num(p["median"]), "high": _num(p["high"])}
+                        "low": decimal_string(p["low"]), "median": decimal_string(p["median"]), "high": decimal_string(p["high"])}
                        for p in forecast["points"]],
         }
     return data

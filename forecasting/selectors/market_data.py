@@ -1,14 +1,16 @@
-"""Reading market data: gaps, price history for charts, freshness."""
+"""Reading market data: gaps, price history for charts, freshness, the series models read."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Max
 from django.utils import timezone
 
-from ..intervals import interval_delta
+from ..intervals import interval_delta, interval_ms
+from ..ml.data import Series, SeriesError
 from ..models import Asset, Candle
 
 
@@ -86,3 +88,31 @@ def newest_candle_ages(*, now: datetime | None = None) -> list[dict]:
         age = (now - newest).total_seconds() if newest else None
         out.append({"asset": asset, "newest_close": newest, "age_seconds": age})
     return out
+
+
+def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = None,
+                  since=None) -> tuple[Series, str]:
+    """The newest candles of an asset as a Series, and a sha256 digest of exactly those candles."""
+    qs = Candle.objects.filter(asset=asset, interval=asset.interval)
+    newest = qs.order_by("-open_time").values_list("open_time", flat=True).first()
+    if newest is None:
+        raise SeriesError(f"{asset.symbol} has no candles yet")
+    if days is not None:
+        qs = qs.filter(open_time__gt=newest - timedelta(days=days))
+    if since is not None:
+        qs = qs.filter(open_time__gte=since)
+    if limit is not None:
+        first = qs.order_by("-open_time").values_list("open_time", flat=True)[limit - 1:limit].first()
+        if first is not None:
+            qs = qs.filter(open_time__gte=first)
+    rows = list(qs.order_by("open_time").values_list("open_time", "open", "high", "low", "close", "volume"))
+    digest = hashlib.sha256()
+    for r in rows:
+        digest.update(f"{int(r[0].timestamp() * 1000)},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]}\n".encode())
+    cols = list(zip(*rows))
+    series = Series.from_arrays(
+        times=[int(t.timestamp() * 1000) for t in cols[0]], open=[float(v) for v in cols[1]],
+        high=[float(v) for v in cols[2]], low=[float(v) for v in cols[3]], close=[float(v) for v in cols[4]],
+        volume=[float(v) for v in cols[5]], interval_ms=interval_ms(asset.interval),
+    )
+    return series, digest.hexdigest()

@@ -35,7 +35,7 @@ def import_recent(data_dir: Path, tmp_path: Path, symbol: str) -> Asset:
 @pytest.fixture
 def market(transactional_db, data_dir, tmp_path):
     """BTCUSDT and ETHUSDT with recent candles and a stored (baseline) forecast each."""
-    from forecasting.services.training import forecast_make
+    from forecasting.services.forecasts import forecast_make
 
     assets = {}
     for symbol in ("BTCUSDT", "ETHUSDT"):

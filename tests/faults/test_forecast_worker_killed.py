@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from forecasting.models import Forecast, ModelVersion, TrainingRun
-from forecasting.services.training import model_version_promote, training_run_request
+from forecasting.services.model_versions import model_version_promote
+from forecasting.services.training_runs import training_run_request
 from forecasting.tasks import forecast_task
 from tests.reliability import record
 from tests.system.helpers import child_pids, start_worker, stop, wait_for

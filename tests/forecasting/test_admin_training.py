@@ -350,8 +350,8 @@ def test_version_page_is_read_only_and_shows_metrics_and_artifact(admin_client, 
     response = admin_client.get(url)
     assert response.status_code == 200
     body = html.unescape(response.content.decode())
-    for text in ("this model", "statistical baseline (seasonal band)", "100.0000", "80.5%", "naive band", "drift",
-                 "champion v1", "277.8000", "104.2500", "81.2%", "MAE 1h",
+    for text in ("model v2", "statistical baseline (seasonal band)", "80.5%", "naive band", "drift",
+                 "previous champion v1", "277.8", "104.2", "81.2%", "MAE 1h",
                  "models/BTCUSDT/v2.pt", "120.6\xa0KB (123,456 bytes)", f"{2:064x}",
                  "artifact checksum mismatch: expected 000…", "336 origins, 24 steps ahead"):
         assert text in body, text
@@ -410,3 +410,30 @@ def test_non_staff_user_cannot_run_actions(client, user, btc, delays):
     response = client.post(url, {"action": "promote", "index": 0, ACTION_CHECKBOX_NAME: [v2.id]})
     assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
     assert statuses(btc) == {1: "champion", 2: "candidate"}
+
+
+def _table_rows(page: str, start: str) -> list[list[str]]:
+    """The text of each body row (heading cell first) of the first table after `start`."""
+    import re
+
+    table = page[page.index(start):]
+    body = table[table.index("<tbody>"):table.index("</tbody>")]
+    return [[html.unescape(strip_tags(cell)).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+
+
+def test_admin_the_asset_page_and_the_command_show_one_backtest_table(admin_client, btc):
+    """One definition of the backtest table: admin, the asset page and train_asset agree row for row."""
+    from forecasting.management.commands.train_asset import backtest_table
+
+    version = make_version(btc, 2, status=ModelVersion.Status.CHAMPION)
+    admin_page = admin_client.get(reverse("admin:forecasting_modelversion_change", args=[version.id])).content.decode()
+    asset_page = admin_client.get(reverse("forecasting:asset-detail", args=["BTCUSDT"])).content.decode()
+    in_admin = _table_rows(admin_page, "Metrics vs baselines")
+    on_page = _table_rows(asset_page, 'id="metrics-table"')
+    assert in_admin == on_page
+    assert [row[0] for row in on_page] == ["model v2", "statistical baseline (seasonal band)", "naive (last price)",
+                                           "drift", "naive band", "previous champion v1"]
+    assert on_page[0][1:] == ["277.8", "81.25", "1.02", "52.3%", "98.5", "81.2%", "912"]
+    printed = [line.split() for line in backtest_table(version).splitlines()[1:]]
+    assert [line[-7:] for line in printed] == [row[1:] for row in on_page]

@@ -18,7 +18,7 @@ from django.utils import timezone
 from forecasting.models import Forecast, ModelVersion, TrainingRun
 from forecasting.selectors.forecasts import forecast_track_record
 from forecasting.services.market_data import asset_track, candles_import_file
-from forecasting.services.training import forecast_make
+from forecasting.services.forecasts import forecast_make
 
 HOUR = timedelta(hours=1)
 ROWS = 400  # the newest rows of the real file: no gap among them

@@ -22,21 +22,11 @@ from forecasting.ml.seasonal import fit_seasonal_band
 from forecasting.ml.train import TrainConfig, split_points, train
 from forecasting.models import Forecast, ModelVersion, TrainingRun
 from forecasting.services.market_data import asset_track, candles_import_file
-from forecasting.services.training import (
-    FORECAST_CANDLES,
-    ArtifactError,
-    candle_series,
-    forecast_make,
-    gate_decision,
-    model_version_load,
-    model_version_promote,
-    model_version_register,
-    training_run_claim,
-    training_run_execute,
-    train_config,
-    training_run_request,
-    training_runs_reap,
-)
+from forecasting.selectors.market_data import candle_series
+from forecasting.services.artifacts import ArtifactError
+from forecasting.services.forecasts import FORECAST_CANDLES, forecast_make
+from forecasting.services.model_versions import gate_decision, model_version_load, model_version_promote, model_version_register
+from forecasting.services.training_runs import train_config, training_run_claim, training_run_execute, training_run_request, training_runs_reap
 
 YEAR = 365 * 24
 
@@ -220,9 +210,9 @@ def test_corrupted_champion_artifact_is_refused_and_the_previous_champion_serves
     forecast = forecast_make(asset=btc)
     assert forecast.model_version == older and forecast.source == f"v{older.version}"
     # A broken version cannot be promoted again.
-    from forecasting.services.training import TrainingError
+    from forecasting.services.model_versions import ModelVersionError
 
-    with pytest.raises(TrainingError):
+    with pytest.raises(ModelVersionError):
         model_version_promote(version=newer)
 
 
@@ -283,9 +273,9 @@ def test_train_asset_command_prints_the_backtest_table(btc, settings, capsys):
     settings.TRAIN_MAX_EPOCHS = 2
     call_command("train_asset", "btcusdt")
     out = capsys.readouterr().out
-    for row in ("this model", "naive", "drift", "naive_band"):
+    for row in ("model v1", "naive (last price)", "drift", "naive band"):
         assert f"\n{row} " in out
-    assert "pinball" in out and "80% cover" in out and "Forecast from" in out
+    assert "pinball" in out and "80% coverage" in out and "Forecast from" in out
 
 
 @pytest.mark.parametrize("epochs", ["0", "-3", "many"])
@@ -386,7 +376,7 @@ def _version(asset, n):
 
 
 def test_each_rollback_goes_one_champion_further_back_and_withdrawn_versions_stay_out(db):
-    from forecasting.services.training import model_version_retire, model_version_rollback
+    from forecasting.services.model_versions import model_version_retire, model_version_rollback
 
     asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
     v1, v2, v3 = (_version(asset, n) for n in (1, 2, 3))
@@ -413,7 +403,7 @@ def test_each_rollback_goes_one_champion_further_back_and_withdrawn_versions_sta
 
 
 def test_retire_and_promote_act_on_the_stored_state_not_a_stale_copy(db):
-    from forecasting.services.training import TrainingError, model_version_retire
+    from forecasting.services.model_versions import ModelVersionError, model_version_retire
 
     asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
     v1, v2 = _version(asset, 1), _version(asset, 2)
@@ -423,6 +413,6 @@ def test_retire_and_promote_act_on_the_stored_state_not_a_stale_copy(db):
     model_version_retire(version=stale_copy)  # the copy still says "candidate"
     assert champion(asset) == v1  # v2 was champion: it handed back to v1
     ModelVersion.objects.filter(id=v2.id).update(artifact_broken="checksum mismatch")
-    with pytest.raises(TrainingError, match="broken"):
+    with pytest.raises(ModelVersionError, match="broken"):
         model_version_promote(version=stale_copy)
     assert champion(asset) == v1

@@ -4,27 +4,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from forecasting.management.progress import ProgressBar
 from forecasting.models import Asset, ModelVersion, TrainingRun
-from forecasting.services.training import forecast_make, train_config, training_run_execute
-
-COLUMNS = [
-    ("MAE", "mae", "{:.4f}"), ("MAE 1h", "mae_h1", "{:.4f}"), ("MASE", "mase", "{:.4f}"),
-    ("dir. acc.", "directional_accuracy", "{:.1%}"), ("pinball", "pinball", "{:.4f}"),
-    ("80% cover", "coverage", "{:.1%}"), ("80% width", "width", "{:.4f}"),
-]
-
+from forecasting.metrics import metric_headings, metric_rows
+from forecasting.services.forecasts import forecast_make
+from forecasting.services.training_runs import train_config, training_run_execute
 
 def backtest_table(version: ModelVersion) -> str:
-    rows = [("this model", version.metrics)]
-    rows += [(name, m) for name, m in version.baseline_metrics.items()]
-    head = f"{'':<18}" + "".join(f"{title:>12}" for title, _, _ in COLUMNS)
-    lines = [head]
-    for name, m in rows:
-        label = f"champion v{m['version']}" if name == "champion" else name
-        cells = []
-        for _, key, fmt in COLUMNS:
-            v = m.get(key)
-            cells.append(f"{'—' if v is None else fmt.format(v):>12}")
-        lines.append(f"{label:<18}" + "".join(cells))
+    """The asset page's backtest table as text."""
+    lines = [f"{'':<28}" + "".join(f"{h:>14}" for h in metric_headings(version.asset.interval))]
+    for row in metric_rows(version):
+        lines.append(f"{row['label']:<28}" + "".join(f"{cell['text']:>14}" for cell in row["cells"]))
     return "\n".join(lines)
 
 

@@ -1,0 +1,304 @@
+"""Model versions: registration, the promotion gate and the champion's lifecycle (promote, roll back,
+retire, fall back from a broken artifact).
+
+A version is created only once its artifact is complete and checksummed; it serves only if it
+beats the current champion and the statistical baseline (the seasonal band) on the same backtest.
+Every change of champion holds the asset's row lock, so two of them never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ..klines import ms_to_datetime
+from ..ml.data import Series
+from ..models import Asset, ModelVersion, TrainingRun
+from .artifacts import ArtifactError, artifact_discard, artifact_read, artifact_write
+
+if TYPE_CHECKING:
+    from ..ml.train import TrainedModel
+
+log = logging.getLogger(__name__)
+
+
+class ModelVersionError(Exception):
+    """A change of champion that cannot be made; the message says why."""
+
+
+def model_version_register(*, run: TrainingRun, model: TrainedModel, series: Series, digest: str,
+                           test_start: int) -> ModelVersion:
+    """Backtest a trained model, store its artifact, record the version, then apply the gate."""
+    from ..ml.backtest import backtest
+
+    asset = run.asset
+    result = backtest(model, series, test_start=test_start)
+    name, size, sha = artifact_write(asset=asset, data=model.to_bytes())
+    try:
+        with transaction.atomic():
+            Asset.objects.select_for_update().get(id=asset.id)
+            last = (ModelVersion.objects.filter(asset=asset).order_by("-version")
+                    .values_list("version", flat=True).first())
+            version = ModelVersion.objects.create(
+                asset=asset, version=(last or 0) + 1, training_run=run,
+                hyperparameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(model.config).items()},
+                data_start=ms_to_datetime(int(series.times[0])), data_end=ms_to_datetime(int(series.times[-1])),
+                data_candles=len(series), data_digest=digest,
+                metrics=result["methods"]["model"],
+                baseline_metrics={k: v for k, v in result["methods"].items() if k != "model"},
+                backtest={k: v for k, v in result.items() if k != "methods"}
+                | {"test_start": int(series.times[test_start])},
+                artifact=name, artifact_size=size, artifact_sha256=sha,
+                train_seconds=model.meta.get("train_seconds", 0.0),
+            )
+            TrainingRun.objects.filter(id=run.id).update(
+                status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), error=""
+            )
+    except Exception:
+        # No version was recorded (e.g. the database connection dropped): the file would be an orphan.
+        artifact_discard(name)
+        raise
+    model_version_gate(version=version, series=series, test_start=test_start)
+    version.refresh_from_db()
+    return version
+
+
+# --- the promotion gate ---------------------------------------------------------------------------
+
+
+def gate_decision(*, metrics: dict, baselines: dict, champion: dict | None) -> tuple[bool, list[str]]:
+    """The rule: pinball loss below the statistical band's (the seasonal band) and the champion's,
+    MAE at most GATE_MAX_MAE_RATIO times naive's. The reasons are the decision's sentence parts."""
+    reasons, ok = [], True
+    pin, band_pin = metrics["pinball"], baselines["seasonal_band"]["pinball"]
+    if pin < band_pin:
+        reasons.append(f"pinball loss {pin:.6g} is {1 - pin / band_pin:.1%} below the statistical band's "
+                       f"{band_pin:.6g}")
+    else:
+        ok = False
+        reasons.append(f"pinball loss {pin:.6g} is not below the statistical band's {band_pin:.6g}")
+    mae, naive_mae = metrics["mae"], baselines["naive"]["mae"]
+    margin = settings.GATE_MAX_MAE_RATIO - 1
+    if mae <= naive_mae * settings.GATE_MAX_MAE_RATIO:
+        reasons.append(f"MAE {mae:.6g} is within {margin:.1%} of the naive forecast's {naive_mae:.6g}")
+    else:
+        ok = False
+        reasons.append(f"MAE {mae:.6g} is more than {margin:.1%} above the naive forecast's {naive_mae:.6g}")
+    if champion is not None:
+        name = f"champion v{champion['version']}" if "version" in champion else "the champion"
+        if pin < champion["pinball"]:
+            reasons.append(f"pinball loss is below {name}'s {champion['pinball']:.6g}")
+        else:
+            ok = False
+            reasons.append(f"pinball loss is not below {name}'s {champion['pinball']:.6g}")
+    return ok, reasons
+
+
+def model_version_gate(*, version: ModelVersion, series: Series, test_start: int) -> bool:
+    from ..ml.backtest import backtest
+
+    champion_metrics = None
+    with transaction.atomic():
+        Asset.objects.select_for_update().get(id=version.asset_id)
+        champion = ModelVersion.objects.filter(asset_id=version.asset_id, status=ModelVersion.Status.CHAMPION).first()
+        while champion is not None:
+            try:
+                champion_model = model_version_load(champion)
+            except ArtifactError:
+                champion = ModelVersion.objects.filter(asset_id=version.asset_id,
+                                                       status=ModelVersion.Status.CHAMPION).first()
+                continue
+            # The champion is scored on exactly the same origins as the new version.
+            champion_metrics = {**backtest(champion_model, series, test_start=test_start)["methods"]["model"],
+                                "version": champion.version}
+            break
+        ok, reasons = gate_decision(metrics=version.metrics, baselines=version.baseline_metrics,
+                                    champion=champion_metrics)
+        if champion_metrics is not None:
+            version.baseline_metrics = {**version.baseline_metrics, "champion": champion_metrics}
+        version.decision = ("Promoted: " if ok else "Rejected: ") + "; ".join(reasons) + "."
+        version.save(update_fields=["baseline_metrics", "decision"])
+        if ok:
+            model_version_promote(version=version)
+        else:
+            ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.REJECTED)
+            version.status = ModelVersion.Status.REJECTED
+    return ok
+
+
+@transaction.atomic
+def model_version_promote(*, version: ModelVersion) -> ModelVersion:
+    """Make `version` the champion (staff may promote any version with a good artifact)."""
+    Asset.objects.select_for_update().get(id=version.asset_id)
+    version = ModelVersion.objects.get(id=version.id)  # re-read under the lock
+    if version.artifact_broken:
+        raise ModelVersionError(f"{version} has a broken artifact and cannot serve.")
+    if version.status == ModelVersion.Status.CHAMPION:
+        return version
+    now = timezone.now()
+    current = ModelVersion.objects.filter(asset_id=version.asset_id, status=ModelVersion.Status.CHAMPION).first()
+    if current is not None:
+        ModelVersion.objects.filter(id=current.id).update(status=ModelVersion.Status.RETIRED, retired_at=now)
+    ModelVersion.objects.filter(id=version.id).update(
+        status=ModelVersion.Status.CHAMPION, promoted_at=now, retired_at=None, withdrawn=False, replaced=current
+    )
+    version.refresh_from_db()
+    _forecast_on_commit(version.asset_id)
+    return version
+
+
+@transaction.atomic
+def model_version_rollback(*, asset: Asset) -> ModelVersion | None:
+    """Retire the champion and bring back the one it replaced (None: the baseline serves)."""
+    Asset.objects.select_for_update().get(id=asset.id)
+    champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
+    if champion is None:
+        raise ModelVersionError(f"{asset.symbol} has no champion to roll back.")
+    return _fall_back(version=champion)
+
+
+@transaction.atomic
+def model_version_retire(*, version: ModelVersion) -> None:
+    """Staff withdraw a version; a retired champion hands over to the one it replaced."""
+    Asset.objects.select_for_update().get(id=version.asset_id)
+    version = ModelVersion.objects.get(id=version.id)  # re-read under the lock
+    ModelVersion.objects.filter(id=version.id).update(withdrawn=True)
+    version.withdrawn = True
+    if version.status == ModelVersion.Status.CHAMPION:
+        _fall_back(version=version)
+        return
+    ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.RETIRED, retired_at=timezone.now())
+
+
+# --- several at once (admin actions): all or nothing -----------------------------------------------
+
+
+def _lock_asset(asset_id: int) -> None:
+    Asset.objects.select_for_update().get(id=asset_id)
+
+
+def model_versions_promote(*, versions: list[ModelVersion]) -> tuple[list[tuple[ModelVersion, ModelVersion | None]],
+                                                                    list[ModelVersion]]:
+    """Promote one version per asset, all or none: (each promoted version with the champion it
+    replaced, the versions that were champion already). ModelVersionError if any cannot serve."""
+    per_asset: dict[int, int] = {}
+    for v in versions:
+        per_asset[v.asset_id] = per_asset.get(v.asset_id, 0) + 1
+    crowded = sorted({v.asset.symbol for v in versions if per_asset[v.asset_id] > 1})
+    if crowded:
+        raise ModelVersionError(f"Select one version per asset to promote; several were selected for "
+                                f"{', '.join(crowded)}.")
+    broken = [str(v) for v in versions if v.artifact_broken]
+    if broken:
+        raise ModelVersionError(f"A version with a broken artifact cannot serve: {', '.join(broken)}.")
+    done, already = [], []
+    with transaction.atomic():
+        for version in sorted(versions, key=lambda v: v.asset.symbol):
+            _lock_asset(version.asset_id)
+            version.refresh_from_db()  # decided on what is stored now, under the lock
+            if version.status == ModelVersion.Status.CHAMPION:
+                already.append(version)
+                continue
+            previous = ModelVersion.objects.filter(asset_id=version.asset_id,
+                                                   status=ModelVersion.Status.CHAMPION).first()
+            model_version_promote(version=version)
+            done.append((version, previous))
+    return done, already
+
+
+def assets_rollback(*, assets: list[Asset]) -> list[tuple[Asset, ModelVersion, ModelVersion | None]]:
+    """Roll every asset back, all or none: (asset, the champion retired, the one restored or None
+    when the statistical baseline serves). ModelVersionError if an asset has no champion."""
+    assets = sorted(assets, key=lambda a: a.symbol)
+    missing = [a.symbol for a in assets
+               if not ModelVersion.objects.filter(asset=a, status=ModelVersion.Status.CHAMPION).exists()]
+    if missing:
+        raise ModelVersionError(f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no champion "
+                                f"to roll back.")
+    done = []
+    with transaction.atomic():
+        for asset in assets:
+            _lock_asset(asset.id)
+            champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
+            restored = model_version_rollback(asset=asset)  # ModelVersionError if the champion just went
+            done.append((asset, champion, restored))
+    return done
+
+
+def model_versions_retire(*, versions: list[ModelVersion]) -> tuple[list[ModelVersion], list[ModelVersion],
+                                                                   list[tuple[str, ModelVersion | None]]]:
+    """Withdraw the versions, all or none: (retired now, retired and withdrawn already, and for each
+    asset whose champion was retired its new champion or None)."""
+    # Per asset the champion goes last: the others are withdrawn first, so its fallback skips them.
+    versions = sorted(versions, key=lambda v: (v.asset.symbol, v.status == ModelVersion.Status.CHAMPION, -v.version))
+    done, already, champion_gone = [], [], {}
+    with transaction.atomic():
+        for version in versions:
+            _lock_asset(version.asset_id)
+            version.refresh_from_db()
+            if version.status == ModelVersion.Status.CHAMPION:
+                champion_gone[version.asset_id] = version.asset.symbol
+            # Retiring an already retired version still withdraws it: it never comes back.
+            (already if version.status == ModelVersion.Status.RETIRED and version.withdrawn else done).append(version)
+            model_version_retire(version=version)
+        champions = [(symbol, ModelVersion.objects.filter(asset_id=asset_id,
+                                                          status=ModelVersion.Status.CHAMPION).first())
+                     for asset_id, symbol in sorted(champion_gone.items(), key=lambda item: item[1])]
+    return done, already, champions
+
+
+def _forecast_on_commit(asset_id: int) -> None:
+    from ..tasks import forecast_task
+
+    # robust: with the queue down the promotion or roll-back still stands (it is committed); the
+    # scheduled forecast makes the new forecast instead, and the failure is logged.
+    transaction.on_commit(lambda: forecast_task.delay(asset_id), robust=True)
+
+
+# --- loading and broken artifacts -----------------------------------------------------------------
+
+
+def model_version_load(version: ModelVersion) -> TrainedModel:
+    """Load and verify an artifact. A corrupted one is flagged, and if it was the champion the
+    previous good version takes over; ArtifactError is raised either way."""
+    from ..ml.train import TrainedModel
+
+    try:
+        return TrainedModel.from_bytes(artifact_read(version=version))
+    except ArtifactError as exc:
+        problem = str(exc)
+    model_version_flag_broken(version=version, problem=problem)
+    raise ArtifactError(f"{version}: {problem}")
+
+
+@transaction.atomic
+def model_version_flag_broken(*, version: ModelVersion, problem: str) -> None:
+    log.error("%s: %s", version, problem)
+    Asset.objects.select_for_update().get(id=version.asset_id)
+    ModelVersion.objects.filter(id=version.id).update(artifact_broken=problem)
+    version.refresh_from_db()
+    if version.status == ModelVersion.Status.CHAMPION:
+        _fall_back(version=version)
+
+
+def _fall_back(*, version: ModelVersion) -> ModelVersion | None:
+    """Retire `version` (the champion; caller holds the asset lock) and restore the champion it
+    replaced, walking further back past broken or withdrawn versions. None: the baseline serves."""
+    now = timezone.now()
+    ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.RETIRED, retired_at=now)
+    version.status = ModelVersion.Status.RETIRED
+    previous, seen = version.replaced, {version.id}
+    while previous is not None and (previous.artifact_broken or previous.withdrawn or previous.id in seen):
+        seen.add(previous.id)
+        previous = previous.replaced
+    if previous is not None:
+        # Restored as it was: it keeps the predecessor it had, so a second roll-back goes further back.
+        ModelVersion.objects.filter(id=previous.id).update(status=ModelVersion.Status.CHAMPION, promoted_at=now,
+                                                           retired_at=None)
+        previous.refresh_from_db()
+    _forecast_on_commit(version.asset_id)
+    return previous
