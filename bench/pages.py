@@ -150,7 +150,7 @@ def build() -> dict:
 
     from portfolio.models import Portfolio, Transaction
     from portfolio.positions import replay
-    from portfolio.selectors import tx_rows
+    from portfolio.selectors import transaction_rows
 
     t = time.perf_counter()
     prices = load_candles(data_dir())
@@ -161,7 +161,7 @@ def build() -> dict:
         user = get_user_model().objects.create_user(username=f"bench{size}", password="bench-password-1")
         portfolio = Portfolio.objects.create(owner=user, name=f"{size:,} transactions")
         Transaction.objects.bulk_create(make_transactions(portfolio, prices, size, rng), batch_size=2000)
-        replay(tx_rows(portfolio.transactions.all()))  # raises if the generated history oversells
+        replay(transaction_rows(transactions=portfolio.transactions.all()))  # raises if the generated history oversells
         users[size], portfolios[size] = user, portfolio
     with connection.cursor() as cur:
         cur.execute("ANALYZE")  # planner statistics, as a database that has been running has them
@@ -231,15 +231,15 @@ def run(repeat: int) -> dict:
                     raise SystemExit(f"GET {url} answered {response.status_code}")
             return fn
 
-        detail = selectors.portfolio_detail(portfolio)
+        detail = selectors.portfolio_detail(portfolio=portfolio)
         case = {
             "transactions": portfolio.transactions.count(),
             "holdings": len(detail["summary"].holdings),
             "history_points": len(detail["history"]),
             "page": measure(get(f"/portfolios/{portfolio.id}/"), repeat),
             "dashboard": measure(get("/portfolios/"), repeat),
-            "portfolio_detail_selector": measure(lambda p=portfolio: selectors.portfolio_detail(p), repeat),
-            "dashboard_selector": measure(lambda u=user: selectors.dashboard(u), repeat),
+            "portfolio_detail_selector": measure(lambda p=portfolio: selectors.portfolio_detail(portfolio=p), repeat),
+            "dashboard_selector": measure(lambda u=user: selectors.portfolio_summaries(user=u), repeat),
         }
         out["cases"].append(case)
         print(f"  {case['transactions']:>6,} transactions: page p50 {case['page']['p50_ms']} ms, "

@@ -28,6 +28,7 @@ from core.api.filters import UtcIsoDateTimeFilter
 from core.api.mixins import WritesInTransaction
 
 from . import selectors, services
+from .valuation import COST_BASIS_METHOD, FORECAST_METHOD
 from .models import Portfolio, Transaction
 
 DEC = {"max_digits": 28, "decimal_places": 8}
@@ -155,14 +156,14 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
         "holdings": inline_serializer("Holding", HOLDING_FIELDS, many=True)}))
     @action(detail=True, methods=["get"])
     def holdings(self, request, pk=None):
-        summary = selectors.portfolio_summary(self.get_object())
+        summary = selectors.portfolio_summary(portfolio=self.get_object())
         shares = {row["symbol"]: row["share"] for row in summary.allocation()}
         times = [h.price_time for h in summary.holdings if h.price_time]
         return Response({
             "as_of": max(times) if times else None, "value": _dec(summary.value), "cost": _dec(summary.cost),
             "realized_pnl": _dec(summary.realized), "unrealized_pnl": _dec(summary.unrealized),
             "total_pnl": _dec(summary.total_pnl), "change_24h": _dec(summary.change_24h),
-            "cost_basis_method": selectors.COST_BASIS_METHOD, "missing_prices": summary.missing_prices,
+            "cost_basis_method": COST_BASIS_METHOD, "missing_prices": summary.missing_prices,
             "holdings": [{
                 "symbol": h.asset.symbol, "quantity": _dec(h.quantity), "average_cost": _dec(h.position.average_cost),
                 "cost": _dec(h.position.cost), "price": _dec(h.price), "price_time": h.price_time,
@@ -179,7 +180,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
             "t": serializers.DateTimeField(), "value": _money(), "invested": _money()}, many=True)}))
     @action(detail=True, methods=["get"])
     def performance(self, request, pk=None):
-        detail = selectors.portfolio_detail(self.get_object())
+        detail = selectors.portfolio_detail(portfolio=self.get_object())
         return Response({
             "as_of": detail["as_of"], "return_method": detail["return_method"],
             "returns": {k: {"start": v["start"], "gain": _dec(v["gain"]), "pct": _dec(v["pct"])}
@@ -198,11 +199,9 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def forecast(self, request, pk=None):
         # The holdings and their newest forecasts only: the page's value history is not needed here.
-        summary = selectors.portfolio_summary(self.get_object())
-        forecasts = selectors.latest_forecasts({h.asset.id for h in summary.holdings})
-        fc = selectors.portfolio_forecast(summary, forecasts)
+        fc = selectors.portfolio_projection(portfolio=self.get_object())
         if fc is None:
-            return Response({"method": selectors.FORECAST_METHOD, "made_at": None, "age_seconds": None,
+            return Response({"method": FORECAST_METHOD, "made_at": None, "age_seconds": None,
                              "stale": False, "kinds": [], "without_forecast": [], "points": []})
         return Response({
             "method": fc["method"], "made_at": fc["oldest_made_at"], "age_seconds": fc["age"].total_seconds(),

@@ -1,65 +1,58 @@
-"""Reading portfolios: holdings, allocation, value over time, returns and the projected value.
+"""Reading portfolios: the queries behind holdings, value over time, returns and the projected
+value (the arithmetic is portfolio/valuation.py).
 
 Every function reads with a fixed number of queries, however many transactions or holdings a
-portfolio has: transactions in one query, prices in one or two, forecasts in one.
+portfolio has: transactions in one query, prices in one or two, forecasts in two.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from operator import attrgetter
 
 from django.db.models import CharField, OuterRef, Q, Subquery
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from forecasting.intervals import interval_delta
-from forecasting.models import Asset, Candle, Forecast
+from forecasting.models import Asset, Candle
 from forecasting.selectors.forecasts import forecasts_latest
 
 from .models import Portfolio, Transaction
-from .positions import INBOUND, ZERO, Position, TxRow, replay
-
-COST_BASIS_METHOD = (
-    "Average cost: each sale is set against the average price paid for the units held at that "
-    "moment, buy fees included."
+from .positions import TxRow
+from .valuation import (
+    COST_BASIS_METHOD,
+    RETURN_METHOD,
+    Summary,
+    period_returns,
+    projected_value,
+    summarize,
+    value_history,
 )
-RETURN_METHOD = (
-    "Modified Dietz: the change in value less money put in or taken out, divided by the starting "
-    "value plus the money moved, weighted by how long it was in the portfolio."
-)
-FORECAST_METHOD = (
-    "Each holding's quantity times its asset's newest forecast; the band adds the assets' 10% and "
-    "90% quantiles as if all moved together, which is cautious (wide) for coins that rarely do."
-)
-
 
 TX_FIELDS = ("id", "asset_id", "kind", "quantity", "unit_price", "fee")
 
 
-def _tx_values(transactions, *fields):
-    """values_list of `fields` and executed_at, oldest first. The time is read as text and parsed
-    here: Django's timestamptz loader for PostgreSQL is pure Python and was most of the cost of
-    reading a long history."""
-    for *values, at in (transactions.annotate(at_text=Cast("executed_at", CharField()))
-                        .order_by("executed_at", "id").values_list(*fields, "at_text")):
-        yield *values, _parse_time(at)
+def _values_with_time(queryset, time_field: str, *fields):
+    """values_list of `fields` and then `time_field` as an aware datetime, in the queryset's order.
+
+    The one place that reads times around the ORM: the time is selected as text and parsed here,
+    because Django's timestamptz loader for PostgreSQL is pure Python and was most of the cost of
+    reading a long history (bench/pages.py). If a Django upgrade changes the text form, the
+    selector tests fail on the first parse."""
+    for *values, text in queryset.annotate(_time_text=Cast(time_field, CharField())).values_list(*fields, "_time_text"):
+        when = datetime.fromisoformat(text)
+        yield *values, (when if when.tzinfo else when.replace(tzinfo=UTC))  # SQLite's text is UTC
 
 
-def _parse_time(text: str) -> datetime:
-    when = datetime.fromisoformat(text)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)  # SQLite's text is UTC
+def transaction_rows(*, transactions) -> list[TxRow]:
+    """The transactions as the holdings engine reads them, oldest first."""
+    return [TxRow(*values) for values in _values_with_time(transactions.order_by("executed_at", "id"),
+                                                             "executed_at", *TX_FIELDS)]
 
 
-def tx_rows(transactions) -> list[TxRow]:
-    return [TxRow(*values) for values in _tx_values(transactions, *TX_FIELDS)]
-
-
-def latest_prices(asset_ids) -> dict[int, dict]:
+def prices_latest(*, asset_ids) -> dict[int, dict]:
     """Newest close per asset and the close 24 h before it, in one query (indexed look-ups).
     "time" is the newest candle's open time, "close_time" the moment its close price is from."""
     candles = Candle.objects.filter(asset=OuterRef("pk"), interval=OuterRef("interval"))
@@ -78,114 +71,23 @@ def latest_prices(asset_ids) -> dict[int, dict]:
             for a in assets}
 
 
-@dataclass
-class Holding:
-    asset: Asset
-    position: Position
-    price: Decimal | None
-    price_time: datetime | None
-    price_24h: Decimal | None
-
-    @property
-    def quantity(self) -> Decimal:
-        return self.position.quantity
-
-    @property
-    def value(self) -> Decimal | None:
-        return None if self.price is None else self.position.quantity * self.price
-
-    @property
-    def value_24h(self) -> Decimal | None:
-        return None if self.price_24h is None else self.position.quantity * self.price_24h
-
-    @property
-    def unrealized(self) -> Decimal | None:
-        return None if self.value is None else self.value - self.position.cost
-
-    @property
-    def total_pnl(self) -> Decimal | None:
-        return None if self.unrealized is None else self.unrealized + self.position.realized
+def portfolio_summary(*, portfolio: Portfolio) -> Summary:
+    rows = transaction_rows(transactions=portfolio.transactions.all())
+    return summarize(rows, prices_latest(asset_ids={r.asset_id for r in rows}))
 
 
-@dataclass
-class Summary:
-    holdings: list[Holding]
-    closed: list[Holding]  # assets once held, now zero (their realized P&L still counts)
-    value: Decimal
-    value_24h: Decimal | None
-    cost: Decimal
-    realized: Decimal
-    unrealized: Decimal
-    missing_prices: list[str]
-    transactions: int
-
-    @property
-    def total_pnl(self) -> Decimal:
-        return self.realized + self.unrealized
-
-    @property
-    def change_24h(self) -> Decimal | None:
-        return None if self.value_24h is None else self.value - self.value_24h
-
-    @property
-    def change_24h_pct(self) -> Decimal | None:
-        if not self.value_24h:
-            return None
-        return (self.value - self.value_24h) / self.value_24h * 100
-
-    def allocation(self) -> list[dict]:
-        """Share of the market value per asset, largest first."""
-        if not self.value:
-            return []
-        rows = [{"symbol": h.asset.symbol, "value": h.value, "share": h.value / self.value * 100}
-                for h in self.holdings if h.value]
-        return sorted(rows, key=lambda r: r["value"], reverse=True)
-
-
-def summarize(rows: list[TxRow], prices: dict[int, dict]) -> Summary:
-    ledger = replay(rows)
-    holdings, closed, missing = [], [], []
-    value = cost = realized = unrealized = ZERO
-    value_24h: Decimal | None = ZERO
-    for asset_id, pos in ledger.positions.items():
-        info = prices.get(asset_id, {})
-        h = Holding(info.get("asset"), pos, info.get("close"), info.get("time"), info.get("close_24h"))
-        realized += pos.realized
-        if pos.quantity == 0:
-            closed.append(h)
-            continue
-        holdings.append(h)
-        cost += pos.cost
-        if h.value is None:
-            missing.append(h.asset.symbol)
-            continue
-        value += h.value
-        unrealized += h.unrealized
-        # The value a day ago of what is held now (24h change of the holdings, not of the flows).
-        value_24h = None if value_24h is None or h.value_24h is None else value_24h + h.value_24h
-    holdings.sort(key=lambda h: h.value or ZERO, reverse=True)
-    return Summary(holdings, closed, value, value_24h, cost, realized, unrealized, missing, len(rows))
-
-
-def portfolio_summary(portfolio: Portfolio) -> Summary:
-    rows = tx_rows(portfolio.transactions.all())
-    return summarize(rows, latest_prices({r.asset_id for r in rows}))
-
-
-def dashboard(user) -> list[tuple[Portfolio, Summary]]:
+def portfolio_summaries(*, user) -> list[tuple[Portfolio, Summary]]:
     """Every portfolio of the user with its summary, in three queries whatever their size."""
     portfolios = list(Portfolio.objects.filter(owner=user))
     by_portfolio: dict[int, list[TxRow]] = defaultdict(list)
-    for values in _tx_values(Transaction.objects.filter(portfolio__owner=user), "portfolio_id", *TX_FIELDS):
+    transactions = Transaction.objects.filter(portfolio__owner=user).order_by("executed_at", "id")
+    for values in _values_with_time(transactions, "executed_at", "portfolio_id", *TX_FIELDS):
         by_portfolio[values[0]].append(TxRow(*values[1:]))
-    prices = latest_prices({r.asset_id for rows in by_portfolio.values() for r in rows})
+    prices = prices_latest(asset_ids={r.asset_id for rows in by_portfolio.values() for r in rows})
     return [(p, summarize(by_portfolio.get(p.id, []), prices)) for p in portfolios]
 
 
-# --- value over time ----------------------------------------------------------------------------
-
-
-def daily_closes(assets, start: datetime, end: datetime) -> dict[int, list[tuple[datetime, Decimal]]]:
+def candles_daily_close(*, assets, start: datetime, end: datetime) -> dict[int, list[tuple[datetime, Decimal]]]:
     """Per asset, the close of each UTC day from `start`'s day to `end`'s (the candle that closes at
     23:59:59.999), in one query. A day without that candle (an outage) has no entry; value_history
     carries the previous close forward."""
@@ -203,190 +105,23 @@ def daily_closes(assets, start: datetime, end: datetime) -> dict[int, list[tuple
     for interval, ids in by_interval.items():
         length = interval_delta(interval)
         match |= Q(asset_id__in=ids, interval=interval, open_time__in=[m - length for m in midnights])
-    qs = (Candle.objects.filter(match).annotate(close_text=Cast("close_time", CharField()))
-          .order_by("asset_id", "open_time").values_list("asset_id", "close_text", "close"))
-    for asset_id, close_time, close in qs:
-        out[asset_id].append((_parse_time(close_time), close))  # as text: see _tx_values
+    candles = Candle.objects.filter(match).order_by("asset_id", "open_time")
+    for asset_id, close, close_time in _values_with_time(candles, "close_time", "asset_id", "close"):
+        out[asset_id].append((close_time, close))
     return out
 
 
-def _price_at(series: list[tuple[datetime, Decimal]], t: datetime, start: int = 0) -> tuple[Decimal | None, int]:
-    """Last close at or before t, scanning forward from index `start` (callers walk in time order)."""
-    i = start
-    while i < len(series) and series[i][0] <= t:
-        i += 1
-    return (series[i - 1][1] if i else None), i
+def portfolio_projection(*, portfolio: Portfolio, summary: Summary | None = None, now: datetime | None = None) -> dict | None:
+    """The projected value of what is held, from each asset's serving forecast (forecasting's rule)."""
+    summary = summary or portfolio_summary(portfolio=portfolio)
+    forecasts = forecasts_latest(asset_ids={h.asset.id for h in summary.holdings})
+    return projected_value(summary, forecasts, now or timezone.now())
 
 
-def value_history(rows: list[TxRow], closes: dict[int, list[tuple[datetime, Decimal]]],
-                  end: datetime | None) -> list[dict]:
-    """Daily market value and net money put in, from the first transaction's day to `end`."""
-    if not rows or end is None:
-        return []
-    # One pass over the rows in time order beside the days (the order within an instant does not
-    # change what is held at a day's end).
-    ordered = sorted(rows, key=attrgetter("executed_at"))
-    if ordered[0].executed_at > end:  # no price yet since the first transaction
-        return []
-    day = ordered[0].executed_at.astimezone(UTC).replace(hour=23, minute=59, second=59, microsecond=999000)
-    points, price_pos, held = [], defaultdict(int), defaultdict(lambda: ZERO)
-    last_price: dict[int, Decimal] = {}
-    invested, n = ZERO, 0
-    while True:
-        t = min(day, end)
-        while n < len(ordered) and ordered[n].executed_at <= t:
-            r = ordered[n]
-            held[r.asset_id] += r.quantity if r.kind in INBOUND else -r.quantity
-            invested += _flow(r)
-            n += 1
-        value = ZERO
-        for asset_id, quantity in held.items():
-            price, price_pos[asset_id] = _price_at(closes.get(asset_id, []), t, price_pos[asset_id])
-            if price is not None:
-                last_price[asset_id] = price
-            if quantity and asset_id in last_price:
-                value += quantity * last_price[asset_id]
-        points.append({"t": t, "value": value, "invested": invested})
-        if day >= end:
-            break
-        day += timedelta(days=1)
-    return points
-
-
-def _flow(r: TxRow) -> Decimal:
-    """Money moved in (+) or out (−) of the portfolio by a transaction. Rewards and fees paid in
-    the asset move no money (they are part of the return); a fee in the quote currency is money
-    paid in whatever the kind, as the holdings engine counts it as a cost or a loss."""
-    if r.kind in ("buy", "transfer_in"):
-        return r.quantity * r.unit_price + r.fee
-    if r.kind in ("sell", "transfer_out"):
-        return r.fee - r.quantity * r.unit_price
-    return r.fee
-
-
-MICROSECOND = timedelta(microseconds=1)
-PERIODS = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)),
-           ("ytd", None), ("1y", timedelta(days=365)), ("all", None))
-
-
-def returns(rows: list[TxRow], history: list[dict], summary: Summary, end: datetime | None) -> dict[str, dict]:
-    """Modified Dietz return per period, ending at the newest price. 24h starts from the hourly
-    prices a day before; longer periods from the daily value at or just before their start."""
-    out: dict[str, dict] = {}
-    if not rows or end is None or not summary.value and not summary.holdings:
-        return out
-    first = min(r.executed_at for r in rows)
-    # Suffix sums over the flows in time order, so each period is one bisect rather than a pass
-    # over the whole history: the money moved from flow i on, and that money × time to `end` (µs).
-    flows = [(r.executed_at, f) for r in sorted(rows, key=attrgetter("executed_at")) if (f := _flow(r))]
-    times = [t for t, _ in flows]
-    net_from, held_from = [ZERO] * (len(flows) + 1), [ZERO] * (len(flows) + 1)
-    for i in range(len(flows) - 1, -1, -1):
-        t, flow = flows[i]
-        net_from[i] = net_from[i + 1] + flow
-        # Flows after the newest price are in the value but held for none of the period.
-        held_from[i] = held_from[i + 1] + flow * max((end - t) // MICROSECOND, 0)
-    for key, span in PERIODS:
-        if key == "all":
-            start = first
-        elif key == "ytd":
-            start = end.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-        else:
-            start = end - span
-        v0: Decimal | None = ZERO
-        if start <= first:
-            start = first
-        elif key == "24h":
-            v0 = _value_24h_ago(rows, summary, start)
-        else:
-            point = _point_at(history, start)
-            if point is None:  # within the first day: the period is the whole history
-                start = first
-            else:
-                # Start where the value is known, so no flow falls between the value and the start.
-                start, v0 = point["t"], point["value"]
-        if v0 is None:
-            continue
-        # From nothing, the flows at the start itself are what the period starts with.
-        i = bisect_left(times, start) if v0 == 0 else bisect_right(times, start)
-        length = (end - start) // MICROSECOND or 1
-        gain = summary.value - v0 - net_from[i]
-        base = v0 + held_from[i] / length
-        out[key] = {"start": start, "gain": gain, "pct": (gain / base * 100) if base > 0 else None}
-    return out
-
-
-def _value_24h_ago(rows: list[TxRow], summary: Summary, start: datetime) -> Decimal | None:
-    """What was held at `start` at the closes a day before the newest (not today's quantities,
-    which would count a buy of the last day both in the start value and as a flow)."""
-    held: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    for r in rows:
-        if r.executed_at <= start:
-            held[r.asset_id] += r.quantity if r.kind in INBOUND else -r.quantity
-    prices = {h.position.asset_id: h.price_24h for h in summary.holdings + summary.closed}
-    value = ZERO
-    for asset_id, quantity in held.items():
-        if quantity:
-            if prices.get(asset_id) is None:
-                return None
-            value += quantity * prices[asset_id]
-    return value
-
-
-def _point_at(history: list[dict], t: datetime) -> dict | None:
-    point = None
-    for p in history:
-        if p["t"] > t:
-            break
-        point = p
-    return point
-
-
-# --- projected value ----------------------------------------------------------------------------
-
-
-def latest_forecasts(asset_ids) -> dict[int, Forecast]:
-    """The forecast serving each asset, by the asset page's rule (forecasting's selector): 2 queries."""
-    return forecasts_latest(asset_ids=asset_ids)
-
-
-def portfolio_forecast(summary: Summary, forecasts: dict[int, Forecast], now: datetime | None = None) -> dict | None:
-    """Projected value per forecast step: median and 80% band (see FORECAST_METHOD)."""
-    held = [h for h in summary.holdings if h.price is not None]
-    with_forecast = [h for h in held if h.asset.id in forecasts]
-    if not with_forecast:
-        return None
-    steps = min(len(forecasts[h.asset.id].steps) for h in with_forecast)
-    reference = max((forecasts[h.asset.id] for h in with_forecast), key=lambda f: f.origin_time)
-    flat = sum((h.value for h in held if h.asset.id not in forecasts), ZERO)  # no forecast: price stays
-    points = []
-    for k in range(steps):
-        lo = mid = hi = flat
-        for h in with_forecast:
-            values = [Decimal(v) for v in forecasts[h.asset.id].steps[k]["values"]]
-            lo += h.quantity * values[0]
-            mid += h.quantity * values[len(values) // 2]
-            hi += h.quantity * values[-1]
-        points.append({"t": reference.steps[k]["target_time"], "low": lo, "median": mid, "high": hi})
-    now = now or timezone.now()
-    used = [forecasts[h.asset.id] for h in with_forecast]
-    return {
-        "points": points,
-        "start": {"t": reference.origin_time, "value": summary.value},
-        "oldest_made_at": min(f.made_at for f in used),
-        "oldest_origin": min(f.origin_time for f in used),
-        "age": now - min(f.made_at for f in used),
-        "kinds": sorted({f.kind for f in used}),
-        "stale": any(f.stale for f in used),
-        "without_forecast": [h.asset.symbol for h in held if h.asset.id not in forecasts],
-        "method": FORECAST_METHOD,
-    }
-
-
-def portfolio_detail(portfolio: Portfolio, *, now: datetime | None = None) -> dict:
+def portfolio_detail(*, portfolio: Portfolio, now: datetime | None = None) -> dict:
     """Everything the portfolio page shows, in a fixed number of queries."""
-    rows = tx_rows(portfolio.transactions.all())
-    prices = latest_prices({r.asset_id for r in rows})
+    rows = transaction_rows(transactions=portfolio.transactions.all())
+    prices = prices_latest(asset_ids={r.asset_id for r in rows})
     summary = summarize(rows, prices)
     # The newest price is the close of the newest candle: it is the value at that candle's close time.
     times = [v["close_time"] for v in prices.values() if v["close_time"]]
@@ -394,14 +129,18 @@ def portfolio_detail(portfolio: Portfolio, *, now: datetime | None = None) -> di
     history = []
     if rows and end:
         assets = [v["asset"] for v in prices.values()]
-        history = value_history(rows, daily_closes(assets, min(r.executed_at for r in rows), end), end)
+        closes = candles_daily_close(assets=assets, start=min(r.executed_at for r in rows), end=end)
+        history = value_history(rows, closes, end)
         if history and not summary.missing_prices:
             history[-1]["value"] = summary.value  # the newest point at the newest prices, not a daily close
+    forecast = None
+    if rows:
+        forecast = projected_value(summary, forecasts_latest(asset_ids=prices.keys()), now or timezone.now())
     return {
         "summary": summary,
         "history": history,
-        "returns": returns(rows, history, summary, end),
-        "forecast": portfolio_forecast(summary, latest_forecasts(prices.keys()), now=now) if rows else None,
+        "returns": period_returns(rows, history, summary, end),
+        "forecast": forecast,
         "as_of": end,
         "cost_basis_method": COST_BASIS_METHOD,
         "return_method": RETURN_METHOD,

@@ -24,6 +24,7 @@ from forecasting.services.market_data import MarketDataError, asset_track
 from core.formatting import decimal_string
 
 from . import selectors, services
+from .valuation import FORECAST_METHOD
 from .forms import (CSV_COLUMNS_HELP, CsvImportForm, PortfolioForm, TransactionFilterForm, TransactionForm,
                     add_service_errors)
 from .models import Portfolio, Transaction
@@ -66,7 +67,7 @@ def dashboard(request):
         else:
             messages.success(request, f"Portfolio “{portfolio.name}” created. Add its first transaction.")
             return redirect("portfolio:detail", pk=portfolio.pk)
-    rows = [{"portfolio": p, "summary": s, "quote": _quote(s)} for p, s in selectors.dashboard(request.user)]
+    rows = [{"portfolio": p, "summary": s, "quote": _quote(s)} for p, s in selectors.portfolio_summaries(user=request.user)]
     return render(request, "portfolio/dashboard.html", {"rows": rows, "form": form})
 
 
@@ -116,7 +117,7 @@ def _filtered_transactions(portfolio: Portfolio, form: TransactionFilterForm):
 @login_required
 def portfolio_detail(request, pk: int):
     portfolio = _own_portfolio(request, pk)
-    detail = selectors.portfolio_detail(portfolio)
+    detail = selectors.portfolio_detail(portfolio=portfolio)
     summary = detail["summary"]
     symbols = sorted({h.asset.symbol for h in summary.holdings + summary.closed if h.asset})
     filters = TransactionFilterForm(request.GET or None, symbols=symbols)
@@ -137,7 +138,7 @@ def portfolio_detail(request, pk: int):
         "filters": filters,
         "filtered": bool(filters.is_bound and filters.is_valid() and any(filters.cleaned_data.values())),
         "page": page,
-        "forecast_method": selectors.FORECAST_METHOD,
+        "forecast_method": FORECAST_METHOD,
     })
 
 

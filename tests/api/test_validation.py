@@ -237,7 +237,7 @@ def test_holdings_and_performance_use_the_portfolio_selectors(world):
 
     client = world.client("owner")
     body = client.get(f"/api/v1/portfolios/{world.portfolio.id}/holdings/").json()
-    summary = selectors.portfolio_summary(world.portfolio)
+    summary = selectors.portfolio_summary(portfolio=world.portfolio)
     assert body["value"] == f"{summary.value.normalize():f}"
     [btc] = body["holdings"]
     assert btc["symbol"] == "BTCUSDT"
@@ -263,7 +263,7 @@ def test_the_portfolio_forecast_does_not_compute_the_value_history(world, monkey
     def forbidden(*args, **kwargs):
         raise AssertionError("the forecast computed the value history")
 
-    monkeypatch.setattr(selectors, "daily_closes", forbidden)
+    monkeypatch.setattr(selectors, "candles_daily_close", forbidden)
     monkeypatch.setattr(selectors, "value_history", forbidden)
     body = world.client("owner").get(f"/api/v1/portfolios/{world.portfolio.id}/forecast/").json()
     assert len(body["points"]) == 3
@@ -279,7 +279,7 @@ def test_huge_holdings_are_answered_not_crashed(world):
                                executed_at=T0)
     response = world.client("owner").get(f"/api/v1/portfolios/{world.portfolio.id}/holdings/")
     assert response.status_code == 200
-    value = selectors.portfolio_summary(world.portfolio).value
+    value = selectors.portfolio_summary(portfolio=world.portfolio).value
     assert value > Decimal("1e22")
     assert response.json()["holdings"][0]["value"] == f"{value.normalize():f}"
 

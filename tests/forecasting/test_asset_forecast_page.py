@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -238,7 +239,8 @@ def test_the_asset_page_and_the_portfolio_serve_the_same_forecast(btc, klines, c
     """One rule for "the latest forecast": the portfolio projection once picked a model's forecast
     over the baseline at one origin (by kind) while the asset page showed the champion's."""
     from forecasting.selectors.forecasts import forecast_latest, forecasts_latest
-    from portfolio.selectors import latest_forecasts
+    from portfolio.models import Portfolio, Transaction
+    from portfolio.selectors import portfolio_projection
 
     origin = newest(klines)
     v1 = make_version(btc, 1, status=ModelVersion.Status.RETIRED, decision="")
@@ -256,7 +258,13 @@ def test_the_asset_page_and_the_portfolio_serve_the_same_forecast(btc, klines, c
     expected = made[serving]
     assert forecast_latest(asset=btc) == expected
     assert forecasts_latest(asset_ids=[btc.id]) == {btc.id: expected}
-    assert latest_forecasts({btc.id}) == {btc.id: expected}
+    # The portfolio page's projection values a holding with that same forecast.
+    holder = get_user_model().objects.create_user(username="holder", password="a-long-passphrase")
+    folio = Portfolio.objects.create(owner=holder, name="Long term")
+    Transaction.objects.create(portfolio=folio, asset=btc, kind="buy", quantity=Decimal("2"), unit_price=Decimal("1"),
+                               executed_at=origin - 48 * HOUR)
+    values = expected.steps[0]["values"]
+    assert portfolio_projection(portfolio=folio)["points"][0]["median"] == 2 * Decimal(values[len(values) // 2])
 
 
 def test_no_champion_names_the_rejected_newest_version_and_why(signed_in, btc, klines):

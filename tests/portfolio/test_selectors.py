@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from forecasting.models import Asset, Candle, Forecast, ModelVersion
 from portfolio.models import Portfolio, Transaction
-from portfolio.selectors import dashboard, daily_closes, portfolio_detail, portfolio_summary
+from portfolio.selectors import candles_daily_close, portfolio_detail, portfolio_summaries, portfolio_summary
 
 HOUR, DAY, MS = timedelta(hours=1), timedelta(days=1), timedelta(milliseconds=1)
 
@@ -78,7 +78,7 @@ def holdings_folio(folio, three_assets):
 
 def test_holdings_against_hand_computed_values(holdings_folio, three_assets):
     btc, eth, bnb = three_assets
-    s = portfolio_summary(holdings_folio)
+    s = portfolio_summary(portfolio=holdings_folio)
     assert [h.asset.symbol for h in s.holdings] == ["BTCUSDT", "ETHUSDT"]  # largest value first
     h_btc, h_eth = s.holdings
     assert h_btc.quantity == D("1.5")
@@ -112,7 +112,7 @@ def test_holdings_against_hand_computed_values(holdings_folio, three_assets):
 
 
 def test_total_profit_equals_the_all_time_gain(holdings_folio):
-    d = portfolio_detail(holdings_folio)
+    d = portfolio_detail(portfolio=holdings_folio)
     # Money in minus money out: BTC 202 + 161 − 297, ETH 100.5, BNB 300 − 329 = 137.5; 345 − 137.5
     assert d["returns"]["all"]["gain"] == d["summary"].total_pnl == D("207.5")
 
@@ -125,7 +125,7 @@ def test_rewards_and_fees_count_the_same_in_profit_and_in_returns(folio, three_a
     add(folio, btc, "fee", "0.05", "0", when=t + 2 * DAY)        # paid in the asset: no money moves
     add(folio, btc, "buy", "1", "130", "1", when=t + 3 * DAY)    # 131 put in
     add(folio, btc, "sell", "0.5", "140", "1", when=t + 4 * DAY)  # 69 taken out
-    d = portfolio_detail(folio)
+    d = portfolio_detail(portfolio=folio)
     # 1.55 held × 150 = 232.5 now, against 101 + 0.5 + 131 − 69 = 163.5 put in net: 69
     assert d["summary"].value == D("232.5")
     # (the fee's basis, 113 × 0.05 / 1.1, is not a finite decimal: equal to 20 places)
@@ -138,7 +138,7 @@ def test_a_holding_without_candles_is_listed_as_missing_a_price(folio, three_ass
     sol = make_asset("SOLUSDT")
     add(folio, three_assets[0], "buy", "1", "100", when=at(2022, 6, 1))
     add(folio, sol, "buy", "3", "40", when=at(2022, 6, 1))
-    s = portfolio_summary(folio)
+    s = portfolio_summary(portfolio=folio)
     assert s.missing_prices == ["SOLUSDT"]
     assert s.value == D("150")          # only what has a price
     assert s.cost == D("220")           # 100 + 120, all of it
@@ -147,9 +147,9 @@ def test_a_holding_without_candles_is_listed_as_missing_a_price(folio, three_ass
 
 
 def test_an_empty_portfolio(folio):
-    s = portfolio_summary(folio)
+    s = portfolio_summary(portfolio=folio)
     assert (s.holdings, s.value, s.total_pnl, s.allocation()) == ([], 0, 0, [])
-    d = portfolio_detail(folio)
+    d = portfolio_detail(portfolio=folio)
     assert (d["history"], d["returns"], d["forecast"], d["as_of"]) == ([], {}, None, None)
 
 
@@ -166,10 +166,10 @@ def test_value_over_time_is_daily_from_the_23h_candle_and_carries_a_missing_clos
     add(folio, btc, "buy", "1", "110", when=at(2022, 6, 1, 10))
     add(folio, btc, "buy", "1", "132", "1", when=at(2022, 6, 3, 12))
 
-    closes = daily_closes([btc], first, at(2022, 6, 5, 23))[btc.id]
+    closes = candles_daily_close(assets=[btc], start=first, end=at(2022, 6, 5, 23))[btc.id]
     assert [(t.day, c) for t, c in closes] == [(1, 123), (2, 133), (3, 143), (5, 163)]
 
-    d = portfolio_detail(folio)
+    d = portfolio_detail(portfolio=folio)
     end = at(2022, 6, 5, 23) + HOUR - MS  # the newest candle's close time
     assert d["as_of"] == end
     assert [(p["t"], p["value"], p["invested"]) for p in d["history"]] == [
@@ -189,7 +189,7 @@ def test_value_over_time_with_a_full_sale_and_a_second_asset(folio):
     add(folio, btc, "buy", "1", "100", when=at(2022, 6, 1, 1))
     add(folio, btc, "sell", "1", "102", when=at(2022, 6, 3, 1))
     add(folio, eth, "buy", "5", "11", when=at(2022, 6, 2, 1))
-    values = [p["value"] for p in portfolio_detail(folio)["history"]]
+    values = [p["value"] for p in portfolio_detail(portfolio=folio)["history"]]
     # day 1: 100; day 2: 101 + 5 × 11; day 3: BTC sold, 5 × 12; day 4: 5 × 13
     assert values == [D("100"), D("156"), D("60"), D("65")]
 
@@ -222,7 +222,7 @@ def test_returns_per_period_modified_dietz_with_one_flow(folio):
     flow_at = at(2022, 6, 15, 12)
     add(folio, btc, "buy", "1", "90", when=first)
     add(folio, btc, "buy", "1", "160", "2", when=flow_at)  # the flow: 160 + 2 = 162 put in
-    d = portfolio_detail(folio)
+    d = portfolio_detail(portfolio=folio)
     r = d["returns"]
     end = at(2022, 6, 30, 23) + HOUR - MS
     assert d["as_of"] == end
@@ -265,7 +265,7 @@ def test_24h_return_counts_a_buy_of_the_last_day_once(folio):
     add(folio, btc, "buy", "1", "90", when=NEWEST - 3 * DAY)
     bought = at(2022, 6, 30, 12)
     add(folio, btc, "buy", "1", "100", when=bought)
-    r = portfolio_detail(folio)["returns"]["24h"]
+    r = portfolio_detail(portfolio=folio)["returns"]["24h"]
     end = NEWEST + HOUR - MS
     # 1 held a day ago at 100; 100 put in at noon; 2 × 110 now: gain 220 − 100 − 100 = 20
     assert r["gain"] == D("20")
@@ -277,7 +277,7 @@ def test_a_transaction_after_the_newest_candle_is_a_flow_with_no_weight(folio):
     Candle.objects.bulk_create([candle(btc, NEWEST - 24 * HOUR, "100"), candle(btc, NEWEST, "100")])
     add(folio, btc, "buy", "1", "100", when=NEWEST - 3 * DAY)
     add(folio, btc, "buy", "1", "100", when=NEWEST + 3 * HOUR)  # newer than any price
-    r = portfolio_detail(folio)["returns"]
+    r = portfolio_detail(portfolio=folio)["returns"]
     # Nothing moved in price: no gain in any period, even though the value includes the late buy.
     assert {k: v["gain"] for k, v in r.items()} == {"24h": 0, "7d": 0, "30d": 0, "ytd": 0, "1y": 0, "all": 0}
 
@@ -315,7 +315,7 @@ def test_portfolio_forecast_sums_quantiles_and_holds_assets_without_forecast_fla
     forecast(eth, NEWEST - DAY, at(2022, 6, 29, 23, 10), [["1", "1", "1"]] * 5)  # older: not used
 
     now = at(2022, 7, 1, 1)
-    f = portfolio_detail(folio, now=now)["forecast"]
+    f = portfolio_detail(portfolio=folio, now=now)["forecast"]
     # Two steps: the shorter forecast (ETH) bounds them; times from the newest forecast (BTC).
     assert [p["t"] for p in f["points"]] == [(NEWEST + HOUR).isoformat(), (NEWEST + 2 * HOUR).isoformat()]
     assert [(p["low"], p["median"], p["high"]) for p in f["points"]] == [
@@ -336,7 +336,7 @@ def test_portfolio_forecast_sums_quantiles_and_holds_assets_without_forecast_fla
 
 def test_no_forecast_without_any_forecast_rows(folio, three_assets):
     add(folio, three_assets[0], "buy", "1", "100", when=at(2022, 6, 1))
-    assert portfolio_detail(folio)["forecast"] is None
+    assert portfolio_detail(portfolio=folio)["forecast"] is None
 
 
 # --- dashboard ----------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def test_dashboard_lists_every_portfolio_of_the_user_with_its_figures(holdings_f
     add(theirs, btc, "buy", "100", "1", when=at(2022, 6, 2))
 
     with django_assert_num_queries(3):
-        rows = dashboard(user)
+        rows = portfolio_summaries(user=user)
         by_name = {p.name: s for p, s in rows}
     assert [p.name for p, _ in rows] == ["Empty", "Long term", "Main"]
     main, long_term, empty = by_name["Main"], by_name["Long term"], by_name["Empty"]
@@ -385,7 +385,7 @@ def build(portfolio, *, transactions: int, holdings: int) -> None:
 def test_portfolio_detail_query_count_does_not_grow(folio, transactions, holdings):
     build(folio, transactions=transactions, holdings=holdings)
     with CaptureQueriesContext(connection) as ctx:
-        d = portfolio_detail(folio)
+        d = portfolio_detail(portfolio=folio)
     assert d["summary"].transactions == transactions
     assert len(d["summary"].holdings) == holdings
     assert d["forecast"] is not None and d["history"] and d["returns"]

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from forecasting.models import Asset, Candle, Forecast
-from portfolio import selectors, services
+from portfolio import selectors, services, valuation
 from portfolio.models import Portfolio, Transaction
 
 # Well in the past, so nothing depends on today's date.
@@ -204,8 +204,8 @@ def test_portfolio_page_holdings_methods_and_returns(signed_in, worked, portfoli
     page = text(response)
     # Asset, quantity, average cost, price, market value, unrealized, realized, total.
     assert "BTCUSDT 1.5 101.00 120.00 180.00 +28.50 +3.50 +32.00" in page
-    assert selectors.COST_BASIS_METHOD in page
-    assert selectors.RETURN_METHOD in page
+    assert valuation.COST_BASIS_METHOD in page
+    assert valuation.RETURN_METHOD in page
     for label in ("24 hours", "7 days", "30 days", "Year to date", "1 year", "Since start"):
         assert re.search(rf"{label} [+-]?[\d,]+\.\d\d [+-]?[\d,]+\.\d\d%", page), label
     # Since start, by hand: the value 180 less the net money moved in (202 − 54 = 148) is +32.
@@ -237,7 +237,7 @@ def test_portfolio_page_projected_value_states_method_age_and_baseline(signed_in
     baseline_forecast(btc, made_at=timezone.now() - timedelta(hours=3))
     response = signed_in.get(reverse("portfolio:detail", args=[portfolio.pk]))
     page = text(response)
-    assert selectors.FORECAST_METHOD in page
+    assert valuation.FORECAST_METHOD in page
     assert "No forecast yet" not in page
     assert "3 hours ago" in page
     assert ("its forecast is the baseline (the statistical seasonal band, or the naive volatility band while its "
