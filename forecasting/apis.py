@@ -26,7 +26,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.api.exceptions import error_response
-from core.api.filters import UtcIsoDateTimeFilter
+from core.api.filters import TimeRangeFilter
 from core.api.mixins import WritesInTransaction
 from core.api.pagination import CandlePagination
 from core.broker import QueueUnavailableError
@@ -195,8 +195,10 @@ QUEUE_DOWN = OpenApiResponse(description="The task queue is unavailable: nothing
 
 
 class CandleFilter(filters.FilterSet):
-    start = UtcIsoDateTimeFilter(field_name="open_time", lookup_expr="gte", label="open time from (ISO 8601)")
-    end = UtcIsoDateTimeFilter(field_name="open_time", lookup_expr="lte", label="open time until (ISO 8601)")
+    start = TimeRangeFilter(field_name="open_time", side="start",
+                            label="open time from: an ISO 8601 time, or a date for its whole UTC day")
+    end = TimeRangeFilter(field_name="open_time", side="end",
+                          label="open time until (included): an ISO 8601 time, or a date for its whole UTC day")
 
     class Meta:
         model = Candle
@@ -204,8 +206,10 @@ class CandleFilter(filters.FilterSet):
 
 
 class ForecastFilter(filters.FilterSet):
-    start = UtcIsoDateTimeFilter(field_name="origin_time", lookup_expr="gte")
-    end = UtcIsoDateTimeFilter(field_name="origin_time", lookup_expr="lte")
+    start = TimeRangeFilter(field_name="origin_time", side="start",
+                            label="made from (origin time): an ISO 8601 time, or a date for its whole UTC day")
+    end = TimeRangeFilter(field_name="origin_time", side="end",
+                          label="made until (included): an ISO 8601 time, or a date for its whole UTC day")
 
     class Meta:
         model = Forecast

@@ -24,17 +24,24 @@ from rest_framework.response import Response
 from forecasting.models import SYMBOL_RE, Asset
 from core.formatting import decimal_string
 from core.api.exceptions import error_response
-from core.api.filters import UtcIsoDateTimeFilter
+from core.api.filters import TimeRangeFilter
 from core.api.mixins import WritesInTransaction
 
 from . import selectors, services
+from .transactions_csv import (
+    MAX_CSV_BYTES,
+    MAX_CSV_MB,
+    CsvImportError,
+    CsvUploadError,
+    csv_upload_text,
+    transactions_import_csv,
+)
 from .valuation import COST_BASIS_METHOD, FORECAST_METHOD
 from .models import Portfolio, Transaction
 
 DEC = {"max_digits": 28, "decimal_places": 8}
 # Computed sums (value = quantity x price) may have more whole digits than any stored column.
 MONEY = {"max_digits": None, "decimal_places": 8}
-MAX_CSV_BYTES = 5 * 1024 * 1024
 def _dec(value) -> str | None:
     """Decimal strings with at most 8 places, as candles and transactions store them."""
     return decimal_string(value, trim=True)
@@ -98,8 +105,16 @@ class TransactionSerializer(serializers.ModelSerializer):
 class TransactionFilter(filters.FilterSet):
     symbol = filters.CharFilter(field_name="asset__symbol", lookup_expr="iexact")
     kind = filters.ChoiceFilter(choices=Transaction.Kind.choices)
-    start = UtcIsoDateTimeFilter(field_name="executed_at", lookup_expr="gte")
-    end = UtcIsoDateTimeFilter(field_name="executed_at", lookup_expr="lte")
+    start = TimeRangeFilter(field_name="executed_at", side="start",
+                            label="executed from: an ISO 8601 time, or a date for its whole UTC day")
+    end = TimeRangeFilter(field_name="executed_at", side="end",
+                          label="executed until (included): an ISO 8601 time, or a date for its whole UTC day")
+
+    def filter_queryset(self, queryset):
+        # The page's filter, by the same selector: the same query means the same rows.
+        data = self.form.cleaned_data
+        return selectors.transactions_filter(transactions=queryset, symbol=data.get("symbol") or "",
+                                             kind=data.get("kind") or "", start=data.get("start"), end=data.get("end"))
 
 
 def _money(**kwargs):
@@ -215,7 +230,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
                  "text/csv": {"type": "string"}},
         responses={201: inline_serializer("CsvImported", {"created": serializers.IntegerField(),
                                                           "duplicates": serializers.ListField(child=serializers.IntegerField())}),
-                   413: OpenApiResponse(description="The file is larger than 5 MB.")},
+                   413: OpenApiResponse(description=f"The file is larger than {MAX_CSV_MB} MB.")},
         examples=[_example("A CSV file", CSV_EXAMPLE, media_type="text/csv")])
     @action(detail=True, methods=["post"], url_path="import-csv",
             parser_classes=[MultiPartParser, FormParser, CsvTextParser])
@@ -231,21 +246,16 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
                 return error_response("Send the CSV as a multipart form field named 'file', or as the body "
                                       "with Content-Type: text/csv.", fields={"file": ["This field is required."]})
             data = upload.read(MAX_CSV_BYTES + 1)
-        if len(data) > MAX_CSV_BYTES:
-            return error_response(f"The file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB.",
-                                  status_code=413, code="too_large")
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            return error_response("The file is not UTF-8 text.", fields={"file": ["Not UTF-8 text."]})
-        try:
-            report = services.transactions_import_csv(portfolio=portfolio, text=text)
-        except services.CsvImportError as exc:
+            text = csv_upload_text(data)
+            report = transactions_import_csv(portfolio=portfolio, text=text)
+        except CsvUploadError as exc:
+            if exc.too_large:
+                return error_response(exc.message, status_code=413, code="too_large")
+            return error_response(exc.message, fields={"file": [exc.message]})
+        except CsvImportError as exc:
             return error_response(f"{len(exc.report.errors)} bad line(s); nothing was imported.",
                                   fields={"lines": exc.report.errors})
-        except csv.Error as exc:  # e.g. a header field over the csv module's size limit
-            return error_response(f"The file is not readable as CSV ({exc}); nothing was imported.",
-                                  fields={"lines": [f"line 1: not readable as CSV ({exc})"]})
         return Response({"created": report.created, "duplicates": report.duplicates}, status=status.HTTP_201_CREATED)
 
 

@@ -9,9 +9,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from forecasting.models import SYMBOL_RE
 
 from .models import Portfolio, Transaction
-from .services import CSV_HELP
+from .transactions_csv import CSV_HELP, MAX_CSV_BYTES, MAX_CSV_MB, csv_upload_text
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 DECIMAL = {"max_digits": 28, "decimal_places": 8}
 
 
@@ -102,21 +101,11 @@ class TransactionFilterForm(forms.Form):
 
 
 class CsvImportForm(forms.Form):
-    file = forms.FileField(label="CSV file", help_text=f"UTF-8, at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.",
+    file = forms.FileField(label="CSV file", help_text=f"UTF-8, at most {MAX_CSV_MB} MB.",
                            widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}))
 
     def clean_file(self) -> str:
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise ValidationError(
-                f"The file is {upload.size / (1024 * 1024):.1f} MB; the limit is "
-                f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Split it and import the parts one after the other."
-            )
-        try:
-            # utf-8-sig: spreadsheets often write a byte-order mark first.
-            return upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValidationError("The file is not UTF-8 text; save it as “CSV UTF-8” and try again.") from None
+        return csv_upload_text(self.cleaned_data["file"].read(MAX_CSV_BYTES + 1))
 
 
 CSV_COLUMNS_HELP = list(CSV_HELP.items())

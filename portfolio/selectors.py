@@ -8,13 +8,14 @@ portfolio has: transactions in one query, prices in one or two, forecasts in two
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import CharField, OuterRef, Q, Subquery
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from core.time_range import time_range_lookups
 from forecasting.intervals import interval_delta
 from forecasting.models import Asset, Candle
 from forecasting.selectors.forecasts import forecasts_latest
@@ -50,6 +51,17 @@ def transaction_rows(*, transactions) -> list[TxRow]:
     """The transactions as the holdings engine reads them, oldest first."""
     return [TxRow(*values) for values in _values_with_time(transactions.order_by("executed_at", "id"),
                                                              "executed_at", *TX_FIELDS)]
+
+
+def transactions_filter(*, transactions, symbol: str = "", kind: str = "", start: date | datetime | None = None,
+                        end: date | datetime | None = None):
+    """The page's and the API's transaction filter: one asset, one kind, and a time range whose ends
+    are included (a date is its whole UTC day)."""
+    if symbol:
+        transactions = transactions.filter(asset__symbol__iexact=symbol)
+    if kind:
+        transactions = transactions.filter(kind=kind)
+    return transactions.filter(**time_range_lookups("executed_at", start=start, end=end))
 
 
 def prices_latest(*, asset_ids) -> dict[int, dict]:

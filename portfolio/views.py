@@ -23,7 +23,7 @@ from forecasting.services.market_data import MarketDataError, asset_track
 
 from core.formatting import decimal_string
 
-from . import selectors, services
+from . import selectors, services, transactions_csv
 from .valuation import FORECAST_METHOD
 from .forms import (CSV_COLUMNS_HELP, CsvImportForm, PortfolioForm, TransactionFilterForm, TransactionForm,
                     add_service_errors)
@@ -98,20 +98,12 @@ def _chart_data(detail: dict) -> dict:
 
 
 def _filtered_transactions(portfolio: Portfolio, form: TransactionFilterForm):
-    qs = portfolio.transactions.select_related("asset")
+    transactions = portfolio.transactions.select_related("asset")
     if not form.is_valid():
-        return qs
+        return transactions
     data = form.cleaned_data
-    if data["asset"]:
-        qs = qs.filter(asset__symbol=data["asset"])
-    if data["kind"]:
-        qs = qs.filter(kind=data["kind"])
-    # Whole UTC days, as ranges on executed_at so the (portfolio, executed_at) index serves them.
-    if data["date_from"]:
-        qs = qs.filter(executed_at__gte=datetime.combine(data["date_from"], time.min, tzinfo=UTC))
-    if data["date_to"]:
-        qs = qs.filter(executed_at__lt=datetime.combine(data["date_to"] + timedelta(days=1), time.min, tzinfo=UTC))
-    return qs
+    return selectors.transactions_filter(transactions=transactions, symbol=data["asset"], kind=data["kind"],
+                                         start=data["date_from"], end=data["date_to"])
 
 
 @login_required
@@ -287,8 +279,8 @@ def transactions_import(request, pk: int):
     report = None
     if request.method == "POST" and form.is_valid():
         try:
-            report = services.transactions_import_csv(portfolio=portfolio, text=form.cleaned_data["file"])
-        except services.CsvImportError as exc:
+            report = transactions_csv.transactions_import_csv(portfolio=portfolio, text=form.cleaned_data["file"])
+        except transactions_csv.CsvImportError as exc:
             report = exc.report
         else:
             note = f"Imported {report.created} transaction{'s' if report.created != 1 else ''}."
@@ -299,14 +291,14 @@ def transactions_import(request, pk: int):
             return redirect("portfolio:detail", pk=portfolio.pk)
     return render(request, "portfolio/import.html", {
         "portfolio": portfolio, "form": form, "report": report,
-        "columns": CSV_COLUMNS_HELP, "header": ",".join(services.CSV_COLUMNS),
+        "columns": CSV_COLUMNS_HELP, "header": ",".join(transactions_csv.CSV_COLUMNS),
     })
 
 
 @login_required
 def transactions_export(request, pk: int):
     portfolio = _own_portfolio(request, pk)
-    response = HttpResponse(services.transactions_export_csv(portfolio), content_type="text/csv; charset=utf-8")
+    response = HttpResponse(transactions_csv.transactions_export_csv(portfolio), content_type="text/csv; charset=utf-8")
     name = slugify(portfolio.name) or f"portfolio-{portfolio.pk}"
     response["Content-Disposition"] = f'attachment; filename="{name}-transactions.csv"'
     return response

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, date
 
 from django import forms
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
+
+from ..time_range import time_range_lookups
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -25,3 +27,32 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
 class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+class UtcDayOrTimeField(UtcIsoDateTimeField):
+    """A bare date (2024-03-01) stays a date, meaning its whole UTC day; anything else is an ISO
+    8601 time as above."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and len(value.strip()) == 10:
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                pass  # not a date: the time parser below says what is wrong
+        return super().to_python(value)
+
+
+class TimeRangeFilter(filters.Filter):
+    """`start` or `end` of a time range with core.time_range's meaning: both ends included, a date
+    is its whole UTC day."""
+
+    field_class = UtcDayOrTimeField
+
+    def __init__(self, *args, side: str, **kwargs):
+        self.side = side
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value in (None, ""):
+            return qs
+        return qs.filter(**time_range_lookups(self.field_name, **{self.side: value}))

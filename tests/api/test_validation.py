@@ -379,7 +379,7 @@ def test_csv_import_is_all_or_nothing_with_line_errors(world):
     assert error["fields"]["lines"] == [
         "line 3: DOGEUSDT is not tracked; track it first (Assets) and import again",
         "line 4: quantity must be above zero",
-        "line 6: executed_at is before 2009-01-03 (Bitcoin's first block)",
+        "line 6: executed_at cannot be before 2009-01-03 (Bitcoin's first block)",
     ]
     assert Transaction.objects.count() == before
 

@@ -11,12 +11,11 @@ import pytest
 
 from forecasting.models import Asset
 from portfolio.models import Transaction
-from portfolio.services import (
+from portfolio.services import portfolio_create, transaction_create
+from portfolio.transactions_csv import (
     CSV_COLUMNS,
     CSV_HELP,
     CsvImportError,
-    portfolio_create,
-    transaction_create,
     transactions_export_csv,
     transactions_import_csv,
 )
@@ -99,7 +98,7 @@ def test_line_numbers_count_blank_lines_and_notes_over_several_lines(folio, btc)
 def test_a_future_date_is_refused(folio, btc):
     soon = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     errors = import_error(folio, f"{HEADER}\n{soon},buy,BTCUSDT,1,40000,0,\n")
-    assert errors == ["line 2: executed_at is in the future"]
+    assert errors == ["line 2: executed_at cannot be in the future"]
 
 
 def test_a_wrong_header_is_refused_before_any_row(folio, btc):
@@ -209,3 +208,94 @@ def test_every_column_is_documented():
     assert all(CSV_HELP[c].strip() for c in CSV_COLUMNS)
     for kind, _ in Transaction.Kind.choices:
         assert kind in CSV_HELP["kind"]
+
+
+# --- one rule for a transaction, however it arrives ----------------------------------------------
+
+NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+RULE_CASES = [
+    # (field, value in the file, value for the service, what both say)
+    ("quantity", "0", D("0"), "must be above zero"),
+    ("unit_price", "-1", D("-1"), "cannot be negative"),
+    ("fee", "-0.5", D("-0.5"), "cannot be negative"),
+    ("executed_at", "2024-03-01T12:05:00Z", NOW + timedelta(minutes=5), "cannot be in the future"),
+    ("executed_at", "2008-12-31T00:00:00Z", datetime(2008, 12, 31, tzinfo=UTC),
+     "cannot be before 2009-01-03 (Bitcoin's first block)"),
+    ("note", "n" * 501, "n" * 501, "cannot be longer than 500 characters"),
+]
+
+
+@pytest.mark.parametrize("name, in_file, value, rule", RULE_CASES, ids=[f"{c[0]}-{c[3][:12]}" for c in RULE_CASES])
+def test_the_forms_and_the_csv_import_refuse_the_same_transaction_for_the_same_reason(folio, btc, name, in_file,
+                                                                                        value, rule):
+    from django.core.exceptions import ValidationError
+
+    from portfolio.services import FORM_SUBJECTS, validate_transaction
+
+    good = {"executed_at": "2024-03-01T11:00:00Z", "kind": "buy", "symbol": "BTCUSDT", "quantity": "1",
+            "unit_price": "100", "fee": "0", "note": ""}
+    line = ",".join({**good, name: in_file}[c] for c in CSV_COLUMNS)
+    with pytest.raises(CsvImportError) as csv_refusal:
+        transactions_import_csv(portfolio=folio, text=f"{HEADER}\n{line}\n", now=NOW)
+    assert csv_refusal.value.report.errors == [f"line 2: {name} {rule}"]
+
+    fields = {"asset": btc, "kind": "buy", "quantity": D("1"), "unit_price": D("100"), "fee": D("0"),
+              "executed_at": datetime(2024, 3, 1, 11, tzinfo=UTC), "note": "", name: value}
+    with pytest.raises(ValidationError) as form_refusal:
+        validate_transaction(Transaction(portfolio=folio, **fields), now=NOW)
+    assert form_refusal.value.message_dict[name] == [f"{FORM_SUBJECTS[name]} {rule}."]
+
+
+def test_a_clock_a_few_seconds_ahead_is_not_the_future_for_either(folio, btc):
+    from portfolio.services import validate_transaction
+
+    soon = NOW + timedelta(seconds=30)
+    validate_transaction(Transaction(portfolio=folio, asset=btc, kind="buy", quantity=D("1"), unit_price=D("1"),
+                                     executed_at=soon), now=NOW)
+    report = transactions_import_csv(portfolio=folio, text=f"{HEADER}\n2024-03-01T12:00:30Z,buy,BTCUSDT,1,1,0,\n",
+                                     now=NOW)
+    assert report.created == 1
+
+
+# --- two imports at once -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_file_imported_twice_at_once_is_stored_once(on_postgres, monkeypatch):
+    """A double-click or a client retry: both imports read the file and check their lines at the
+    same time; the second must still see the first's rows as duplicates."""
+    import threading
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from portfolio import transactions_csv
+
+    owner = get_user_model().objects.create_user(username="carol", password="x-long-password-1")
+    portfolio = portfolio_create(owner=owner, name="Race")
+    Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
+    text = f"{HEADER}\n" + "".join(f"2022-03-0{d}T12:00:00Z,buy,BTCUSDT,1,100,0,\n" for d in range(1, 6))
+    barrier, outcomes = threading.Barrier(2, timeout=30), []
+    real_validate = transactions_csv._validate
+
+    def validate_together(*args, **kwargs):
+        checked = real_validate(*args, **kwargs)
+        barrier.wait()  # both have checked every line before either writes
+        return checked
+
+    monkeypatch.setattr(transactions_csv, "_validate", validate_together)
+
+    def run():
+        try:
+            report = transactions_import_csv(portfolio=portfolio, text=text)
+            outcomes.append((report.created, len(report.duplicates)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == [(0, 5), (5, 0)]
+    assert Transaction.objects.filter(portfolio=portfolio).count() == 5

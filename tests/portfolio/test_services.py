@@ -63,9 +63,9 @@ def errors_of(exc_info) -> dict[str, list[str]]:
     ("quantity", "-0", "Quantity must be above zero."),
     ("unit_price", "-0.01", "Price cannot be negative."),
     ("fee", "-0.00000001", "Fee cannot be negative."),
-    ("quantity", "1e20", "That number is too large."),
-    ("unit_price", "123456789012345678901234", "That number is too large."),
-    ("fee", "Infinity", "That number is too large."),
+    ("quantity", "1e20", "Quantity is too large."),
+    ("unit_price", "123456789012345678901234", "Price is too large."),
+    ("fee", "Infinity", "Fee is too large."),
     ("quantity", "NaN", "Enter a number."),
     ("quantity", "0.000000001", "Ensure that there are no more than 8 decimal places."),
 ])
@@ -105,7 +105,7 @@ def test_the_largest_accepted_numbers_are_stored_and_read_back(folio, btc):
     add(folio, btc, "sell", big, "1", hours=1)  # all of it: no oversell from rounding
     with pytest.raises(ValidationError) as exc:
         add(folio, btc, "buy", "1e19")
-    assert errors_of(exc) == {"quantity": ["That number is too large."]}
+    assert errors_of(exc) == {"quantity": ["Quantity is too large."]}
 
 
 def test_negative_zero_price_and_fee_are_stored_as_zero(folio, btc):

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from forecasting.models import Asset, Candle, Forecast
-from portfolio import selectors, services, valuation
+from portfolio import selectors, services, transactions_csv, valuation
 from portfolio.models import Portfolio, Transaction
 
 # Well in the past, so nothing depends on today's date.
@@ -282,6 +282,35 @@ def test_transactions_are_paged_50_at_a_time_and_filtered(signed_in, portfolio, 
     assert "No transaction matches these filters." in text(none)
 
 
+@pytest.mark.parametrize("query", [
+    {"date_from": "2022-06-01", "date_to": "2022-06-02"},
+    {"date_to": "2022-06-20"},
+    {"date_from": "2022-06-20", "kind": "sell"},
+    {"asset": "ETHUSDT", "date_from": "2022-06-25", "date_to": "2022-06-25"},
+])
+def test_the_page_and_the_api_filter_transactions_alike(signed_in, user, portfolio, btc, query):
+    """One meaning for the date filters: "to 2022-06-02" keeps that day's transactions on the page
+    and in the API (the API once read a bare date as its midnight)."""
+    from rest_framework.test import APIClient
+
+    eth = Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
+    rows = [Transaction(portfolio=portfolio, asset=btc, kind="buy", quantity=Decimal("1"), unit_price=Decimal("100"),
+                        executed_at=at(1) + i * 9 * HOUR) for i in range(40)]
+    rows += [Transaction(portfolio=portfolio, asset=btc, kind="sell", quantity=Decimal("1"),
+                         unit_price=Decimal("100"), executed_at=at(20) + i * 11 * HOUR) for i in range(6)]
+    rows += [Transaction(portfolio=portfolio, asset=eth, kind="reward", quantity=Decimal("0.1"),
+                         unit_price=Decimal("0"), executed_at=at(25, hour=23))]
+    Transaction.objects.bulk_create(rows)
+    page = signed_in.get(reverse("portfolio:detail", args=[portfolio.pk]), query).content.decode()
+    on_page = sorted(int(i) for i in re.findall(r'data-tx="(\d+)"', page))
+    api = APIClient()
+    api.force_authenticate(user)
+    params = {"limit": 500, "symbol": query.get("asset"), "kind": query.get("kind"), "start": query.get("date_from"),
+              "end": query.get("date_to")}
+    body = api.get(f"/api/v1/portfolios/{portfolio.pk}/transactions/", {k: v for k, v in params.items() if v}).json()
+    assert on_page and sorted(t["id"] for t in body["results"]) == on_page
+
+
 def page_queries(client, portfolio) -> int:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(reverse("portfolio:detail", args=[portfolio.pk]))
@@ -460,8 +489,8 @@ def upload(content: str, name: str = "tx.csv") -> SimpleUploadedFile:
 
 def test_import_page_documents_the_columns(signed_in, portfolio):
     page = text(signed_in.get(reverse("portfolio:import", args=[portfolio.pk])))
-    assert ",".join(services.CSV_COLUMNS) in page
-    for name, help_text in services.CSV_HELP.items():
+    assert ",".join(transactions_csv.CSV_COLUMNS) in page
+    for name, help_text in transactions_csv.CSV_HELP.items():
         assert f"{name} {help_text}" in page
 
 
@@ -527,7 +556,7 @@ def test_export_then_import_into_a_new_portfolio_round_trips(signed_in, user, wo
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="long-term-transactions.csv"'
     exported = response.content.decode()
-    assert exported.splitlines()[0] == ",".join(services.CSV_COLUMNS)
+    assert exported.splitlines()[0] == ",".join(transactions_csv.CSV_COLUMNS)
     assert len(exported.splitlines()) == 4
 
     copy = services.portfolio_create(owner=user, name="Copy")
