@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from rest_framework.throttling import BaseThrottle
+
+from core import clock
 
 # Failed sign-ins allowed within the window, per username and per client address, before sign-in
 # is refused until the window (counted from the first failure) ends. Per username stops guessing
@@ -32,15 +33,21 @@ class SignInThrottle:
     def retry_after(self) -> int:
         """Seconds until sign-in is allowed again; 0 when it is allowed now."""
         values = cache.get_many([k for k, _ in self.counters] + [k + ":until" for k, _ in self.counters])
-        wait = 0
+        now, wait = clock.now(), 0
         for key, limit in self.counters:
-            if (values.get(key) or 0) >= limit:
-                wait = max(wait, math.ceil(values.get(key + ":until", time.time() + 1) - time.time()))
-        return max(wait, 0)
+            until = values.get(key + ":until")
+            # A window is over at its end, whether or not the cache has dropped its keys yet.
+            if until is not None and until > now and (values.get(key) or 0) >= limit:
+                wait = max(wait, math.ceil(until - now))
+        return wait
 
     def failed(self) -> None:
+        now = clock.now()
         for key, _ in self.counters:
-            cache.add(key + ":until", time.time() + SIGNIN_WINDOW_SECONDS, SIGNIN_WINDOW_SECONDS)
+            until = cache.get(key + ":until")
+            if until is not None and until <= now:
+                cache.delete_many([key, key + ":until"])  # the old window is over: this failure starts a new one
+            cache.add(key + ":until", now + SIGNIN_WINDOW_SECONDS, SIGNIN_WINDOW_SECONDS)
             cache.add(key, 0, SIGNIN_WINDOW_SECONDS)
             try:
                 cache.incr(key)  # atomic: parallel guesses cannot slip past the limit

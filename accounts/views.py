@@ -12,9 +12,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from . import selectors
 from .forms import SignInForm, SignUpForm, TokenCreateForm
 from .models import ApiToken
-from . import selectors
 from .services import token_create, token_revoke
 
 

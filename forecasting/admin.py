@@ -11,19 +11,19 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from core.formatting import significant
 from core.broker import QueueUnavailableError
+from core.formatting import significant
+from core.times import ms_to_datetime
 
-from .klines import ms_to_datetime
 from .metrics import metric_headings, metric_rows
 from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
-from .services.schedules import asset_schedules, asset_schedules_ensure
 from .services.model_versions import (
     ModelVersionError,
     assets_rollback,
     model_versions_promote,
     model_versions_retire,
 )
+from .services.schedules import asset_schedules, asset_schedules_ensure
 from .services.training_runs import ACTIVE as ACTIVE_RUN_STATUSES
 from .services.training_runs import training_run_request
 

@@ -37,7 +37,6 @@ from .selectors.forecasts import STALE_AFTER_CANDLES, forecast_latest, forecast_
 from .services.model_versions import ModelVersionError, model_version_promote, model_version_rollback
 from .services.training_runs import training_run_request
 
-
 TIME_FORMAT = settings.REST_FRAMEWORK["DATETIME_FORMAT"]
 
 

@@ -7,8 +7,10 @@ candle's internal consistency is checked, so a malformed row is an error, not a 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
+
+from core.times import ms_to_datetime
 
 from .intervals import interval_ms
 
@@ -38,16 +40,6 @@ class Kline:
     @property
     def close_dt(self) -> datetime:
         return ms_to_datetime(self.close_time)
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def datetime_to_ms(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime: candle times are UTC and must carry a timezone")
-    return int(dt.timestamp() * 1000)
 
 
 def describe_time(ms: int | None) -> str:

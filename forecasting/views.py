@@ -6,9 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from core.formatting import significant
+from core.times import ms_to_datetime
 
-from .klines import ms_to_datetime
 from .metrics import metric_headings, metric_rows, metric_text
 from .models import SYMBOL_URL_REGEX, Asset, Forecast, ModelVersion, TrainingRun
 from .selectors.comparison import serving_comparison
@@ -23,6 +22,7 @@ from .selectors.forecasts import (
     training_run_latest,
 )
 from .selectors.market_data import RANGES, price_history
+
 
 def _asset_or_404(symbol: str) -> Asset:
     # Symbols are letters and digits; anything else is no asset (and a NUL would make PostgreSQL fail).

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,18 +15,19 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from forecasting.models import SYMBOL_RE, Asset
-from core.formatting import decimal_string
 from core.api.exceptions import error_response
 from core.api.filters import TimeRangeFilter
 from core.api.mixins import WritesInTransaction
+from core.formatting import decimal_string
+from forecasting.models import SYMBOL_RE, Asset
 
 from . import selectors, services
+from .models import Portfolio, Transaction
 from .transactions_csv import (
     MAX_CSV_BYTES,
     MAX_CSV_MB,
@@ -37,7 +37,6 @@ from .transactions_csv import (
     transactions_import_csv,
 )
 from .valuation import COST_BASIS_METHOD, FORECAST_METHOD
-from .models import Portfolio, Transaction
 
 DEC = {"max_digits": 28, "decimal_places": 8}
 # Computed sums (value = quantity x price) may have more whole digits than any stored column.

@@ -3,7 +3,6 @@ or transaction answers 404 rather than revealing that it exists."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib import messages
@@ -17,17 +16,23 @@ from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
 
+from core.formatting import decimal_string
+from core.times import datetime_to_ms
 from forecasting.binance import BinanceError
 from forecasting.models import Asset
 from forecasting.services.market_data import MarketDataError, asset_track
 
-from core.formatting import decimal_string
-
 from . import selectors, services, transactions_csv
-from .valuation import FORECAST_METHOD
-from .forms import (CSV_COLUMNS_HELP, CsvImportForm, PortfolioForm, TransactionFilterForm, TransactionForm,
-                    add_service_errors)
+from .forms import (
+    CSV_COLUMNS_HELP,
+    CsvImportForm,
+    PortfolioForm,
+    TransactionFilterForm,
+    TransactionForm,
+    add_service_errors,
+)
 from .models import Portfolio, Transaction
+from .valuation import FORECAST_METHOD
 
 TRANSACTIONS_PER_PAGE = 50
 Q8 = Decimal("1e-8")
@@ -74,23 +79,19 @@ def dashboard(request):
 # --- portfolio page -----------------------------------------------------------------------------
 
 
-def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
-
-
 def _chart_data(detail: dict) -> dict:
     summary, forecast = detail["summary"], detail["forecast"]
     data = {
         "allocation": [{"label": a["symbol"], "value": decimal_string(a["value"]), "share": decimal_string(a["share"])}
                        for a in summary.allocation()],
-        "history": [{"t": _ms(p["t"]), "value": decimal_string(p["value"]), "invested": decimal_string(p["invested"])}
+        "history": [{"t": datetime_to_ms(p["t"]), "value": decimal_string(p["value"]), "invested": decimal_string(p["invested"])}
                     for p in detail["history"]],
         "forecast": None,
     }
     if forecast:
         data["forecast"] = {
-            "start": {"t": _ms(forecast["start"]["t"]), "value": decimal_string(forecast["start"]["value"])},
-            "points": [{"t": _ms(parse_datetime(p["t"]) if isinstance(p["t"], str) else p["t"]),
+            "start": {"t": datetime_to_ms(forecast["start"]["t"]), "value": decimal_string(forecast["start"]["value"])},
+            "points": [{"t": datetime_to_ms(parse_datetime(p["t"]) if isinstance(p["t"], str) else p["t"]),
                         "low": decimal_string(p["low"]), "median": decimal_string(p["median"]), "high": decimal_string(p["high"])}
                        for p in forecast["points"]],
         }

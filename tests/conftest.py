@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fakes.fixtures"]
+# Fixtures every folder may use, each defined once (no conftest imports another).
+pytest_plugins = ["tests.fakes.fixtures", "tests.support.world", "tests.support.browser"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,18 +30,6 @@ def data_dir() -> Path:
     return shared_data_dir()
 
 
-def database_url_for_subprocess() -> str:
-    """DATABASE_URL that points a child process (worker, server) at the test database."""
-    from django.db import connection
-
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    user = s.get("USER") or "postgres"
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
-
-
 @pytest.fixture
 def on_postgres(db):
     from django.db import connection
@@ -53,3 +42,51 @@ def on_postgres(db):
 @pytest.fixture
 def user(db, django_user_model):
     return django_user_model.objects.create_user(username="alice", password="correct-horse-battery-staple")
+
+
+class Clock:
+    """core.clock moved by hand: `advance(seconds)` instead of sleeping through a window."""
+
+    def __init__(self, start: float):
+        self.seconds = start
+
+    def now(self) -> float:
+        return self.seconds
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    import time
+
+    from core import clock as core_clock
+
+    fake = Clock(time.time())
+    monkeypatch.setattr(core_clock, "now", fake.now)
+    return fake
+
+
+@pytest.fixture
+def fresh_cache():
+    """Throttle and sign-in failure counts live in the cache: the test starts and ends with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def redis_url():
+    """The real Redis of the test command, emptied before and after the test."""
+    import redis
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        pytest.fail("This test needs Redis: run it through the test command (scripts/test), which sets REDIS_URL.")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()  # no stale messages from an earlier run
+    yield settings.REDIS_URL
+    client.flushdb()

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from core.cache import ResilientRedisCache
-from tests.system.helpers import free_port
+from tests.support.processes import free_port
 
 
 def _cache(location: str) -> ResilientRedisCache:

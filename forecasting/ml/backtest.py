@@ -8,12 +8,10 @@ calibrated as the model is), the one a model has to beat to serve.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.stats import norm
-
-from dataclasses import replace
 
 from .band import BandForecaster, to_prices
 from .data import Series, SeriesError, build_frame, segment_ids

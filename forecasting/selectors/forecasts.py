@@ -13,6 +13,8 @@ from decimal import Decimal
 from django.db.models import Case, CharField, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast, Concat
 
+from core.times import datetime_to_ms
+
 from ..models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 
 # A forecast whose origin is more than this many candles behind the newest candle missed its
@@ -27,10 +29,6 @@ AHEAD_CHOICES = (1, 6, 24)
 def median_index(quantiles: list[float]) -> int:
     """Position of the median among the quantile levels (the middle one if 0.5 is absent)."""
     return quantiles.index(0.5) if 0.5 in quantiles else len(quantiles) // 2
-
-
-def ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
 
 
 # --- the forecast serving now ----------------------------------------------------------------------
@@ -85,7 +83,7 @@ def forecast_chart_points(forecast: Forecast) -> list[dict]:
     """Per step: target time (ms) and the band's low, median and high as decimal strings."""
     mid = median_index(forecast.quantiles)
     return [
-        {"t": ms(datetime.fromisoformat(s["target_time"])), "lo": s["values"][0], "m": s["values"][mid],
+        {"t": datetime_to_ms(datetime.fromisoformat(s["target_time"])), "lo": s["values"][0], "m": s["values"][mid],
          "hi": s["values"][-1]}
         for s in forecast.steps
     ]
@@ -170,7 +168,7 @@ def forecast_track_record(*, asset: Asset, ahead: int = 1, since: datetime | Non
         err += abs(m - actual)
         naive_err += abs(last_close - actual)
         band = round(quantiles[-1] - quantiles[0], 6)
-        points.append({"t": ms(target), "origin": ms(origin), "m": str(m), "lo": str(lo), "hi": str(hi),
+        points.append({"t": datetime_to_ms(target), "origin": datetime_to_ms(origin), "m": str(m), "lo": str(lo), "hi": str(hi),
                        "a": str(actual)})
     points.sort(key=lambda p: p["t"])
     n = len(points)

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from django.db.models import Max
 from django.utils import timezone
 
+from core.times import datetime_to_ms
+
 from ..intervals import interval_delta, interval_ms
 from ..ml.data import Series, SeriesError
 from ..models import Asset, Candle
@@ -71,7 +73,7 @@ def price_history(*, asset: Asset, range_key: str, max_points: int = MAX_CHART_P
         "newest": newest,
         "stride": stride,
         "candles": len(rows),
-        "points": [{"t": int(t.timestamp() * 1000), "c": str(c)} for t, c in picked],
+        "points": [{"t": datetime_to_ms(t), "c": str(c)} for t, c in picked],
     }
 
 
@@ -108,10 +110,10 @@ def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = 
     rows = list(qs.order_by("open_time").values_list("open_time", "open", "high", "low", "close", "volume"))
     digest = hashlib.sha256()
     for r in rows:
-        digest.update(f"{int(r[0].timestamp() * 1000)},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]}\n".encode())
+        digest.update(f"{datetime_to_ms(r[0])},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]}\n".encode())
     cols = list(zip(*rows))
     series = Series.from_arrays(
-        times=[int(t.timestamp() * 1000) for t in cols[0]], open=[float(v) for v in cols[1]],
+        times=[datetime_to_ms(t) for t in cols[0]], open=[float(v) for v in cols[1]],
         high=[float(v) for v in cols[2]], low=[float(v) for v in cols[3]], close=[float(v) for v in cols[4]],
         volume=[float(v) for v in cols[5]], interval_ms=interval_ms(asset.interval),
     )

@@ -11,7 +11,8 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from ..klines import ms_to_datetime
+from core.times import ms_to_datetime
+
 from ..ml.data import SeriesError
 from ..models import Asset, Forecast, ModelVersion
 from ..selectors.market_data import candle_series

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import logging
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,9 +13,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 
+from core.times import datetime_to_ms, now_ms
+
 from ..binance import PAGE_LIMIT, BinanceMarketData
 from ..intervals import interval_ms
-from ..klines import Kline, KlineError, datetime_to_ms, parse_kline
+from ..klines import Kline, KlineError, parse_kline
 from ..models import SYMBOL_RE, Asset, Candle
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,6 @@ class MarketDataError(Exception):
 
 
 _FIELDS = ("open", "high", "low", "close", "volume")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # --- assets -------------------------------------------------------------------------------------
@@ -335,8 +332,8 @@ def candles_import_file(*, asset: Asset, path: Path, interval: str | None = None
     """Import a kline CSV: all rows validated first, then stored in batches; re-import writes nothing."""
     interval = interval or asset.interval
     klines = read_klines_csv(Path(path), interval=interval)
-    now_ms = _now_ms()
-    closed = [k for k in klines if k.close_time < now_ms]
+    cutoff = now_ms()
+    closed = [k for k in klines if k.close_time < cutoff]
     result = UpsertResult(skipped_open=len(klines) - len(closed))
     if progress:
         progress(0, len(closed))

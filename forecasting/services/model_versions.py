@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..klines import ms_to_datetime
+from core.times import ms_to_datetime
+
 from ..ml.data import Series
 from ..models import Asset, ModelVersion, TrainingRun
 from .artifacts import ArtifactError, artifact_discard, artifact_read, artifact_write

@@ -9,8 +9,7 @@ from html import unescape
 import pytest
 
 from forecasting.models import ModelVersion
-
-from .conftest import HOUR, NEWEST, make_version
+from tests.support.world import HOUR, NEWEST, make_version
 
 URL = "/api/v1/assets/{}/forecasts/latest/"
 DAY = 24 * HOUR

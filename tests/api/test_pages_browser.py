@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import ApiToken
+
 # The browser suite's fixtures: the system Chromium, every request outside the live server refused.
-from tests.browser.conftest import browser_context, page, playwright, sign_in, site_user  # noqa: F401
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 375, "height": 812}

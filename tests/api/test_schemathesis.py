@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter, defaultdict
 import subprocess
 import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 from rest_framework.throttling import SimpleRateThrottle
 
+from accounts.models import ApiToken
 from accounts.services import token_create
 from portfolio import services
-from accounts.models import ApiToken
 from portfolio.models import Portfolio
-from tests.system.helpers import clean_env
-
-from .conftest import build_world
+from tests.support.processes import clean_env
+from tests.support.world import build_world
 
 CHECKS = ",".join([
     "not_a_server_error",

@@ -9,9 +9,8 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
-from tests.system.helpers import ROOT, clean_env
-
-from .conftest import assert_error
+from tests.support.processes import ROOT, clean_env
+from tests.support.world import assert_error
 
 
 @pytest.fixture

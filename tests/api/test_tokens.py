@@ -15,10 +15,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.services import token_create
 from accounts.models import ApiToken
-
-from .conftest import PASSWORD, assert_error
+from accounts.services import token_create
+from tests.support.world import PASSWORD, assert_error
 
 
 def table_dump() -> str:

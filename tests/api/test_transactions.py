@@ -14,8 +14,7 @@ from core.api.mixins import WritesInTransaction
 from core.api.views import NotFoundApi
 from portfolio import services
 from portfolio.models import Transaction
-
-from .conftest import build_world
+from tests.support.world import build_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

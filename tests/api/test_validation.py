@@ -11,8 +11,7 @@ from django.utils import timezone
 
 from forecasting.models import Candle, TrainingRun
 from portfolio.models import Transaction
-
-from .conftest import HOUR, ISO_UTC, NEWEST, T0, assert_error, make_candles, make_forecast
+from tests.support.world import HOUR, ISO_UTC, NEWEST, T0, assert_error, make_candles, make_forecast
 
 TX = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.5", "unit_price": "110", "fee": "0.1",
       "executed_at": "2022-06-03T00:00:00Z"}

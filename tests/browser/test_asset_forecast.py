@@ -24,8 +24,8 @@ INK_RGB = (17, 24, 39)  # the "close that happened" line in the past-forecast ch
 def btc_forecasts(transactional_db, data_dir, tmp_path):
     """BTCUSDT with its newest 1,000 hourly candles, the baseline forecast from the newest one
     (as the schedule makes it) and PAST earlier forecasts written directly."""
-    from forecasting.services.market_data import asset_track, candles_import_file
     from forecasting.services.forecasts import forecast_make
+    from forecasting.services.market_data import asset_track, candles_import_file
 
     lines = (data_dir / "BTCUSDT-1h.csv").read_text().splitlines()
     path = tmp_path / "BTCUSDT-1h.csv"

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from forecasting.models import Asset, Candle, Forecast
-
-from .conftest import PASSWORD
+from tests.support.browser import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -17,8 +17,7 @@ import pytest
 import redis
 
 from forecasting.services.market_data import asset_track, candles_import_file
-from tests.conftest import database_url_for_subprocess
-from tests.system.helpers import ROOT, clean_env, free_port, wait_for
+from tests.support.processes import ROOT, clean_env, database_url_for_subprocess, free_port, wait_for
 
 # A training small enough for a few seconds on one thread: 50 days of hourly candles (30 of them
 # for validation), a 3-day backtest, two epochs.

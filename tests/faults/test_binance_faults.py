@@ -17,8 +17,7 @@ from forecasting.services.market_data import asset_track, candles_upsert, read_k
 from forecasting.tasks import candles_refresh_task
 from tests.forecasting.candle_checks import HOUR_MS, assert_stored_match_csv, csv_times, ms, t_str, utc
 from tests.reliability import record
-from tests.system.helpers import ROOT, start_worker, stop, wait_for
-from tests.system.test_worker_redis_postgres import redis_url  # noqa: F401  (fixture)
+from tests.support.processes import ROOT, start_worker, stop, wait_for
 
 from .conftest import subprocess_env
 

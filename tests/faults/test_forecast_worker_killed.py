@@ -17,8 +17,7 @@ from forecasting.services.model_versions import model_version_promote
 from forecasting.services.training_runs import training_run_request
 from forecasting.tasks import forecast_task
 from tests.reliability import record
-from tests.system.helpers import child_pids, start_worker, stop, wait_for
-from tests.system.test_worker_redis_postgres import redis_url  # noqa: F401  (fixture)
+from tests.support.processes import child_pids, start_worker, stop, wait_for
 
 from .conftest import TINY_TRAINING, backends, pg_admin, subprocess_env, tracked_with_candles
 

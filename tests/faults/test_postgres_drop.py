@@ -15,8 +15,7 @@ from forecasting.models import Asset, Candle, ModelVersion, TrainingRun
 from forecasting.services.market_data import asset_track, read_klines_csv
 from forecasting.services.training_runs import training_run_request
 from tests.reliability import record
-from tests.system.helpers import ROOT, start_worker, stop, wait_for
-from tests.system.test_worker_redis_postgres import redis_url  # noqa: F401  (fixture)
+from tests.support.processes import ROOT, start_worker, stop, wait_for
 
 from .conftest import (
     TINY_TRAINING,

@@ -12,13 +12,13 @@ from decimal import Decimal
 import pytest
 import requests
 
+from accounts.services import token_create
 from forecasting.models import Candle, Forecast, TrainingRun
 from forecasting.tasks import forecast_task
-from accounts.services import token_create
 from mur_site.celery_app import app as celery_app
 from portfolio.services import portfolio_create, transaction_create
 from tests.reliability import record
-from tests.system.helpers import start_worker, stop, wait_for
+from tests.support.processes import start_worker, stop, wait_for
 
 from .conftest import (
     TINY_TRAINING,

@@ -15,8 +15,7 @@ from forecasting.models import ModelVersion, TrainingRun
 from forecasting.services.schedules import retrain_task_name
 from mur_site.celery_app import app as celery_app
 from tests.reliability import record
-from tests.system.helpers import start_worker, stop, wait_for
-from tests.system.test_worker_redis_postgres import redis_url  # noqa: F401  (fixture)
+from tests.support.processes import start_worker, stop, wait_for
 
 from .conftest import TINY_TRAINING, subprocess_env, tracked_with_candles, worker_hostname
 
@@ -61,7 +60,7 @@ def test_two_trainers_train_each_asset_once_per_tick_and_share_the_work(
 
     runs = list(TrainingRun.objects.select_related("asset"))
     per_asset = Counter(run.asset.symbol for run in runs)
-    assert per_asset == {symbol: 1 for symbol in SYMBOLS}
+    assert per_asset == dict.fromkeys(SYMBOLS, 1)
     assert all(run.status == "succeeded" and run.triggered_by == "schedule" for run in runs), \
         [(r.asset.symbol, r.status, r.error) for r in runs]
     by_worker = Counter(run.worker for run in runs)

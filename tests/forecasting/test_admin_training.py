@@ -16,6 +16,7 @@ from django.utils.html import strip_tags
 
 from forecasting.models import Asset, Forecast, ModelVersion, TrainingRun
 from forecasting.services.schedules import asset_schedules, asset_schedules_ensure
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -59,16 +60,14 @@ def delays():
 def make_version(asset, version, status=ModelVersion.Status.CANDIDATE, *, promoted_days_ago=None, broken="",
                  replaced=None, withdrawn=False, baselines=BASELINES):
     now = timezone.now()
-    return ModelVersion.objects.create(
-        asset=asset, version=version, status=status,
-        data_start=DATA_START, data_end=DATA_END, data_candles=4000, data_digest="d" * 64,
-        metrics=MODEL_METRICS, baseline_metrics=baselines,
+    return ModelVersionFactory(
+        asset=asset, version=version, status=status, data_start=DATA_START, data_end=DATA_END, data_candles=4000,
+        data_digest="d" * 64, metrics=MODEL_METRICS, baseline_metrics=baselines,
         backtest={"origins": 336, "horizon": 24, "first_origin_time": 1655251200000,
                   "last_origin_time": 1656457200000},
         decision="Promoted: pinball loss 98.5 is 1.5% below the statistical band's 100; MAE 277.8 is within 0.5% "
                  "of the naive forecast's 279.5.",
-        artifact=f"models/{asset.symbol}/v{version}.pt", artifact_size=123_456, artifact_sha256=f"{version:064x}",
-        artifact_broken=broken, replaced=replaced, withdrawn=withdrawn,
+        artifact_size=123_456, artifact_broken=broken, replaced=replaced, withdrawn=withdrawn,
         promoted_at=None if promoted_days_ago is None else now - timedelta(days=promoted_days_ago),
         retired_at=now - timedelta(days=1) if status == ModelVersion.Status.RETIRED else None,
     )

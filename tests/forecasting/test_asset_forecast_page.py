@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-from html import unescape
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from forecasting.models import Forecast, ModelVersion, TrainingRun
 from forecasting.selectors.forecasts import forecast_track_record
-from forecasting.services.market_data import asset_track, candles_import_file
 from forecasting.services.forecasts import forecast_make
+from forecasting.services.market_data import asset_track, candles_import_file
+from tests.factories import ModelVersionFactory
 
 HOUR = timedelta(hours=1)
 ROWS = 400  # the newest rows of the real file: no gap among them
@@ -130,10 +131,10 @@ def make_version(asset, number: int, *, status=ModelVersion.Status.CHAMPION, dec
                  metrics: dict | None = None, baselines: dict | None = None) -> ModelVersion:
     """A version whose backtest ran from 2022-09-11 01:00 to the end of its last candle, 2022-10-11
     00:00: 30 days."""
-    return ModelVersion.objects.create(
+    return ModelVersionFactory(
         asset=asset, version=number, status=status,
         data_start=datetime(2021, 10, 11, tzinfo=UTC), data_end=datetime(2022, 10, 11, tzinfo=UTC),
-        data_candles=8760, data_digest="0" * 64, artifact=f"models/BTCUSDT/v{number}.pt", artifact_sha256="0" * 64,
+        data_candles=8760, artifact_sha256="0" * 64,
         metrics=metrics or METRICS["model"],
         baseline_metrics=baselines if baselines is not None else {k: v for k, v in METRICS.items() if k != "model"},
         backtest={"origins": 696, "horizon": 24, "first_origin_time": ms(datetime(2022, 9, 11, 1, tzinfo=UTC)),

@@ -49,7 +49,7 @@ def test_refresh_task_skips_untracked_asset(settings):
 
 def test_admin_lists_candles_but_never_edits_them(admin_client, data_dir):
     from forecasting.services.market_data import candles_import_file
-    from tests.system.helpers import write_klines
+    from tests.support.processes import write_klines
 
     asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
     import tempfile

@@ -21,12 +21,23 @@ from forecasting.ml.data import Series
 from forecasting.ml.seasonal import fit_seasonal_band
 from forecasting.ml.train import TrainConfig, split_points, train
 from forecasting.models import Forecast, ModelVersion, TrainingRun
-from forecasting.services.market_data import asset_track, candles_import_file
 from forecasting.selectors.market_data import candle_series
 from forecasting.services.artifacts import ArtifactError
 from forecasting.services.forecasts import FORECAST_CANDLES, forecast_make
-from forecasting.services.model_versions import gate_decision, model_version_load, model_version_promote, model_version_register
-from forecasting.services.training_runs import train_config, training_run_claim, training_run_execute, training_run_request, training_runs_reap
+from forecasting.services.market_data import asset_track, candles_import_file
+from forecasting.services.model_versions import (
+    gate_decision,
+    model_version_load,
+    model_version_promote,
+    model_version_register,
+)
+from forecasting.services.training_runs import (
+    train_config,
+    training_run_claim,
+    training_run_execute,
+    training_run_request,
+    training_runs_reap,
+)
 
 YEAR = 365 * 24
 
@@ -240,7 +251,7 @@ def test_training_run_end_to_end_records_progress_and_a_version(btc, settings):
 
 
 def test_training_with_too_little_history_fails_with_a_clear_error(db, data_dir, tmp_path):
-    from tests.system.helpers import write_klines
+    from tests.support.processes import write_klines
 
     asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
     path = tmp_path / "BTCUSDT-1h.csv"
@@ -346,7 +357,7 @@ def test_with_no_champion_the_seasonal_band_serves_fitted_as_the_backtest_fits_i
 
 
 def test_with_too_little_history_for_the_seasonal_band_the_naive_band_serves(db, data_dir, tmp_path):
-    from tests.system.helpers import write_klines
+    from tests.support.processes import write_klines
 
     asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
     path = tmp_path / "BTCUSDT-1h.csv"

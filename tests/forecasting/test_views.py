@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -14,6 +13,7 @@ from django.urls import reverse
 
 from forecasting.models import Asset, Candle
 from forecasting.selectors.market_data import price_history
+from tests.factories import candles
 
 # Well in the past, so nothing depends on today's date.
 NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)
@@ -23,17 +23,7 @@ HOUR = timedelta(hours=1)
 def make_candles(asset: Asset, count: int, *, newest: datetime = NEWEST, interval: str | None = None,
                  step: timedelta = HOUR) -> list[Candle]:
     """`count` consecutive candles ending at `newest`; the close price is the candle's index + 100."""
-    interval = interval or asset.interval
-    candles = []
-    for i in range(count):
-        open_time = newest - (count - 1 - i) * step
-        price = Decimal(100 + i)
-        candles.append(Candle(
-            asset=asset, interval=interval, open_time=open_time,
-            close_time=open_time + step - timedelta(milliseconds=1),
-            open=price, high=price + 1, low=price - 1, close=price, volume=Decimal("1.5"),
-        ))
-    return Candle.objects.bulk_create(candles)
+    return candles(asset, [100 + i for i in range(count)], newest=newest, step=step, interval=interval)
 
 
 def ms(dt: datetime) -> int:

@@ -15,9 +15,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from forecasting.models import Asset, Candle, Forecast
-from portfolio import selectors, services, transactions_csv, valuation
+from forecasting.models import Asset, Forecast
+from portfolio import services, transactions_csv, valuation
 from portfolio.models import Portfolio, Transaction
+from tests.factories import candles
 
 # Well in the past, so nothing depends on today's date.
 NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)
@@ -29,14 +30,8 @@ def make_candles(asset: Asset, closes: dict[int, Decimal] | None = None, *, hour
                  default: Decimal = Decimal("100")) -> None:
     """Hourly candles ending at NEWEST; `closes` maps hours before NEWEST (0 = newest) to a close."""
     closes = closes or {}
-    rows = []
-    for back in range(hours):
-        open_time = NEWEST - back * HOUR
-        close = closes.get(back, default)
-        rows.append(Candle(asset=asset, interval="1h", open_time=open_time,
-                           close_time=open_time + HOUR - timedelta(milliseconds=1),
-                           open=close, high=close, low=close, close=close, volume=Decimal("1")))
-    Candle.objects.bulk_create(rows)
+    candles(asset, [closes.get(back, default) for back in reversed(range(hours))], newest=NEWEST, interval="1h",
+            spread=Decimal("0"), volume=Decimal("1"))
 
 
 @pytest.fixture

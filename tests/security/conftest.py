@@ -7,18 +7,27 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-# Fixtures: no_broker, and the cache cleared around each test (throttle and sign-in failure counts).
-from tests.api.conftest import PASSWORD, World, _fresh_throttle_counts, build_world, no_broker  # noqa: F401
+from tests.support.world import PASSWORD, World, build_world
 
 ROLES = ("anonymous", "owner", "other", "staff")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counts(fresh_cache):
+    """Throttle and sign-in failure counts live in the cache; each test starts from zero."""
 
 
 @pytest.fixture
 def world(db, django_user_model) -> World:
     from django.contrib.auth.models import Group
-    from django_celery_beat.models import (ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask,
-                                           SolarSchedule)
     from django.utils import timezone
+    from django_celery_beat.models import (
+        ClockedSchedule,
+        CrontabSchedule,
+        IntervalSchedule,
+        PeriodicTask,
+        SolarSchedule,
+    )
 
     w = build_world(django_user_model)
     w.staff.is_superuser = True

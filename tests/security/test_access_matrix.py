@@ -22,8 +22,9 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import ApiToken
 from portfolio.models import Portfolio, Transaction
-from tests.api.test_access_matrix import ENDPOINTS, _route_key
 from tests.reliability import record
+from tests.support.endpoints import ENDPOINTS
+from tests.support.endpoints import route_key as _route_key
 
 from .conftest import ROLES, client_for
 

@@ -4,7 +4,6 @@ SHA-256 is tested in tests/api/test_tokens.py (test_token_lifecycle_through_the_
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,8 +13,9 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts import throttling as accounts
-from tests.api.test_access_matrix import ENDPOINTS, call, url as api_url
 from tests.reliability import record
+from tests.support.endpoints import ENDPOINTS, call
+from tests.support.endpoints import url as api_url
 
 from .conftest import PASSWORD, client_for
 from .test_access_matrix import API_PREFIX, all_routes, classify, fill, snapshot
@@ -71,7 +71,7 @@ def test_every_page_refuses_a_post_without_the_csrf_token(world):
 
 def test_session_authenticated_api_writes_need_the_csrf_token(world, no_broker):
     """A browser's session works for the API, so every write needs the CSRF token: 403 with the error body."""
-    from tests.api.conftest import assert_error
+    from tests.support.world import assert_error
 
     before = state(world)
     writes = [e for e in ENDPOINTS if e.method != "get"]
@@ -182,7 +182,7 @@ def low_limits(monkeypatch):
     monkeypatch.setattr(accounts, "SIGNIN_MAX_FAILURES_PER_ADDRESS", 6)
 
 
-def test_sign_in_is_refused_after_repeated_failures_for_a_username(world, low_limits, monkeypatch):
+def test_sign_in_is_refused_after_repeated_failures_for_a_username(world, low_limits, monkeypatch, clock):
     client = Client()
     for attempt in range(3):
         response = sign_in(client, "owner", f"wrong-{attempt}", address=f"198.51.100.{attempt}")
@@ -207,11 +207,12 @@ def test_sign_in_is_refused_after_repeated_failures_for_a_username(world, low_li
     assert sign_in(Client(), "other", PASSWORD).status_code == 302
 
     # When the window is over, the right password works again.
-    monkeypatch.setattr(accounts, "SIGNIN_WINDOW_SECONDS", 2)
     for attempt in range(3):
         sign_in(client, "other", f"wrong-{attempt}")
     assert sign_in(client, "other", PASSWORD).status_code == 429
-    time.sleep(2.2)
+    clock.advance(accounts.SIGNIN_WINDOW_SECONDS - 1)
+    assert sign_in(client, "other", PASSWORD).status_code == 429
+    clock.advance(1)
     assert sign_in(client, "other", PASSWORD).status_code == 302
     assert signed_in_as(client) == world.other
     record("security", "sign-in refused after repeated failures for one username", failures_allowed=3,

@@ -16,8 +16,8 @@ from django.utils.html import escape
 
 from accounts.models import ApiToken
 from portfolio.models import Portfolio, Transaction
-from tests.api.conftest import assert_error
 from tests.reliability import record
+from tests.support.world import assert_error
 
 from .conftest import client_for
 

@@ -11,9 +11,8 @@ import pytest
 
 from forecasting.models import Asset
 from portfolio import services
-from tests.api.conftest import PASSWORD, T0, make_candles
-from tests.browser.conftest import browser_context, page, playwright  # noqa: F401  (fixtures)
 from tests.reliability import record
+from tests.support.world import PASSWORD, T0, make_candles
 
 NAME = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 NOTE = '"><svg onload=window.__xss=3><script>alert("note")</script>'

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import urllib.request
 
-from tests.system.helpers import ROOT, clean_env, free_port, wait_for, write_klines
+from tests.support.processes import ROOT, clean_env, free_port, wait_for, write_klines
 
 
 def _get_json(url):

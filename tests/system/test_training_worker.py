@@ -15,12 +15,18 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from forecasting.models import Forecast, ModelVersion, TrainingRun
 from forecasting.services.market_data import asset_track, candles_import_file
-from forecasting.services.schedules import forecast_task_name, retrain_task_name
 from forecasting.services.model_versions import model_version_promote
+from forecasting.services.schedules import forecast_task_name, retrain_task_name
 from forecasting.services.training_runs import training_run_request, training_runs_reap
-from tests.conftest import database_url_for_subprocess
-from tests.system.helpers import ROOT, child_pids, clean_env, start_worker, stop, wait_for
-from tests.system.test_worker_redis_postgres import redis_url  # noqa: F401  (fixture)
+from tests.support.processes import (
+    ROOT,
+    child_pids,
+    clean_env,
+    database_url_for_subprocess,
+    start_worker,
+    stop,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -3,25 +3,12 @@
 from decimal import Decimal
 
 import pytest
-import redis
-from django.conf import settings
 
 from forecasting.models import Asset, Candle
 from forecasting.services.market_data import asset_track, read_klines_csv
-from tests.conftest import database_url_for_subprocess
-from tests.system.helpers import clean_env, start_worker, stop, wait_for, write_klines
+from tests.support.processes import clean_env, database_url_for_subprocess, start_worker, stop, wait_for, write_klines
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def redis_url():
-    if not settings.REDIS_URL:
-        pytest.fail("This test needs Redis: run it through the test command (scripts/test), which sets REDIS_URL.")
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushdb()  # no stale messages from an earlier run
-    yield settings.REDIS_URL
-    client.flushdb()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,10 +3,11 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 
 from forecasting.management.progress import ProgressBar
-from forecasting.models import Asset, ModelVersion, TrainingRun
 from forecasting.metrics import metric_headings, metric_rows
+from forecasting.models import Asset, ModelVersion, TrainingRun
 from forecasting.services.forecasts import forecast_make
 from forecasting.services.training_runs import train_config, training_run_execute
+
 
 def backtest_table(version: ModelVersion) -> str:
     """The asset page's backtest table as text."""

@@ -1,0 +1,153 @@
+"""factory-boy factories for every model, and one helper for runs of candles. Tests build what they
+need from these; a test module's own helper (make_version, say) only sets the values it cares about."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+
+from accounts.models import ApiToken
+from accounts.services import hash_key
+from forecasting.models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+from portfolio.models import Portfolio, Transaction
+
+# Well in the past, so nothing depends on today's date.
+NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def saved(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class AssetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Asset
+        django_get_or_create = ("symbol",)
+
+    symbol = "BTCUSDT"
+    base_asset = factory.LazyAttribute(lambda a: a.symbol.removesuffix("USDT"))
+    quote_asset = "USDT"
+    interval = "1h"
+
+
+class CandleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Candle
+
+    asset = factory.SubFactory(AssetFactory)
+    interval = factory.LazyAttribute(lambda c: c.asset.interval)
+    open_time = factory.Sequence(lambda n: NEWEST - n * HOUR)
+    close_time = factory.LazyAttribute(lambda c: c.open_time + HOUR - timedelta(milliseconds=1))
+    open = close = high = low = Decimal("100")
+    volume = Decimal("1")
+
+
+def candles(asset: Asset, closes: Sequence[Decimal | int | str], *, newest: datetime = NEWEST, step: timedelta = HOUR,
+            interval: str | None = None, spread: Decimal = Decimal("1"), volume: Decimal = Decimal("1.5")) -> list[Candle]:
+    """Consecutive candles ending at `newest`, one per close (oldest first): open = close, high and
+    low `spread` away from it. Stored in one insert."""
+    rows = []
+    for i, close in enumerate(closes):
+        open_time = newest - (len(closes) - 1 - i) * step
+        price = Decimal(close)
+        rows.append(CandleFactory.build(asset=asset, interval=interval or asset.interval, open_time=open_time,
+                                        close_time=open_time + step - timedelta(milliseconds=1), open=price,
+                                        close=price, high=price + spread, low=price - spread, volume=volume))
+    return Candle.objects.bulk_create(rows)
+
+
+class TrainingRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrainingRun
+
+    asset = factory.SubFactory(AssetFactory)
+    triggered_by = "test"
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ModelVersion
+
+    asset = factory.SubFactory(AssetFactory)
+    version = factory.Sequence(lambda n: n + 1)
+    status = ModelVersion.Status.CANDIDATE
+    data_start = NEWEST - 1000 * HOUR
+    data_end = NEWEST - 48 * HOUR
+    data_candles = 952
+    data_digest = "0" * 64
+    artifact = factory.LazyAttribute(lambda v: f"models/{v.asset.symbol}/v{v.version}.pt")
+    artifact_size = 1234
+    artifact_sha256 = factory.LazyAttribute(lambda v: f"{v.version:064x}")
+    metrics = factory.LazyFunction(lambda: {"mae": 1.5, "pinball": 1.0, "coverage": 0.8})
+    baseline_metrics = factory.LazyFunction(lambda: {"naive": {"mae": 2.0}})
+    backtest = factory.LazyFunction(lambda: {"origins": 10, "horizon": 24})
+    hyperparameters = factory.LazyFunction(lambda: {"hidden": 32})
+
+
+class ForecastFactory(factory.django.DjangoModelFactory):
+    """Three steps an hour apart from `origin_time`, with the 10%, 50% and 90% prices."""
+
+    class Meta:
+        model = Forecast
+
+    asset = factory.SubFactory(AssetFactory)
+    model_version = None
+    kind = factory.LazyAttribute(lambda f: Forecast.Kind.MODEL if f.model_version else Forecast.Kind.BASELINE)
+    source = factory.LazyAttribute(lambda f: f"v{f.model_version.version}" if f.model_version else "baseline")
+    origin_time = NEWEST
+    last_close = Decimal("129")
+    quantiles = factory.LazyFunction(lambda: [0.1, 0.5, 0.9])
+    steps = factory.LazyAttribute(lambda f: [
+        {"target_time": (f.origin_time + (k + 1) * HOUR).isoformat(),
+         "values": [f"{120 + k}.00000000", f"{130 + k}.00000000", f"{140 + k}.50000000"]} for k in range(3)])
+
+
+class PortfolioFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Portfolio
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"Portfolio {n}")
+
+
+class TransactionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Transaction
+
+    portfolio = factory.SubFactory(PortfolioFactory)
+    asset = factory.SubFactory(AssetFactory)
+    kind = Transaction.Kind.BUY
+    quantity = Decimal("1")
+    unit_price = Decimal("100")
+    executed_at = NEWEST - 24 * HOUR
+
+
+class ApiTokenFactory(factory.django.DjangoModelFactory):
+    """A token whose key is `key` (not stored: only its hash is)."""
+
+    class Meta:
+        model = ApiToken
+        exclude = ("key",)
+
+    user = factory.SubFactory(UserFactory)
+    name = "script"
+    key = factory.Sequence(lambda n: f"mur_test-key-{n:040d}")
+    key_hash = factory.LazyAttribute(lambda t: hash_key(t.key))
+    prefix = factory.LazyAttribute(lambda t: t.key[:12])
