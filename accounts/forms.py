@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
 
-from .throttling import ThrottledSignInMixin
+from .throttling import PasswordResetLimit, ThrottledSignInMixin
 
 MAX_EXPIRY_DAYS = 3650
 
@@ -17,6 +17,18 @@ class SignInForm(ThrottledSignInMixin, AuthenticationForm):
 
 class AdminSignInForm(ThrottledSignInMixin, AdminAuthenticationForm):
     pass
+
+
+class LimitedPasswordResetForm(PasswordResetForm):
+    """Sends at most PasswordResetLimit's mails; beyond it the answer is the same page, so it tells
+    nobody whether an account exists or how many mails were sent."""
+
+    def save(self, *args, request=None, **kwargs):
+        limit = PasswordResetLimit(request, self.cleaned_data["email"])
+        if limit.retry_after():
+            return
+        limit.hit()
+        super().save(*args, request=request, **kwargs)
 
 
 class SignUpForm(UserCreationForm):

@@ -1,4 +1,5 @@
-"""A limit on failed sign-ins, shared by the site's and the admin's sign-in forms."""
+"""Limits on failed sign-ins (shared by the site's and the admin's sign-in forms) and on
+password-reset mails, per account and per client address (core.clients)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import math
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from rest_framework.throttling import BaseThrottle
 
 from core import clock
+from core.clients import client_address
 
 # Failed sign-ins allowed within the window, per username and per client address, before sign-in
 # is refused until the window (counted from the first failure) ends. Per username stops guessing
@@ -19,19 +20,17 @@ SIGNIN_MAX_FAILURES_PER_USERNAME = 5
 SIGNIN_MAX_FAILURES_PER_ADDRESS = 30
 
 
-class SignInThrottle:
-    """Failure counts in the cache (shared by every web process). Each count lives for the window
-    from its first failure; an `until` key beside it says when that is."""
+class WindowLimit:
+    """Counts in the cache (shared by every web process), each against its own limit. A count lives
+    for the window from its first hit; an `until` key beside it says when that is."""
 
-    def __init__(self, request, username: str):
-        # The client address as the API's throttles see it, so both agree on who a client is.
-        address = BaseThrottle().get_ident(request) if request is not None else ""
-        user_digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()
-        self.counters = [(f"signin-failures:user:{user_digest}", SIGNIN_MAX_FAILURES_PER_USERNAME),
-                         (f"signin-failures:addr:{address}", SIGNIN_MAX_FAILURES_PER_ADDRESS)]
+    window_seconds = 0
+
+    def __init__(self, counters: list[tuple[str, int]]):
+        self.counters = counters
 
     def retry_after(self) -> int:
-        """Seconds until sign-in is allowed again; 0 when it is allowed now."""
+        """Seconds until the action is allowed again; 0 when it is allowed now."""
         values = cache.get_many([k for k, _ in self.counters] + [k + ":until" for k, _ in self.counters])
         now, wait = clock.now(), 0
         for key, limit in self.counters:
@@ -41,22 +40,54 @@ class SignInThrottle:
                 wait = max(wait, math.ceil(until - now))
         return wait
 
-    def failed(self) -> None:
-        now = clock.now()
+    def hit(self) -> None:
+        now, window = clock.now(), self.window_seconds
         for key, _ in self.counters:
             until = cache.get(key + ":until")
             if until is not None and until <= now:
-                cache.delete_many([key, key + ":until"])  # the old window is over: this failure starts a new one
-            cache.add(key + ":until", now + SIGNIN_WINDOW_SECONDS, SIGNIN_WINDOW_SECONDS)
-            cache.add(key, 0, SIGNIN_WINDOW_SECONDS)
+                cache.delete_many([key, key + ":until"])  # the old window is over: this hit starts a new one
+            cache.add(key + ":until", now + window, window)
+            cache.add(key, 0, window)
             try:
-                cache.incr(key)  # atomic: parallel guesses cannot slip past the limit
+                cache.incr(key)  # atomic: parallel attempts cannot slip past the limit
             except ValueError:  # expired between add() and incr(), or the cache is down
-                cache.set(key, 1, SIGNIN_WINDOW_SECONDS)
+                cache.set(key, 1, window)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.strip().lower().encode()).hexdigest()
+
+
+class SignInThrottle(WindowLimit):
+    """Failed sign-ins per username and per client address."""
+
+    def __init__(self, request, username: str):
+        self.window_seconds = SIGNIN_WINDOW_SECONDS
+        address = client_address(request) if request is not None else ""
+        super().__init__([(f"signin-failures:user:{_digest(username)}", SIGNIN_MAX_FAILURES_PER_USERNAME),
+                          (f"signin-failures:addr:{address}", SIGNIN_MAX_FAILURES_PER_ADDRESS)])
+
+    def failed(self) -> None:
+        self.hit()
 
     def succeeded(self) -> None:
         # Only the username's count: signing in to one's own account must not reset the address's.
         cache.delete_many([self.counters[0][0], self.counters[0][0] + ":until"])
+
+
+# Password-reset mails per e-mail address and per client within the window: enough for a person
+# who mistyped or lost a mail, too few to flood a mailbox or to send mail for many addresses.
+RESET_WINDOW_SECONDS = 60 * 60
+RESET_MAX_PER_EMAIL = 3
+RESET_MAX_PER_ADDRESS = 10
+
+
+class PasswordResetLimit(WindowLimit):
+    def __init__(self, request, email: str):
+        self.window_seconds = RESET_WINDOW_SECONDS
+        address = client_address(request) if request is not None else ""
+        super().__init__([(f"reset-requests:email:{_digest(email)}", RESET_MAX_PER_EMAIL),
+                          (f"reset-requests:addr:{address}", RESET_MAX_PER_ADDRESS)])
 
 
 def _wait_text(seconds: int) -> str:

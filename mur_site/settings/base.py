@@ -137,6 +137,10 @@ REST_FRAMEWORK = {
         "user": env.str("MUR_API_USER_RATE", default="1200/min"),
     },
     "EXCEPTION_HANDLER": "core.api.exceptions.api_exception_handler",
+    # Who the client is, for every throttle and the sign-in and password-reset limits
+    # (core.clients.client_address): REMOTE_ADDR, unless this many proxies of ours sit in front and
+    # append to X-Forwarded-For. A client cannot choose its own address by sending that header.
+    "NUM_PROXIES": env.int("MUR_TRUSTED_PROXIES", default=0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
