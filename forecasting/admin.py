@@ -16,6 +16,7 @@ from core.formatting import significant
 from core.times import ms_to_datetime
 
 from .metrics import metric_headings, metric_rows
+from .permissions import can_change_champion, can_retrain
 from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .services.model_versions import (
     ModelVersionError,
@@ -96,10 +97,10 @@ class AssetAdmin(admin.ModelAdmin):
         asset_schedules_ensure(asset=obj)
 
     def has_retrain_permission(self, request):
-        return request.user.has_perm("forecasting.add_trainingrun")
+        return can_retrain(request.user)
 
     def has_rollback_permission(self, request):
-        return request.user.has_perm("forecasting.change_modelversion")
+        return can_change_champion(request.user)
 
     @admin.display(description="schedules")
     def schedules(self, obj):
@@ -306,7 +307,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     )
 
     def has_lifecycle_permission(self, request):
-        return request.user.has_perm("forecasting.change_modelversion")
+        return can_change_champion(request.user)
 
     @admin.display(description="status", ordering="status")
     def status_label(self, obj):

@@ -21,7 +21,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -31,6 +31,7 @@ from core.api.mixins import WritesInTransaction
 from core.api.pagination import CandlePagination
 from core.broker import QueueUnavailableError
 
+from .permissions import CanChangeChampion, CanRetrain
 from .models import SYMBOL_URL_REGEX, Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .selectors.comparison import serving_comparison
 from .selectors.forecasts import STALE_AFTER_CANDLES, forecast_latest, forecast_staleness, model_versions_current
@@ -163,6 +164,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class TrainingRunSerializer(serializers.ModelSerializer):
     symbol = serializers.CharField(source="asset.symbol")
+    triggered_by = serializers.SerializerMethodField(
+        help_text='"schedule", "you" or "staff"; staff see who exactly ("admin:<username>", "api:<username>").')
     model_version = serializers.SerializerMethodField()
     duration_seconds = serializers.SerializerMethodField()
 
@@ -170,6 +173,10 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         model = TrainingRun
         fields = ["id", "symbol", "status", "triggered_by", "created_at", "started_at", "finished_at",
                   "epoch", "max_epochs", "error", "model_version", "duration_seconds"]
+
+    def get_triggered_by(self, obj) -> str:
+        request = self.context.get("request")
+        return obj.triggered_by_for(request.user if request is not None else None)
 
     def get_model_version(self, obj) -> int | None:
         version = getattr(obj, "model_version", None)
@@ -237,7 +244,7 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses={202: TrainingRunAcceptedSerializer, 503: QUEUE_DOWN}, parameters=[
         OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
                          description="The run's URL.")])
-    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=[CanRetrain])
     def retrain(self, request, symbol=None):
         """Queue a training (or return the one already queued or running): 202 with the run's URL."""
         asset = self.get_object()
@@ -247,13 +254,13 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
             return error_response(str(exc), status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
                                   code="queue_unavailable")
         url = request.build_absolute_uri(reverse("api:training-run-detail", args=[run.id]))
-        body = TrainingRunAcceptedSerializer(run, context={"url": url}).data
+        body = TrainingRunAcceptedSerializer(run, context={"url": url, "request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
     @extend_schema(request=None, responses={200: inline_serializer(
         "RollbackResult", {"symbol": serializers.CharField(), "champion": serializers.IntegerField(allow_null=True)}),
         409: CONFLICT})
-    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=[CanChangeChampion])
     def rollback(self, request, symbol=None):
         asset = self.get_object()
         try:
@@ -398,7 +405,7 @@ class ModelVersionViewSet(WritesInTransaction, mixins.RetrieveModelMixin, mixins
     ordering = ["-created_at"]
 
     @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: CONFLICT})
-    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=[CanChangeChampion])
     def promote(self, request, pk=None):
         version = self.get_object()
         try:

@@ -106,6 +106,18 @@ class TrainingRun(models.Model):
     def progress_label(self) -> str:
         return f"epoch {self.epoch} of {self.max_epochs}" if self.max_epochs else "waiting"
 
+    def triggered_by_for(self, viewer) -> str:
+        """Who started the run, as `viewer` may see it: staff see the record ("admin:alice"),
+        everyone else "schedule", "you" or "staff", never a staff member's username."""
+        if viewer is not None and viewer.is_staff:
+            return self.triggered_by
+        if self.triggered_by == "schedule":
+            return "schedule"
+        _, _, who = self.triggered_by.partition(":")
+        if viewer is not None and who and who == viewer.get_username():
+            return "you"
+        return "staff"
+
 
 def artifact_path(instance, filename):
     return f"models/{instance.asset.symbol}/{filename}"

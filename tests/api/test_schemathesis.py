@@ -45,6 +45,7 @@ def fuzz_world(transactional_db, django_user_model, monkeypatch):
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "100000/min", "user": "100000/min"})
     w = build_world(django_user_model)
     fuzzer = django_user_model.objects.create_user(username="fuzzer", password="x", is_staff=True)
+    fuzzer.user_permissions.add(*w.staff.user_permissions.all())  # an operator, as the world's staff
     spare_tokens = [token_create(user=fuzzer, name=f"spare {i}")[0].id for i in range(3)]
     own, key = token_create(user=fuzzer, name="fuzzer")
     portfolios = [services.portfolio_create(owner=fuzzer, name=name).id for name in ("One", "Two", "Three")]

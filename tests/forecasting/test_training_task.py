@@ -27,6 +27,7 @@ def _lose_connection(**kwargs):
     raise OperationalError("server closed the connection unexpectedly")
 
 
+@pytest.mark.django_db(transaction=True)  # the task closes its connection, as a worker does
 def test_a_lost_connection_with_retries_left_gives_the_run_back(run, settings):
     settings.TRAINING_RETRY_SECONDS = 60
     with mock.patch("forecasting.services.training_runs.training_run_execute", _lose_connection), \
@@ -37,6 +38,7 @@ def test_a_lost_connection_with_retries_left_gives_the_run_back(run, settings):
     assert (run.status, run.started_at, run.epoch, run.error) == (TrainingRun.Status.QUEUED, None, 0, "")
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_lost_connection_on_the_last_attempt_fails_the_run_with_the_reason(run):
     with mock.patch("forecasting.services.training_runs.training_run_execute", _lose_connection):
         result = tasks.training_run_task.apply(args=[run.id], retries=tasks.training_run_task.max_retries)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
@@ -90,6 +91,8 @@ def build_world(django_user_model) -> World:
     owner = django_user_model.objects.create_user(username="owner", password=PASSWORD)
     other = django_user_model.objects.create_user(username="other", password=PASSWORD)
     staff = django_user_model.objects.create_user(username="staff", password=PASSWORD, is_staff=True)
+    # An operator: the two permissions the staff actions need (forecasting/permissions.py).
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_trainingrun", "change_modelversion"]))
     keys = {}
     owner_token, keys["owner"] = token_create(user=owner, name="laptop")
     _, keys["other"] = token_create(user=other, name="other's")
