@@ -70,6 +70,31 @@ def csv_upload_text(data: bytes) -> str:
         raise CsvUploadError("The file is not UTF-8 text; save it as “CSV UTF-8” and try again.") from None
 
 
+_FORMULA_START = "=+-@"
+
+
+def _looks_like_formula(text: str) -> bool:
+    """What a spreadsheet would run, and what escaping it would be mistaken for (OWASP's CSV
+    injection rule: a first character of = + - @, also after spaces, tabs or line breaks)."""
+    if not text:
+        return False
+    if text[0] in _FORMULA_START:
+        return True
+    if text[0] in " \t\r\n":
+        return _looks_like_formula(text.lstrip(" \t\r\n"))
+    return text[0] == "'" and _looks_like_formula(text[1:])
+
+
+def csv_text_out(text: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading apostrophe where it would run a formula."""
+    return "'" + text if _looks_like_formula(text) else text
+
+
+def csv_text_in(text: str) -> str:
+    """The inverse of csv_text_out, so an exported file imports back to the same text."""
+    return text[1:] if text.startswith("'") and _looks_like_formula(text[1:]) else text
+
+
 def transactions_export_csv(portfolio: Portfolio) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -77,7 +102,7 @@ def transactions_export_csv(portfolio: Portfolio) -> str:
     for t in portfolio.transactions.select_related("asset").order_by("executed_at", "id"):
         writer.writerow([t.executed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"), t.kind, t.asset.symbol,
                          f"{t.quantity.normalize():f}", f"{t.unit_price.normalize():f}", f"{t.fee.normalize():f}",
-                         t.note])
+                         csv_text_out(t.note)])
     return out.getvalue()
 
 
@@ -188,7 +213,7 @@ def _transaction(raw: dict, assets: dict[str, Asset], kinds: set[str], now: date
     quantity = _decimal(raw.get("quantity"), "quantity")
     price = _decimal(raw.get("unit_price"), "unit_price")
     fee = _decimal(raw.get("fee"), "fee", default=Decimal("0"))
-    note = (raw.get("note") or "").strip()
+    note = csv_text_in((raw.get("note") or "").strip())
     broken = transaction_rule_errors(quantity=quantity, unit_price=price, fee=fee, executed_at=when, note=note, now=now)
     for name in ("executed_at", "quantity", "unit_price", "fee", "note"):  # the first in the file's order
         if name in broken:

@@ -299,3 +299,26 @@ def test_the_same_file_imported_twice_at_once_is_stored_once(on_postgres, monkey
         t.join()
     assert sorted(outcomes) == [(0, 5), (5, 0)]
     assert Transaction.objects.filter(portfolio=portfolio).count() == 5
+
+
+# --- formulas -------------------------------------------------------------------------------------
+
+NOTES = ["=1+2", "+SUM(A1:A2)", "-2+3", "@cmd", "=HYPERLINK(\"http://x\")", "'=already quoted", "''", "'hello",
+         "plain", "a=b", "'", "quote's inside", "- dash first", " =spaced"]
+
+
+def test_export_escapes_formulas_and_import_gives_back_the_same_text(folio, btc, user):
+    from portfolio.services import portfolio_create
+
+    for i, note in enumerate(NOTES):
+        Transaction.objects.create(portfolio=folio, asset=btc, kind="buy", quantity=D(1), unit_price=D(100),
+                                   executed_at=T0 + timedelta(hours=i), note=note)
+    exported = transactions_export_csv(folio)
+    cells = [row["note"] for row in csv.DictReader(io.StringIO(exported))]
+    # No cell a spreadsheet would run: what starts like a formula starts with an apostrophe.
+    assert all(c.lstrip(" \t\r\n")[:1] not in "=+-@" for c in cells), cells
+    assert cells[NOTES.index("plain")] == "plain" and cells[NOTES.index("a=b")] == "a=b"
+    assert cells[NOTES.index("=1+2")] == "'=1+2"
+    copy = portfolio_create(owner=user, name="Copy")
+    transactions_import_csv(portfolio=copy, text=exported)
+    assert list(copy.transactions.order_by("executed_at").values_list("note", flat=True)) == NOTES
