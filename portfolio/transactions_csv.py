@@ -134,7 +134,10 @@ def _line_of(error: str) -> int:
 
 def _parse(text: str, report: CsvReport) -> list[tuple[int, dict]]:
     """(line number, row) of each non-blank row; errors go to the report."""
-    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    text = text.removeprefix("\ufeff")  # spreadsheets may write a byte-order mark
+    if "\r" in text and "\n" not in text:
+        text = text.replace("\r", "\n")  # old Mac line endings (CR only) are line endings too
+    reader = csv.DictReader(io.StringIO(text))
     try:
         header = [h.strip() for h in (reader.fieldnames or [])]
     except csv.Error as exc:  # a header longer than the csv module's field limit, say

@@ -1,6 +1,6 @@
 """Display of stored decimals: quantized for reading, never through floats."""
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from django import template
 
@@ -16,11 +16,17 @@ def _missing(value) -> bool:
     return value is None or value == ""
 
 
+# Quantities and prices stay under 1e19 (portfolio.services.MAX_DECIMAL), so a value or a cost is
+# under 1e38 plus fees; to 8 places that needs 46 digits, more than the default context's 28.
+WIDE = 80
+
+
 def _money(value: Decimal) -> str:
     # Under 1 a coin price needs its small digits (0.00001234); above, cents are enough.
-    if value == 0 or abs(value) >= 1:
-        return format(value.quantize(CENT, ROUND_HALF_EVEN), ",f")
-    text = format(value.quantize(UNIT8, ROUND_HALF_EVEN).normalize(), "f")
+    with localcontext(prec=WIDE):
+        if value == 0 or abs(value) >= 1:
+            return format(value.quantize(CENT, ROUND_HALF_EVEN), ",f")
+        text = format(value.quantize(UNIT8, ROUND_HALF_EVEN).normalize(), "f")
     whole, _, frac = text.partition(".")
     return f"{whole}.{frac.ljust(2, '0')}"
 
@@ -44,14 +50,16 @@ def signed_money(value) -> str:
 def quantity(value) -> str:
     if _missing(value):
         return DASH
-    return format(Decimal(value).quantize(UNIT8, ROUND_HALF_EVEN).normalize(), ",f")
+    with localcontext(prec=WIDE):
+        return format(Decimal(value).quantize(UNIT8, ROUND_HALF_EVEN).normalize(), ",f")
 
 
 @register.filter
 def percent(value) -> str:
     if _missing(value):
         return DASH
-    value = Decimal(value).quantize(CENT, ROUND_HALF_EVEN)
+    with localcontext(prec=WIDE):
+        value = Decimal(value).quantize(CENT, ROUND_HALF_EVEN)
     return ("+" if value > 0 else "") + format(value, ",f") + "%"
 
 
