@@ -36,3 +36,8 @@ def token_mark_used(*, token: ApiToken, now) -> None:
     # At most one write a minute per token: last use is for people, not an audit log.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(id=token.id).update(last_used_at=now)
+
+
+def tokens_revoke_all(*, user) -> int:
+    """Revoke every active token of the user (a new password ends what the old one allowed)."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())

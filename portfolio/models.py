@@ -44,6 +44,9 @@ class Transaction(models.Model):
                               help_text="Fee in the quote currency.")
     executed_at = models.DateTimeField()
     note = models.CharField(max_length=500, blank=True)
+    # Set by the add form (a key per form shown): a second submission of the same form, from a
+    # double click or a browser retry, finds this row instead of adding another.
+    submission_key = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -53,6 +56,8 @@ class Transaction(models.Model):
             models.CheckConstraint(condition=models.Q(quantity__gt=0), name="transaction_quantity_positive"),
             models.CheckConstraint(condition=models.Q(unit_price__gte=0), name="transaction_price_not_negative"),
             models.CheckConstraint(condition=models.Q(fee__gte=0), name="transaction_fee_not_negative"),
+            models.UniqueConstraint(fields=["portfolio", "submission_key"], condition=~models.Q(submission_key=""),
+                                    name="transaction_unique_submission"),
         ]
         indexes = [models.Index(fields=["portfolio", "executed_at"], name="transaction_portfolio_time")]
 

@@ -123,10 +123,16 @@ def validate_transaction(tx: Transaction, *, now: datetime | None = None) -> Non
 @transaction.atomic
 def transaction_create(*, portfolio: Portfolio, asset: Asset, kind: str, quantity: Decimal,
                        unit_price: Decimal = Decimal("0"), fee: Decimal = Decimal("0"),
-                       executed_at: datetime, note: str = "") -> Transaction:
-    lock(portfolio)
+                       executed_at: datetime, note: str = "", submission_key: str = "") -> Transaction:
+    """A new transaction; with a `submission_key` already used in this portfolio, the transaction
+    that key created (a form submitted twice adds one row)."""
+    lock(portfolio)  # also orders two submissions of one form: the second finds the first's row
+    if submission_key:
+        earlier = portfolio.transactions.filter(submission_key=submission_key).first()
+        if earlier is not None:
+            return earlier
     tx = Transaction(portfolio=portfolio, asset=asset, kind=kind, quantity=quantity, unit_price=unit_price,
-                     fee=fee, executed_at=executed_at, note=note.strip())
+                     fee=fee, executed_at=executed_at, note=note.strip(), submission_key=submission_key[:64])
     validate_transaction(tx)
     check_history(portfolio, {asset.id}, add=[tx])
     tx.save()

@@ -3,6 +3,8 @@ or transaction answers 404 rather than revealing that it exists."""
 
 from __future__ import annotations
 
+import uuid
+
 from decimal import Decimal
 
 from django.contrib import messages
@@ -206,7 +208,7 @@ FIELDS = ("kind", "quantity", "unit_price", "fee", "executed_at", "note")
 @require_http_methods(["GET", "POST"])
 def transaction_add(request, pk: int):
     portfolio = _own_portfolio(request, pk)
-    initial = {"kind": Transaction.Kind.BUY, "fee": 0}
+    initial = {"kind": Transaction.Kind.BUY, "fee": 0, "submission_key": uuid.uuid4().hex}
     if request.GET.get("symbol"):
         initial["symbol"] = request.GET["symbol"]
     form = TransactionForm(request.POST or None, initial=initial)
@@ -215,6 +217,7 @@ def transaction_add(request, pk: int):
         if asset is not None:
             try:
                 tx = services.transaction_create(portfolio=portfolio, asset=asset,
+                                                 submission_key=form.cleaned_data["submission_key"],
                                                  **{f: form.cleaned_data[f] for f in FIELDS})
             except ValidationError as exc:
                 add_service_errors(form, exc, rename={"asset": "symbol"})

@@ -81,8 +81,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # once per connection instead of on every request. No connection pooler sits in between.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The worker and web processes write the same file: wait for the lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
+    # The web, worker and beat processes write the same file. WAL lets readers go on while one
+    # writes; IMMEDIATE takes the write lock when a transaction begins, so two writers queue for it
+    # (the busy timeout) instead of one failing with "database is locked" when it upgrades a read.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

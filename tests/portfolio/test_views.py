@@ -591,3 +591,56 @@ def test_admin_deletion_keeps_the_history_valid_and_users_can_still_be_deleted(c
     assert response.status_code == 302
     assert not Portfolio.objects.filter(pk=portfolio.pk).exists()
     assert not Transaction.objects.exists()
+
+
+def _add_form(client, portfolio) -> dict:
+    page = client.get(reverse("portfolio:transaction-add", args=[portfolio.pk])).content.decode()
+    key = re.search(r'name="submission_key" value="([0-9a-f]{32})"', page).group(1)
+    return {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.5", "unit_price": "100", "fee": "0",
+            "executed_at": "2022-06-10T10:00:00", "note": "", "submission_key": key}
+
+
+def test_a_form_submitted_twice_adds_one_transaction(signed_in, portfolio, btc):
+    data = _add_form(signed_in, portfolio)
+    url = reverse("portfolio:transaction-add", args=[portfolio.pk])
+    assert signed_in.post(url, data).status_code == 302
+    assert signed_in.post(url, data).status_code == 302  # a double click, or the browser resending
+    assert portfolio.transactions.count() == 1
+    # A new form is a new transaction, even with the same values.
+    assert signed_in.post(url, _add_form(signed_in, portfolio)).status_code == 302
+    assert portfolio.transactions.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_submissions_of_one_form_at_once_add_one_transaction(on_postgres):
+    import threading
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_user(username="dora", password="a-long-passphrase-1")
+    folio = services.portfolio_create(owner=user, name="Clicks")
+    Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT", interval="1h")
+    clients = [Client(), Client()]
+    for c in clients:
+        c.force_login(user)
+    data = _add_form(clients[0], folio)
+    url = reverse("portfolio:transaction-add", args=[folio.pk])
+    barrier, codes = threading.Barrier(2, timeout=30), []
+
+    def submit(client):
+        barrier.wait()
+        try:
+            codes.append(client.post(url, data).status_code)
+        finally:
+            connection.close()
+
+    for _ in range(20):  # many pairs: a race shows itself in some of them
+        threads = [threading.Thread(target=submit, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        data = _add_form(clients[0], folio)
+    assert codes == [302] * 40
+    assert folio.transactions.count() == 20
