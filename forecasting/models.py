@@ -1,5 +1,6 @@
 import re
 
+from django.conf import settings
 from django.db import models
 
 from .intervals import INTERVAL_CHOICES, interval_delta
@@ -18,6 +19,10 @@ class Asset(models.Model):
     quote_asset = models.CharField(max_length=12)
     tracked = models.BooleanField(default=True, help_text="Tracked assets are refreshed on a schedule.")
     interval = models.CharField(max_length=3, choices=INTERVAL_CHOICES, default="1h")
+    # The signed-in person whose transaction started the tracking (none: staff, a command, setup):
+    # what counts against MAX_TRACKED_PER_USER.
+    tracked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -183,7 +183,7 @@ def _asset_for(request, form: TransactionForm, current: Asset | None = None) -> 
                                     f"again to start tracking it (its prices come from Binance).")
         return None
     try:
-        asset = asset_track(symbol=symbol)
+        asset = asset_track(symbol=symbol, requested_by=request.user)
     except (BinanceError, MarketDataError, ValueError) as exc:
         form.offer_tracking(symbol, f"Could not track {symbol}: {exc}")
         return None

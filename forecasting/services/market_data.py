@@ -58,12 +58,22 @@ _FIELDS = ("open", "high", "low", "close", "volume")
 
 @transaction.atomic
 def asset_track(*, symbol: str, interval: str = "1h", client: BinanceMarketData | None = None,
-                base_asset: str | None = None, quote_asset: str | None = None) -> Asset:
-    """Track a pair, checking with Binance (or the offline kline folder) that it exists."""
+                base_asset: str | None = None, quote_asset: str | None = None, requested_by=None) -> Asset:
+    """Track a pair, checking with Binance (or the offline kline folder) that it exists.
+
+    `requested_by`: the signed-in person asking (not staff): each pair they start tracking adds
+    hourly refreshes and a daily training, so they may start at most MAX_TRACKED_PER_USER."""
     symbol = symbol.strip().upper()
     interval_ms(interval)  # validates
     if not SYMBOL_RE.fullmatch(symbol):
         raise MarketDataError(f"{symbol!r} is not a Binance symbol (letters and digits, e.g. BTCUSDT).")
+    if requested_by is not None and not requested_by.is_staff:
+        if not Asset.objects.filter(symbol=symbol, tracked=True).exists():
+            started = Asset.objects.filter(tracked_by=requested_by).count()
+            if started >= settings.MAX_TRACKED_PER_USER:
+                raise MarketDataError(
+                    f"you have started tracking {started} pairs, the most one account may; ask staff to "
+                    f"track {symbol}, or use a pair that is tracked already.")
     if base_asset is None or quote_asset is None:
         if settings.KLINES_DIR:
             base_asset, quote_asset = _split_symbol_offline(symbol, interval)
@@ -72,11 +82,14 @@ def asset_track(*, symbol: str, interval: str = "1h", client: BinanceMarketData 
             base_asset, quote_asset = info["baseAsset"], info["quoteAsset"]
     asset, created = Asset.objects.get_or_create(
         symbol=symbol,
-        defaults={"base_asset": base_asset, "quote_asset": quote_asset, "interval": interval, "tracked": True},
+        defaults={"base_asset": base_asset, "quote_asset": quote_asset, "interval": interval, "tracked": True,
+                  "tracked_by": requested_by if requested_by is not None and not requested_by.is_staff else None},
     )
     if not created and not asset.tracked:
         asset.tracked = True
-        asset.save(update_fields=["tracked"])
+        if requested_by is not None and not requested_by.is_staff:
+            asset.tracked_by = requested_by
+        asset.save(update_fields=["tracked", "tracked_by"])
     from .schedules import asset_schedules_ensure
 
     asset_schedules_ensure(asset=asset)

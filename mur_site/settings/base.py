@@ -262,6 +262,9 @@ KLINES_DIR = env.str("MUR_KLINES_DIR", default="")
 # /healthz fails when the newest candle of a tracked asset is older than this many intervals
 # (0 turns the check off, e.g. for the offline demo whose data ends in 2022).
 HEALTH_MAX_CANDLE_AGE_INTERVALS = env.int("MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS", default=3)
+# New pairs one person (not staff) may start tracking by adding a transaction: each adds hourly
+# refreshes and a daily training to the workers' load.
+MAX_TRACKED_PER_USER = env.int("MUR_MAX_TRACKED_PER_USER", default=5)
 
 # --- Forecasting. Model artifacts go through Django's storage API (local folder by default).
 MEDIA_ROOT = Path(env.str("MUR_MEDIA_ROOT", default=str(VAR_DIR / "media")))

@@ -454,6 +454,28 @@ def test_tracking_failure_is_a_clear_form_error(signed_in, portfolio, settings, 
     assert not Transaction.objects.exists()
 
 
+def test_one_person_may_start_tracking_only_a_few_new_pairs(signed_in, user, portfolio, settings, data_dir):
+    settings.KLINES_DIR = str(data_dir)
+    settings.MAX_TRACKED_PER_USER = 2
+    url = reverse("portfolio:transaction-add", args=[portfolio.pk])
+    for symbol in ("ETHUSDT", "BNBUSDT"):
+        assert signed_in.post(url, tx_form(symbol=symbol, track="on")).status_code == 302
+    assert set(Asset.objects.filter(tracked_by=user).values_list("symbol", flat=True)) == {"ETHUSDT", "BNBUSDT"}
+    response = signed_in.post(url, tx_form(symbol="BTCUSDT", track="on"))
+    assert response.status_code == 200
+    assert response.context["form"].errors["symbol"] == [
+        "Could not track BTCUSDT: you have started tracking 2 pairs, the most one account may; ask staff to track "
+        "BTCUSDT, or use a pair that is tracked already."]
+    assert not Asset.objects.filter(symbol="BTCUSDT").exists()
+    # A pair already tracked costs nothing: adding to it needs no allowance.
+    assert signed_in.post(url, tx_form(symbol="ETHUSDT")).status_code == 302
+    # Staff are not limited.
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    assert signed_in.post(url, tx_form(symbol="BTCUSDT", track="on")).status_code == 302
+    assert Asset.objects.get(symbol="BTCUSDT").tracked_by is None
+
+
 # --- portfolio rename and delete ------------------------------------------------------------------
 
 
