@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mur_site.urls"
@@ -166,7 +167,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: works offline
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    "REDOC_DIST": "/api/redoc-dist",  # the sidecar's bundle, served by core.api.views.redoc_bundle
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "kind" or "status": each choice set gets its own readable name.
     "ENUM_NAME_OVERRIDES": {

@@ -71,6 +71,7 @@ PAGES = {
     "api/schema/": Page("public"),
     "api/docs/": Page("public"),
     "api/redoc/": Page("public"),
+    "api/redoc-dist/bundles/redoc.standalone.js": Page("public"),
 }
 # The admin site: staff only, whatever models it grows. Its sign-in page is for everyone; signing
 # out is a POST, and a GET from someone not staff is sent to the admin's index (and on to sign in).
