@@ -46,6 +46,9 @@ class TrainConfig:
     # 0: the median is always the last price, and the model forecasts only the band around it.
     # With 1, a share picked on validation still cost up to 6% MAE against naive on tuning months.
     max_shrink: float = 0.0
+    # Training targets weighted by age, halved every recency_halflife steps back from validation
+    # (0: all alike), so three years of history teach the shapes while recent months weigh more.
+    recency_halflife: float = 0.0
     seed: int = 0
     threads: int = 1
     # Returns divided by an hour-of-week volatility profile learnt on the training part, so the
@@ -68,6 +71,8 @@ class TrainConfig:
             raise ValueError("burn_in and patience cannot be negative")
         if not (math.isfinite(self.aci_smooth) and self.aci_smooth >= 0):
             raise ValueError("aci_smooth must be a non-negative number of steps")
+        if not (math.isfinite(self.recency_halflife) and self.recency_halflife >= 0):
+            raise ValueError("recency_halflife must be a non-negative number of steps")
         positive = (self.lr, self.ewma_halflife, self.profile_halflife)
         if not all(math.isfinite(v) and v > 0 for v in positive):
             raise ValueError("lr, ewma_halflife and profile_halflife must be positive numbers")
