@@ -48,7 +48,9 @@ class TrainConfig:
     # With 1, a share picked on validation still cost up to 6% MAE against naive on tuning months.
     max_shrink: float = 0.0
     # Training targets weighted by age, halved every recency_halflife steps back from validation
-    # (0: all alike), so three years of history teach the shapes while recent months weigh more.
+    # (0: all alike). On the tuning months a half-life of a year (8760) moved the model's median
+    # pinball from 1.0016 to 1.0012 x the naive band's on nine pairs but from 0.9989 to 1.0015 on
+    # BTC/ETH/BNB (beats the band: 66% -> 68%, 78% -> 72%): not kept.
     recency_halflife: float = 0.0
     seed: int = 0
     threads: int = 1
