@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.signal import lfilter
 
 from .config import TrainConfig
 from .data import Frame, Series, SeriesError, build_frame, targets
@@ -57,7 +58,7 @@ class BandForecaster:
         start = int(np.searchsorted(series.times, self.aci_start_time))
         return adaptive_offsets(raw, in_target_volatility(y, frame), mask, self.calibration, start=start,
                                 rate=self.aci_rate, alpha=1.0 - self.config.band,
-                                pooled=self.config.aci_pooled)
+                                pooled=self.config.aci_pooled, smooth=self.config.aci_smooth)
 
     def predict_prices(self, series: Series) -> tuple[np.ndarray, Frame]:
         """Quantile prices (n, H, Q): at each step t, for t+1..t+H."""
@@ -92,12 +93,17 @@ def in_target_volatility(y: np.ndarray, frame: Frame) -> np.ndarray:
 
 
 def adaptive_offsets(raw: np.ndarray, y: np.ndarray, mask: np.ndarray, calibration: np.ndarray, *, start: int,
-                     rate: float, alpha: float, pooled: bool = False) -> np.ndarray:
+                     rate: float, alpha: float, pooled: bool = False, smooth: float = 0.0) -> np.ndarray:
     """Adaptive conformal inference, (n, H): from `start`, each outcome nudges the offset up after a
     miss and down after a hit. At step t only origins whose target time is <= t count, so nothing
     leaks. Per horizon step, or `pooled`: one shift for every step, moved by the share of the
     outcomes resolved at t that missed (the steps' misses come together, so 24 separate walks add
-    noise without adding information)."""
+    noise without adding information).
+
+    `smooth` > 0: what is returned is an EWMA (that half-life in steps) of the adaptive shift, which
+    itself still judges each outcome against its own unsmoothed band. Misses come in bursts, and
+    every hourly swing they cause costs pinball loss; smoothed, the band keeps the shift's level
+    (so its long-run coverage) without its swings."""
     n, horizon = raw.shape[:2]
     offsets = np.broadcast_to(calibration, (n, horizon)).copy()
     scores = np.where(mask, np.maximum(raw[..., 0] - y, y - raw[..., -1]), np.nan)
@@ -123,14 +129,25 @@ def adaptive_offsets(raw: np.ndarray, y: np.ndarray, mask: np.ndarray, calibrati
                 cur += rate * (missed / counts[t] - alpha)
             shift[t + horizon] = cur
         offsets[start:] += shift[start + horizon:, None]
-        return offsets
+        return _smoothed(offsets, base, start, smooth)
     a = base.copy()
     for t in range(start, n):
         if counts[t]:
             missed = (resolved[t] > offsets[src[t], ks]) & known[t]
             a += rate * np.where(known[t], missed - alpha, 0.0)
         offsets[t] = a
-    return offsets
+    return _smoothed(offsets, base, start, smooth)
+
+
+def _smoothed(offsets: np.ndarray, base: np.ndarray, start: int, halflife: float) -> np.ndarray:
+    """The offsets' departures from `base` from `start` on, as an EWMA of that half-life (0: as they are).
+    Causal: the value at t reads departures up to t only, and starts from no departure."""
+    if not halflife or start >= len(offsets):
+        return offsets
+    w = 1.0 - 0.5 ** (1.0 / halflife)
+    out = offsets.copy()
+    out[start:] = base + lfilter([w], [1.0, w - 1.0], offsets[start:] - base, axis=0)
+    return out
 
 
 def conformal_offsets(raw: np.ndarray, y: np.ndarray, val_mask: np.ndarray, alpha: float) -> np.ndarray:

@@ -9,11 +9,13 @@ from torch.nn import functional as F
 
 
 def pinball_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
-    """Mean pinball loss over masked entries. pred (..., H, Q), y and mask (..., H)."""
+    """Mean pinball loss over masked entries. pred (..., H, Q), y and mask (..., H); a float mask
+    weighs each entry. The divisor counts the entries, not their weights, so a batch of old,
+    light targets moves the weights less than a batch of recent ones."""
     diff = y.unsqueeze(-1) - pred
     loss = torch.maximum(quantiles * diff, (quantiles - 1) * diff)
     m = mask.unsqueeze(-1).to(loss.dtype)
-    return (loss * m).sum() / (m.sum() * 1.0).clamp_min(1.0)
+    return (loss * m).sum() / ((m > 0).sum() * 1.0).clamp_min(1.0)
 
 
 class QuantileLSTM(pl.LightningModule):
@@ -40,8 +42,8 @@ class QuantileLSTM(pl.LightningModule):
         x, y, mask = batch
         pred, _ = self(x)
         burn = torch.zeros_like(mask)
-        burn[:, self.hparams.burn_in:] = True
-        return pinball_loss(pred, y, mask & burn, self.quantiles)
+        burn[:, self.hparams.burn_in:] = 1
+        return pinball_loss(pred, y, mask * burn, self.quantiles)
 
     def training_step(self, batch, batch_idx):
         loss = self._loss(batch)

@@ -166,8 +166,21 @@ def _chunks(x, y, mask, seg, end, chunk, burn_in):
             start += chunk - burn_in
     if not xs:
         return None
+    # A float mask is a weight per target (recency_weights); a boolean one stays boolean.
+    ms = np.stack(ms)
     return (torch.tensor(np.stack(xs), dtype=torch.float32), torch.tensor(np.stack(ys), dtype=torch.float32),
-            torch.tensor(np.stack(ms)))
+            torch.tensor(ms, dtype=torch.bool if ms.dtype == bool else torch.float32))
+
+
+def recency_weights(mask: np.ndarray, end: int, halflife: float) -> np.ndarray:
+    """The training targets' weights (n, H): halved every `halflife` steps back from `end`, with
+    mean 1 over the targets so the learning rate means what it did; the mask itself if halflife is 0."""
+    if not halflife:
+        return mask
+    age = (end - 1 - np.arange(len(mask)))[:, None].astype(float)
+    w = np.where(mask, 0.5 ** (np.maximum(age, 0.0) / halflife), 0.0)
+    total = w.sum()
+    return w * (mask.sum() / total) if total > 0 else w
 
 
 def _whole_segments(x, y, mask, seg, end):
@@ -243,7 +256,8 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
     scale[scale < 1e-8] = 1.0
     x = (frame.features - mean) / scale
 
-    train_data = _chunks(x, y, train_mask, frame.seg, val_start, config.chunk, config.burn_in)
+    train_data = _chunks(x, y, recency_weights(train_mask, val_start, config.recency_halflife), frame.seg,
+                         val_start, config.chunk, config.burn_in)
     val_data = _whole_segments(x, y, val_mask, frame.seg, train_end)
     if train_data is None or not val_mask.any():
         raise SeriesError("no complete training or validation targets: the data has too many gaps")
