@@ -21,10 +21,12 @@ def _token_lookup_sql() -> tuple[str, list, list, list, type]:
     token_fields, user_fields = ApiToken._meta.concrete_fields, user_model._meta.concrete_fields
     q = connection.ops.quote_name
     columns = [f"t.{q(f.column)}" for f in token_fields] + [f"u.{q(f.column)}" for f in user_fields]
-    sql = (f"SELECT {', '.join(columns)} FROM {q(ApiToken._meta.db_table)} t "
-           f"JOIN {q(user_model._meta.db_table)} u ON u.{q(user_model._meta.pk.column)} = "
-           f"t.{q(ApiToken._meta.get_field('user').column)} "
-           f"WHERE t.{q(ApiToken._meta.get_field('key_hash').column)} = %s")
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {q(ApiToken._meta.db_table)} t "
+        f"JOIN {q(user_model._meta.db_table)} u ON u.{q(user_model._meta.pk.column)} = "
+        f"t.{q(ApiToken._meta.get_field('user').column)} "
+        f"WHERE t.{q(ApiToken._meta.get_field('key_hash').column)} = %s"
+    )
     converters = []
     for i, f in enumerate([*token_fields, *user_fields]):
         col = Col("t", f)
@@ -56,6 +58,6 @@ def token_by_key(key: str) -> ApiToken | None:
     for i, funcs, col in converters:
         for convert in funcs:
             values[i] = convert(values[i], col, connection)
-    token = ApiToken.from_db(connection.alias, token_names, values[:len(token_names)])
-    token.user = user_model.from_db(connection.alias, user_names, values[len(token_names):])
+    token = ApiToken.from_db(connection.alias, token_names, values[: len(token_names)])
+    token.user = user_model.from_db(connection.alias, user_names, values[len(token_names) :])
     return token

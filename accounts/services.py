@@ -21,7 +21,10 @@ def token_create(*, user, name: str, expires_in_days: int | None = None) -> tupl
     """A new token and its key. The key is returned once and never stored."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name.strip()[:100], key_hash=hash_key(key), prefix=key[:12],
+        user=user,
+        name=name.strip()[:100],
+        key_hash=hash_key(key),
+        prefix=key[:12],
         expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     return token, key

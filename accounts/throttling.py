@@ -64,8 +64,12 @@ class SignInThrottle(WindowLimit):
     def __init__(self, request, username: str):
         self.window_seconds = SIGNIN_WINDOW_SECONDS
         address = client_address(request) if request is not None else ""
-        super().__init__([(f"signin-failures:user:{_digest(username)}", SIGNIN_MAX_FAILURES_PER_USERNAME),
-                          (f"signin-failures:addr:{address}", SIGNIN_MAX_FAILURES_PER_ADDRESS)])
+        super().__init__(
+            [
+                (f"signin-failures:user:{_digest(username)}", SIGNIN_MAX_FAILURES_PER_USERNAME),
+                (f"signin-failures:addr:{address}", SIGNIN_MAX_FAILURES_PER_ADDRESS),
+            ]
+        )
 
     def failed(self) -> None:
         self.hit()
@@ -86,8 +90,12 @@ class PasswordResetLimit(WindowLimit):
     def __init__(self, request, email: str):
         self.window_seconds = RESET_WINDOW_SECONDS
         address = client_address(request) if request is not None else ""
-        super().__init__([(f"reset-requests:email:{_digest(email)}", RESET_MAX_PER_EMAIL),
-                          (f"reset-requests:addr:{address}", RESET_MAX_PER_ADDRESS)])
+        super().__init__(
+            [
+                (f"reset-requests:email:{_digest(email)}", RESET_MAX_PER_EMAIL),
+                (f"reset-requests:addr:{address}", RESET_MAX_PER_ADDRESS),
+            ]
+        )
 
 
 def _wait_text(seconds: int) -> str:
@@ -110,7 +118,9 @@ class ThrottledSignInMixin:
         if self.retry_after:
             raise ValidationError(
                 f"Too many failed sign-ins for this account or from your network. "
-                f"Try again in {_wait_text(self.retry_after)}.", code="throttled")
+                f"Try again in {_wait_text(self.retry_after)}.",
+                code="throttled",
+            )
         try:
             data = super().clean()
         except ValidationError as exc:

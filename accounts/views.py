@@ -56,14 +56,16 @@ def token_page(request):
     """The user's tokens and a form for a new one; the new key is shown once, on the answer to the POST."""
     form = TokenCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        token, key = token_create(user=request.user, name=form.cleaned_data["name"],
-                                  expires_in_days=form.cleaned_data["expires_in_days"])
+        token, key = token_create(
+            user=request.user, name=form.cleaned_data["name"], expires_in_days=form.cleaned_data["expires_in_days"]
+        )
         # Rendered, not redirected: the key must not travel through a URL, the session or a message.
         return render(request, "accounts/token_created.html", {"token": token, "key": key})
     now = timezone.now()
     tokens = [(t, t.status(now)) for t in selectors.token_list(user=request.user)]
-    return render(request, "accounts/token_list.html", {"tokens": tokens, "form": form},
-                  status=400 if form.errors else 200)
+    return render(
+        request, "accounts/token_list.html", {"tokens": tokens, "form": form}, status=400 if form.errors else 200
+    )
 
 
 @login_required
@@ -74,4 +76,6 @@ def token_revoke_page(request, pk: int):
         token_revoke(token=token)
         messages.success(request, f"Token “{token.name}” ({token.prefix}…) is revoked; requests with it now get 401.")
         return redirect("api-tokens:list")
-    return render(request, "accounts/token_confirm_revoke.html", {"token": token, "status": token.status(timezone.now())})
+    return render(
+        request, "accounts/token_confirm_revoke.html", {"token": token, "status": token.status(timezone.now())}
+    )

@@ -48,8 +48,11 @@ WARM_UP_SECONDS = 2
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
 # The benchmark measures the site as it is deployed: the web service's gunicorn command line.
-COMPOSE_WORKERS = int(re.search(r"gunicorn mur_site\.wsgi:application .*--workers (\d+)",
-                                (ROOT / "docker-compose.yml").read_text()).group(1))
+COMPOSE_WORKERS = int(
+    re.search(
+        r"gunicorn mur_site\.wsgi:application .*--workers (\d+)", (ROOT / "docker-compose.yml").read_text()
+    ).group(1)
+)
 ENDPOINTS = {
     "trivial": "/api/v1/ping/",
     "forecast": "/api/v1/assets/BTCUSDT/forecasts/latest/",
@@ -72,10 +75,10 @@ def setup_data() -> dict:
     from django.core.management import call_command
     from django.db import connection
 
-    from forecasting.models import Candle
-    from forecasting.services.market_data import asset_track, candles_import_file
-    from forecasting.services.forecasts import forecast_make
     from accounts.services import token_create
+    from forecasting.models import Candle
+    from forecasting.services.forecasts import forecast_make
+    from forecasting.services.market_data import asset_track, candles_import_file
 
     call_command("migrate", verbosity=0)
     asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
@@ -87,8 +90,13 @@ def setup_data() -> dict:
         cur.execute("ANALYZE")  # a database in use has planner statistics
     newest = Candle.objects.filter(asset=asset).order_by("-open_time").values_list("open_time", flat=True).first()
     start = (newest - 99 * asset.interval_delta).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"key": key, "candles": Candle.objects.filter(asset=asset).count(), "forecast_kind": forecast.kind,
-            "forecast_steps": len(forecast.steps), "candles_start": start}
+    return {
+        "key": key,
+        "candles": Candle.objects.filter(asset=asset).count(),
+        "forecast_kind": forecast.kind,
+        "forecast_steps": len(forecast.steps),
+        "candles_start": start,
+    }
 
 
 # --- parent: server, load, report -------------------------------------------------------------------
@@ -96,16 +104,18 @@ def setup_data() -> dict:
 
 def server_env(database_url: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "MUR_"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "mur_site.settings.test",
-        "DATABASE_URL": database_url,
-        # Throttling stays on (its cost is part of every request) but never answers 429. A one-second
-        # window: DRF keeps one timestamp per request in the window, and a minute of this load would
-        # make that list, read and written on every request, far longer than any real client's.
-        "MUR_API_USER_RATE": "1000000/s",
-        "MUR_KLINES_DIR": "",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mur_site.settings.test",
+            "DATABASE_URL": database_url,
+            # Throttling stays on (its cost is part of every request) but never answers 429. A one-second
+            # window: DRF keeps one timestamp per request in the window, and a minute of this load would
+            # make that list, read and written on every request, far longer than any real client's.
+            "MUR_API_USER_RATE": "1000000/s",
+            "MUR_KLINES_DIR": "",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -118,9 +128,25 @@ def check(url: str, key: str) -> dict:
 
 def wrk(url: str, key: str, seconds: int, threads: int) -> dict:
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency", "--timeout", "10s",
-         "-H", f"Authorization: Token {key}", url],
-        capture_output=True, text=True, timeout=seconds + 60)
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(CONNECTIONS),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-H",
+            f"Authorization: Token {key}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
     if out.returncode != 0 or "Latency Distribution" not in out.stdout:
         sys.exit(f"wrk failed:\n{out.stdout}\n{out.stderr}")
     return parse_wrk(out.stdout)
@@ -153,16 +179,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="each endpoint is measured this many times, in turn")
-    parser.add_argument("--workers", type=int, default=COMPOSE_WORKERS,
-                        help=f"gunicorn workers (default: {COMPOSE_WORKERS}, as docker-compose.yml serves the site)")
-    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"],
-                        help="gunicorn worker class (sync, as in docker-compose.yml; gthread keeps connections alive)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=COMPOSE_WORKERS,
+        help=f"gunicorn workers (default: {COMPOSE_WORKERS}, as docker-compose.yml serves the site)",
+    )
+    parser.add_argument(
+        "--worker-class",
+        default="sync",
+        choices=["sync", "gthread"],
+        help="gunicorn worker class (sync, as in docker-compose.yml; gthread keeps connections alive)",
+    )
     parser.add_argument("--server-threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--conn-max-age", type=int, default=600,
-                        help="seconds Django keeps a database connection (CONN_MAX_AGE; 0 reconnects per request)")
-    parser.add_argument("--pg-url", default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
-                        help="PostgreSQL server (no database name); the script creates and drops mur_bench_api there")
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=600,
+        help="seconds Django keeps a database connection (CONN_MAX_AGE; 0 reconnects per request)",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
+        help="PostgreSQL server (no database name); the script creates and drops mur_bench_api there",
+    )
     parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -175,17 +216,24 @@ def main() -> None:
     pg_url = args.pg_url.rstrip("/")
     database_url = f"{pg_url}/{BENCH_DB}?conn_max_age={args.conn_max_age}"
     env = server_env(database_url)
-    results = {"machine": machine(), "connections": CONNECTIONS, "seconds": args.seconds, "rounds": args.rounds,
-               "workers": args.workers, "worker_class": args.worker_class,
-               "server_threads": args.server_threads if args.worker_class == "gthread" else 1, "wrk_threads": args.threads, "conn_max_age": args.conn_max_age,
-               "target": {"forecast_ratio": TARGET_RATIO, "forecast_p99_ms": TARGET_P99_MS}}
+    results = {
+        "machine": machine(),
+        "connections": CONNECTIONS,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "workers": args.workers,
+        "worker_class": args.worker_class,
+        "server_threads": args.server_threads if args.worker_class == "gthread" else 1,
+        "wrk_threads": args.threads,
+        "conn_max_age": args.conn_max_age,
+        "target": {"forecast_ratio": TARGET_RATIO, "forecast_p99_ms": TARGET_P99_MS},
+    }
     pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     pg_admin(pg_url, f"CREATE DATABASE {BENCH_DB}")
     proc = None
     try:
         print("Loading BTCUSDT 1h candles and storing a forecast ...", flush=True)
-        setup = subprocess.run([sys.executable, __file__, "--setup"], env=env, cwd=ROOT, capture_output=True,
-                               text=True)
+        setup = subprocess.run([sys.executable, __file__, "--setup"], env=env, cwd=ROOT, capture_output=True, text=True)
         if setup.returncode != 0:
             sys.exit(f"setup failed:\n{setup.stderr[-4000:]}")
         data = json.loads(setup.stdout.strip().splitlines()[-1])
@@ -202,8 +250,11 @@ def main() -> None:
             body = check(base + endpoints["forecast"], key)
             assert body["symbol"] == "BTCUSDT" and body["steps"], body
             assert len(check(base + endpoints["candles"], key)["results"]) == 100
-            print(f"gunicorn: {args.workers} {args.worker_class} workers on {base}; wrk: {CONNECTIONS} connections, "
-                  f"{args.threads} threads, {args.seconds} s per run, {args.rounds} rounds", flush=True)
+            print(
+                f"gunicorn: {args.workers} {args.worker_class} workers on {base}; wrk: {CONNECTIONS} connections, "
+                f"{args.threads} threads, {args.seconds} s per run, {args.rounds} rounds",
+                flush=True,
+            )
             runs: dict[str, list[dict]] = {name: [] for name in endpoints}
             for r in range(args.rounds):
                 for name, path in endpoints.items():
@@ -214,8 +265,11 @@ def main() -> None:
                     wrk(base + path, key, WARM_UP_SECONDS, args.threads)
                     run = wrk(base + path, key, args.seconds, args.threads)
                     runs[name].append(run)
-                    print(f"  round {r + 1} {name:8s} {run['rps']:8.0f} req/s  p50 {run['p50_ms']:6.1f} ms  "
-                          f"p99 {run['p99_ms']:6.1f} ms", flush=True)
+                    print(
+                        f"  round {r + 1} {name:8s} {run['rps']:8.0f} req/s  p50 {run['p50_ms']:6.1f} ms  "
+                        f"p99 {run['p99_ms']:6.1f} ms",
+                        flush=True,
+                    )
                     if run["non_2xx"] or run["socket_errors"]:
                         sys.exit(f"{name}: {run['non_2xx']} non-2xx answers, {run['socket_errors']} socket errors")
     finally:
@@ -228,13 +282,19 @@ def main() -> None:
     for name, rs in runs.items():
         rps = statistics.median(r["rps"] for r in rs)
         results["results"][name] = {
-            "path": endpoints[name], "rps": round(rps, 1), "p50_ms": round(statistics.median(r["p50_ms"] for r in rs), 2),
-            "p99_ms": round(statistics.median(r["p99_ms"] for r in rs), 2), "ratio_to_trivial": round(rps / trivial_rps, 3),
-            "requests": sum(r["requests"] for r in rs), "runs": rs,
+            "path": endpoints[name],
+            "rps": round(rps, 1),
+            "p50_ms": round(statistics.median(r["p50_ms"] for r in rs), 2),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in rs), 2),
+            "ratio_to_trivial": round(rps / trivial_rps, 3),
+            "requests": sum(r["requests"] for r in rs),
+            "runs": rs,
         }
     fc = results["results"]["forecast"]
-    results["target_met"] = {"forecast_ratio": fc["ratio_to_trivial"] >= TARGET_RATIO,
-                             "forecast_p99": fc["p99_ms"] < TARGET_P99_MS}
+    results["target_met"] = {
+        "forecast_ratio": fc["ratio_to_trivial"] >= TARGET_RATIO,
+        "forecast_p99": fc["p99_ms"] < TARGET_P99_MS,
+    }
     report = markdown(results)
     publish("api", results, report)
 
@@ -248,18 +308,22 @@ def markdown(r: dict) -> str:
         f"commit {m['commit']}.",
         "",
         f"gunicorn with {r['workers']} {r['worker_class']} workers"
-        f"{' x ' + str(r['server_threads']) + ' threads' if r['worker_class'] == 'gthread' else ''}, test settings (DEBUG off, locmem cache, throttling on with a "
+        f"{' x ' + str(r['server_threads']) + ' threads' if r['worker_class'] == 'gthread' else ''}, "
+        "test settings (DEBUG off, locmem cache, throttling on with a "
         f"high rate), PostgreSQL with CONN_MAX_AGE={r['conn_max_age']}; wrk with {r['wrk_threads']} threads and "
         f"{r['connections']} connections on the same machine. Each endpoint ran {r['rounds']} x {r['seconds']} s in "
-        f"turn, each run after {WARM_UP_SECONDS} unmeasured seconds of the same endpoint; medians of the runs. Data: {d['candles']:,} BTCUSDT 1h candles, a {d['forecast_kind']} "
+        f"turn, each run after {WARM_UP_SECONDS} unmeasured seconds of the same endpoint; medians of the runs. "
+        f"Data: {d['candles']:,} BTCUSDT 1h candles, a {d['forecast_kind']} "
         f"forecast of {d['forecast_steps']} steps. Every answer was a 200.",
         "",
         "| endpoint | path | req/s | p50 ms | p99 ms | throughput vs trivial |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for name, s in r["results"].items():
-        lines.append(f"| {name} | `{s['path']}` | {s['rps']:,.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "
-                     f"{s['ratio_to_trivial']:.2f} |")
+        lines.append(
+            f"| {name} | `{s['path']}` | {s['rps']:,.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "
+            f"{s['ratio_to_trivial']:.2f} |"
+        )
     lines += ["", "Each run (req/s, p99 ms), in the order they ran: the spread is this machine's noise.", ""]
     for name, s in r["results"].items():
         lines.append(f"- {name}: " + ", ".join(f"{x['rps']:.0f} ({x['p99_ms']:.0f})" for x in s["runs"]))

@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
+from ingest import publish  # noqa: E402
+from train import SYMBOLS, TARGETS, TEST_STEPS, data_dir, last_year, machine  # noqa: E402
 
 from forecasting.ml.backtest import Forecasts, _sub, origins, score  # noqa: E402
 from forecasting.ml.data import targets  # noqa: E402
@@ -37,8 +39,6 @@ from forecasting.ml.train import (  # noqa: E402
     to_prices,
     train,
 )
-from ingest import publish  # noqa: E402
-from train import SYMBOLS, TARGETS, TEST_STEPS, data_dir, last_year, machine  # noqa: E402
 
 ALPHA = 0.2
 WEEK = 168
@@ -60,8 +60,13 @@ class Case:
         t = np.arange(len(series))[:, None]
         h = np.arange(1, cfg.horizon + 1)[None, :]
         self.val_mask = self.mask & (t >= self.val_start) & (t + h < self.test_start)
-        self.idx = origins(series, test_start=self.test_start, horizon=cfg.horizon, min_history=cfg.min_history,
-                           ewma_halflife=cfg.ewma_halflife)
+        self.idx = origins(
+            series,
+            test_start=self.test_start,
+            horizon=cfg.horizon,
+            min_history=cfg.min_history,
+            ewma_halflife=cfg.ewma_halflife,
+        )
 
     def conformal(self, q: np.ndarray) -> np.ndarray:
         """Per-step offsets that make the band cover 80% of validation targets (as training does)."""
@@ -74,12 +79,23 @@ class Case:
         band[..., -1] = np.maximum(q[..., -1] + offsets, q[..., -2])
         prices = to_prices(band[self.idx], _sub(self.frame, self.idx), cfg.horizon)
         point = prices[..., cfg.quantiles.index(0.5)]
-        res = score(self.series, self.idx, {"model": Forecasts(point, prices)}, train_end=self.test_start,
-                    horizon=cfg.horizon, levels=cfg.quantiles, ewma_halflife=cfg.ewma_halflife,
-                    min_history=cfg.min_history)["methods"]
+        res = score(
+            self.series,
+            self.idx,
+            {"model": Forecasts(point, prices)},
+            train_end=self.test_start,
+            horizon=cfg.horizon,
+            levels=cfg.quantiles,
+            ewma_halflife=cfg.ewma_halflife,
+            min_history=cfg.min_history,
+        )["methods"]
         m, nb = res["model"], res["naive_band"]
-        return {"coverage": m["coverage"], "pinball_vs_naive_band": m["pinball"] / nb["pinball"],
-                "width_pct": m["width_pct"], "naive_band_coverage": nb["coverage"]}
+        return {
+            "coverage": m["coverage"],
+            "pinball_vs_naive_band": m["pinball"] / nb["pinball"],
+            "width_pct": m["width_pct"],
+            "naive_band_coverage": nb["coverage"],
+        }
 
     def resolved(self, value: np.ndarray):
         """(time each outcome became known, value) over all origins and steps, sorted by time."""
@@ -129,8 +145,9 @@ def pinball_weighted(c: Case, q: np.ndarray, calib: np.ndarray, rates, halflife:
             ss, kk = src[ok], ks[ok]
             yv = c.y[ss, kk]
             lo, hi = q[ss, kk, 0] - offs[:, ss, kk], q[ss, kk, -1] + offs[:, ss, kk]
-            pin = (np.maximum(lo_q * (yv - lo), (lo_q - 1) * (yv - lo))
-                   + np.maximum(hi_q * (yv - hi), (hi_q - 1) * (yv - hi)))
+            pin = np.maximum(lo_q * (yv - lo), (lo_q - 1) * (yv - lo)) + np.maximum(
+                hi_q * (yv - hi), (hi_q - 1) * (yv - hi)
+            )
             loss = loss * disc + pin.sum(axis=1)
         w = np.exp(-eta * (loss - loss.min()))
         out[t] = (w / w.sum()) @ offs[:, t]
@@ -154,30 +171,36 @@ def methods(c: Case) -> dict[str, dict]:
     known, absy = c.resolved(np.abs(c.y))
     per_t = np.bincount(known, weights=absy, minlength=len(q)) / np.maximum(np.bincount(known, minlength=len(q)), 1)
     per_t[np.bincount(known, minlength=len(q)) == 0] = np.nan
-    per_t = per_t[:len(q)]
-    ref = np.nanmean(per_t[:c.val_start])
+    per_t = per_t[: len(q)]
+    ref = np.nanmean(per_t[: c.val_start])
     for hl in (72, 120):
         f = np.clip(np.nan_to_num(_ewma(per_t, hl) / ref, nan=1.0), 0.7, 1.3)
         qf = _scale_band(q, f)
-        rows[f"band x realised moves (EWMA half-life {hl} h)"] = c.scored(qf, np.broadcast_to(c.conformal(qf), q.shape[:2]))
+        rows[f"band x realised moves (EWMA half-life {hl} h)"] = c.scored(
+            qf, np.broadcast_to(c.conformal(qf), q.shape[:2])
+        )
 
     # The factor on the half-width that covered 80% of the outcomes resolved in the last W hours.
     base = q.copy()
     base[..., 0] -= calib
     base[..., -1] += calib
     med = base[..., 1]
-    need = np.maximum((med - c.y) / np.maximum(med - base[..., 0], 1e-9),
-                      (c.y - med) / np.maximum(base[..., -1] - med, 1e-9))
+    need = np.maximum(
+        (med - c.y) / np.maximum(med - base[..., 0], 1e-9), (c.y - med) / np.maximum(base[..., -1] - med, 1e-9)
+    )
     known, need_sorted = c.resolved(need)
     for window in (WEEK, 2 * WEEK):
         g = np.ones(len(q))
         for t in range(c.test_start, len(q)):
             lo, hi = np.searchsorted(known, t - window, side="right"), np.searchsorted(known, t, side="right")
             g[t] = np.quantile(need_sorted[lo:hi], 1 - ALPHA)
-        rows[f"band x factor that covered 80% of the last {window} h"] = c.scored(_scale_band(base, g), np.zeros(q.shape[:2]))
+        rows[f"band x factor that covered 80% of the last {window} h"] = c.scored(
+            _scale_band(base, g), np.zeros(q.shape[:2])
+        )
 
     rows["ACI experts 0-0.04 weighted by pinball (half-life 168 h)"] = c.scored(
-        q, pinball_weighted(c, q, calib, (0.0, 0.005, 0.01, 0.02, 0.04), halflife=WEEK))
+        q, pinball_weighted(c, q, calib, (0.0, 0.005, 0.01, 0.02, 0.04), halflife=WEEK)
+    )
 
     shifts = np.round(np.arange(-0.4, 0.21, 0.05), 2)
     hindsight = [(s, c.scored(q, fixed + s)) for s in shifts]
@@ -192,9 +215,13 @@ SEED_RATES = (0.01, 0.0125, 0.015)
 def seed_rows(c: Case) -> dict[str, dict]:
     """The rates near the served one, and the previous way at its rate, for one more seed."""
     calib = c.conformal(c.q)
-    rows = {f"ACI {r:g}, target-time volatility": c.scored(c.q, o)
-            for r, o in zip(SEED_RATES, aci_offsets(c, c.q, calib, SEED_RATES))}
-    rows["ACI 0.01, origin volatility (before)"] = c.scored(c.q, aci_offsets(c, c.q, calib, (0.01,), judged_in="origin")[0])
+    rows = {
+        f"ACI {r:g}, target-time volatility": c.scored(c.q, o)
+        for r, o in zip(SEED_RATES, aci_offsets(c, c.q, calib, SEED_RATES))
+    }
+    rows["ACI 0.01, origin volatility (before)"] = c.scored(
+        c.q, aci_offsets(c, c.q, calib, (0.01,), judged_in="origin")[0]
+    )
     return rows
 
 
@@ -206,19 +233,21 @@ def weeks(c: Case) -> list[dict]:
     z = 1.2815515655446004  # the naive band: +-z in these units
     naive = np.abs(c.y) <= z
     sigma = c.frame.sigma
-    history = sigma[c.model.config.min_history:c.val_start]
+    history = sigma[c.model.config.min_history : c.val_start]
     out = []
     for week in range(-(c.model.config.val_steps // WEEK), TEST_STEPS // WEEK):
         sl = slice(c.test_start + week * WEEK, c.test_start + (week + 1) * WEEK)
         m = c.mask[sl]
-        out.append({
-            "week": week,
-            "half_width": float(((hi - lo)[sl] / 2).mean()),
-            "coverage": float(covered[sl][m].mean()),
-            "naive_band_coverage": float(naive[sl][m].mean()),
-            "needed_half_width": float(np.quantile(np.abs(c.y[sl][m]), 1 - ALPHA)),
-            "sigma_percentile": float(np.mean(history < np.median(sigma[sl])) * 100),
-        })
+        out.append(
+            {
+                "week": week,
+                "half_width": float(((hi - lo)[sl] / 2).mean()),
+                "coverage": float(covered[sl][m].mean()),
+                "naive_band_coverage": float(naive[sl][m].mean()),
+                "needed_half_width": float(np.quantile(np.abs(c.y[sl][m]), 1 - ALPHA)),
+                "sigma_percentile": float(np.mean(history < np.median(sigma[sl])) * 100),
+            }
+        )
     return out
 
 
@@ -278,11 +307,17 @@ def markdown(results: dict) -> str:
         "",
     ]
     for s in symbols:
-        lines += [f"## {s}", "", "| week | band half-width | needed | coverage | naive band coverage | volatility percentile |",
-                  "|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {s}",
+            "",
+            "| week | band half-width | needed | coverage | naive band coverage | volatility percentile |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
         for w in results["assets"][s]["weeks"]:
-            lines.append(f"| {w['week']:+d} | {w['half_width']:.2f} | {w['needed_half_width']:.2f} | "
-                         f"{w['coverage']:.0%} | {w['naive_band_coverage']:.0%} | {w['sigma_percentile']:.0f} |")
+            lines.append(
+                f"| {w['week']:+d} | {w['half_width']:.2f} | {w['needed_half_width']:.2f} | "
+                f"{w['coverage']:.0%} | {w['naive_band_coverage']:.0%} | {w['sigma_percentile']:.0f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -296,8 +331,7 @@ def main() -> None:
     for symbol in args.symbols:
         print(f"{symbol}: training ...", flush=True)
         case = Case(symbol)
-        results["assets"][symbol] = {"methods": methods(case), "weeks": weeks(case),
-                                     "seeds": {0: seed_rows(case)}}
+        results["assets"][symbol] = {"methods": methods(case), "weeks": weeks(case), "seeds": {0: seed_rows(case)}}
         for seed in range(1, args.seeds):
             print(f"{symbol}: seed {seed} ...", flush=True)
             results["assets"][symbol]["seeds"][seed] = seed_rows(Case(symbol, seed))

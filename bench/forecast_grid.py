@@ -74,9 +74,15 @@ def read_series(path: Path) -> Series:
     if not rows:
         raise SeriesError("no rows")
     col = lambda name: np.array([float(r[name]) for r in rows])  # noqa: E731
-    return Series.from_arrays(times=np.array([int(r["open_time"]) for r in rows], dtype=np.int64),
-                              open=col("open"), high=col("high"), low=col("low"), close=col("close"),
-                              volume=col("volume"), interval_ms=HOUR_MS)
+    return Series.from_arrays(
+        times=np.array([int(r["open_time"]) for r in rows], dtype=np.int64),
+        open=col("open"),
+        high=col("high"),
+        low=col("low"),
+        close=col("close"),
+        volume=col("volume"),
+        interval_ms=HOUR_MS,
+    )
 
 
 def discover(folders: list[Path]) -> dict[str, Path]:
@@ -120,8 +126,15 @@ def role(k: int) -> str:
 
 def window(series: Series, start_ms: int, end_ms: int) -> Series:
     lo, hi = np.searchsorted(series.times, [start_ms, end_ms])
-    return Series(series.times[lo:hi], series.open[lo:hi], series.high[lo:hi], series.low[lo:hi],
-                  series.close[lo:hi], series.volume[lo:hi], series.interval_ms)
+    return Series(
+        series.times[lo:hi],
+        series.open[lo:hi],
+        series.high[lo:hi],
+        series.low[lo:hi],
+        series.close[lo:hi],
+        series.volume[lo:hi],
+        series.interval_ms,
+    )
 
 
 def _timed(fn, *args, **kwargs):
@@ -155,15 +168,23 @@ def run_month(job: tuple) -> dict:
     m = served["methods"]
     # Production forecasts from the candles since the band started adapting (validation's start).
     since = data.times >= model.aci_start_time
-    recent = Series(data.times[since], data.open[since], data.high[since], data.low[since], data.close[since],
-                    data.volume[since], data.interval_ms)
+    recent = Series(
+        data.times[since],
+        data.open[since],
+        data.high[since],
+        data.low[since],
+        data.close[since],
+        data.volume[since],
+        data.interval_ms,
+    )
     started = time.perf_counter()
     model.forecast(recent)
     out["forecast_seconds"] = time.perf_counter() - started
     gm = gate["model"]
     out["gate"] = {
-        "passed": bool(gm["pinball"] < gate["seasonal_band"]["pinball"]
-                       and gm["mae"] <= gate["naive"]["mae"] * MAE_LIMIT),
+        "passed": bool(
+            gm["pinball"] < gate["seasonal_band"]["pinball"] and gm["mae"] <= gate["naive"]["mae"] * MAE_LIMIT
+        ),
         "pinball_vs_seasonal": gm["pinball"] / gate["seasonal_band"]["pinball"],
         "mae_vs_naive": gm["mae"] / gate["naive"]["mae"],
     }
@@ -179,9 +200,15 @@ def run_month(job: tuple) -> dict:
 
 def _ratios(m: dict, names: tuple[str, ...]) -> dict:
     naive_band, naive = m["naive_band"]["pinball"], m["naive"]["mae"]
-    return {name: {"pinball_vs_naive_band": m[name]["pinball"] / naive_band, "coverage": m[name]["coverage"],
-                   "mae_vs_naive": m[name]["mae"] / naive, "width_pct": m[name]["width_pct"]}
-            for name in names}
+    return {
+        name: {
+            "pinball_vs_naive_band": m[name]["pinball"] / naive_band,
+            "coverage": m[name]["coverage"],
+            "mae_vs_naive": m[name]["mae"] / naive,
+            "width_pct": m[name]["width_pct"],
+        }
+        for name in names
+    }
 
 
 def summary(runs: list[dict]) -> dict:
@@ -196,11 +223,16 @@ def summary(runs: list[dict]) -> dict:
         cov = np.array([r["methods"][name]["coverage"] for r in ok])
         mae = np.array([r["methods"][name]["mae_vs_naive"] for r in ok])
         out["methods"][name] = {
-            "pinball_median": float(np.median(pin)), "pinball_p10": float(np.quantile(pin, 0.1)),
-            "pinball_p90": float(np.quantile(pin, 0.9)), "pinball_below_1": float(np.mean(pin < 1)),
-            "coverage_median": float(np.median(cov)), "coverage_min": float(cov.min()),
-            "coverage_max": float(cov.max()), "coverage_in_range": float(np.mean((cov >= lo) & (cov <= hi))),
-            "mae_median": float(np.median(mae)), "mae_max": float(mae.max()),
+            "pinball_median": float(np.median(pin)),
+            "pinball_p10": float(np.quantile(pin, 0.1)),
+            "pinball_p90": float(np.quantile(pin, 0.9)),
+            "pinball_below_1": float(np.mean(pin < 1)),
+            "coverage_median": float(np.median(cov)),
+            "coverage_min": float(cov.min()),
+            "coverage_max": float(cov.max()),
+            "coverage_in_range": float(np.mean((cov >= lo) & (cov <= hi))),
+            "mae_median": float(np.median(mae)),
+            "mae_max": float(mae.max()),
             "mae_over_limit": int(np.sum(mae > MAE_LIMIT)),
         }
     out["band_seconds_max"] = float(max(r["band_seconds"] for r in ok))
@@ -245,7 +277,8 @@ def table(title: str, s: dict) -> list[str]:
         lines.append(
             f"| {name} | {m['pinball_median']:.4f} ({m['pinball_p10']:.4f}-{m['pinball_p90']:.4f}) | "
             f"{m['pinball_below_1']:.0%} | {m['coverage_median']:.1%} ({m['coverage_min']:.1%}-"
-            f"{m['coverage_max']:.1%}) | {m['coverage_in_range']:.0%} | {m['mae_median']:.4f} ({m['mae_max']:.4f}) |")
+            f"{m['coverage_max']:.1%}) | {m['coverage_in_range']:.0%} | {m['mae_median']:.4f} ({m['mae_max']:.4f}) |"
+        )
     if "model" not in s["methods"]:
         return lines + ["", f"The seasonal band fits in {s['band_seconds_max'] * 1000:.0f} ms at most.", ""]
     lines += [
@@ -265,19 +298,23 @@ def table(title: str, s: dict) -> list[str]:
 
 
 def per_asset(runs: list[dict]) -> list[str]:
-    lines = ["| asset | months | model pinball / naive band (median) | seasonal band | served coverage "
-             "(median) | model beats band | gate pass |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| asset | months | model pinball / naive band (median) | seasonal band | served coverage "
+        "(median) | model beats band | gate pass |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for symbol in sorted({r["symbol"] for r in runs}):
         rs = [r for r in runs if r["symbol"] == symbol and "error" not in r]
         if not rs:
             continue
-        med = lambda f: float(np.median([f(r) for r in rs]))  # noqa: E731
+        med = lambda f: float(np.median([f(r) for r in rs]))  # noqa: E731, B023  (used in this iteration)
         lines.append(
             f"| {symbol} | {len(rs)} | {med(lambda r: r['methods']['model']['pinball_vs_naive_band']):.4f} | "
             f"{med(lambda r: r['methods']['seasonal_band']['pinball_vs_naive_band']):.4f} | "
             f"{med(lambda r: r['methods']['served']['coverage']):.1%} | "
             f"{np.mean([r['model_vs_seasonal'] < 1 for r in rs]):.0%} | "
-            f"{np.mean([r['gate']['passed'] for r in rs]):.0%} |")
+            f"{np.mean([r['gate']['passed'] for r in rs]):.0%} |"
+        )
     return lines + [""]
 
 
@@ -311,9 +348,12 @@ def compare(names: list[str], out_name: str) -> None:
     from ingest import RESULTS, publish
 
     defaults = asdict(TrainConfig(threads=1))
-    lines = ["| run | months | settings (against today's defaults) | model pinball / naive band (p10-p90) | "
-             "beats seasonal | seasonal band | served coverage in 77-83% | served MAE max | gate pass | "
-             "train s max |", "|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| run | months | settings (against today's defaults) | model pinball / naive band (p10-p90) | "
+        "beats seasonal | seasonal band | served coverage in 77-83% | served MAE max | gate pass | "
+        "train s max |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     rows = []
     for item in names:
         name, _, label = item.partition(":")
@@ -322,11 +362,15 @@ def compare(names: list[str], out_name: str) -> None:
             raise GridError(f"no results named {name} ({path})")
         r = json.loads(path.read_text())
         config = r["config"]
-        diff = [f"{k}={config[k]}" for k in defaults
-                if k in config and k != "threads" and _differs(config[k], defaults[k])]
+        diff = [
+            f"{k}={config[k]}" for k in defaults if k in config and k != "threads" and _differs(config[k], defaults[k])
+        ]
         # A setting a run does not name did not exist yet: it ran as models then did.
-        diff += [f"{k}={LEGACY_SETTINGS[k]}" for k in defaults if k not in config
-                 and k in LEGACY_SETTINGS and _differs(LEGACY_SETTINGS[k], defaults[k])]
+        diff += [
+            f"{k}={LEGACY_SETTINGS[k]}"
+            for k in defaults
+            if k not in config and k in LEGACY_SETTINGS and _differs(LEGACY_SETTINGS[k], defaults[k])
+        ]
         # Runs written before --train-days existed read one year.
         days = r.get("train_days", 365)
         if days != TRAIN_DAYS:
@@ -340,17 +384,28 @@ def compare(names: list[str], out_name: str) -> None:
             m, b = s["methods"].get("model"), s["methods"]["seasonal_band"]
             served = s["methods"].get("served", b)
             rows.append({"name": name, "label": label, "set": which, "config": cfg, "summary": s})
-            model_cells = (f"{m['pinball_median']:.4f} ({m['pinball_p10']:.4f}-{m['pinball_p90']:.4f}) | "
-                           f"{s['model_beats_seasonal']:.0%}") if m else "— | —"
+            model_cells = (
+                (
+                    f"{m['pinball_median']:.4f} ({m['pinball_p10']:.4f}-{m['pinball_p90']:.4f}) | "
+                    f"{s['model_beats_seasonal']:.0%}"
+                )
+                if m
+                else "— | —"
+            )
             tail = f"{s['gate_pass_rate']:.0%} | {s['train_seconds_max']:.1f}" if m else "— | —"
-            lines.append(f"| {label or name} ({which}) | {s['runs']} | {cfg} | {model_cells} | "
-                         f"{b['pinball_median']:.4f} | {served['coverage_in_range']:.0%} | {served['mae_max']:.4f} | "
-                         f"{tail} |")
-    intro = ("Each row is one run of bench/forecast_grid.py (its own .md and .json are beside this file), "
-             "summarised over the months it ran; ratios as in forecast_grid.md. Settings are shown as they "
-             "differ from today's defaults.")
-    publish(out_name, {"compared": rows},
-            "\n".join(["# Forecast grid results side by side", "", intro, ""] + lines + [""]))
+            lines.append(
+                f"| {label or name} ({which}) | {s['runs']} | {cfg} | {model_cells} | "
+                f"{b['pinball_median']:.4f} | {served['coverage_in_range']:.0%} | {served['mae_max']:.4f} | "
+                f"{tail} |"
+            )
+    intro = (
+        "Each row is one run of bench/forecast_grid.py (its own .md and .json are beside this file), "
+        "summarised over the months it ran; ratios as in forecast_grid.md. Settings are shown as they "
+        "differ from today's defaults."
+    )
+    publish(
+        out_name, {"compared": rows}, "\n".join(["# Forecast grid results side by side", "", intro, ""] + lines + [""])
+    )
 
 
 def _differs(a, b) -> bool:
@@ -381,11 +436,18 @@ def grid(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", choices=["tuning", "report", "all"], default="all")
     parser.add_argument("--symbols", nargs="*", help="only these symbols")
     parser.add_argument("--config", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--train-days", type=int, default=TRAIN_DAYS,
-                        help=f"days of history each training reads, as MUR_TRAIN_DAYS (default {TRAIN_DAYS}); "
-                             "the months are the same whatever it is")
-    parser.add_argument("--band-only", action="store_true",
-                        help="score the seasonal band alone (no training): for tuning its settings quickly")
+    parser.add_argument(
+        "--train-days",
+        type=int,
+        default=TRAIN_DAYS,
+        help=f"days of history each training reads, as MUR_TRAIN_DAYS (default {TRAIN_DAYS}); "
+        "the months are the same whatever it is",
+    )
+    parser.add_argument(
+        "--band-only",
+        action="store_true",
+        help="score the seasonal band alone (no training): for tuning its settings quickly",
+    )
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--name", default="forecast_grid", help="results file name under bench/results")
     args = parser.parse_args(argv)
@@ -413,15 +475,20 @@ def grid(argv: list[str] | None = None) -> None:
             if "error" in r:
                 print(f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']}: {r['error']}", flush=True)
             elif args.band_only:
-                print(f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']} ({r['role']}): band "
-                      f"{r['methods']['seasonal_band']['pinball_vs_naive_band']:.4f}, coverage "
-                      f"{r['methods']['seasonal_band']['coverage']:.1%}", flush=True)
+                print(
+                    f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']} ({r['role']}): band "
+                    f"{r['methods']['seasonal_band']['pinball_vs_naive_band']:.4f}, coverage "
+                    f"{r['methods']['seasonal_band']['coverage']:.1%}",
+                    flush=True,
+                )
             else:
-                print(f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']} ({r['role']}): model "
-                      f"{r['methods']['model']['pinball_vs_naive_band']:.4f}, band "
-                      f"{r['methods']['seasonal_band']['pinball_vs_naive_band']:.4f}, served coverage "
-                      f"{r['methods']['served']['coverage']:.1%}, gate {'pass' if r['gate']['passed'] else 'fail'}",
-                      flush=True)
+                print(
+                    f"[{i}/{len(jobs)}] {r['symbol']} k={r['k']} ({r['role']}): model "
+                    f"{r['methods']['model']['pinball_vs_naive_band']:.4f}, band "
+                    f"{r['methods']['seasonal_band']['pinball_vs_naive_band']:.4f}, served coverage "
+                    f"{r['methods']['served']['coverage']:.1%}, gate {'pass' if r['gate']['passed'] else 'fail'}",
+                    flush=True,
+                )
     runs.sort(key=lambda r: (r["symbol"], r["k"]))
     shared = {"BTCUSDT", "ETHUSDT", "BNBUSDT"}
     sets = {}
@@ -435,8 +502,17 @@ def grid(argv: list[str] | None = None) -> None:
     from ingest import machine, publish
 
     config = asdict(replace(TrainConfig(threads=1), **overrides))
-    results = {"machine": machine(), "seconds": time.perf_counter() - started, "folders": [str(p) for p in files.values()],
-               "config": config, "overrides": overrides, "train_days": args.train_days, "band_only": args.band_only, "summaries": sets, "runs": runs}
+    results = {
+        "machine": machine(),
+        "seconds": time.perf_counter() - started,
+        "folders": [str(p) for p in files.values()],
+        "config": config,
+        "overrides": overrides,
+        "train_days": args.train_days,
+        "band_only": args.band_only,
+        "summaries": sets,
+        "runs": runs,
+    }
     lines = [
         "# Forecast grid: the model, the seasonal band and what is served, month by month",
         "",
@@ -451,7 +527,8 @@ def grid(argv: list[str] | None = None) -> None:
         "EWMA, uncalibrated) and naive (the last price) on the same origins.",
         "",
         ("The seasonal band alone (--band-only). " if args.band_only else "")
-        + "Config: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
+        + "Config: "
+        + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
         + f"; {args.train_days} days of history per training.",
         "",
     ]

@@ -32,8 +32,10 @@ BENCH_DB = "mur_bench"
 def data_dir() -> Path:
     path = Path(os.environ.get("MUR_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
     if not (path / f"{SYMBOL}-{INTERVAL}.csv").is_file():
-        sys.exit(f"Market data not found: {path / f'{SYMBOL}-{INTERVAL}.csv'}. Put the shared folder beside "
-                 f"the project or set MUR_SHARED_DATA to its data folder.")
+        sys.exit(
+            f"Market data not found: {path / f'{SYMBOL}-{INTERVAL}.csv'}. Put the shared folder beside "
+            f"the project or set MUR_SHARED_DATA to its data folder."
+        )
     return path
 
 
@@ -80,14 +82,22 @@ def case_import(repeat: int) -> dict:
         _empty_candles()
         t = time.perf_counter()
         r = candles_import_file(asset=asset, path=path)
-        imports.append({"seconds": time.perf_counter() - t, "created": r.created, "updated": r.updated,
-                        "unchanged": r.unchanged})
+        imports.append(
+            {"seconds": time.perf_counter() - t, "created": r.created, "updated": r.updated, "unchanged": r.unchanged}
+        )
         t = time.perf_counter()
         r = candles_import_file(asset=asset, path=path)
-        reimports.append({"seconds": time.perf_counter() - t, "created": r.created, "updated": r.updated,
-                          "unchanged": r.unchanged})
-    return {"vendor": connection.vendor, "server_version": _server_version(), "parse_seconds": parse_s,
-            "stored": Candle.objects.filter(asset=asset).count(), "import": imports, "reimport": reimports}
+        reimports.append(
+            {"seconds": time.perf_counter() - t, "created": r.created, "updated": r.updated, "unchanged": r.unchanged}
+        )
+    return {
+        "vendor": connection.vendor,
+        "server_version": _server_version(),
+        "parse_seconds": parse_s,
+        "stored": Candle.objects.filter(asset=asset).count(),
+        "import": imports,
+        "reimport": reimports,
+    }
 
 
 def case_backfill(repeat: int) -> dict:
@@ -104,10 +114,13 @@ def case_backfill(repeat: int) -> dict:
         _empty_candles()
         t = time.perf_counter()
         r = candles_backfill(asset=asset, start=None, client=client)
-        runs.append({"seconds": time.perf_counter() - t, "created": r.created, "updated": r.updated,
-                     "pages": r.pages})
-    return {"vendor": connection.vendor, "server_version": _server_version(),
-            "stored": Candle.objects.filter(asset=asset).count(), "backfill": runs}
+        runs.append({"seconds": time.perf_counter() - t, "created": r.created, "updated": r.updated, "pages": r.pages})
+    return {
+        "vendor": connection.vendor,
+        "server_version": _server_version(),
+        "stored": Candle.objects.filter(asset=asset).count(),
+        "backfill": runs,
+    }
 
 
 def _server_version() -> str:
@@ -128,8 +141,13 @@ def _server_version() -> str:
 def run_case(case: str, database_url: str, repeat: int, extra_env: dict | None = None) -> dict:
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     env.pop("REDIS_URL", None)  # locmem cache: the benchmark needs no Redis
-    proc = subprocess.run([sys.executable, __file__, "--case", case, "--repeat", str(repeat)],
-                          env=env, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--case", case, "--repeat", str(repeat)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         sys.exit(f"{case} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -153,9 +171,12 @@ def summarize(name: str, res: dict) -> dict:
     imp, re_ = res["import"], res["reimport"]
     created = imp[0]["created"]
     return {
-        "case": name, "server_version": res["server_version"], "candles": created,
+        "case": name,
+        "server_version": res["server_version"],
+        "candles": created,
         "parse_seconds": round(res["parse_seconds"], 3),
-        "import_seconds": round(median(imp), 3), "import_candles_per_s": round(created / median(imp)),
+        "import_seconds": round(median(imp), 3),
+        "import_candles_per_s": round(created / median(imp)),
         "import_runs": [round(r["seconds"], 3) for r in imp],
         "reimport_seconds": round(median(re_), 3),
         "reimport_written": max(r["created"] + r["updated"] for r in re_),
@@ -174,10 +195,15 @@ def machine() -> dict:
     commit = git("rev-parse", "--short", "HEAD")
     if git("status", "--porcelain", "--untracked-files=no"):
         commit += "+changes"
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
-            # Other work on the machine skews timings: the load says how much.
-            "load_1m": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(), "platform": platform.platform(), "commit": commit}
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        # Other work on the machine skews timings: the load says how much.
+        "load_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit,
+    }
 
 
 def publish(name: str, results: dict, report: str) -> None:
@@ -192,8 +218,11 @@ def publish(name: str, results: dict, report: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--pg-url", default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
-                        help="PostgreSQL server (no database name); the script creates and drops mur_bench there")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
+        help="PostgreSQL server (no database name); the script creates and drops mur_bench there",
+    )
     parser.add_argument("--case", choices=["import", "backfill"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -226,8 +255,11 @@ def main() -> None:
         pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     runs = bf["backfill"]
     results["backfill_postgresql"] = {
-        "candles": runs[0]["created"], "pages": runs[0]["pages"], "seconds": round(median(runs), 3),
-        "candles_per_s": round(runs[0]["created"] / median(runs)), "runs": [round(r["seconds"], 3) for r in runs],
+        "candles": runs[0]["created"],
+        "pages": runs[0]["pages"],
+        "seconds": round(median(runs), 3),
+        "candles_per_s": round(runs[0]["created"] / median(runs)),
+        "runs": [round(r["seconds"], 3) for r in runs],
         "stored": bf["stored"],
     }
     pg = results["postgresql"]
@@ -252,14 +284,20 @@ def markdown(r: dict) -> str:
     ]
     for key in ("sqlite", "postgresql"):
         s = r[key]
-        lines.append(f"| {s['case']} {s['server_version']}: CSV import | {s['candles']:,} | "
-                     f"{s['import_seconds']:.2f} | {s['import_candles_per_s']:,} | "
-                     f"{', '.join(f'{x:.2f}' for x in s['import_runs'])} |")
-        lines.append(f"| {s['case']}: re-import (wrote {s['reimport_written']}) | {s['candles']:,} | "
-                     f"{s['reimport_seconds']:.2f} | {round(s['candles'] / s['reimport_seconds']):,} | "
-                     f"{', '.join(f'{x:.2f}' for x in s['reimport_runs'])} |")
-    lines.append(f"| PostgreSQL: backfill via python-binance, fake server ({bf['pages']} pages) | {bf['candles']:,} | "
-                 f"{bf['seconds']:.2f} | {bf['candles_per_s']:,} | {', '.join(f'{x:.2f}' for x in bf['runs'])} |")
+        lines.append(
+            f"| {s['case']} {s['server_version']}: CSV import | {s['candles']:,} | "
+            f"{s['import_seconds']:.2f} | {s['import_candles_per_s']:,} | "
+            f"{', '.join(f'{x:.2f}' for x in s['import_runs'])} |"
+        )
+        lines.append(
+            f"| {s['case']}: re-import (wrote {s['reimport_written']}) | {s['candles']:,} | "
+            f"{s['reimport_seconds']:.2f} | {round(s['candles'] / s['reimport_seconds']):,} | "
+            f"{', '.join(f'{x:.2f}' for x in s['reimport_runs'])} |"
+        )
+    lines.append(
+        f"| PostgreSQL: backfill via python-binance, fake server ({bf['pages']} pages) | {bf['candles']:,} | "
+        f"{bf['seconds']:.2f} | {bf['candles_per_s']:,} | {', '.join(f'{x:.2f}' for x in bf['runs'])} |"
+    )
     t = r["target_met"]
     lines += [
         "",

@@ -84,10 +84,10 @@ def setup_data(users: int) -> dict:
     from django.core.management import call_command
     from django.db import connection
 
-    from forecasting.models import Asset, Candle
-    from forecasting.services.market_data import asset_track, candles_import_file
-    from forecasting.services.forecasts import forecast_make
     from accounts.services import token_create
+    from forecasting.models import Asset, Candle
+    from forecasting.services.forecasts import forecast_make
+    from forecasting.services.market_data import asset_track, candles_import_file
     from portfolio import services
 
     call_command("migrate", verbosity=0)
@@ -97,11 +97,21 @@ def setup_data(users: int) -> dict:
         result = candles_import_file(asset=asset, path=data_dir() / f"{symbol}-1h.csv")
         forecast_make(asset=asset)
         newest = Candle.objects.filter(asset=asset).order_by("-open_time").first()
-        closes[symbol] = [c for c in Candle.objects.filter(asset=asset).order_by("-open_time")
-                          .values_list("open_time", "close")[:24 * 365:24 * 7]]
-        assets.append({"symbol": symbol, "id": asset.id, "candles": result.created,
-                       "newest": newest.open_time.isoformat(), "close": str(newest.close),
-                       "candles_start": (newest.open_time - 99 * asset.interval_delta).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        closes[symbol] = list(
+            Candle.objects.filter(asset=asset)
+            .order_by("-open_time")
+            .values_list("open_time", "close")[: 24 * 365 : 24 * 7]
+        )
+        assets.append(
+            {
+                "symbol": symbol,
+                "id": asset.id,
+                "candles": result.created,
+                "newest": newest.open_time.isoformat(),
+                "close": str(newest.close),
+                "candles_start": (newest.open_time - 99 * asset.interval_delta).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
     rng = random.Random(20221011)
     people = []
     for i in range(users):
@@ -117,12 +127,25 @@ def setup_data(users: int) -> dict:
             for t, price in when[:3]:
                 qty = (Decimal(rng.randint(5_000, 20_000)) / price).quantize(Decimal("1e-8"))
                 held += qty
-                services.transaction_create(portfolio=portfolio, asset=a, kind="buy", quantity=qty, unit_price=price,
-                                            fee=Decimal("1"), executed_at=t + timedelta(minutes=5))
+                services.transaction_create(
+                    portfolio=portfolio,
+                    asset=a,
+                    kind="buy",
+                    quantity=qty,
+                    unit_price=price,
+                    fee=Decimal("1"),
+                    executed_at=t + timedelta(minutes=5),
+                )
             t, price = when[3]
-            services.transaction_create(portfolio=portfolio, asset=a, kind="sell",
-                                        quantity=(held / 4).quantize(Decimal("1e-8")), unit_price=price,
-                                        fee=Decimal("1"), executed_at=t + timedelta(minutes=5))
+            services.transaction_create(
+                portfolio=portfolio,
+                asset=a,
+                kind="sell",
+                quantity=(held / 4).quantize(Decimal("1e-8")),
+                unit_price=price,
+                fee=Decimal("1"),
+                executed_at=t + timedelta(minutes=5),
+            )
         _, key = token_create(user=user, name="load")
         people.append({"username": user.username, "password": password, "token": key, "portfolio": portfolio.id})
     with connection.cursor() as cur:
@@ -130,8 +153,12 @@ def setup_data(users: int) -> dict:
     from forecasting.models import Forecast
     from portfolio.models import Transaction
 
-    return {"assets": assets, "users": people, "forecasts": Forecast.objects.count(),
-            "transactions": Transaction.objects.count()}
+    return {
+        "assets": assets,
+        "users": people,
+        "forecasts": Forecast.objects.count(),
+        "transactions": Transaction.objects.count(),
+    }
 
 
 # --- child: what beat would enqueue while the load runs ------------------------------------------------
@@ -224,13 +251,18 @@ class User:
         price = float(asset["close"]) * self.rng.uniform(0.95, 1.05)
         worth = self.rng.uniform(20, 200)
         when = datetime.now(UTC) - timedelta(minutes=self.rng.randint(5, 30 * 24 * 60))
-        return {"symbol": asset["symbol"], "kind": self.rng.choice(["buy", "buy", "sell"]),
-                "quantity": f"{worth / price:.8f}", "unit_price": f"{price:.2f}", "fee": "0.1",
-                "executed_at": when.strftime("%Y-%m-%dT%H:%M:%S"), "note": self.marker()}
+        return {
+            "symbol": asset["symbol"],
+            "kind": self.rng.choice(["buy", "buy", "sell"]),
+            "quantity": f"{worth / price:.8f}",
+            "unit_price": f"{price:.2f}",
+            "fee": "0.1",
+            "executed_at": when.strftime("%Y-%m-%dT%H:%M:%S"),
+            "note": self.marker(),
+        }
 
     def write(self, op: str, via: str, marker: str, status: str, acked: bool, tx_id=None) -> dict:
-        w = {"op": op, "via": via, "marker": marker, "status": status, "acked": acked, "tx_id": tx_id,
-             "user": self.i}
+        w = {"op": op, "via": via, "marker": marker, "status": status, "acked": acked, "tx_id": tx_id, "user": self.i}
         self.rec.writes.append(w)
         return w
 
@@ -246,9 +278,13 @@ class User:
         if token is None:
             return False
         status, _, headers = await self.call(
-            "login", "POST", "/accounts/login/", (302,),
+            "login",
+            "POST",
+            "/accounts/login/",
+            (302,),
             data={"username": self.p["username"], "password": self.p["password"], "csrfmiddlewaretoken": token},
-            headers={"Referer": self.base + "/accounts/login/"})
+            headers={"Referer": self.base + "/accounts/login/"},
+        )
         return status == "302" and headers.get("Location", "").startswith("/portfolios/")
 
     async def dashboard(self):
@@ -266,34 +302,60 @@ class User:
         symbol = self.rng.choice(SYMBOLS)
         await self.call("page_asset", "GET", f"/assets/{symbol}/", (200,))
         # The page's chart script fetches the prices next.
-        await self.call("page_asset_prices", "GET", f"/assets/{symbol}/prices.json?range="
-                        f"{self.rng.choice(['24h', '7d', '30d', '1y'])}", (200,))
+        await self.call(
+            "page_asset_prices",
+            "GET",
+            f"/assets/{symbol}/prices.json?range={self.rng.choice(['24h', '7d', '30d', '1y'])}",
+            (200,),
+        )
 
     async def api_assets(self):
         await self.call("api_assets", "GET", "/api/v1/assets/", (200,), headers=self.api_headers())
 
     async def api_candles(self):
         asset = self.rng.choice(self.plan["assets"])
-        await self.call("api_candles", "GET", f"/api/v1/assets/{asset['symbol']}/candles/?start="
-                        f"{asset['candles_start']}&limit=100", (200,), headers=self.api_headers())
+        await self.call(
+            "api_candles",
+            "GET",
+            f"/api/v1/assets/{asset['symbol']}/candles/?start={asset['candles_start']}&limit=100",
+            (200,),
+            headers=self.api_headers(),
+        )
 
     async def api_forecast(self):
-        await self.call("api_forecast", "GET", f"/api/v1/assets/{self.rng.choice(SYMBOLS)}/forecasts/latest/",
-                        (200,), headers=self.api_headers())
+        await self.call(
+            "api_forecast",
+            "GET",
+            f"/api/v1/assets/{self.rng.choice(SYMBOLS)}/forecasts/latest/",
+            (200,),
+            headers=self.api_headers(),
+        )
 
     async def api_holdings(self):
-        await self.call("api_holdings", "GET", f"/api/v1/portfolios/{self.pk}/holdings/", (200,),
-                        headers=self.api_headers())
+        await self.call(
+            "api_holdings", "GET", f"/api/v1/portfolios/{self.pk}/holdings/", (200,), headers=self.api_headers()
+        )
 
     async def api_transactions(self):
-        await self.call("api_transactions", "GET", f"/api/v1/portfolios/{self.pk}/transactions/?limit=50",
-                        (200,), headers=self.api_headers())
+        await self.call(
+            "api_transactions",
+            "GET",
+            f"/api/v1/portfolios/{self.pk}/transactions/?limit=50",
+            (200,),
+            headers=self.api_headers(),
+        )
 
     async def api_add(self):
         tx = self.new_tx()
         tx["executed_at"] += "Z"
-        status, body, _ = await self.call("api_tx_add", "POST", f"/api/v1/portfolios/{self.pk}/transactions/",
-                                          (201,), json=tx, headers=self.api_headers(unsafe=True))
+        status, body, _ = await self.call(
+            "api_tx_add",
+            "POST",
+            f"/api/v1/portfolios/{self.pk}/transactions/",
+            (201,),
+            json=tx,
+            headers=self.api_headers(unsafe=True),
+        )
         tx_id = None
         if status == "201":
             tx_id = json.loads(body)["id"]
@@ -306,8 +368,13 @@ class User:
         if token is None:
             return
         tx = self.new_tx()
-        status, _, headers = await self.call("page_tx_add", "POST", f"/portfolios/{self.pk}/transactions/add/",
-                                             (302,), data={**tx, "csrfmiddlewaretoken": token})
+        status, _, headers = await self.call(
+            "page_tx_add",
+            "POST",
+            f"/portfolios/{self.pk}/transactions/add/",
+            (302,),
+            data={**tx, "csrfmiddlewaretoken": token},
+        )
         acked = status == "302" and headers.get("Location", "") == f"/portfolios/{self.pk}/"
         w = self.write("add", "form", tx["note"], status, acked)
         if acked:
@@ -316,8 +383,12 @@ class User:
     async def find_id(self, w: dict) -> int | None:
         """A form-added transaction's id, as a script would find it: the newest ones through the API."""
         status, body, _ = await self.call(
-            "api_transactions", "GET", f"/api/v1/portfolios/{self.pk}/transactions/?ordering=-created_at&limit=100",
-            (200,), headers=self.api_headers())
+            "api_transactions",
+            "GET",
+            f"/api/v1/portfolios/{self.pk}/transactions/?ordering=-created_at&limit=100",
+            (200,),
+            headers=self.api_headers(),
+        )
         if status != "200":
             return None
         for row in json.loads(body)["results"]:
@@ -338,9 +409,13 @@ class User:
         w = await self.pick_live()
         if w is None:
             return await self.api_add()
-        status, _, _ = await self.call("api_tx_delete", "DELETE",
-                                       f"/api/v1/portfolios/{self.pk}/transactions/{w['tx_id']}/", (204,),
-                                       headers=self.api_headers(unsafe=True))
+        status, _, _ = await self.call(
+            "api_tx_delete",
+            "DELETE",
+            f"/api/v1/portfolios/{self.pk}/transactions/{w['tx_id']}/",
+            (204,),
+            headers=self.api_headers(unsafe=True),
+        )
         self.write("delete", "api", w["marker"], status, status == "204", w["tx_id"])
 
     async def form_delete(self):
@@ -352,15 +427,26 @@ class User:
         if token is None:
             self.write("delete", "form", w["marker"], "no form", False, w["tx_id"])
             return
-        status, _, headers = await self.call("page_tx_delete", "POST", path, (302,),
-                                             data={"csrfmiddlewaretoken": token})
+        status, _, headers = await self.call(
+            "page_tx_delete", "POST", path, (302,), data={"csrfmiddlewaretoken": token}
+        )
         acked = status == "302" and headers.get("Location", "") == f"/portfolios/{self.pk}/"
         self.write("delete", "form", w["marker"], status, acked, w["tx_id"])
 
     ACTIONS = {  # name: weight; reads dominate, as on any site
-        "dashboard": 10, "portfolio_page": 10, "transactions_page": 5, "asset_page": 8,
-        "api_assets": 5, "api_candles": 8, "api_forecast": 8, "api_holdings": 8, "api_transactions": 4,
-        "api_add": 6, "api_delete": 3, "form_add": 4, "form_delete": 2,
+        "dashboard": 10,
+        "portfolio_page": 10,
+        "transactions_page": 5,
+        "asset_page": 8,
+        "api_assets": 5,
+        "api_candles": 8,
+        "api_forecast": 8,
+        "api_holdings": 8,
+        "api_transactions": 4,
+        "api_add": 6,
+        "api_delete": 3,
+        "form_add": 4,
+        "form_delete": 2,
     }
 
     async def run(self, start_at: float, deadline: float):
@@ -371,8 +457,9 @@ class User:
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         names, weights = zip(*self.ACTIONS.items())
         # unsafe=True: cookies from an IP address (127.0.0.1) are kept, as a browser keeps them.
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                         timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)) as self.http:
+        async with aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        ) as self.http:
             while time.monotonic() < deadline and not await self.sign_in():
                 await asyncio.sleep(self.rng.uniform(*self.plan["think"]))
             while time.monotonic() < deadline:
@@ -401,8 +488,12 @@ def drive(plan: dict) -> dict:
 
     started = time.monotonic()
     rec = asyncio.run(_drive(plan))
-    return {"elapsed": time.monotonic() - started, "requests": rec.requests, "writes": rec.writes,
-            "events": dict(rec.events)}
+    return {
+        "elapsed": time.monotonic() - started,
+        "requests": rec.requests,
+        "writes": rec.writes,
+        "events": dict(rec.events),
+    }
 
 
 # --- parent: the writes against the database ----------------------------------------------------------
@@ -413,17 +504,25 @@ def verify_writes(database_url: str, writes: list[dict]) -> dict:
     import psycopg
 
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT note, count(*) FROM portfolio_transaction WHERE note LIKE %s GROUP BY note",
-                            (f"{NOTE_PREFIX}%",)).fetchall()
+        rows = conn.execute(
+            "SELECT note, count(*) FROM portfolio_transaction WHERE note LIKE %s GROUP BY note", (f"{NOTE_PREFIX}%",)
+        ).fetchall()
     stored = dict(rows)
     adds = {w["marker"]: w for w in writes if w["op"] == "add"}
     deletes = defaultdict(list)
     for w in writes:
         if w["op"] == "delete":
             deletes[w["marker"]].append(w)
-    out = {"lost": [], "duplicated": [], "not_deleted": [], "stored_despite_refusal": [],
-           "unknown_outcome_stored": [], "unknown_outcome_absent": [], "unacknowledged_delete_applied": [],
-           "unexpected_rows": []}
+    out = {
+        "lost": [],
+        "duplicated": [],
+        "not_deleted": [],
+        "stored_despite_refusal": [],
+        "unknown_outcome_stored": [],
+        "unknown_outcome_absent": [],
+        "unacknowledged_delete_applied": [],
+        "unexpected_rows": [],
+    }
     for marker, count in stored.items():
         if count > 1:
             out["duplicated"].append(marker)
@@ -467,8 +566,12 @@ def summarize(driven: dict, checked: dict, tasks: dict, args, data: dict) -> dic
     kinds = {}
     for kind, rs in sorted(by_kind.items()):
         answered = [ms for status, ms, _ in rs if status.isdigit()]
-        kinds[kind] = {"requests": len(rs), "errors": sum(1 for _, _, ok in rs if not ok),
-                       "p50_ms": percentile(answered, 50), "p99_ms": percentile(answered, 99)}
+        kinds[kind] = {
+            "requests": len(rs),
+            "errors": sum(1 for _, _, ok in rs if not ok),
+            "p50_ms": percentile(answered, 50),
+            "p99_ms": percentile(answered, 99),
+        }
     answered = [ms for _, status, ms, _ in reqs if status.isdigit()]
     statuses = Counter(status for _, status, _, _ in reqs)
     errors = Counter(status for _, status, _, ok in reqs if not ok)
@@ -476,30 +579,52 @@ def summarize(driven: dict, checked: dict, tasks: dict, args, data: dict) -> dic
     writes = driven["writes"]
 
     def count(op, via=None, acked=None):
-        return sum(1 for w in writes if w["op"] == op and (via is None or w["via"] == via)
-                   and (acked is None or w["acked"] == acked))
+        return sum(
+            1
+            for w in writes
+            if w["op"] == op and (via is None or w["via"] == via) and (acked is None or w["acked"] == acked)
+        )
 
     integrity = {k: len(v) for k, v in checked.items()}
     lost = integrity["lost"] + integrity["not_deleted"]
     duplicated = integrity["duplicated"]
     wrong = integrity["stored_despite_refusal"] + integrity["unexpected_rows"]
-    targets = {"no_5xx": five_xx == 0, "no_lost_writes": lost == 0, "no_duplicated_writes": duplicated == 0,
-               "no_refused_write_stored": wrong == 0, "every_task_ran": tasks["lost"] == 0}
+    targets = {
+        "no_5xx": five_xx == 0,
+        "no_lost_writes": lost == 0,
+        "no_duplicated_writes": duplicated == 0,
+        "no_refused_write_stored": wrong == 0,
+        "every_task_ran": tasks["lost"] == 0,
+    }
     return {
-        "users": args.users, "seconds": args.seconds, "elapsed_s": round(driven["elapsed"], 1),
-        "think_s": list(args.think), "gunicorn_workers": args.workers, "celery_concurrency": args.concurrency,
+        "users": args.users,
+        "seconds": args.seconds,
+        "elapsed_s": round(driven["elapsed"], 1),
+        "think_s": list(args.think),
+        "gunicorn_workers": args.workers,
+        "celery_concurrency": args.concurrency,
         "data": data,
-        "requests": len(reqs), "answered": len(answered),
+        "requests": len(reqs),
+        "answered": len(answered),
         "rps": round(len(reqs) / driven["elapsed"], 1),
-        "p50_ms": percentile(answered, 50), "p99_ms": percentile(answered, 99),
-        "statuses": dict(sorted(statuses.items())), "errors_by_status": dict(sorted(errors.items())),
-        "five_xx": five_xx, "kinds": kinds,
+        "p50_ms": percentile(answered, 50),
+        "p99_ms": percentile(answered, 99),
+        "statuses": dict(sorted(statuses.items())),
+        "errors_by_status": dict(sorted(errors.items())),
+        "five_xx": five_xx,
+        "kinds": kinds,
         "writes": {
-            "adds": count("add"), "adds_acknowledged": count("add", acked=True),
-            "adds_api": count("add", "api"), "adds_form": count("add", "form"),
-            "deletes": count("delete"), "deletes_acknowledged": count("delete", acked=True),
-            "deletes_api": count("delete", "api"), "deletes_form": count("delete", "form"),
-            **integrity, "lost_total": lost, "examples": {k: v[:5] for k, v in checked.items() if v},
+            "adds": count("add"),
+            "adds_acknowledged": count("add", acked=True),
+            "adds_api": count("add", "api"),
+            "adds_form": count("add", "form"),
+            "deletes": count("delete"),
+            "deletes_acknowledged": count("delete", acked=True),
+            "deletes_api": count("delete", "api"),
+            "deletes_form": count("delete", "form"),
+            **integrity,
+            "lost_total": lost,
+            "examples": {k: v[:5] for k, v in checked.items() if v},
         },
         "events": driven["events"],
         "tasks": tasks,
@@ -527,7 +652,8 @@ def markdown(r: dict) -> str:
         f"(concurrency {r['celery_concurrency']}) on the ingest and forecast queues. Data: "
         + ", ".join(f"{a['symbol']} ({a['candles']:,} hourly candles)" for a in r["data"]["assets"])
         + f", a forecast each, {r['users']} people with a portfolio of "
-        f"{r['data']['transactions'] // max(r['users'], 1)} transactions and an API token. Each simulated user signs in through the form, then pauses "
+        f"{r['data']['transactions'] // max(r['users'], 1)} transactions and an API token. "
+        "Each simulated user signs in through the form, then pauses "
         f"{r['think_s'][0]:g} to {r['think_s'][1]:g} s between actions; the client (aiohttp) runs in its own process "
         f"on the same machine. The machine is shared and noisy: latencies vary from run to run.",
         "",
@@ -558,8 +684,8 @@ def markdown(r: dict) -> str:
         f"{w['unknown_outcome_absent']} absent; deletes without an answer that were applied: "
         f"{w['unacknowledged_delete_applied']}",
         "",
-        "Celery: " + ", ".join(f"{name} {n} enqueued, {t['succeeded'].get(name, 0)} ran"
-                               for name, n in t["enqueued"].items())
+        "Celery: "
+        + ", ".join(f"{name} {n} enqueued, {t['succeeded'].get(name, 0)} ran" for name, n in t["enqueued"].items())
         + f"; {t['forecasts_after']} forecasts stored afterwards ({t['forecasts_before']} before: a forecast from "
         f"the same newest candle is stored once, however often it is asked for).",
         "",
@@ -571,7 +697,8 @@ def markdown(r: dict) -> str:
         f"Targets: no 5xx ({r['five_xx']}), no lost write ({w['lost_total']}), no duplicated write "
         f"({w['duplicated']}), no refused write stored ({w['stored_despite_refusal'] + w['unexpected_rows']}), every "
         f"task ran ({t['lost']} missing): **{mark}**"
-        + ("" if r["target_met"] else " (" + ", ".join(k for k, v in targets.items() if not v) + ")") + ".",
+        + ("" if r["target_met"] else " (" + ", ".join(k for k, v in targets.items() if not v) + ")")
+        + ".",
         "",
     ]
     return "\n".join(lines)
@@ -581,26 +708,39 @@ def markdown(r: dict) -> str:
 
 
 def server_env(database_url: str, redis_url: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "MUR_", "CELERY_"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "mur_site.settings.test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        # Candle refreshes read the real files (no network); asset_track checks the symbol there too.
-        "MUR_KLINES_DIR": str(data_dir()),
-        # The real files end in 2022: /healthz would call every asset stale and answer 503.
-        "MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS": "0",
-        "PYTHONUNBUFFERED": "1",
-        # Forecasts run small torch models: one thread per process, as in docker-compose.yml.
-        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MUR_TORCH_THREADS": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "MUR_", "CELERY_"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mur_site.settings.test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            # Candle refreshes read the real files (no network); asset_track checks the symbol there too.
+            "MUR_KLINES_DIR": str(data_dir()),
+            # The real files end in 2022: /healthz would call every asset stale and answer 503.
+            "MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS": "0",
+            "PYTHONUNBUFFERED": "1",
+            # Forecasts run small torch models: one thread per process, as in docker-compose.yml.
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MUR_TORCH_THREADS": "1",
+        }
+    )
     return env
 
 
 def child(flag: str, *extra: str, env: dict, capture: bool = True, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, flag, *extra], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE if capture else None, **kw)
+    return subprocess.Popen(
+        [sys.executable, __file__, flag, *extra],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+        **kw,
+    )
 
 
 def last_json(proc: subprocess.Popen, what: str, timeout: float) -> dict:
@@ -622,13 +762,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="how long the load lasts")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (docker-compose.yml: 3)")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (ingest, forecast)")
-    parser.add_argument("--think", type=float, nargs=2, default=THINK_SECONDS, metavar=("MIN", "MAX"),
-                        help="seconds each user pauses between actions (uniform between MIN and MAX)")
+    parser.add_argument(
+        "--think",
+        type=float,
+        nargs=2,
+        default=THINK_SECONDS,
+        metavar=("MIN", "MAX"),
+        help="seconds each user pauses between actions (uniform between MIN and MAX)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="the users' choices follow this seed")
-    parser.add_argument("--pg-url", default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
-                        help=f"PostgreSQL server (no database name); the script creates and drops {BENCH_DB} there")
-    parser.add_argument("--redis-url", default=os.environ.get("MUR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-                        help="a Redis database for this run alone: it is flushed first")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
+        help=f"PostgreSQL server (no database name); the script creates and drops {BENCH_DB} there",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("MUR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
+        help="a Redis database for this run alone: it is flushed first",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument("--setup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ticker", type=float, help=argparse.SUPPRESS)
@@ -665,16 +817,26 @@ def main() -> None:
         data = last_json(child("--setup", str(args.users), env=env), "setup", timeout=900)
         users = data.pop("users")
         port = free_port()
-        procs.append(start_gunicorn(env, port, args.workers, log=RUN_DIR / "gunicorn.log", timeout=60,
-                                    access_log=True))
+        procs.append(start_gunicorn(env, port, args.workers, log=RUN_DIR / "gunicorn.log", timeout=60, access_log=True))
         worker_log = RUN_DIR / "worker.log"
         procs.append(start_celery_worker(env, "ingest,forecast", args.concurrency, "load-worker", worker_log))
         base = f"http://127.0.0.1:{port}"
-        print(f"gunicorn ({args.workers} workers) on {base}, Celery worker ready; {args.users} users for "
-              f"{args.seconds:g} s (load average {os.getloadavg()[0]:.2f}) ...", flush=True)
+        print(
+            f"gunicorn ({args.workers} workers) on {base}, Celery worker ready; {args.users} users for "
+            f"{args.seconds:g} s (load average {os.getloadavg()[0]:.2f}) ...",
+            flush=True,
+        )
         run = f"{int(time.time())}"
-        plan = {"base": base, "seconds": args.seconds, "think": args.think, "seed": args.seed, "run": run,
-                "users": users, "assets": data["assets"], "out": str(RUN_DIR / "driven.json")}
+        plan = {
+            "base": base,
+            "seconds": args.seconds,
+            "think": args.think,
+            "seed": args.seed,
+            "run": run,
+            "users": users,
+            "assets": data["assets"],
+            "out": str(RUN_DIR / "driven.json"),
+        }
         plan_path = RUN_DIR / "plan.json"
         plan_path.write_text(json.dumps(plan))
         ticking = child("--ticker", str(args.seconds), env=env)
@@ -692,9 +854,13 @@ def main() -> None:
 
         with psycopg.connect(database_url) as conn:
             forecasts = conn.execute("SELECT count(*) FROM forecasting_forecast").fetchone()[0]
-        tasks = {"enqueued": enqueued, "succeeded": dict(succeeded),
-                 "lost": sum(max(0, n - succeeded[k]) for k, n in enqueued.items()),
-                 "forecasts_before": data["forecasts"], "forecasts_after": forecasts}
+        tasks = {
+            "enqueued": enqueued,
+            "succeeded": dict(succeeded),
+            "lost": sum(max(0, n - succeeded[k]) for k, n in enqueued.items()),
+            "forecasts_before": data["forecasts"],
+            "forecasts_after": forecasts,
+        }
         checked = verify_writes(database_url, driven["writes"])
     finally:
         for proc in reversed(procs):
@@ -702,8 +868,11 @@ def main() -> None:
         if not args.keep:
             pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
-    results = {"machine": started_machine, "load_1m_end": round(os.getloadavg()[0], 2),
-               **summarize(driven, checked, tasks, args, data)}
+    results = {
+        "machine": started_machine,
+        "load_1m_end": round(os.getloadavg()[0], 2),
+        **summarize(driven, checked, tasks, args, data),
+    }
     report = markdown(results)
     publish("load", results, report)
     print(f"logs in {RUN_DIR}")

@@ -42,17 +42,25 @@ TARGET_P50_MS = 150.0
 SEED = 20221011
 Q8 = Decimal("1e-8")
 # Seven assets made from the real ones: (symbol, source, factor).
-SCALED = [("AAAUSDT", "BTCUSDT", "0.01"), ("BBBUSDT", "ETHUSDT", "0.1"), ("CCCUSDT", "BNBUSDT", "0.5"),
-          ("DDDUSDT", "BTCUSDT", "0.0002"), ("EEEUSDT", "ETHUSDT", "3"), ("FFFUSDT", "BNBUSDT", "0.02"),
-          ("GGGUSDT", "BTCUSDT", "1.5")]
+SCALED = [
+    ("AAAUSDT", "BTCUSDT", "0.01"),
+    ("BBBUSDT", "ETHUSDT", "0.1"),
+    ("CCCUSDT", "BNBUSDT", "0.5"),
+    ("DDDUSDT", "BTCUSDT", "0.0002"),
+    ("EEEUSDT", "ETHUSDT", "3"),
+    ("FFFUSDT", "BNBUSDT", "0.02"),
+    ("GGGUSDT", "BTCUSDT", "1.5"),
+]
 REAL = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
 
 
 def data_dir() -> Path:
     path = Path(os.environ.get("MUR_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
     if not all((path / f"{s}-1h.csv").is_file() for s in REAL):
-        sys.exit(f"Market data not found in {path}. Put the shared folder beside the project or set "
-                 f"MUR_SHARED_DATA to its data folder.")
+        sys.exit(
+            f"Market data not found in {path}. Put the shared folder beside the project or set "
+            f"MUR_SHARED_DATA to its data folder."
+        )
     return path
 
 
@@ -91,13 +99,25 @@ def load_candles(data: Path) -> dict:
     plan = [(s, s, Decimal(1)) for s in REAL] + [(s, src, Decimal(k)) for s, src, k in SCALED]
     prices: dict = {}
     for symbol, source, factor in plan:
-        asset = Asset.objects.create(symbol=symbol, base_asset=symbol.removesuffix("USDT"), quote_asset="USDT",
-                                     interval="1h")
+        asset = Asset.objects.create(
+            symbol=symbol, base_asset=symbol.removesuffix("USDT"), quote_asset="USDT", interval="1h"
+        )
         candles = []
         for o_ms, o, h, lo, c, v, c_ms in series[source]:
             o, h, lo, c = ((x * factor).quantize(Q8) for x in (o, h, lo, c))
-            candles.append(Candle(asset=asset, interval="1h", open_time=ts(o_ms), close_time=ts(c_ms),
-                                  open=o, high=h, low=max(lo, Q8), close=c, volume=v))
+            candles.append(
+                Candle(
+                    asset=asset,
+                    interval="1h",
+                    open_time=ts(o_ms),
+                    close_time=ts(c_ms),
+                    open=o,
+                    high=h,
+                    low=max(lo, Q8),
+                    close=c,
+                    volume=v,
+                )
+            )
         Candle.objects.bulk_create(candles, batch_size=5000)
         prices[asset] = ([c.open_time for c in candles], [c.close for c in candles])
     return prices
@@ -124,8 +144,19 @@ def make_transactions(portfolio, prices: dict, n: int, rng: random.Random) -> li
         asset = rng.choice(assets)
         price = price_at(prices[asset], t)
         r = rng.random()
-        kind = ("buy" if not held[asset] or r < 0.55 else "sell" if r < 0.80 else "reward" if r < 0.85
-                else "transfer_in" if r < 0.90 else "transfer_out" if r < 0.95 else "fee")
+        kind = (
+            "buy"
+            if not held[asset] or r < 0.55
+            else "sell"
+            if r < 0.80
+            else "reward"
+            if r < 0.85
+            else "transfer_in"
+            if r < 0.90
+            else "transfer_out"
+            if r < 0.95
+            else "fee"
+        )
         if kind in ("buy", "transfer_in"):
             quantity = (Decimal(rng.randint(50, 2000)) / price).quantize(Q8)
         elif kind == "reward":
@@ -138,9 +169,18 @@ def make_transactions(portfolio, prices: dict, n: int, rng: random.Random) -> li
             kind, quantity = "buy", (Decimal(100) / price).quantize(Q8)
         fee = (quantity * price * Decimal("0.001")).quantize(Q8) if kind in ("buy", "sell") else Decimal(0)
         held[asset] += quantity if kind in ("buy", "reward", "transfer_in") else -quantity
-        out.append(Transaction(portfolio=portfolio, asset=asset, kind=kind, quantity=quantity,
-                               unit_price=price if kind != "fee" else Decimal(0), fee=fee, executed_at=t,
-                               note="generated" if rng.random() < 0.1 else ""))
+        out.append(
+            Transaction(
+                portfolio=portfolio,
+                asset=asset,
+                kind=kind,
+                quantity=quantity,
+                unit_price=price if kind != "fee" else Decimal(0),
+                fee=fee,
+                executed_at=t,
+                note="generated" if rng.random() < 0.1 else "",
+            )
+        )
     return out
 
 
@@ -196,29 +236,40 @@ def measure(fn, repeat: int) -> dict:
     finally:
         gc.callbacks.remove(on_gc)
     times.sort()
-    return {"p50_ms": round(statistics.median(times), 1),
-            "p95_ms": round(times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], 1),
-            "min_ms": round(times[0], 1), "max_ms": round(times[-1], 1), "queries": queries,
-            "full_gc_collections": len(full_gcs)}
+    return {
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], 1),
+        "min_ms": round(times[0], 1),
+        "max_ms": round(times[-1], 1),
+        "queries": queries,
+        "full_gc_collections": len(full_gcs),
+    }
 
 
 def process_heap() -> dict:
     """What a full garbage collection walks in this process, and how long one takes."""
     t = time.perf_counter()
     gc.collect()
-    return {"gc_tracked_objects": len(gc.get_objects()), "full_gc_ms": round((time.perf_counter() - t) * 1000, 1),
-            "torch_imported": "torch" in sys.modules}
+    return {
+        "gc_tracked_objects": len(gc.get_objects()),
+        "full_gc_ms": round((time.perf_counter() - t) * 1000, 1),
+        "torch_imported": "torch" in sys.modules,
+    }
 
 
 def run(repeat: int) -> dict:
     from django.test import Client
 
-    from portfolio import selectors
     from forecasting.models import Candle
+    from portfolio import selectors
 
     data = build()
-    out = {"candles": Candle.objects.count(), "candles_seconds": round(data["candles_seconds"], 1), "cases": [],
-           "heap": process_heap()}
+    out = {
+        "candles": Candle.objects.count(),
+        "candles_seconds": round(data["candles_seconds"], 1),
+        "cases": [],
+        "heap": process_heap(),
+    }
     for size in (100, 10_000):
         user, portfolio = data["users"][size], data["portfolios"][size]
         client = Client()
@@ -226,9 +277,10 @@ def run(repeat: int) -> dict:
 
         def get(url):
             def fn():
-                response = client.get(url)
+                response = client.get(url)  # noqa: B023  (measured before the loop moves on)
                 if response.status_code != 200:
                     raise SystemExit(f"GET {url} answered {response.status_code}")
+
             return fn
 
         detail = selectors.portfolio_detail(portfolio=portfolio)
@@ -242,17 +294,23 @@ def run(repeat: int) -> dict:
             "dashboard_selector": measure(lambda u=user: selectors.portfolio_summaries(user=u), repeat),
         }
         out["cases"].append(case)
-        print(f"  {case['transactions']:>6,} transactions: page p50 {case['page']['p50_ms']} ms, "
-              f"{case['page']['queries']} queries", flush=True)
+        print(
+            f"  {case['transactions']:>6,} transactions: page p50 {case['page']['p50_ms']} ms, "
+            f"{case['page']['queries']} queries",
+            flush=True,
+        )
     return out
 
 
 def markdown(r: dict) -> str:
     m, h = r["machine"], r["heap"]
     small, big = r["cases"]
-    rows = [("Portfolio page (GET /portfolios/&lt;id&gt;/)", "page"), ("Dashboard (GET /portfolios/)", "dashboard"),
-            ("portfolio_detail selector alone", "portfolio_detail_selector"),
-            ("dashboard selector alone", "dashboard_selector")]
+    rows = [
+        ("Portfolio page (GET /portfolios/&lt;id&gt;/)", "page"),
+        ("Dashboard (GET /portfolios/)", "dashboard"),
+        ("portfolio_detail selector alone", "portfolio_detail_selector"),
+        ("dashboard selector alone", "dashboard_selector"),
+    ]
     lines = [
         "# Page benchmark: portfolio page and dashboard",
         "",
@@ -272,8 +330,10 @@ def markdown(r: dict) -> str:
     ]
     for label, key in rows:
         a, b = small[key], big[key]
-        lines.append(f"| {label} | {a['p50_ms']:.1f} ms | {a['p95_ms']:.1f} ms | {a['queries']} | "
-                     f"{b['p50_ms']:.1f} ms | {b['p95_ms']:.1f} ms | {b['queries']} |")
+        lines.append(
+            f"| {label} | {a['p50_ms']:.1f} ms | {a['p95_ms']:.1f} ms | {a['queries']} | "
+            f"{b['p50_ms']:.1f} ms | {b['p95_ms']:.1f} ms | {b['queries']} |"
+        )
     t = r["target_met"]
     lines += [
         "",
@@ -297,8 +357,11 @@ def markdown(r: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page and size")
-    parser.add_argument("--pg-url", default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
-                        help=f"PostgreSQL server (no database name); the script creates and drops {BENCH_DB} there")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
+        help=f"PostgreSQL server (no database name); the script creates and drops {BENCH_DB} there",
+    )
     parser.add_argument("--keep", action="store_true", help=f"keep {BENCH_DB} afterwards (for profiling)")
     args = parser.parse_args()
     data_dir()

@@ -32,8 +32,17 @@ from torch import nn
 
 from forecasting.ml.data import Series
 
-FEATURES = ("day_of_week", "day_of_month", "week_of_year", "month_of_year", "open", "high", "low", "close",
-            "close_change")
+FEATURES = (
+    "day_of_week",
+    "day_of_month",
+    "week_of_year",
+    "month_of_year",
+    "open",
+    "high",
+    "low",
+    "close",
+    "close_change",
+)
 CLOSE = FEATURES.index("close")
 
 
@@ -56,17 +65,27 @@ class ReferenceConfig:
 def features(series: Series) -> np.ndarray:
     """(n, 9) in the order of FEATURES, from open times (UTC) and prices."""
     ts = pd.to_datetime(series.times, unit="ms", utc=True)
-    return np.column_stack([
-        ts.dayofweek.to_numpy(), ts.day.to_numpy(), ts.isocalendar().week.to_numpy(), ts.month.to_numpy(),
-        series.open, series.high, series.low, series.close, series.close - series.open,
-    ]).astype(np.float64)
+    return np.column_stack(
+        [
+            ts.dayofweek.to_numpy(),
+            ts.day.to_numpy(),
+            ts.isocalendar().week.to_numpy(),
+            ts.month.to_numpy(),
+            series.open,
+            series.high,
+            series.low,
+            series.close,
+            series.close - series.open,
+        ]
+    ).astype(np.float64)
 
 
 class LSTMRegressor(nn.Module):
     def __init__(self, n_features: int, hidden: int, layers: int, dropout: float):
         super().__init__()
-        self.lstm = nn.LSTM(input_size=n_features, hidden_size=hidden, num_layers=layers, dropout=dropout,
-                            batch_first=True)
+        self.lstm = nn.LSTM(
+            input_size=n_features, hidden_size=hidden, num_layers=layers, dropout=dropout, batch_first=True
+        )
         self.regressor = nn.Linear(hidden, 1)
 
     def forward(self, x):
@@ -133,13 +152,14 @@ class ReferenceModel:
         x, _ = _windows(scaled, np.asarray(origins) + 1, self.config.window)
         self.module.eval()
         with torch.no_grad():
-            out = torch.cat([self.module(x[i:i + 512]) for i in range(0, len(x), 512)])[:, 0].numpy()
+            out = torch.cat([self.module(x[i : i + 512]) for i in range(0, len(x), 512)])[:, 0].numpy()
         # Back to a price through the close column of the scaler.
         return (out.astype(np.float64) - self.scaler.min_[CLOSE]) / self.scaler.scale_[CLOSE]
 
 
-def train_reference(series: Series, *, val_start: int, test_start: int,
-                    config: ReferenceConfig = ReferenceConfig()) -> ReferenceModel:
+def train_reference(
+    series: Series, *, val_start: int, test_start: int, config: ReferenceConfig = ReferenceConfig()
+) -> ReferenceModel:
     """Train on windows whose label is before `val_start`, validate on labels in [val_start, test_start)."""
     started = time.perf_counter()
     pl.seed_everything(config.seed, workers=False, verbose=False)
@@ -150,12 +170,15 @@ def train_reference(series: Series, *, val_start: int, test_start: int,
     train_x, train_y = _windows(scaled, np.arange(config.window, val_start), config.window)
     val_x, val_y = _windows(scaled, np.arange(val_start, test_start), config.window)
     # Shuffle off, as in the original.
-    train_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train_x, train_y),
-                                               batch_size=config.batch_size, shuffle=False)
-    val_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(val_x, val_y),
-                                             batch_size=config.val_batch_size, shuffle=False)
-    module = PricePredictor(n_features=len(FEATURES), hidden=config.hidden, layers=config.layers,
-                            dropout=config.dropout, lr=config.lr)
+    train_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(train_x, train_y), batch_size=config.batch_size, shuffle=False
+    )
+    val_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(val_x, val_y), batch_size=config.val_batch_size, shuffle=False
+    )
+    module = PricePredictor(
+        n_features=len(FEATURES), hidden=config.hidden, layers=config.layers, dropout=config.dropout, lr=config.lr
+    )
     best = _KeepBest()
     stopper = EarlyStopping(monitor="val_loss", patience=config.patience, mode="min")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -163,17 +186,31 @@ def train_reference(series: Series, *, val_start: int, test_start: int,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
-        trainer = pl.Trainer(max_epochs=config.max_epochs, accelerator="cpu", devices=1, logger=False,
-                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             deterministic=True, num_sanity_val_steps=0, callbacks=[stopper, best])
+        trainer = pl.Trainer(
+            max_epochs=config.max_epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            deterministic=True,
+            num_sanity_val_steps=0,
+            callbacks=[stopper, best],
+        )
         trainer.fit(module, train_loader, val_loader)
     module.load_state_dict(best.state)
-    return ReferenceModel(config=config, module=module, scaler=scaler, meta={
-        "epochs": int(trainer.current_epoch),
-        "best_epoch": best.best_epoch,
-        "early_stopped": bool(stopper.stopped_epoch),
-        "val_loss": best.best,
-        "train_windows": int(len(train_y)),
-        "val_windows": int(len(val_y)),
-        "train_seconds": time.perf_counter() - started,
-    })
+    return ReferenceModel(
+        config=config,
+        module=module,
+        scaler=scaler,
+        meta={
+            "epochs": int(trainer.current_epoch),
+            "best_epoch": best.best_epoch,
+            "early_stopped": bool(stopper.stopped_epoch),
+            "val_loss": best.best,
+            "train_windows": int(len(train_y)),
+            "val_windows": int(len(val_y)),
+            "train_seconds": time.perf_counter() - started,
+        },
+    )

@@ -28,10 +28,15 @@ LOAD = ROOT / "bench" / "results" / "load.json"
 OUT = ROOT / "docs" / "RELIABILITY.md"
 PIP_AUDIT = "security-pip-audit"
 SECTIONS = {
-    "faults": ("Faults survived", "What was broken while the site ran, and what was lost or duplicated "
-                                  "(target: nothing)."),
-    "hostile-input": ("Hostile inputs tried", "Malformed, oversized and malicious input: each must get a clear "
-                                              "4xx or form error and leave nothing half-written."),
+    "faults": (
+        "Faults survived",
+        "What was broken while the site ran, and what was lost or duplicated (target: nothing).",
+    ),
+    "hostile-input": (
+        "Hostile inputs tried",
+        "Malformed, oversized and malicious input: each must get a clear "
+        "4xx or form error and leave nothing half-written.",
+    ),
     "security": ("Security checks", "Access to other people's data, authentication, CSRF and headers."),
 }
 
@@ -78,8 +83,10 @@ def _facts(facts: dict) -> str:
 
 
 def _outcome(r: dict) -> str:
-    bad = [f"**{r['lost']} lost**" if r.get("lost") else "", f"**{r['duplicated']} duplicated**"
-           if r.get("duplicated") else ""]
+    bad = [
+        f"**{r['lost']} lost**" if r.get("lost") else "",
+        f"**{r['duplicated']} duplicated**" if r.get("duplicated") else "",
+    ]
     return ", ".join(b for b in bad if b) or "nothing lost or duplicated"
 
 
@@ -104,22 +111,29 @@ def _section(title: str, intro: str, records: list[dict], totals: bool = False) 
     losses = sum(r.get("lost", 0) for r in records)
     dups = sum(r.get("duplicated", 0) for r in records)
     failed = sum(1 for r in records if r.get("lost") or r.get("duplicated"))
-    lines.append(f"{_n(len(records), 'check')}; rows lost {losses}, duplicated {dups}"
-                 + (f": **{_n(failed, 'check')} lost or duplicated rows.**" if failed else "."))
+    lines.append(
+        f"{_n(len(records), 'check')}; rows lost {losses}, duplicated {dups}"
+        + (f": **{_n(failed, 'check')} lost or duplicated rows.**" if failed else ".")
+    )
     if totals and (summed := _totals(records)):
         lines.append(f"Tried in all: {summed}.")
     lines += ["", "| check | outcome | measured | recorded |", "|---|---|---|---|"]
     for r in sorted(records, key=lambda r: r["name"].lower()):
-        lines.append(f"| {_cell(r['name'])} | {_outcome(r)} | {_cell(_facts(r.get('facts', {})))} | "
-                     f"{_cell(r.get('recorded_at', '?'))} |")
+        lines.append(
+            f"| {_cell(r['name'])} | {_outcome(r)} | {_cell(_facts(r.get('facts', {})))} | "
+            f"{_cell(r.get('recorded_at', '?'))} |"
+        )
     return lines + [""]
 
 
 def _load(load: dict | None) -> tuple[list[str], str]:
     lines = ["## Load held", ""]
     if load is None:
-        return lines + ["Not measured yet: run `.venv/bin/python bench/load.py` (50 users for 60 s; it writes "
-                        "bench/results/load.json).", ""], "not measured"
+        return lines + [
+            "Not measured yet: run `.venv/bin/python bench/load.py` (50 users for 60 s; it writes "
+            "bench/results/load.json).",
+            "",
+        ], "not measured"
     m, w, t = load["machine"], load["writes"], load["tasks"]
     verdict = "MET" if load["target_met"] else "NOT MET"
     errors = ", ".join(f"{s}: {n}" for s, n in load["errors_by_status"].items()) or "none"
@@ -163,8 +177,11 @@ def _pip_audit(record: dict | None) -> list[str]:
     if "dependencies" in facts:  # pip-audit's own JSON kept as it is
         deps = facts["dependencies"]
         vulns = [(d.get("name"), v.get("id")) for d in deps for v in d.get("vulns", [])]
-        facts = {"packages": len(deps), "vulnerabilities": len(vulns),
-                 **({"found": ", ".join(f"{n} {i}" for n, i in vulns)} if vulns else {})}
+        facts = {
+            "packages": len(deps),
+            "vulnerabilities": len(vulns),
+            **({"found": ", ".join(f"{n} {i}" for n, i in vulns)} if vulns else {}),
+        }
     return lines + [f"{_facts(facts)} (recorded {record.get('recorded_at', '?')}).", ""]
 
 
@@ -191,13 +208,21 @@ def render(records: list[dict], load: dict | None, where: dict, unreadable: list
         "",
         "## Summary",
         "",
-        f"- Load: {load_verdict}" + (f" ({load['users']} users, {load['requests']:,} requests, {load['five_xx']} "
-                                     f"5xx, {load['writes']['lost_total']} writes lost)" if load else "") + ".",
+        f"- Load: {load_verdict}"
+        + (
+            f" ({load['users']} users, {load['requests']:,} requests, {load['five_xx']} "
+            f"5xx, {load['writes']['lost_total']} writes lost)"
+            if load
+            else ""
+        )
+        + ".",
     ]
     for key, (title, _) in SECTIONS.items():
         lines.append(f"- {title}: {_n(len(by_section.get(key, [])), 'check')}.")
-    lines.append(f"- Lost rows across all checks: {lost}; duplicated: {dups}."
-                 + (f" **Losses in: {', '.join(losing)}.**" if losing else ""))
+    lines.append(
+        f"- Lost rows across all checks: {lost}; duplicated: {dups}."
+        + (f" **Losses in: {', '.join(losing)}.**" if losing else "")
+    )
     if audit is not None:
         lines.append("- pip-audit: " + _pip_audit(audit)[2])
     if unreadable:
@@ -223,8 +248,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     losses = [r["name"] for r in records if r.get("lost") or r.get("duplicated")]
-    print(f"Written {args.out}: {len(records)} records from {args.records}, load "
-          f"{'from ' + str(args.load) if load else 'not measured'}.")
+    print(
+        f"Written {args.out}: {len(records)} records from {args.records}, load "
+        f"{'from ' + str(args.load) if load else 'not measured'}."
+    )
     if losses:
         print(f"Checks that lost or duplicated rows: {', '.join(losses)}")
 

@@ -30,19 +30,48 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-4000:] if log.exists() else ""
 
 
-def start_gunicorn(env: dict, port: int, workers: int, worker_class: str = "sync", threads: int = 1,
-                   log: Path | None = None, timeout: int = 30, access_log: bool = False) -> subprocess.Popen:
+def start_gunicorn(
+    env: dict,
+    port: int,
+    workers: int,
+    worker_class: str = "sync",
+    threads: int = 1,
+    log: Path | None = None,
+    timeout: int = 30,
+    access_log: bool = False,
+) -> subprocess.Popen:
     """gunicorn on 127.0.0.1:`port`, returned once /healthz answers (any status: it serves)."""
     if worker_class == "sync" and threads != 1:
         # gunicorn would quietly serve with gthread workers instead, and the report would say sync.
         raise ValueError(f"a sync worker has one thread, not {threads}")
-    cmd = [_bin("gunicorn"), "mur_site.wsgi:application",
-           "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", worker_class,
-           "--threads", str(threads), "--backlog", "2048", "--timeout", str(timeout), "--log-level", "warning"]
+    cmd = [
+        _bin("gunicorn"),
+        "mur_site.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        worker_class,
+        "--threads",
+        str(threads),
+        "--backlog",
+        "2048",
+        "--timeout",
+        str(timeout),
+        "--log-level",
+        "warning",
+    ]
     if access_log:
         cmd += ["--access-logfile", "-"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w") if log else subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w") if log else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -60,10 +89,27 @@ def start_gunicorn(env: dict, port: int, workers: int, worker_class: str = "sync
 
 def start_celery_worker(env: dict, queues: str, concurrency: int, name: str, log: Path) -> subprocess.Popen:
     """A Celery worker on `queues`, returned once it says it is ready to take tasks."""
-    cmd = [sys.executable, "-m", "celery", "-A", "mur_site", "worker", "-Q", queues, "-c", str(concurrency),
-           "-n", f"{name}@%h", "-l", "info", "--without-gossip", "--without-mingle"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "mur_site",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "-l",
+        "info",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:

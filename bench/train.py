@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
+from ingest import publish  # noqa: E402
+from reference_recipe import ReferenceConfig, train_reference  # noqa: E402
 
 from forecasting.ml.backtest import actuals, backtest, metrics, origins  # noqa: E402
 from forecasting.ml.data import HOUR_MS, Series, segment_ids  # noqa: E402
 from forecasting.ml.train import TrainConfig, train  # noqa: E402
-from ingest import publish  # noqa: E402
-from reference_recipe import ReferenceConfig, train_reference  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 DAYS = 365
@@ -49,8 +49,10 @@ TARGETS = {
 def data_dir() -> Path:
     path = Path(os.environ.get("MUR_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
     if not (path / "BTCUSDT-1h.csv").is_file():
-        sys.exit(f"Market data not found in {path}. Put the shared folder beside the project or set "
-                 f"MUR_SHARED_DATA to its data folder.")
+        sys.exit(
+            f"Market data not found in {path}. Put the shared folder beside the project or set "
+            f"MUR_SHARED_DATA to its data folder."
+        )
     return path
 
 
@@ -60,8 +62,15 @@ def last_year(path: Path) -> Series:
     times = np.array([int(r["open_time"]) for r in rows], dtype=np.int64)
     keep = times > times[-1] - DAYS * 24 * HOUR_MS  # the last 8,760 hourly slots, gaps included
     col = lambda name: np.array([float(r[name]) for r in rows])[keep]  # noqa: E731
-    return Series.from_arrays(times=times[keep], open=col("open"), high=col("high"), low=col("low"),
-                              close=col("close"), volume=col("volume"), interval_ms=HOUR_MS)
+    return Series.from_arrays(
+        times=times[keep],
+        open=col("open"),
+        high=col("high"),
+        low=col("low"),
+        close=col("close"),
+        volume=col("volume"),
+        interval_ms=HOUR_MS,
+    )
 
 
 def _when(ms: int) -> str:
@@ -79,8 +88,13 @@ def run_asset(symbol: str, series: Series, threads: int, reference_epochs: int) 
     model = train(series, config, train_end=test_start)
     ours_seconds = time.perf_counter() - started
     bt = backtest(model, series, test_start=test_start)
-    idx = origins(series, test_start=test_start, horizon=config.horizon, min_history=config.min_history,
-                  ewma_halflife=config.ewma_halflife)
+    idx = origins(
+        series,
+        test_start=test_start,
+        horizon=config.horizon,
+        min_history=config.min_history,
+        ewma_halflife=config.ewma_halflife,
+    )
     assert bt["origins"] == len(idx)
 
     ref_config = ReferenceConfig(max_epochs=reference_epochs, threads=threads)
@@ -118,16 +132,22 @@ def run_asset(symbol: str, series: Series, threads: int, reference_epochs: int) 
         "origins": bt["origins"],
         "ours": {
             "train_seconds": round(ours_seconds, 3),
-            "epochs": model.meta["epochs"], "best_epoch": model.meta["best_epoch"],
-            "max_epochs": config.max_epochs, "patience": config.patience,
-            "shrink": round(model.shrink, 6), "params": sum(p.numel() for p in model.module.parameters()),
+            "epochs": model.meta["epochs"],
+            "best_epoch": model.meta["best_epoch"],
+            "max_epochs": config.max_epochs,
+            "patience": config.patience,
+            "shrink": round(model.shrink, 6),
+            "params": sum(p.numel() for p in model.module.parameters()),
             "metrics": ours,
         },
         "reference": {
             "train_seconds": round(ref_seconds, 3),
-            "epochs": ref.meta["epochs"], "best_epoch": ref.meta["best_epoch"],
-            "max_epochs": ref_config.max_epochs, "early_stopped": ref.meta["early_stopped"],
-            "patience": ref_config.patience, "train_windows": ref.meta["train_windows"],
+            "epochs": ref.meta["epochs"],
+            "best_epoch": ref.meta["best_epoch"],
+            "max_epochs": ref_config.max_epochs,
+            "early_stopped": ref.meta["early_stopped"],
+            "patience": ref_config.patience,
+            "train_windows": ref.meta["train_windows"],
             "params": sum(p.numel() for p in ref.module.parameters()),
             "metrics_h1": h1["reference"],
         },
@@ -154,19 +174,30 @@ def run_asset(symbol: str, series: Series, threads: int, reference_epochs: int) 
 
 def machine(threads: int) -> dict:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         commit = ""
     cpu = ""
     try:
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                   "")
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), ""
+        )
     except OSError:
         pass
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(), "cpu": cpu,
-            "python": platform.python_version(), "torch": torch.__version__, "lightning": pl.__version__,
-            "numpy": np.__version__, "platform": platform.platform(), "commit": commit, "torch_threads": threads}
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "commit": commit,
+        "torch_threads": threads,
+    }
 
 
 def _f(v, fmt="{:,.2f}"):
@@ -191,19 +222,23 @@ def asset_table(symbol: str, r: dict) -> list[str]:
         f"| ours (quantile LSTM) | {ours['train_seconds']:.2f} | {ours['epochs']} ({ours['best_epoch']} / "
         f"{ours['max_epochs']}) | {om['mae']:,.3f} | {om['mae_h1']:,.3f} | {om['mae'] / naive_mae:.4f} "
         f"(1h {om['mae_h1'] / naive_h1:.4f}) | {om['mase']:.4f} | {_f(om['directional_accuracy'], '{:.1%}')} | "
-        f"{om['pinball']:,.3f} | {om['coverage']:.1%} | {om['width']:,.2f} ({om['width_pct']:.2f}%) |")
+        f"{om['pinball']:,.3f} | {om['coverage']:.1%} | {om['width']:,.2f} ({om['width_pct']:.2f}%) |"
+    )
     rm = ref["metrics_h1"]
     lines.append(
         f"| reference recipe (1h only) | {ref['train_seconds']:.2f} | {ref['epochs']} ({ref['best_epoch']} / "
         f"{ref['max_epochs']}) | — | {rm['mae']:,.3f} | 1h {rm['mae'] / naive_h1:.2f} | {rm['mase']:.4f} (1h) | "
-        f"{_f(rm['directional_accuracy'], '{:.1%}')} (1h) | — | — | — |")
+        f"{_f(rm['directional_accuracy'], '{:.1%}')} (1h) | — | — | — |"
+    )
     for name in ("naive", "drift", "naive_band"):
         b = m[name]
         lines.append(
             f"| {name} | — | — | {b['mae']:,.3f} | {b['mae_h1']:,.3f} | {b['mae'] / naive_mae:.4f} | {b['mase']:.4f} | "
             f"{_f(b['directional_accuracy'], '{:.1%}')} | {_f(b['pinball'], '{:,.3f}')} | "
             f"{_f(b['coverage'], '{:.1%}')} | "
-            + ("—" if b["width"] is None else f"{b['width']:,.2f} ({b['width_pct']:.2f}%)") + " |")
+            + ("—" if b["width"] is None else f"{b['width']:,.2f} ({b['width_pct']:.2f}%)")
+            + " |"
+        )
     lines += [
         "",
         "One hour ahead, same origins:",
@@ -213,8 +248,10 @@ def asset_table(symbol: str, r: dict) -> list[str]:
     ]
     for name, label in (("ours", "ours"), ("reference", "reference recipe"), ("naive", "naive")):
         x = h1[name]
-        lines.append(f"| {label} | {x['mae']:,.3f} | {x['rmse']:,.3f} | {x['mape']:.3f}% | {x['mase']:.4f} | "
-                     f"{_f(x['directional_accuracy'], '{:.1%}')} | {x['mae'] / naive_h1:.4f} |")
+        lines.append(
+            f"| {label} | {x['mae']:,.3f} | {x['rmse']:,.3f} | {x['mape']:.3f}% | {x['mase']:.4f} | "
+            f"{_f(x['directional_accuracy'], '{:.1%}')} | {x['mae'] / naive_h1:.4f} |"
+        )
     ra = r["ratios"]
     lines += [
         "",
@@ -254,12 +291,17 @@ def markdown(results: dict) -> str:
     ]
     for symbol in results["assets"]:
         lines += asset_table(symbol, results["assets"][symbol])
-    lines += ["## Targets", "", "| target | " + " | ".join(results["assets"]) + " |",
-              "|---|" + "---|" * len(results["assets"])]
+    lines += [
+        "## Targets",
+        "",
+        "| target | " + " | ".join(results["assets"]) + " |",
+        "|---|" + "---|" * len(results["assets"]),
+    ]
     keys = next(iter(results["assets"].values()))["targets"]
     for k in keys:
-        lines.append(f"| {k} | " + " | ".join("met" if r["targets"][k] else "MISSED"
-                                              for r in results["assets"].values()) + " |")
+        lines.append(
+            f"| {k} | " + " | ".join("met" if r["targets"][k] else "MISSED" for r in results["assets"].values()) + " |"
+        )
     lines += ["", f"All targets met: {'yes' if results['all_targets_met'] else 'no'}.", ""]
     return "\n".join(lines)
 
@@ -273,8 +315,13 @@ def main() -> None:
 
     data = data_dir()
     torch.set_num_threads(args.threads)
-    results = {"machine": machine(args.threads), "targets": TARGETS, "reference_max_epochs": args.reference_epochs,
-               "ours_config": asdict(TrainConfig(threads=args.threads)), "assets": {}}
+    results = {
+        "machine": machine(args.threads),
+        "targets": TARGETS,
+        "reference_max_epochs": args.reference_epochs,
+        "ours_config": asdict(TrainConfig(threads=args.threads)),
+        "assets": {},
+    }
     for symbol in args.symbols:
         series = last_year(data / f"{symbol}-1h.csv")
         results["assets"][symbol] = run_asset(symbol, series, args.threads, args.reference_epochs)

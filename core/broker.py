@@ -38,5 +38,6 @@ def broker_require() -> None:
         return
     state = check_broker()
     if not state["ok"]:
-        raise QueueUnavailableError(f"The task queue is unavailable ({state['error']}); nothing was queued. "
-                                    f"Try again once it is back.")
+        raise QueueUnavailableError(
+            f"The task queue is unavailable ({state['error']}); nothing was queued. Try again once it is back."
+        )

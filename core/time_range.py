@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 
-def time_range_lookups(field: str, *, start: date | datetime | None = None,
-                       end: date | datetime | None = None) -> dict:
+def time_range_lookups(field: str, *, start: date | datetime | None = None, end: date | datetime | None = None) -> dict:
     """ORM lookups for `field` from `start` to `end`, both included. A date is its whole UTC day
     (so "to 2024-03-01" keeps that day's rows); a datetime is that instant. Ranges, not functions of
     the column, so an index on it serves them."""

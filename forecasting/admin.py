@@ -16,8 +16,8 @@ from core.formatting import significant
 from core.times import ms_to_datetime
 
 from .metrics import metric_headings, metric_rows
-from .permissions import can_change_champion, can_retrain
 from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+from .permissions import can_change_champion, can_retrain
 from .services.model_versions import (
     ModelVersionError,
     assets_rollback,
@@ -130,14 +130,24 @@ class AssetAdmin(admin.ModelAdmin):
         latest = obj.training_runs.order_by("-created_at").first()
         versions = obj.model_versions.count()
         champion = obj.model_versions.filter(status=ModelVersion.Status.CHAMPION).first()
-        parts = [format_html('<a href="{}">{} training run{}</a>{}',
-                             _changelist_url(TrainingRun, asset__id__exact=obj.pk), runs, "" if runs == 1 else "s",
-                             format_html(" (latest: {})", _link(latest, latest.status)) if latest else ""),
-                 format_html('<a href="{}">{} model version{}</a>',
-                             _changelist_url(ModelVersion, asset__id__exact=obj.pk), versions,
-                             "" if versions == 1 else "s"),
-                 format_html("champion: {}", _link(champion, f"v{champion.version}")) if champion
-                 else "no champion: the statistical baseline serves"]
+        parts = [
+            format_html(
+                '<a href="{}">{} training run{}</a>{}',
+                _changelist_url(TrainingRun, asset__id__exact=obj.pk),
+                runs,
+                "" if runs == 1 else "s",
+                format_html(" (latest: {})", _link(latest, latest.status)) if latest else "",
+            ),
+            format_html(
+                '<a href="{}">{} model version{}</a>',
+                _changelist_url(ModelVersion, asset__id__exact=obj.pk),
+                versions,
+                "" if versions == 1 else "s",
+            ),
+            format_html("champion: {}", _link(champion, f"v{champion.version}"))
+            if champion
+            else "no champion: the statistical baseline serves",
+        ]
         return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts))
 
     @admin.action(description="Retrain now", permissions=["retrain"])
@@ -145,8 +155,9 @@ class AssetAdmin(admin.ModelAdmin):
         queued, busy, refused = [], [], None
         for asset in queryset.order_by("symbol"):
             # A run that was already active before the request is the service's "already queued" answer.
-            active_before = set(TrainingRun.objects.filter(asset=asset, status__in=ACTIVE_RUN_STATUSES)
-                                .values_list("id", flat=True))
+            active_before = set(
+                TrainingRun.objects.filter(asset=asset, status__in=ACTIVE_RUN_STATUSES).values_list("id", flat=True)
+            )
             try:
                 run = training_run_request(asset=asset, triggered_by=f"admin:{request.user.username}")
             except QueueUnavailableError as exc:
@@ -159,8 +170,9 @@ class AssetAdmin(admin.ModelAdmin):
         if queued:
             self.message_user(request, format_html("Queued training for {}.", _join(queued)), messages.SUCCESS)
         if busy:
-            self.message_user(request, format_html("Already queued or running, not queued again: {}.", _join(busy)),
-                              messages.WARNING)
+            self.message_user(
+                request, format_html("Already queued or running, not queued again: {}.", _join(busy)), messages.WARNING
+            )
         if refused is not None:
             self.message_user(request, str(refused), messages.ERROR)
 
@@ -175,10 +187,23 @@ def _rollback(model_admin, request, assets: list[Asset]) -> None:
     except ModelVersionError as exc:
         model_admin.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
         return
-    summary = format_html_join("; ", "{}", ((format_html(
-        "{}: v{} retired, {}", asset.symbol, champion.version,
-        format_html("{} is champion again", _link(restored, f"v{restored.version}")) if restored
-        else "no earlier good version, the statistical baseline serves"),) for asset, champion, restored in done))
+    summary = format_html_join(
+        "; ",
+        "{}",
+        (
+            (
+                format_html(
+                    "{}: v{} retired, {}",
+                    asset.symbol,
+                    champion.version,
+                    format_html("{} is champion again", _link(restored, f"v{restored.version}"))
+                    if restored
+                    else "no earlier good version, the statistical baseline serves",
+                ),
+            )
+            for asset, champion, restored in done
+        ),
+    )
     model_admin.message_user(request, format_html("Rolled back {}.", summary), messages.SUCCESS)
 
 
@@ -193,7 +218,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
 
 
 @admin.register(Candle)
@@ -230,8 +254,12 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def progress(self, obj):
         if not obj.max_epochs:
             return obj.progress_label
-        bar = format_html('<progress value="{}" max="{}" style="width:6em;vertical-align:middle"></progress> {}',
-                          obj.epoch, obj.max_epochs, obj.progress_label)
+        bar = format_html(
+            '<progress value="{}" max="{}" style="width:6em;vertical-align:middle"></progress> {}',
+            obj.epoch,
+            obj.max_epochs,
+            obj.progress_label,
+        )
         silent = self._silent_for(obj)
         if silent:
             return format_html('{} <strong style="color:var(--error-fg)">no heartbeat for {}</strong>', bar, silent)
@@ -278,8 +306,11 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        active = TrainingRun.objects.filter(pk=object_id, status__in=ACTIVE_RUN_STATUSES).exists() \
-            if str(object_id).isdigit() else False
+        active = (
+            TrainingRun.objects.filter(pk=object_id, status__in=ACTIVE_RUN_STATUSES).exists()
+            if str(object_id).isdigit()
+            else False
+        )
         extra = {"auto_refresh_seconds": AUTO_REFRESH_SECONDS if active else None}
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
@@ -289,20 +320,51 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
-    list_display = ("asset", "version", "status_label", "created_at", "mae_vs_naive", "pinball_vs_band",
-                    "coverage", "decision_snippet")
+    list_display = (
+        "asset",
+        "version",
+        "status_label",
+        "created_at",
+        "mae_vs_naive",
+        "pinball_vs_band",
+        "coverage",
+        "decision_snippet",
+    )
     list_display_links = ("asset", "version")
     list_filter = ("status", "asset")
     list_select_related = ("asset",)
     search_fields = ("asset__symbol", "decision")
     actions = ("promote", "rollback_champion", "retire")
     fieldsets = (
-        (None, {"fields": ("asset", "version", "status_label", "training_run", "created_at", "promoted_at",
-                           "retired_at", "decision")}),
+        (
+            None,
+            {
+                "fields": (
+                    "asset",
+                    "version",
+                    "status_label",
+                    "training_run",
+                    "created_at",
+                    "promoted_at",
+                    "retired_at",
+                    "decision",
+                )
+            },
+        ),
         ("Backtest", {"fields": ("backtest_summary", "metrics_table")}),
         ("Data", {"fields": ("data_start", "data_end", "data_candles", "data_digest")}),
-        ("Artifact", {"fields": ("artifact_path", "artifact_size_display", "artifact_sha256", "artifact_broken",
-                                 "train_seconds")}),
+        (
+            "Artifact",
+            {
+                "fields": (
+                    "artifact_path",
+                    "artifact_size_display",
+                    "artifact_sha256",
+                    "artifact_broken",
+                    "train_seconds",
+                )
+            },
+        ),
         ("Raw", {"classes": ("collapse",), "fields": ("hyperparameters", "metrics", "baseline_metrics", "backtest")}),
     )
 
@@ -312,8 +374,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     @admin.display(description="status", ordering="status")
     def status_label(self, obj):
         if obj.artifact_broken:
-            return format_html('{} <strong style="color:var(--error-fg)" title="{}">· artifact broken</strong>',
-                               obj.status, obj.artifact_broken)
+            return format_html(
+                '{} <strong style="color:var(--error-fg)" title="{}">· artifact broken</strong>',
+                obj.status,
+                obj.artifact_broken,
+            )
         return obj.status
 
     @admin.display(description="MAE")
@@ -357,16 +422,26 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     @admin.display(description="metrics vs baselines")
     def metrics_table(self, obj):
         """The asset page's backtest table: this version first, then each baseline on the same origins."""
-        head = format_html_join("", '<th scope="col" style="text-align:right">{}</th>',
-                                ((title,) for title in metric_headings(obj.asset.interval)))
+        head = format_html_join(
+            "",
+            '<th scope="col" style="text-align:right">{}</th>',
+            ((title,) for title in metric_headings(obj.asset.interval)),
+        )
         body = []
         for row in metric_rows(obj):
             cells = format_html_join("", '<td style="text-align:right">{}</td>', ((c["text"],) for c in row["cells"]))
-            body.append(format_html('<tr><th scope="row">{}</th>{}</tr>',
-                                    format_html("<strong>{}</strong>", row["label"]) if row["ours"] else row["label"],
-                                    cells))
-        return format_html('<table><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>',
-                           head, format_html_join("", "{}", ((b,) for b in body)))
+            body.append(
+                format_html(
+                    '<tr><th scope="row">{}</th>{}</tr>',
+                    format_html("<strong>{}</strong>", row["label"]) if row["ours"] else row["label"],
+                    cells,
+                )
+            )
+        return format_html(
+            "<table><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>",
+            head,
+            format_html_join("", "{}", ((b,) for b in body)),
+        )
 
     @admin.display(description="artifact path")
     def artifact_path(self, obj):
@@ -384,13 +459,29 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
             return
         if done:
-            self.message_user(request, format_html("Now champion: {}.", _join(
-                format_html("{}{}", _link(v, f"{v.asset.symbol} v{v.version}"),
-                            f" (v{previous.version} retired)" if previous else "") for v, previous in done)),
-                messages.SUCCESS)
+            self.message_user(
+                request,
+                format_html(
+                    "Now champion: {}.",
+                    _join(
+                        format_html(
+                            "{}{}",
+                            _link(v, f"{v.asset.symbol} v{v.version}"),
+                            f" (v{previous.version} retired)" if previous else "",
+                        )
+                        for v, previous in done
+                    ),
+                ),
+                messages.SUCCESS,
+            )
         if already:
-            self.message_user(request, format_html("Already champion: {}.", _join(
-                _link(v, f"{v.asset.symbol} v{v.version}") for v in already)), messages.INFO)
+            self.message_user(
+                request,
+                format_html(
+                    "Already champion: {}.", _join(_link(v, f"{v.asset.symbol} v{v.version}") for v in already)
+                ),
+                messages.INFO,
+            )
 
     @admin.action(description="Roll back to previous champion", permissions=["lifecycle"])
     def rollback_champion(self, request, queryset):
@@ -408,13 +499,23 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         if done:
             self.message_user(request, format_html("Retired {}.", _join(label(v) for v in done)), messages.SUCCESS)
         if champions:
-            self.message_user(request, format_html("Champion now: {}.", _join(
-                _link(champion, f"{symbol} v{champion.version}") if champion
-                else f"{symbol}: none, the statistical baseline serves" for symbol, champion in champions)),
-                messages.INFO)
+            self.message_user(
+                request,
+                format_html(
+                    "Champion now: {}.",
+                    _join(
+                        _link(champion, f"{symbol} v{champion.version}")
+                        if champion
+                        else f"{symbol}: none, the statistical baseline serves"
+                        for symbol, champion in champions
+                    ),
+                ),
+                messages.INFO,
+            )
         if already:
-            self.message_user(request, format_html("Already retired: {}.", _join(label(v) for v in already)),
-                              messages.INFO)
+            self.message_user(
+                request, format_html("Already retired: {}.", _join(label(v) for v in already)), messages.INFO
+            )
 
 
 # --- forecasts ------------------------------------------------------------------------------------

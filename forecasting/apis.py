@@ -31,8 +31,8 @@ from core.api.mixins import WritesInTransaction
 from core.api.pagination import CandlePagination
 from core.broker import QueueUnavailableError
 
-from .permissions import CanChangeChampion, CanRetrain
 from .models import SYMBOL_URL_REGEX, Asset, Candle, Forecast, ModelVersion, TrainingRun
+from .permissions import CanChangeChampion, CanRetrain
 from .selectors.comparison import serving_comparison
 from .selectors.forecasts import STALE_AFTER_CANDLES, forecast_latest, forecast_staleness, model_versions_current
 from .services.model_versions import ModelVersionError, model_version_promote, model_version_rollback
@@ -64,8 +64,11 @@ STEP_SCHEMA = {
         "type": "object",
         "properties": {
             "target_time": {"type": "string", "format": "date-time"},
-            "values": {"type": "array", "description": "One price per quantile level, in the order of `quantiles`.",
-                       "items": {"type": "string", "format": "decimal", "pattern": r"^-?\d{0,20}(?:\.\d{0,8})?$"}},
+            "values": {
+                "type": "array",
+                "description": "One price per quantile level, in the order of `quantiles`.",
+                "items": {"type": "string", "format": "decimal", "pattern": r"^-?\d{0,20}(?:\.\d{0,8})?$"},
+            },
         },
         "required": ["target_time", "values"],
     },
@@ -79,9 +82,13 @@ class StepsField(serializers.Field):
     per price cost the latest-forecast endpoint a third of its time."""
 
     def to_representation(self, steps):
-        return [{"target_time": _utc_text(step["target_time"]),
-                 "values": [v if isinstance(v, str) else f"{Decimal(str(v)):.8f}" for v in step["values"]]}
-                for step in steps]
+        return [
+            {
+                "target_time": _utc_text(step["target_time"]),
+                "values": [v if isinstance(v, str) else f"{Decimal(str(v)):.8f}" for v in step["values"]],
+            }
+            for step in steps
+        ]
 
 
 class ForecastSerializer(serializers.ModelSerializer):
@@ -93,8 +100,18 @@ class ForecastSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Forecast
-        fields = ["symbol", "kind", "source", "model_version", "origin_time", "made_at", "stale", "last_close",
-                  "quantiles", "steps"]
+        fields = [
+            "symbol",
+            "kind",
+            "source",
+            "model_version",
+            "origin_time",
+            "made_at",
+            "stale",
+            "last_close",
+            "quantiles",
+            "steps",
+        ]
 
     def get_model_version(self, obj) -> int | None:
         return obj.model_version.version if obj.model_version_id else None
@@ -104,15 +121,20 @@ class ComparisonSerializer(serializers.Serializer):
     """What serves the asset's forecasts and how it compares with the statistical baseline, as the asset
     page says it. The numbers come from the compared version's backtest; null when there is none."""
 
-    text = serializers.CharField(help_text="What serves and how it compares with the statistical baseline (the "
-                                           "seasonal band), in plain words, as on the asset page.")
-    model_version = serializers.IntegerField(allow_null=True, help_text="The version compared: the champion, "
-                                                                        "else the newest version.")
-    pinball_ratio = serializers.FloatField(allow_null=True, help_text="Its backtest pinball loss over the "
-                                                                      "statistical band's: below 1 is better.")
+    text = serializers.CharField(
+        help_text="What serves and how it compares with the statistical baseline (the "
+        "seasonal band), in plain words, as on the asset page."
+    )
+    model_version = serializers.IntegerField(
+        allow_null=True, help_text="The version compared: the champion, else the newest version."
+    )
+    pinball_ratio = serializers.FloatField(
+        allow_null=True, help_text="Its backtest pinball loss over the statistical band's: below 1 is better."
+    )
     model_coverage = serializers.FloatField(allow_null=True, help_text="Share of backtest closes inside its band.")
-    baseline_coverage = serializers.FloatField(allow_null=True,
-                                               help_text="Share of backtest closes inside the statistical band.")
+    baseline_coverage = serializers.FloatField(
+        allow_null=True, help_text="Share of backtest closes inside the statistical band."
+    )
     backtest_days = serializers.FloatField(allow_null=True, help_text="Length of that backtest.")
 
 
@@ -121,7 +143,8 @@ class LatestForecastSerializer(ForecastSerializer):
 
     stale = serializers.SerializerMethodField(
         help_text=f"As on the asset page: made by a model older than the allowed age, or more than "
-                  f"{STALE_AFTER_CANDLES} candles behind the newest candle.")
+        f"{STALE_AFTER_CANDLES} candles behind the newest candle."
+    )
     model_too_old = serializers.SerializerMethodField()
     candles_behind = serializers.SerializerMethodField(help_text="Candles stored after the forecast's origin.")
     comparison = serializers.SerializerMethodField()
@@ -157,22 +180,53 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "symbol", "version", "status", "created_at", "promoted_at", "retired_at", "decision",
-                  "metrics", "baseline_metrics", "backtest", "hyperparameters", "data_start", "data_end",
-                  "data_candles", "data_digest", "artifact_size", "artifact_sha256", "train_seconds"]
+        fields = [
+            "id",
+            "symbol",
+            "version",
+            "status",
+            "created_at",
+            "promoted_at",
+            "retired_at",
+            "decision",
+            "metrics",
+            "baseline_metrics",
+            "backtest",
+            "hyperparameters",
+            "data_start",
+            "data_end",
+            "data_candles",
+            "data_digest",
+            "artifact_size",
+            "artifact_sha256",
+            "train_seconds",
+        ]
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
     symbol = serializers.CharField(source="asset.symbol")
     triggered_by = serializers.SerializerMethodField(
-        help_text='"schedule", "you" or "staff"; staff see who exactly ("admin:<username>", "api:<username>").')
+        help_text='"schedule", "you" or "staff"; staff see who exactly ("admin:<username>", "api:<username>").'
+    )
     model_version = serializers.SerializerMethodField()
     duration_seconds = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "symbol", "status", "triggered_by", "created_at", "started_at", "finished_at",
-                  "epoch", "max_epochs", "error", "model_version", "duration_seconds"]
+        fields = [
+            "id",
+            "symbol",
+            "status",
+            "triggered_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "epoch",
+            "max_epochs",
+            "error",
+            "model_version",
+            "duration_seconds",
+        ]
 
     def get_triggered_by(self, obj) -> str:
         request = self.context.get("request")
@@ -187,7 +241,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
 
 class TrainingRunAcceptedSerializer(TrainingRunSerializer):
-    url = serializers.SerializerMethodField(help_text="The run, to poll for its status and progress (also in Location).")
+    url = serializers.SerializerMethodField(
+        help_text="The run, to poll for its status and progress (also in Location)."
+    )
 
     class Meta(TrainingRunSerializer.Meta):
         fields = [*TrainingRunSerializer.Meta.fields, "url"]
@@ -201,10 +257,14 @@ QUEUE_DOWN = OpenApiResponse(description="The task queue is unavailable: nothing
 
 
 class CandleFilter(filters.FilterSet):
-    start = TimeRangeFilter(field_name="open_time", side="start",
-                            label="open time from: an ISO 8601 time, or a date for its whole UTC day")
-    end = TimeRangeFilter(field_name="open_time", side="end",
-                          label="open time until (included): an ISO 8601 time, or a date for its whole UTC day")
+    start = TimeRangeFilter(
+        field_name="open_time", side="start", label="open time from: an ISO 8601 time, or a date for its whole UTC day"
+    )
+    end = TimeRangeFilter(
+        field_name="open_time",
+        side="end",
+        label="open time until (included): an ISO 8601 time, or a date for its whole UTC day",
+    )
 
     class Meta:
         model = Candle
@@ -212,10 +272,16 @@ class CandleFilter(filters.FilterSet):
 
 
 class ForecastFilter(filters.FilterSet):
-    start = TimeRangeFilter(field_name="origin_time", side="start",
-                            label="made from (origin time): an ISO 8601 time, or a date for its whole UTC day")
-    end = TimeRangeFilter(field_name="origin_time", side="end",
-                          label="made until (included): an ISO 8601 time, or a date for its whole UTC day")
+    start = TimeRangeFilter(
+        field_name="origin_time",
+        side="start",
+        label="made from (origin time): an ISO 8601 time, or a date for its whole UTC day",
+    )
+    end = TimeRangeFilter(
+        field_name="origin_time",
+        side="end",
+        label="made until (included): an ISO 8601 time, or a date for its whole UTC day",
+    )
 
     class Meta:
         model = Forecast
@@ -241,9 +307,15 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
     def get_object(self):
         return _asset(self.kwargs["symbol"])
 
-    @extend_schema(request=None, responses={202: TrainingRunAcceptedSerializer, 503: QUEUE_DOWN}, parameters=[
-        OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202],
-                         description="The run's URL.")])
+    @extend_schema(
+        request=None,
+        responses={202: TrainingRunAcceptedSerializer, 503: QUEUE_DOWN},
+        parameters=[
+            OpenApiParameter(
+                "Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202], description="The run's URL."
+            )
+        ],
+    )
     @action(detail=True, methods=["post"], permission_classes=[CanRetrain])
     def retrain(self, request, symbol=None):
         """Queue a training (or return the one already queued or running): 202 with the run's URL."""
@@ -251,15 +323,21 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
         try:
             run = training_run_request(asset=asset, triggered_by=f"api:{request.user.get_username()}")
         except QueueUnavailableError as exc:
-            return error_response(str(exc), status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                                  code="queue_unavailable")
+            return error_response(str(exc), status_code=status.HTTP_503_SERVICE_UNAVAILABLE, code="queue_unavailable")
         url = request.build_absolute_uri(reverse("api:training-run-detail", args=[run.id]))
         body = TrainingRunAcceptedSerializer(run, context={"url": url, "request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
-    @extend_schema(request=None, responses={200: inline_serializer(
-        "RollbackResult", {"symbol": serializers.CharField(), "champion": serializers.IntegerField(allow_null=True)}),
-        409: CONFLICT})
+    @extend_schema(
+        request=None,
+        responses={
+            200: inline_serializer(
+                "RollbackResult",
+                {"symbol": serializers.CharField(), "champion": serializers.IntegerField(allow_null=True)},
+            ),
+            409: CONFLICT,
+        },
+    )
     @action(detail=True, methods=["post"], permission_classes=[CanChangeChampion])
     def rollback(self, request, symbol=None):
         asset = self.get_object()
@@ -324,13 +402,19 @@ class AssetForecastViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin
             if forecast is None:
                 return error_response(f"{asset.symbol} has no forecast yet.", status_code=404, code="not_found")
             forecast.asset = asset  # already read: no second query for the symbol
-            newest = (Candle.objects.filter(asset=asset, interval=asset.interval)
-                      .order_by("-open_time").values_list("open_time", flat=True).first())
+            newest = (
+                Candle.objects.filter(asset=asset, interval=asset.interval)
+                .order_by("-open_time")
+                .values_list("open_time", flat=True)
+                .first()
+            )
             staleness = forecast_staleness(forecast=forecast, newest_candle=newest, asset=asset)
-            comparison = serving_comparison(asset=asset, champion=champion, newest_version=newest_version,
-                                            forecast=forecast)
-            body = dict(LatestForecastSerializer(forecast, context={"staleness": staleness,
-                                                                    "comparison": comparison}).data)
+            comparison = serving_comparison(
+                asset=asset, champion=champion, newest_version=newest_version, forecast=forecast
+            )
+            body = dict(
+                LatestForecastSerializer(forecast, context={"staleness": staleness, "comparison": comparison}).data
+            )
             cache.set(key, body, LATEST_CACHE_SECONDS)
         return Response(body)
 
@@ -397,7 +481,9 @@ class TrainingRunViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
     ordering = ["-created_at"]
 
 
-class ModelVersionViewSet(WritesInTransaction, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class ModelVersionViewSet(
+    WritesInTransaction, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+):
     serializer_class = ModelVersionSerializer
     queryset = ModelVersion.objects.select_related("asset")
     filterset_fields = ["status"]

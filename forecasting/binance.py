@@ -82,9 +82,7 @@ class BinanceMarketData:
                 log.warning("Binance HTTP %s on %s; retrying in %.2fs", status, what, delay)
             except (requests.Timeout, requests.ConnectionError, BinanceRequestException) as exc:
                 if attempt >= self.max_retries:
-                    raise BinanceError(
-                        f"Binance did not answer {what} after {attempt + 1} attempts: {exc}"
-                    ) from exc
+                    raise BinanceError(f"Binance did not answer {what} after {attempt + 1} attempts: {exc}") from exc
                 delay = self._retry_delay(attempt, None)
                 log.warning("Binance %s on %s; retrying in %.2fs", type(exc).__name__, what, delay)
             attempt += 1
@@ -112,14 +110,14 @@ class BinanceMarketData:
                 return item
         raise UnknownSymbolError(f"Binance does not list the symbol {symbol}.")
 
-    def klines(self, symbol: str, interval: str, *, start_ms: int, end_ms: int | None = None,
-               limit: int = PAGE_LIMIT) -> list[Kline]:
+    def klines(
+        self, symbol: str, interval: str, *, start_ms: int, end_ms: int | None = None, limit: int = PAGE_LIMIT
+    ) -> list[Kline]:
         """One page of candles, every row validated (the whole page is refused if one row is bad)."""
         params = {"symbol": symbol, "interval": interval, "startTime": start_ms, "limit": limit}
         if end_ms is not None:
             params["endTime"] = end_ms
-        raw = self._call(f"klines {symbol} {interval} from {describe_time(start_ms)}",
-                         self.client.get_klines, **params)
+        raw = self._call(f"klines {symbol} {interval} from {describe_time(start_ms)}", self.client.get_klines, **params)
         if not isinstance(raw, list):
             raise BinanceError(f"Binance sent klines for {symbol} that are not a list: {str(raw)[:200]}")
         rows = []

@@ -21,11 +21,13 @@ def candles_check() -> tuple[bool, list[dict]]:
         else:
             stale = False
         fresh = fresh and not stale
-        candles.append({
-            "symbol": asset.symbol,
-            "interval": asset.interval,
-            "newest_close": row["newest_close"].isoformat() if row["newest_close"] else None,
-            "age_seconds": round(row["age_seconds"], 1) if row["age_seconds"] is not None else None,
-            "stale": stale,
-        })
+        candles.append(
+            {
+                "symbol": asset.symbol,
+                "interval": asset.interval,
+                "newest_close": row["newest_close"].isoformat() if row["newest_close"] else None,
+                "age_seconds": round(row["age_seconds"], 1) if row["age_seconds"] is not None else None,
+                "stale": stale,
+            }
+        )
     return fresh, candles

@@ -26,9 +26,7 @@ def interval_ms(interval: str) -> int:
     try:
         return INTERVAL_MS[interval]
     except KeyError:
-        raise ValueError(
-            f"Unknown candle interval {interval!r}; use one of {', '.join(INTERVAL_MS)}."
-        ) from None
+        raise ValueError(f"Unknown candle interval {interval!r}; use one of {', '.join(INTERVAL_MS)}.") from None
 
 
 def interval_delta(interval: str) -> timedelta:

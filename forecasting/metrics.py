@@ -16,8 +16,12 @@ METRIC_COLUMNS = [
     ("width", "80% width", "num"),
 ]
 # The baselines every model is scored against, in the order shown.
-BASELINE_ROWS = [("seasonal_band", "statistical baseline (seasonal band)"), ("naive", "naive (last price)"),
-                 ("drift", "drift"), ("naive_band", "naive band")]
+BASELINE_ROWS = [
+    ("seasonal_band", "statistical baseline (seasonal band)"),
+    ("naive", "naive (last price)"),
+    ("drift", "drift"),
+    ("naive_band", "naive band"),
+]
 BASELINE_LABELS = dict(BASELINE_ROWS)
 
 
@@ -40,13 +44,26 @@ def metric_rows(version) -> list[dict]:
     known = [key for key, _ in BASELINE_ROWS if key in baselines]
     other = sorted(set(baselines) - set(BASELINE_LABELS) - {"champion"})
     for key in known + other:
-        rows.append({"key": key, "label": BASELINE_LABELS.get(key, key.replace("_", " ")), "ours": False,
-                     "metrics": baselines[key]})
+        rows.append(
+            {
+                "key": key,
+                "label": BASELINE_LABELS.get(key, key.replace("_", " ")),
+                "ours": False,
+                "metrics": baselines[key],
+            }
+        )
     previous = baselines.get("champion")
     if previous:
-        rows.append({"key": "champion", "label": f"previous champion v{previous.get('version', '?')}",
-                     "ours": False, "metrics": previous})
+        rows.append(
+            {
+                "key": "champion",
+                "label": f"previous champion v{previous.get('version', '?')}",
+                "ours": False,
+                "metrics": previous,
+            }
+        )
     for row in rows:
-        row["cells"] = [{"key": key, "text": metric_text(row["metrics"].get(key), kind)}
-                        for key, _, kind in METRIC_COLUMNS]
+        row["cells"] = [
+            {"key": key, "text": metric_text(row["metrics"].get(key), kind)} for key, _, kind in METRIC_COLUMNS
+        ]
     return rows

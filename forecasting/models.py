@@ -21,8 +21,9 @@ class Asset(models.Model):
     interval = models.CharField(max_length=3, choices=INTERVAL_CHOICES, default="1h")
     # The signed-in person whose transaction started the tracking (none: staff, a command, setup):
     # what counts against MAX_TRACKED_PER_USER.
-    tracked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+", editable=False)
+    tracked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -57,9 +58,7 @@ class Candle(models.Model):
                 fields=["asset", "interval", "open_time"], name="candle_unique_asset_interval_open_time"
             ),
             models.CheckConstraint(
-                condition=models.Q(low__gt=0)
-                & models.Q(low__lte=models.F("high"))
-                & models.Q(volume__gte=0),
+                condition=models.Q(low__gt=0) & models.Q(low__lte=models.F("high")) & models.Q(volume__gte=0),
                 name="candle_prices_sane",
             ),
         ]
@@ -83,8 +82,9 @@ class TrainingRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True,
-                                        help_text="Updated while training; a stale one means the worker died.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Updated while training; a stale one means the worker died."
+    )
     epoch = models.PositiveIntegerField(default=0)
     max_epochs = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -94,8 +94,9 @@ class TrainingRun(models.Model):
         ordering = ["-created_at"]
         constraints = [
             # The database itself refuses a second running training of the same asset.
-            models.UniqueConstraint(fields=["asset"], condition=models.Q(status="running"),
-                                    name="training_run_one_running_per_asset"),
+            models.UniqueConstraint(
+                fields=["asset"], condition=models.Q(status="running"), name="training_run_one_running_per_asset"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -140,8 +141,9 @@ class ModelVersion(models.Model):
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="model_versions")
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
-    training_run = models.OneToOneField(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL,
-                                        related_name="model_version")
+    training_run = models.OneToOneField(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_version"
+    )
     hyperparameters = models.JSONField(default=dict)
     data_start = models.DateTimeField(help_text="Open time of the first candle trained on.")
     data_end = models.DateTimeField(help_text="Open time of the last candle read (backtest included).")
@@ -149,16 +151,24 @@ class ModelVersion(models.Model):
     data_digest = models.CharField(max_length=64, help_text="sha256 of the candles used.")
     metrics = models.JSONField(default=dict, help_text="Backtest metrics of this model.")
     baseline_metrics = models.JSONField(
-        default=dict, help_text="seasonal_band (the statistical baseline), naive, drift and naive_band on the same "
-                                "origins; older versions lack seasonal_band.")
+        default=dict,
+        help_text="seasonal_band (the statistical baseline), naive, drift and naive_band on the same "
+        "origins; older versions lack seasonal_band.",
+    )
     backtest = models.JSONField(default=dict, help_text="Backtest window and origins.")
     decision = models.TextField(blank=True, help_text="Why the promotion gate promoted or rejected it.")
     artifact = models.FileField(upload_to=artifact_path, max_length=300)
     artifact_size = models.PositiveBigIntegerField(default=0)
     artifact_sha256 = models.CharField(max_length=64)
     artifact_broken = models.TextField(blank=True, help_text="Set when the artifact failed its checksum.")
-    replaced = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                 help_text="The champion this version replaced; a roll-back restores it.")
+    replaced = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The champion this version replaced; a roll-back restores it.",
+    )
     withdrawn = models.BooleanField(default=False, help_text="Retired by staff: never restored automatically.")
     train_seconds = models.FloatField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -169,8 +179,9 @@ class ModelVersion(models.Model):
         ordering = ["asset", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["asset", "version"], name="model_version_unique_per_asset"),
-            models.UniqueConstraint(fields=["asset"], condition=models.Q(status="champion"),
-                                    name="model_version_one_champion_per_asset"),
+            models.UniqueConstraint(
+                fields=["asset"], condition=models.Q(status="champion"), name="model_version_one_champion_per_asset"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -193,11 +204,15 @@ class Forecast(models.Model):
     NAIVE_SOURCE = "naive-band"
 
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="forecasts")
-    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="forecasts")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="forecasts"
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    source = models.CharField(max_length=40, help_text='"baseline" (the seasonal band), "naive-band" (too little '
-                                                      'history for it) or "v<version>"; unique per origin.')
+    source = models.CharField(
+        max_length=40,
+        help_text='"baseline" (the seasonal band), "naive-band" (too little '
+        'history for it) or "v<version>"; unique per origin.',
+    )
     origin_time = models.DateTimeField(help_text="Open time of the newest candle the forecast saw.")
     last_close = models.DecimalField(max_digits=28, decimal_places=8)
     quantiles = models.JSONField(help_text="Quantile levels, e.g. [0.1, 0.5, 0.9].")

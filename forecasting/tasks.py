@@ -49,8 +49,7 @@ TRAIN_SOFT_LIMIT = 30 * 60
 TRAIN_HARD_LIMIT = 35 * 60
 
 
-@shared_task(bind=True, acks_late=True, soft_time_limit=TRAIN_SOFT_LIMIT, time_limit=TRAIN_HARD_LIMIT,
-             max_retries=3)
+@shared_task(bind=True, acks_late=True, soft_time_limit=TRAIN_SOFT_LIMIT, time_limit=TRAIN_HARD_LIMIT, max_retries=3)
 def training_run_task(self, run_id: int) -> int | None:
     from django.conf import settings
     from django.db import InterfaceError, OperationalError, connection
@@ -65,8 +64,10 @@ def training_run_task(self, run_id: int) -> int | None:
         connection.close()
         retrying = self.request.retries < self.max_retries
         training_run_interrupted(
-            run_id=run_id, retrying=retrying,
-            error=f"The database connection was lost {self.max_retries + 1} times: {exc}")
+            run_id=run_id,
+            retrying=retrying,
+            error=f"The database connection was lost {self.max_retries + 1} times: {exc}",
+        )
         if not retrying:
             raise
         raise self.retry(exc=exc, countdown=settings.TRAINING_RETRY_SECONDS) from exc
@@ -93,8 +94,14 @@ def asset_retrain_task(asset_id: int) -> int | None:
 # default_retry_delay seconds instead of waiting for the next scheduled one; max_retries bounds it,
 # so a forecast that kills every process it runs in cannot loop. Safe to repeat: one forecast per
 # origin and source (get_or_create on a unique constraint).
-@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3, acks_late=True,
-             retry_on_worker_lost=True, default_retry_delay=10)
+@shared_task(
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    max_retries=3,
+    acks_late=True,
+    retry_on_worker_lost=True,
+    default_retry_delay=10,
+)
 def forecast_task(asset_id: int) -> int | None:
     from .ml.data import SeriesError
     from .models import Asset

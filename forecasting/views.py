@@ -48,11 +48,19 @@ def asset_detail(request, symbol: str):
     forecast = forecast_latest(asset=asset)
     run = training_run_latest(asset=asset)
     context = {
-        "asset": asset, "history": history, "ranges": list(RANGES), "range_key": range_key,
-        "champion": champion, "newest_version": newest_version, "forecast": forecast,
-        "training": run, "stale_after": STALE_AFTER_CANDLES, "model_max_age_hours": settings.MODEL_MAX_AGE_HOURS,
-        "comparison": serving_comparison(asset=asset, champion=champion, newest_version=newest_version,
-                                         forecast=forecast),
+        "asset": asset,
+        "history": history,
+        "ranges": list(RANGES),
+        "range_key": range_key,
+        "champion": champion,
+        "newest_version": newest_version,
+        "forecast": forecast,
+        "training": run,
+        "stale_after": STALE_AFTER_CANDLES,
+        "model_max_age_hours": settings.MODEL_MAX_AGE_HOURS,
+        "comparison": serving_comparison(
+            asset=asset, champion=champion, newest_version=newest_version, forecast=forecast
+        ),
         "training_active": run is not None and run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING),
     }
     horizon = len(forecast.steps) if forecast else 1
@@ -63,8 +71,11 @@ def asset_detail(request, symbol: str):
         ahead = 1
     if ahead not in ahead_choices:
         ahead = 1
-    context.update(ahead=ahead, ahead_choices=[(k, _steps_label(asset, k)) for k in ahead_choices],
-                   ahead_label=_steps_label(asset, ahead))
+    context.update(
+        ahead=ahead,
+        ahead_choices=[(k, _steps_label(asset, k)) for k in ahead_choices],
+        ahead_label=_steps_label(asset, ahead),
+    )
     if forecast is not None:
         context["forecast_label"] = _forecast_label(forecast, champion)
         context["staleness"] = forecast_staleness(forecast=forecast, newest_candle=history["newest"], asset=asset)
@@ -72,20 +83,26 @@ def asset_detail(request, symbol: str):
         context["forecast_data"] = {"points": points}
         if points:
             end = points[-1]
-            context["forecast_end"] = {"m_text": _price(end["m"]), "lo_text": _price(end["lo"]),
-                                       "hi_text": _price(end["hi"])}
+            context["forecast_end"] = {
+                "m_text": _price(end["m"]),
+                "lo_text": _price(end["lo"]),
+                "hi_text": _price(end["hi"]),
+            }
         context["forecast_horizon_label"] = _steps_label(asset, len(points))
     if champion is not None:
         context["metrics"] = _metrics_table(asset, champion)
         context["backtest"] = _backtest_window(champion)
     if history["newest"] is not None:
         span = RANGES[range_key]
-        track = forecast_track_record(asset=asset, ahead=ahead,
-                                      since=history["newest"] - span if span is not None else None)
+        track = forecast_track_record(
+            asset=asset, ahead=ahead, since=history["newest"] - span if span is not None else None
+        )
         context["track"] = track
         context["track_text"] = {
-            "coverage": metric_text(track.coverage, "pct"), "band": metric_text(track.band, "pct"),
-            "mae": _price(track.mae), "naive_mae": _price(track.naive_mae),
+            "coverage": metric_text(track.coverage, "pct"),
+            "band": metric_text(track.band, "pct"),
+            "mae": _price(track.mae),
+            "naive_mae": _price(track.naive_mae),
         }
         context["track_data"] = track.points
     return render(request, "forecasting/asset_detail.html", context)
@@ -96,9 +113,7 @@ def asset_prices_json(request, symbol: str):
     asset = _asset_or_404(symbol)
     range_key = request.GET.get("range", "30d")
     if range_key not in RANGES:
-        return JsonResponse(
-            {"error": f"Unknown range {range_key!r}; use one of {', '.join(RANGES)}."}, status=400
-        )
+        return JsonResponse({"error": f"Unknown range {range_key!r}; use one of {', '.join(RANGES)}."}, status=400)
     history = price_history(asset=asset, range_key=range_key)
     history["newest"] = history["newest"].isoformat() if history["newest"] else None
     return JsonResponse(history)
@@ -110,7 +125,7 @@ def asset_prices_json(request, symbol: str):
 def _steps_label(asset: Asset, steps: int) -> str:
     """`steps` candles as a duration people read: "1 hour", "6 hours", "1 day"."""
     seconds = int((asset.interval_delta * steps).total_seconds())
-    for unit, size in (("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60)):
+    for unit, size in (("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60)):  # noqa: B007
         if seconds % size == 0:  # every interval is a whole number of minutes
             break
     n = seconds // size
@@ -149,6 +164,8 @@ def _backtest_window(version: ModelVersion) -> dict:
     b = version.backtest or {}
     first, last = b.get("first_origin_time"), b.get("last_origin_time")
     return {
-        "origins": b.get("origins"), "horizon": b.get("horizon"),
-        "first": ms_to_datetime(first) if first else None, "last": ms_to_datetime(last) if last else None,
+        "origins": b.get("origins"),
+        "horizon": b.get("horizon"),
+        "first": ms_to_datetime(first) if first else None,
+        "last": ms_to_datetime(last) if last else None,
     }

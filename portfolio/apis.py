@@ -41,6 +41,8 @@ from .valuation import COST_BASIS_METHOD, FORECAST_METHOD
 DEC = {"max_digits": 28, "decimal_places": 8}
 # Computed sums (value = quantity x price) may have more whole digits than any stored column.
 MONEY = {"max_digits": None, "decimal_places": 8}
+
+
 def _dec(value) -> str | None:
     """Decimal strings with at most 8 places, as candles and transactions store them."""
     return decimal_string(value, trim=True)
@@ -72,8 +74,10 @@ class SymbolField(serializers.SlugRelatedField):
     """An asset by its symbol; text that cannot be a symbol (a NUL, which PostgreSQL would fail on,
     among others) is refused before the lookup."""
 
-    default_error_messages = {**serializers.SlugRelatedField.default_error_messages,
-                              "not_a_symbol": "A Binance symbol is 2 to 20 letters and digits, e.g. BTCUSDT."}
+    default_error_messages = {
+        **serializers.SlugRelatedField.default_error_messages,
+        "not_a_symbol": "A Binance symbol is 2 to 20 letters and digits, e.g. BTCUSDT.",
+    }
 
     def to_internal_value(self, data):
         if isinstance(data, str) and not SYMBOL_RE.fullmatch(data):
@@ -82,8 +86,12 @@ class SymbolField(serializers.SlugRelatedField):
 
 
 class TransactionSerializer(serializers.ModelSerializer):
-    symbol = SymbolField(source="asset", slug_field="symbol", queryset=Asset.objects.all(),
-                         help_text="A tracked Binance symbol such as BTCUSDT.")
+    symbol = SymbolField(
+        source="asset",
+        slug_field="symbol",
+        queryset=Asset.objects.all(),
+        help_text="A tracked Binance symbol such as BTCUSDT.",
+    )
     quantity = serializers.DecimalField(**DEC)
     unit_price = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
     fee = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
@@ -91,8 +99,18 @@ class TransactionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Transaction
-        fields = ["id", "symbol", "kind", "quantity", "unit_price", "fee", "executed_at", "note", "created_at",
-                  "updated_at"]
+        fields = [
+            "id",
+            "symbol",
+            "kind",
+            "quantity",
+            "unit_price",
+            "fee",
+            "executed_at",
+            "note",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def to_internal_value(self, data):
@@ -104,16 +122,25 @@ class TransactionSerializer(serializers.ModelSerializer):
 class TransactionFilter(filters.FilterSet):
     symbol = filters.CharFilter(field_name="asset__symbol", lookup_expr="iexact")
     kind = filters.ChoiceFilter(choices=Transaction.Kind.choices)
-    start = TimeRangeFilter(field_name="executed_at", side="start",
-                            label="executed from: an ISO 8601 time, or a date for its whole UTC day")
-    end = TimeRangeFilter(field_name="executed_at", side="end",
-                          label="executed until (included): an ISO 8601 time, or a date for its whole UTC day")
+    start = TimeRangeFilter(
+        field_name="executed_at", side="start", label="executed from: an ISO 8601 time, or a date for its whole UTC day"
+    )
+    end = TimeRangeFilter(
+        field_name="executed_at",
+        side="end",
+        label="executed until (included): an ISO 8601 time, or a date for its whole UTC day",
+    )
 
     def filter_queryset(self, queryset):
         # The page's filter, by the same selector: the same query means the same rows.
         data = self.form.cleaned_data
-        return selectors.transactions_filter(transactions=queryset, symbol=data.get("symbol") or "",
-                                             kind=data.get("kind") or "", start=data.get("start"), end=data.get("end"))
+        return selectors.transactions_filter(
+            transactions=queryset,
+            symbol=data.get("symbol") or "",
+            kind=data.get("kind") or "",
+            start=data.get("start"),
+            end=data.get("end"),
+        )
 
 
 def _money(**kwargs):
@@ -121,26 +148,37 @@ def _money(**kwargs):
 
 
 HOLDING_FIELDS = {
-    "symbol": serializers.CharField(), "quantity": serializers.DecimalField(**DEC),
-    "average_cost": _money(allow_null=True), "cost": _money(),
-    "price": serializers.DecimalField(**DEC, allow_null=True), "price_time": serializers.DateTimeField(allow_null=True),
-    "value": _money(allow_null=True), "unrealized_pnl": _money(allow_null=True), "realized_pnl": _money(),
-    "total_pnl": _money(allow_null=True), "allocation_pct": _money(allow_null=True),
+    "symbol": serializers.CharField(),
+    "quantity": serializers.DecimalField(**DEC),
+    "average_cost": _money(allow_null=True),
+    "cost": _money(),
+    "price": serializers.DecimalField(**DEC, allow_null=True),
+    "price_time": serializers.DateTimeField(allow_null=True),
+    "value": _money(allow_null=True),
+    "unrealized_pnl": _money(allow_null=True),
+    "realized_pnl": _money(),
+    "total_pnl": _money(allow_null=True),
+    "allocation_pct": _money(allow_null=True),
 }
-RETURN_FIELDS = {"start": serializers.DateTimeField(), "gain": _money(),
-                 "pct": _money(allow_null=True, help_text="Percent; null when the base is not positive.")}
+RETURN_FIELDS = {
+    "start": serializers.DateTimeField(),
+    "gain": _money(),
+    "pct": _money(allow_null=True, help_text="Percent; null when the base is not positive."),
+}
 
 
-CSV_EXAMPLE = ("executed_at,kind,symbol,quantity,unit_price,fee,note\n"
-               "2024-03-01T14:30:00Z,buy,BTCUSDT,0.05,61000,1.5,first buy\n")
+CSV_EXAMPLE = (
+    "executed_at,kind,symbol,quantity,unit_price,fee,note\n2024-03-01T14:30:00Z,buy,BTCUSDT,0.05,61000,1.5,first buy\n"
+)
 
 
 def _example(name: str, value, **kwargs) -> OpenApiExample:
     return OpenApiExample(name, value=value, request_only=True, **kwargs)
 
 
-@extend_schema_view(create=extend_schema(examples=[_example("A portfolio", {"name": "Long term",
-                                                                            "description": "Held for years."})]))
+@extend_schema_view(
+    create=extend_schema(examples=[_example("A portfolio", {"name": "Long term", "description": "Held for years."})])
+)
 class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
     serializer_class = PortfolioSerializer
     ordering_fields = ["name", "created_at"]
@@ -157,82 +195,170 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
         serializer.instance = services.portfolio_create(owner=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        data = {"name": serializer.instance.name, "description": serializer.instance.description,
-                **serializer.validated_data}
+        data = {
+            "name": serializer.instance.name,
+            "description": serializer.instance.description,
+            **serializer.validated_data,
+        }
         serializer.instance = services.portfolio_update(portfolio=serializer.instance, **data)
 
-    @extend_schema(responses=inline_serializer("Holdings", {
-        "as_of": serializers.DateTimeField(allow_null=True), "value": _money(),
-        "cost": _money(), "realized_pnl": _money(),
-        "unrealized_pnl": _money(), "total_pnl": _money(),
-        "change_24h": _money(allow_null=True), "cost_basis_method": serializers.CharField(),
-        "missing_prices": serializers.ListField(child=serializers.CharField()),
-        "holdings": inline_serializer("Holding", HOLDING_FIELDS, many=True)}))
+    @extend_schema(
+        responses=inline_serializer(
+            "Holdings",
+            {
+                "as_of": serializers.DateTimeField(allow_null=True),
+                "value": _money(),
+                "cost": _money(),
+                "realized_pnl": _money(),
+                "unrealized_pnl": _money(),
+                "total_pnl": _money(),
+                "change_24h": _money(allow_null=True),
+                "cost_basis_method": serializers.CharField(),
+                "missing_prices": serializers.ListField(child=serializers.CharField()),
+                "holdings": inline_serializer("Holding", HOLDING_FIELDS, many=True),
+            },
+        )
+    )
     @action(detail=True, methods=["get"])
     def holdings(self, request, pk=None):
         summary = selectors.portfolio_summary(portfolio=self.get_object())
         shares = {row["symbol"]: row["share"] for row in summary.allocation()}
         times = [h.price_time for h in summary.holdings if h.price_time]
-        return Response({
-            "as_of": max(times) if times else None, "value": _dec(summary.value), "cost": _dec(summary.cost),
-            "realized_pnl": _dec(summary.realized), "unrealized_pnl": _dec(summary.unrealized),
-            "total_pnl": _dec(summary.total_pnl), "change_24h": _dec(summary.change_24h),
-            "cost_basis_method": COST_BASIS_METHOD, "missing_prices": summary.missing_prices,
-            "holdings": [{
-                "symbol": h.asset.symbol, "quantity": _dec(h.quantity), "average_cost": _dec(h.position.average_cost),
-                "cost": _dec(h.position.cost), "price": _dec(h.price), "price_time": h.price_time,
-                "value": _dec(h.value), "unrealized_pnl": _dec(h.unrealized), "realized_pnl": _dec(h.position.realized),
-                "total_pnl": _dec(h.total_pnl), "allocation_pct": _dec(shares.get(h.asset.symbol)),
-            } for h in summary.holdings + summary.closed],
-        })
+        return Response(
+            {
+                "as_of": max(times) if times else None,
+                "value": _dec(summary.value),
+                "cost": _dec(summary.cost),
+                "realized_pnl": _dec(summary.realized),
+                "unrealized_pnl": _dec(summary.unrealized),
+                "total_pnl": _dec(summary.total_pnl),
+                "change_24h": _dec(summary.change_24h),
+                "cost_basis_method": COST_BASIS_METHOD,
+                "missing_prices": summary.missing_prices,
+                "holdings": [
+                    {
+                        "symbol": h.asset.symbol,
+                        "quantity": _dec(h.quantity),
+                        "average_cost": _dec(h.position.average_cost),
+                        "cost": _dec(h.position.cost),
+                        "price": _dec(h.price),
+                        "price_time": h.price_time,
+                        "value": _dec(h.value),
+                        "unrealized_pnl": _dec(h.unrealized),
+                        "realized_pnl": _dec(h.position.realized),
+                        "total_pnl": _dec(h.total_pnl),
+                        "allocation_pct": _dec(shares.get(h.asset.symbol)),
+                    }
+                    for h in summary.holdings + summary.closed
+                ],
+            }
+        )
 
-    @extend_schema(responses=inline_serializer("Performance", {
-        "as_of": serializers.DateTimeField(allow_null=True), "return_method": serializers.CharField(),
-        "returns": serializers.DictField(child=inline_serializer("PeriodReturn", RETURN_FIELDS),
-                                         help_text="Per period (24h, 7d, 30d, ytd, 1y, all) that has data."),
-        "value_history": inline_serializer("ValuePoint", {
-            "t": serializers.DateTimeField(), "value": _money(), "invested": _money()}, many=True)}))
+    @extend_schema(
+        responses=inline_serializer(
+            "Performance",
+            {
+                "as_of": serializers.DateTimeField(allow_null=True),
+                "return_method": serializers.CharField(),
+                "returns": serializers.DictField(
+                    child=inline_serializer("PeriodReturn", RETURN_FIELDS),
+                    help_text="Per period (24h, 7d, 30d, ytd, 1y, all) that has data.",
+                ),
+                "value_history": inline_serializer(
+                    "ValuePoint", {"t": serializers.DateTimeField(), "value": _money(), "invested": _money()}, many=True
+                ),
+            },
+        )
+    )
     @action(detail=True, methods=["get"])
     def performance(self, request, pk=None):
         detail = selectors.portfolio_detail(portfolio=self.get_object())
-        return Response({
-            "as_of": detail["as_of"], "return_method": detail["return_method"],
-            "returns": {k: {"start": v["start"], "gain": _dec(v["gain"]), "pct": _dec(v["pct"])}
-                        for k, v in detail["returns"].items()},
-            "value_history": [{"t": p["t"], "value": _dec(p["value"]), "invested": _dec(p["invested"])}
-                              for p in detail["history"]],
-        })
+        return Response(
+            {
+                "as_of": detail["as_of"],
+                "return_method": detail["return_method"],
+                "returns": {
+                    k: {"start": v["start"], "gain": _dec(v["gain"]), "pct": _dec(v["pct"])}
+                    for k, v in detail["returns"].items()
+                },
+                "value_history": [
+                    {"t": p["t"], "value": _dec(p["value"]), "invested": _dec(p["invested"])} for p in detail["history"]
+                ],
+            }
+        )
 
-    @extend_schema(responses=inline_serializer("PortfolioForecast", {
-        "method": serializers.CharField(), "made_at": serializers.DateTimeField(allow_null=True),
-        "age_seconds": serializers.FloatField(allow_null=True), "stale": serializers.BooleanField(),
-        "kinds": serializers.ListField(child=serializers.CharField()),
-        "without_forecast": serializers.ListField(child=serializers.CharField()),
-        "points": inline_serializer("ForecastPoint", {
-            "t": serializers.DateTimeField(), "low": _money(), "median": _money(), "high": _money()}, many=True)}))
+    @extend_schema(
+        responses=inline_serializer(
+            "PortfolioForecast",
+            {
+                "method": serializers.CharField(),
+                "made_at": serializers.DateTimeField(allow_null=True),
+                "age_seconds": serializers.FloatField(allow_null=True),
+                "stale": serializers.BooleanField(),
+                "kinds": serializers.ListField(child=serializers.CharField()),
+                "without_forecast": serializers.ListField(child=serializers.CharField()),
+                "points": inline_serializer(
+                    "ForecastPoint",
+                    {"t": serializers.DateTimeField(), "low": _money(), "median": _money(), "high": _money()},
+                    many=True,
+                ),
+            },
+        )
+    )
     @action(detail=True, methods=["get"])
     def forecast(self, request, pk=None):
         # The holdings and their newest forecasts only: the page's value history is not needed here.
         fc = selectors.portfolio_projection(portfolio=self.get_object())
         if fc is None:
-            return Response({"method": FORECAST_METHOD, "made_at": None, "age_seconds": None,
-                             "stale": False, "kinds": [], "without_forecast": [], "points": []})
-        return Response({
-            "method": fc["method"], "made_at": fc["oldest_made_at"], "age_seconds": fc["age"].total_seconds(),
-            "stale": fc["stale"], "kinds": fc["kinds"], "without_forecast": fc["without_forecast"],
-            "points": [{"t": _time(p["t"]), "low": _dec(p["low"]), "median": _dec(p["median"]),
-                        "high": _dec(p["high"])} for p in fc["points"]],
-        })
+            return Response(
+                {
+                    "method": FORECAST_METHOD,
+                    "made_at": None,
+                    "age_seconds": None,
+                    "stale": False,
+                    "kinds": [],
+                    "without_forecast": [],
+                    "points": [],
+                }
+            )
+        return Response(
+            {
+                "method": fc["method"],
+                "made_at": fc["oldest_made_at"],
+                "age_seconds": fc["age"].total_seconds(),
+                "stale": fc["stale"],
+                "kinds": fc["kinds"],
+                "without_forecast": fc["without_forecast"],
+                "points": [
+                    {"t": _time(p["t"]), "low": _dec(p["low"]), "median": _dec(p["median"]), "high": _dec(p["high"])}
+                    for p in fc["points"]
+                ],
+            }
+        )
 
     @extend_schema(
-        request={"multipart/form-data": inline_serializer("CsvUpload", {"file": serializers.FileField()}),
-                 "text/csv": {"type": "string"}},
-        responses={201: inline_serializer("CsvImported", {"created": serializers.IntegerField(),
-                                                          "duplicates": serializers.ListField(child=serializers.IntegerField())}),
-                   413: OpenApiResponse(description=f"The file is larger than {MAX_CSV_MB} MB.")},
-        examples=[_example("A CSV file", CSV_EXAMPLE, media_type="text/csv")])
-    @action(detail=True, methods=["post"], url_path="import-csv",
-            parser_classes=[MultiPartParser, FormParser, CsvTextParser])
+        request={
+            "multipart/form-data": inline_serializer("CsvUpload", {"file": serializers.FileField()}),
+            "text/csv": {"type": "string"},
+        },
+        responses={
+            201: inline_serializer(
+                "CsvImported",
+                {
+                    "created": serializers.IntegerField(),
+                    "duplicates": serializers.ListField(child=serializers.IntegerField()),
+                },
+            ),
+            413: OpenApiResponse(description=f"The file is larger than {MAX_CSV_MB} MB."),
+        },
+        examples=[_example("A CSV file", CSV_EXAMPLE, media_type="text/csv")],
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="import-csv",
+        parser_classes=[MultiPartParser, FormParser, CsvTextParser],
+    )
     def import_csv(self, request, pk=None):
         """All or nothing, as on the page: every bad line is listed in `error.fields.lines`.
         Send the file as multipart field `file`, or as the raw body with `Content-Type: text/csv`."""
@@ -242,8 +368,10 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
         else:
             upload = request.FILES.get("file")
             if upload is None:
-                return error_response("Send the CSV as a multipart form field named 'file', or as the body "
-                                      "with Content-Type: text/csv.", fields={"file": ["This field is required."]})
+                return error_response(
+                    "Send the CSV as a multipart form field named 'file', or as the body with Content-Type: text/csv.",
+                    fields={"file": ["This field is required."]},
+                )
             data = upload.read(MAX_CSV_BYTES + 1)
         try:
             text = csv_upload_text(data)
@@ -253,13 +381,21 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
                 return error_response(exc.message, status_code=413, code="too_large")
             return error_response(exc.message, fields={"file": [exc.message]})
         except CsvImportError as exc:
-            return error_response(f"{len(exc.report.errors)} bad line(s); nothing was imported.",
-                                  fields={"lines": exc.report.errors})
+            return error_response(
+                f"{len(exc.report.errors)} bad line(s); nothing was imported.", fields={"lines": exc.report.errors}
+            )
         return Response({"created": report.created, "duplicates": report.duplicates}, status=status.HTTP_201_CREATED)
 
 
-TX_EXAMPLE = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.05", "unit_price": "61000", "fee": "1.5",
-              "executed_at": "2024-03-01T14:30:00Z", "note": "first buy"}
+TX_EXAMPLE = {
+    "symbol": "BTCUSDT",
+    "kind": "buy",
+    "quantity": "0.05",
+    "unit_price": "61000",
+    "fee": "1.5",
+    "executed_at": "2024-03-01T14:30:00Z",
+    "note": "first buy",
+}
 
 
 @extend_schema_view(

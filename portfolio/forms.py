@@ -26,8 +26,7 @@ def add_service_errors(form: forms.Form, exc: ValidationError, rename: dict[str,
 
 class PortfolioForm(forms.Form):
     name = forms.CharField(max_length=Portfolio._meta.get_field("name").max_length)
-    description = forms.CharField(required=False, max_length=1000,
-                                  widget=forms.Textarea(attrs={"rows": 2}))
+    description = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
 
     def add_service_errors(self, exc: ValidationError) -> None:
         errors = exc.error_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc.error_list}
@@ -35,26 +34,40 @@ class PortfolioForm(forms.Form):
             for error in field_errors:
                 if error.code == "unique_together":
                     # The model's message names the owner field; say it the way a person would.
-                    self.add_error("name", f"You already have a portfolio called “{self.data.get('name', '').strip()}”.")
+                    self.add_error(
+                        "name", f"You already have a portfolio called “{self.data.get('name', '').strip()}”."
+                    )
                 else:
                     self.add_error(name if name in self.fields else None, error)
 
 
 class TransactionForm(forms.Form):
-    symbol = forms.CharField(label="Asset", max_length=20,
-                             help_text="Binance pair, e.g. BTCUSDT.",
-                             widget=forms.TextInput(attrs={"list": "tracked-assets", "autocomplete": "off",
-                                                           "autocapitalize": "characters"}))
+    symbol = forms.CharField(
+        label="Asset",
+        max_length=20,
+        help_text="Binance pair, e.g. BTCUSDT.",
+        widget=forms.TextInput(attrs={"list": "tracked-assets", "autocomplete": "off", "autocapitalize": "characters"}),
+    )
     # Shown only when the symbol is not tracked yet: ticking it starts tracking on save.
     track = forms.BooleanField(required=False)
     kind = forms.ChoiceField(choices=Transaction.Kind.choices)
-    quantity = forms.DecimalField(**DECIMAL, help_text="Units of the asset.",
-                                  widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}))
-    unit_price = forms.DecimalField(label="Unit price", **DECIMAL,
-                                    help_text="Price of one unit in the quote currency (0 for a free transfer).",
-                                    widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}))
-    fee = forms.DecimalField(required=False, **DECIMAL, help_text="In the quote currency; empty means 0.",
-                             widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}))
+    quantity = forms.DecimalField(
+        **DECIMAL,
+        help_text="Units of the asset.",
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+    )
+    unit_price = forms.DecimalField(
+        label="Unit price",
+        **DECIMAL,
+        help_text="Price of one unit in the quote currency (0 for a free transfer).",
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+    )
+    fee = forms.DecimalField(
+        required=False,
+        **DECIMAL,
+        help_text="In the quote currency; empty means 0.",
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+    )
     executed_at = forms.DateTimeField(
         label="Date and time (UTC)",
         # step=1 so that times with seconds (e.g. from a CSV import) can be edited.
@@ -103,8 +116,11 @@ class TransactionFilterForm(forms.Form):
 
 
 class CsvImportForm(forms.Form):
-    file = forms.FileField(label="CSV file", help_text=f"UTF-8, at most {MAX_CSV_MB} MB.",
-                           widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}))
+    file = forms.FileField(
+        label="CSV file",
+        help_text=f"UTF-8, at most {MAX_CSV_MB} MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
 
     def clean_file(self) -> str:
         return csv_upload_text(self.cleaned_data["file"].read(MAX_CSV_BYTES + 1))

@@ -38,10 +38,15 @@ class Transaction(models.Model):
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="transactions")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     quantity = models.DecimalField(max_digits=28, decimal_places=8)
-    unit_price = models.DecimalField(max_digits=28, decimal_places=8, default=Decimal("0"),
-                                     help_text="Price of one unit in the quote currency (e.g. USDT).")
-    fee = models.DecimalField(max_digits=28, decimal_places=8, default=Decimal("0"),
-                              help_text="Fee in the quote currency.")
+    unit_price = models.DecimalField(
+        max_digits=28,
+        decimal_places=8,
+        default=Decimal("0"),
+        help_text="Price of one unit in the quote currency (e.g. USDT).",
+    )
+    fee = models.DecimalField(
+        max_digits=28, decimal_places=8, default=Decimal("0"), help_text="Fee in the quote currency."
+    )
     executed_at = models.DateTimeField()
     note = models.CharField(max_length=500, blank=True)
     # Set by the add form (a key per form shown): a second submission of the same form, from a
@@ -56,8 +61,11 @@ class Transaction(models.Model):
             models.CheckConstraint(condition=models.Q(quantity__gt=0), name="transaction_quantity_positive"),
             models.CheckConstraint(condition=models.Q(unit_price__gte=0), name="transaction_price_not_negative"),
             models.CheckConstraint(condition=models.Q(fee__gte=0), name="transaction_fee_not_negative"),
-            models.UniqueConstraint(fields=["portfolio", "submission_key"], condition=~models.Q(submission_key=""),
-                                    name="transaction_unique_submission"),
+            models.UniqueConstraint(
+                fields=["portfolio", "submission_key"],
+                condition=~models.Q(submission_key=""),
+                name="transaction_unique_submission",
+            ),
         ]
         indexes = [models.Index(fields=["portfolio", "executed_at"], name="transaction_portfolio_time")]
 

@@ -49,12 +49,20 @@ def _values_with_time(queryset, time_field: str, *fields):
 
 def transaction_rows(*, transactions) -> list[TxRow]:
     """The transactions as the holdings engine reads them, oldest first."""
-    return [TxRow(*values) for values in _values_with_time(transactions.order_by("executed_at", "id"),
-                                                             "executed_at", *TX_FIELDS)]
+    return [
+        TxRow(*values)
+        for values in _values_with_time(transactions.order_by("executed_at", "id"), "executed_at", *TX_FIELDS)
+    ]
 
 
-def transactions_filter(*, transactions, symbol: str = "", kind: str = "", start: date | datetime | None = None,
-                        end: date | datetime | None = None):
+def transactions_filter(
+    *,
+    transactions,
+    symbol: str = "",
+    kind: str = "",
+    start: date | datetime | None = None,
+    end: date | datetime | None = None,
+):
     """The page's and the API's transaction filter: one asset, one kind, and a time range whose ends
     are included (a date is its whole UTC day)."""
     if symbol:
@@ -71,16 +79,29 @@ def prices_latest(*, asset_ids) -> dict[int, dict]:
     newest = candles.order_by("-open_time")
     assets = (
         Asset.objects.filter(id__in=list(asset_ids))
-        .annotate(last_close=Subquery(newest.values("close")[:1]),
-                  last_time=Subquery(newest.values("open_time")[:1]),
-                  last_close_time=Subquery(newest.values("close_time")[:1]))
-        .annotate(close_24h=Subquery(
-            candles.filter(open_time__lte=OuterRef("last_time") - timedelta(hours=24))
-            .order_by("-open_time").values("close")[:1]))
+        .annotate(
+            last_close=Subquery(newest.values("close")[:1]),
+            last_time=Subquery(newest.values("open_time")[:1]),
+            last_close_time=Subquery(newest.values("close_time")[:1]),
+        )
+        .annotate(
+            close_24h=Subquery(
+                candles.filter(open_time__lte=OuterRef("last_time") - timedelta(hours=24))
+                .order_by("-open_time")
+                .values("close")[:1]
+            )
+        )
     )
-    return {a.id: {"asset": a, "close": a.last_close, "time": a.last_time, "close_time": a.last_close_time,
-                   "close_24h": a.close_24h}
-            for a in assets}
+    return {
+        a.id: {
+            "asset": a,
+            "close": a.last_close,
+            "time": a.last_time,
+            "close_time": a.last_close_time,
+            "close_24h": a.close_24h,
+        }
+        for a in assets
+    }
 
 
 def portfolio_summary(*, portfolio: Portfolio) -> Summary:
@@ -123,7 +144,9 @@ def candles_daily_close(*, assets, start: datetime, end: datetime) -> dict[int, 
     return out
 
 
-def portfolio_projection(*, portfolio: Portfolio, summary: Summary | None = None, now: datetime | None = None) -> dict | None:
+def portfolio_projection(
+    *, portfolio: Portfolio, summary: Summary | None = None, now: datetime | None = None
+) -> dict | None:
     """The projected value of what is held, from each asset's serving forecast (forecasting's rule)."""
     summary = summary or portfolio_summary(portfolio=portfolio)
     forecasts = forecasts_latest(asset_ids={h.asset.id for h in summary.holdings})

@@ -48,10 +48,20 @@ def _row(tx: Transaction) -> TxRow:
     return TxRow(tx.id, tx.asset_id, tx.kind, tx.quantity, tx.unit_price, tx.fee, tx.executed_at)
 
 
-def check_history(portfolio: Portfolio, asset_ids, *, replace: Transaction | None = None,
-                   add: list[Transaction] = (), drop: int | None = None) -> None:
-    rows = [TxRow(*v) for v in portfolio.transactions.filter(asset_id__in=list(asset_ids)).values_list(
-        "id", "asset_id", "kind", "quantity", "unit_price", "fee", "executed_at")]
+def check_history(
+    portfolio: Portfolio,
+    asset_ids,
+    *,
+    replace: Transaction | None = None,
+    add: list[Transaction] = (),
+    drop: int | None = None,
+) -> None:
+    rows = [
+        TxRow(*v)
+        for v in portfolio.transactions.filter(asset_id__in=list(asset_ids)).values_list(
+            "id", "asset_id", "kind", "quantity", "unit_price", "fee", "executed_at"
+        )
+    ]
     if drop is not None or replace is not None:
         gone = drop if drop is not None else replace.id
         rows = [r for r in rows if r.id != gone]
@@ -69,15 +79,27 @@ def asset_name(asset_id: int) -> str:
 
 
 # What each rule's message starts with on a form (a CSV line names the column instead).
-FORM_SUBJECTS = {"quantity": "Quantity", "unit_price": "Price", "fee": "Fee", "executed_at": "The date",
-                 "note": "The note"}
+FORM_SUBJECTS = {
+    "quantity": "Quantity",
+    "unit_price": "Price",
+    "fee": "Fee",
+    "executed_at": "The date",
+    "note": "The note",
+}
 # A device clock a little ahead of the server's is not "the future".
 FUTURE_TOLERANCE = timedelta(minutes=1)
 MAX_NOTE = 500
 
 
-def transaction_rule_errors(*, quantity: Decimal | None, unit_price: Decimal | None, fee: Decimal | None,
-                            executed_at: datetime | None, note: str = "", now: datetime | None = None) -> dict[str, str]:
+def transaction_rule_errors(
+    *,
+    quantity: Decimal | None,
+    unit_price: Decimal | None,
+    fee: Decimal | None,
+    executed_at: datetime | None,
+    note: str = "",
+    now: datetime | None = None,
+) -> dict[str, str]:
     """The rules every new or changed transaction meets, however it arrives (page, API, CSV import):
     for each field that breaks one, what is wrong, phrased to follow the field's name. The
     database constraints are the last line; the history check (no oversell) comes after these."""
@@ -113,17 +135,27 @@ def validate_transaction(tx: Transaction, *, now: datetime | None = None) -> Non
                 setattr(tx, name, value.copy_abs())  # -0 is stored and shown as 0
     if errors:
         raise ValidationError(errors)
-    broken = transaction_rule_errors(quantity=tx.quantity, unit_price=tx.unit_price, fee=tx.fee,
-                                     executed_at=tx.executed_at, note=tx.note, now=now)
+    broken = transaction_rule_errors(
+        quantity=tx.quantity, unit_price=tx.unit_price, fee=tx.fee, executed_at=tx.executed_at, note=tx.note, now=now
+    )
     if broken:
         raise ValidationError({name: f"{FORM_SUBJECTS[name]} {what}." for name, what in broken.items()})
     tx.full_clean()
 
 
 @transaction.atomic
-def transaction_create(*, portfolio: Portfolio, asset: Asset, kind: str, quantity: Decimal,
-                       unit_price: Decimal = Decimal("0"), fee: Decimal = Decimal("0"),
-                       executed_at: datetime, note: str = "", submission_key: str = "") -> Transaction:
+def transaction_create(
+    *,
+    portfolio: Portfolio,
+    asset: Asset,
+    kind: str,
+    quantity: Decimal,
+    unit_price: Decimal = Decimal("0"),
+    fee: Decimal = Decimal("0"),
+    executed_at: datetime,
+    note: str = "",
+    submission_key: str = "",
+) -> Transaction:
     """A new transaction; with a `submission_key` already used in this portfolio, the transaction
     that key created (a form submitted twice adds one row)."""
     lock(portfolio)  # also orders two submissions of one form: the second finds the first's row
@@ -131,8 +163,17 @@ def transaction_create(*, portfolio: Portfolio, asset: Asset, kind: str, quantit
         earlier = portfolio.transactions.filter(submission_key=submission_key).first()
         if earlier is not None:
             return earlier
-    tx = Transaction(portfolio=portfolio, asset=asset, kind=kind, quantity=quantity, unit_price=unit_price,
-                     fee=fee, executed_at=executed_at, note=note.strip(), submission_key=submission_key[:64])
+    tx = Transaction(
+        portfolio=portfolio,
+        asset=asset,
+        kind=kind,
+        quantity=quantity,
+        unit_price=unit_price,
+        fee=fee,
+        executed_at=executed_at,
+        note=note.strip(),
+        submission_key=submission_key[:64],
+    )
     validate_transaction(tx)
     check_history(portfolio, {asset.id}, add=[tx])
     tx.save()

@@ -62,8 +62,11 @@ def csv_upload_text(data: bytes) -> str:
     """The text of an uploaded CSV file (read with at most MAX_CSV_BYTES + 1 bytes, so a larger
     file is recognised without reading it all), for the page and the API alike."""
     if len(data) > MAX_CSV_BYTES:
-        raise CsvUploadError(f"The file is larger than {MAX_CSV_MB} MB, and the limit is {MAX_CSV_MB} MB a file. "
-                             f"Split it and import the parts one after the other.", too_large=True)
+        raise CsvUploadError(
+            f"The file is larger than {MAX_CSV_MB} MB, and the limit is {MAX_CSV_MB} MB a file. "
+            f"Split it and import the parts one after the other.",
+            too_large=True,
+        )
     try:
         return data.decode("utf-8-sig")  # spreadsheets often write a byte-order mark first
     except UnicodeDecodeError:
@@ -100,9 +103,17 @@ def transactions_export_csv(portfolio: Portfolio) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for t in portfolio.transactions.select_related("asset").order_by("executed_at", "id"):
-        writer.writerow([t.executed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"), t.kind, t.asset.symbol,
-                         f"{t.quantity.normalize():f}", f"{t.unit_price.normalize():f}", f"{t.fee.normalize():f}",
-                         csv_text_out(t.note)])
+        writer.writerow(
+            [
+                t.executed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                t.kind,
+                t.asset.symbol,
+                f"{t.quantity.normalize():f}",
+                f"{t.unit_price.normalize():f}",
+                f"{t.fee.normalize():f}",
+                csv_text_out(t.note),
+            ]
+        )
     return out.getvalue()
 
 
@@ -126,7 +137,7 @@ def transactions_import_csv(*, portfolio: Portfolio, text: str, now: datetime | 
 
 
 def _line_of(error: str) -> int:
-    return int(error[5:error.index(":")]) if error.startswith("line ") else 0
+    return int(error[5 : error.index(":")]) if error.startswith("line ") else 0
 
 
 # --- parse ----------------------------------------------------------------------------------------
@@ -221,8 +232,9 @@ def _transaction(raw: dict, assets: dict[str, Asset], kinds: set[str], now: date
     for name in ("executed_at", "quantity", "unit_price", "fee", "note"):  # the first in the file's order
         if name in broken:
             raise ValueError(f"{name} {broken[name]}")
-    return Transaction(asset=asset, kind=kind, quantity=quantity, unit_price=price, fee=fee, executed_at=when,
-                       note=note)
+    return Transaction(
+        asset=asset, kind=kind, quantity=quantity, unit_price=price, fee=fee, executed_at=when, note=note
+    )
 
 
 def _decimal(text: str | None, name: str, *, default: Decimal | None = None) -> Decimal:
@@ -250,12 +262,17 @@ def _key(asset_id, kind, quantity, unit_price, fee, executed_at) -> tuple:
 
 
 def _stored(portfolio: Portfolio) -> list[TxRow]:
-    return [TxRow(*v) for v in portfolio.transactions.values_list(
-        "id", "asset_id", "kind", "quantity", "unit_price", "fee", "executed_at")]
+    return [
+        TxRow(*v)
+        for v in portfolio.transactions.values_list(
+            "id", "asset_id", "kind", "quantity", "unit_price", "fee", "executed_at"
+        )
+    ]
 
 
-def _split_duplicates(stored: list[TxRow], new: list[tuple[int, Transaction]],
-                      report: CsvReport) -> list[tuple[int, Transaction]]:
+def _split_duplicates(
+    stored: list[TxRow], new: list[tuple[int, Transaction]], report: CsvReport
+) -> list[tuple[int, Transaction]]:
     """The lines not stored yet; the others are reported as duplicates."""
     existing = {_key(r.asset_id, r.kind, r.quantity, r.unit_price, r.fee, r.executed_at) for r in stored}
     fresh = []
@@ -272,16 +289,19 @@ def _split_duplicates(stored: list[TxRow], new: list[tuple[int, Transaction]],
 _LINE_BASE = 10**12  # ids of rows from a file: after every stored row at the same instant, in line order
 
 
-def _check_history(portfolio: Portfolio, new: list[tuple[int, Transaction]],
-                   report: CsvReport) -> list[tuple[int, Transaction]]:
+def _check_history(
+    portfolio: Portfolio, new: list[tuple[int, Transaction]], report: CsvReport
+) -> list[tuple[int, Transaction]]:
     """Under the portfolio's lock: lines already stored become duplicates, and the rest must keep
     every asset's history free of oversells. CsvImportError otherwise."""
     stored = _stored(portfolio)
     fresh = _split_duplicates(stored, new, report)
     for _, tx in fresh:
         tx.portfolio = portfolio
-    rows = stored + [TxRow(_LINE_BASE + line, t.asset_id, t.kind, t.quantity, t.unit_price, t.fee, t.executed_at)
-                     for line, t in fresh]
+    rows = stored + [
+        TxRow(_LINE_BASE + line, t.asset_id, t.kind, t.quantity, t.unit_price, t.fee, t.executed_at)
+        for line, t in fresh
+    ]
     try:
         replay(rows)
     except Oversold as exc:

@@ -89,8 +89,11 @@ class Summary:
         """Share of the market value per asset, largest first."""
         if not self.value:
             return []
-        rows = [{"symbol": h.asset.symbol, "value": h.value, "share": h.value / self.value * 100}
-                for h in self.holdings if h.value]
+        rows = [
+            {"symbol": h.asset.symbol, "value": h.value, "share": h.value / self.value * 100}
+            for h in self.holdings
+            if h.value
+        ]
         return sorted(rows, key=lambda r: r["value"], reverse=True)
 
 
@@ -130,8 +133,9 @@ def _price_at(series: list[tuple[datetime, Decimal]], t: datetime, start: int = 
     return (series[i - 1][1] if i else None), i
 
 
-def value_history(rows: list[TxRow], closes: dict[int, list[tuple[datetime, Decimal]]],
-                  end: datetime | None) -> list[dict]:
+def value_history(
+    rows: list[TxRow], closes: dict[int, list[tuple[datetime, Decimal]]], end: datetime | None
+) -> list[dict]:
     """Daily market value and net money put in, from the first transaction's day to `end`."""
     if not rows or end is None:
         return []
@@ -177,8 +181,14 @@ def _flow(r: TxRow) -> Decimal:
 
 
 MICROSECOND = timedelta(microseconds=1)
-PERIODS = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)),
-           ("ytd", None), ("1y", timedelta(days=365)), ("all", None))
+PERIODS = (
+    ("24h", timedelta(hours=24)),
+    ("7d", timedelta(days=7)),
+    ("30d", timedelta(days=30)),
+    ("ytd", None),
+    ("1y", timedelta(days=365)),
+    ("all", None),
+)
 
 
 def period_returns(rows: list[TxRow], history: list[dict], summary: Summary, end: datetime | None) -> dict[str, dict]:

@@ -4,7 +4,6 @@ or transaction answers 404 rather than revealing that it exists."""
 from __future__ import annotations
 
 import uuid
-
 from decimal import Decimal
 
 from django.contrib import messages
@@ -38,8 +37,14 @@ from .valuation import FORECAST_METHOD
 
 TRANSACTIONS_PER_PAGE = 50
 Q8 = Decimal("1e-8")
-RETURN_LABELS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days", "ytd": "Year to date",
-                 "1y": "1 year", "all": "Since start"}
+RETURN_LABELS = {
+    "24h": "24 hours",
+    "7d": "7 days",
+    "30d": "30 days",
+    "ytd": "Year to date",
+    "1y": "1 year",
+    "all": "Since start",
+}
 
 
 def _own_portfolio(request, pk: int) -> Portfolio:
@@ -49,7 +54,9 @@ def _own_portfolio(request, pk: int) -> Portfolio:
 def _own_transaction(request, pk: int, tx_id: int) -> Transaction:
     return get_object_or_404(
         Transaction.objects.select_related("asset", "portfolio"),
-        pk=tx_id, portfolio_id=pk, portfolio__owner=request.user,
+        pk=tx_id,
+        portfolio_id=pk,
+        portfolio__owner=request.user,
     )
 
 
@@ -74,7 +81,9 @@ def dashboard(request):
         else:
             messages.success(request, f"Portfolio “{portfolio.name}” created. Add its first transaction.")
             return redirect("portfolio:detail", pk=portfolio.pk)
-    rows = [{"portfolio": p, "summary": s, "quote": _quote(s)} for p, s in selectors.portfolio_summaries(user=request.user)]
+    rows = [
+        {"portfolio": p, "summary": s, "quote": _quote(s)} for p, s in selectors.portfolio_summaries(user=request.user)
+    ]
     return render(request, "portfolio/dashboard.html", {"rows": rows, "form": form})
 
 
@@ -84,18 +93,32 @@ def dashboard(request):
 def _chart_data(detail: dict) -> dict:
     summary, forecast = detail["summary"], detail["forecast"]
     data = {
-        "allocation": [{"label": a["symbol"], "value": decimal_string(a["value"]), "share": decimal_string(a["share"])}
-                       for a in summary.allocation()],
-        "history": [{"t": datetime_to_ms(p["t"]), "value": decimal_string(p["value"]), "invested": decimal_string(p["invested"])}
-                    for p in detail["history"]],
+        "allocation": [
+            {"label": a["symbol"], "value": decimal_string(a["value"]), "share": decimal_string(a["share"])}
+            for a in summary.allocation()
+        ],
+        "history": [
+            {
+                "t": datetime_to_ms(p["t"]),
+                "value": decimal_string(p["value"]),
+                "invested": decimal_string(p["invested"]),
+            }
+            for p in detail["history"]
+        ],
         "forecast": None,
     }
     if forecast:
         data["forecast"] = {
             "start": {"t": datetime_to_ms(forecast["start"]["t"]), "value": decimal_string(forecast["start"]["value"])},
-            "points": [{"t": datetime_to_ms(parse_datetime(p["t"]) if isinstance(p["t"], str) else p["t"]),
-                        "low": decimal_string(p["low"]), "median": decimal_string(p["median"]), "high": decimal_string(p["high"])}
-                       for p in forecast["points"]],
+            "points": [
+                {
+                    "t": datetime_to_ms(parse_datetime(p["t"]) if isinstance(p["t"], str) else p["t"]),
+                    "low": decimal_string(p["low"]),
+                    "median": decimal_string(p["median"]),
+                    "high": decimal_string(p["high"]),
+                }
+                for p in forecast["points"]
+            ],
         }
     return data
 
@@ -105,8 +128,9 @@ def _filtered_transactions(portfolio: Portfolio, form: TransactionFilterForm):
     if not form.is_valid():
         return transactions
     data = form.cleaned_data
-    return selectors.transactions_filter(transactions=transactions, symbol=data["asset"], kind=data["kind"],
-                                         start=data["date_from"], end=data["date_to"])
+    return selectors.transactions_filter(
+        transactions=transactions, symbol=data["asset"], kind=data["kind"], start=data["date_from"], end=data["date_to"]
+    )
 
 
 @login_required
@@ -117,32 +141,35 @@ def portfolio_detail(request, pk: int):
     symbols = sorted({h.asset.symbol for h in summary.holdings + summary.closed if h.asset})
     filters = TransactionFilterForm(request.GET or None, symbols=symbols)
     page = Paginator(_filtered_transactions(portfolio, filters), TRANSACTIONS_PER_PAGE).get_page(
-        request.GET.get("page"))
-    returns = [{"key": key, "label": label, **detail["returns"].get(key, {})}
-               for key, label in RETURN_LABELS.items()]
+        request.GET.get("page")
+    )
+    returns = [{"key": key, "label": label, **detail["returns"].get(key, {})} for key, label in RETURN_LABELS.items()]
     forecast = detail["forecast"]
-    return render(request, "portfolio/detail.html", {
-        "portfolio": portfolio,
-        "detail": detail,
-        "summary": summary,
-        "quote": _quote(summary),
-        "returns": returns,
-        "forecast": forecast,
-        "forecast_baseline": bool(forecast and "baseline" in forecast["kinds"]),
-        "charts": _chart_data(detail),
-        "filters": filters,
-        "filtered": bool(filters.is_bound and filters.is_valid() and any(filters.cleaned_data.values())),
-        "page": page,
-        "forecast_method": FORECAST_METHOD,
-    })
+    return render(
+        request,
+        "portfolio/detail.html",
+        {
+            "portfolio": portfolio,
+            "detail": detail,
+            "summary": summary,
+            "quote": _quote(summary),
+            "returns": returns,
+            "forecast": forecast,
+            "forecast_baseline": bool(forecast and "baseline" in forecast["kinds"]),
+            "charts": _chart_data(detail),
+            "filters": filters,
+            "filtered": bool(filters.is_bound and filters.is_valid() and any(filters.cleaned_data.values())),
+            "page": page,
+            "forecast_method": FORECAST_METHOD,
+        },
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def portfolio_edit(request, pk: int):
     portfolio = _own_portfolio(request, pk)
-    form = PortfolioForm(request.POST or None,
-                         initial={"name": portfolio.name, "description": portfolio.description})
+    form = PortfolioForm(request.POST or None, initial={"name": portfolio.name, "description": portfolio.description})
     if request.method == "POST" and form.is_valid():
         try:
             services.portfolio_update(portfolio=portfolio, **form.cleaned_data)
@@ -179,8 +206,11 @@ def _asset_for(request, form: TransactionForm, current: Asset | None = None) -> 
     if asset is not None and (asset.tracked or asset == current):
         return asset
     if not form.cleaned_data["track"]:
-        form.offer_tracking(symbol, f"{symbol} is not tracked yet. Tick “Track {symbol}” below and save "
-                                    f"again to start tracking it (its prices come from Binance).")
+        form.offer_tracking(
+            symbol,
+            f"{symbol} is not tracked yet. Tick “Track {symbol}” below and save "
+            f"again to start tracking it (its prices come from Binance).",
+        )
         return None
     try:
         asset = asset_track(symbol=symbol, requested_by=request.user)
@@ -197,8 +227,12 @@ def _asset_for(request, form: TransactionForm, current: Asset | None = None) -> 
 
 
 def _form_context(portfolio: Portfolio, form: TransactionForm, tx: Transaction | None = None) -> dict:
-    return {"portfolio": portfolio, "form": form, "tx": tx,
-            "tracked": Asset.objects.filter(tracked=True).values_list("symbol", flat=True)}
+    return {
+        "portfolio": portfolio,
+        "form": form,
+        "tx": tx,
+        "tracked": Asset.objects.filter(tracked=True).values_list("symbol", flat=True),
+    }
 
 
 FIELDS = ("kind", "quantity", "unit_price", "fee", "executed_at", "note")
@@ -216,14 +250,18 @@ def transaction_add(request, pk: int):
         asset = _asset_for(request, form)
         if asset is not None:
             try:
-                tx = services.transaction_create(portfolio=portfolio, asset=asset,
-                                                 submission_key=form.cleaned_data["submission_key"],
-                                                 **{f: form.cleaned_data[f] for f in FIELDS})
+                tx = services.transaction_create(
+                    portfolio=portfolio,
+                    asset=asset,
+                    submission_key=form.cleaned_data["submission_key"],
+                    **{f: form.cleaned_data[f] for f in FIELDS},
+                )
             except ValidationError as exc:
                 add_service_errors(form, exc, rename={"asset": "symbol"})
             else:
-                messages.success(request, f"Added: {tx.get_kind_display().lower()} of "
-                                          f"{tx.quantity.normalize():f} {asset.symbol}.")
+                messages.success(
+                    request, f"Added: {tx.get_kind_display().lower()} of {tx.quantity.normalize():f} {asset.symbol}."
+                )
                 return redirect("portfolio:detail", pk=portfolio.pk)
     return render(request, "portfolio/transaction_form.html", _form_context(portfolio, form))
 
@@ -233,11 +271,18 @@ def transaction_add(request, pk: int):
 def transaction_edit(request, pk: int, tx_id: int):
     tx = _own_transaction(request, pk, tx_id)
     portfolio = tx.portfolio
-    form = TransactionForm(request.POST or None, initial={
-        "symbol": tx.asset.symbol, "kind": tx.kind, "quantity": f"{tx.quantity.normalize():f}",
-        "unit_price": f"{tx.unit_price.normalize():f}", "fee": f"{tx.fee.normalize():f}",
-        "executed_at": tx.executed_at, "note": tx.note,
-    })
+    form = TransactionForm(
+        request.POST or None,
+        initial={
+            "symbol": tx.asset.symbol,
+            "kind": tx.kind,
+            "quantity": f"{tx.quantity.normalize():f}",
+            "unit_price": f"{tx.unit_price.normalize():f}",
+            "fee": f"{tx.fee.normalize():f}",
+            "executed_at": tx.executed_at,
+            "note": tx.note,
+        },
+    )
     if request.method == "POST" and form.is_valid():
         asset = _asset_for(request, form, current=tx.asset)
         if asset is not None:
@@ -268,8 +313,9 @@ def transaction_delete(request, pk: int, tx_id: int):
         else:
             messages.success(request, "Transaction deleted.")
             return redirect("portfolio:detail", pk=pk)
-    return render(request, "portfolio/transaction_confirm_delete.html",
-                  {"portfolio": tx.portfolio, "tx": tx, "errors": errors})
+    return render(
+        request, "portfolio/transaction_confirm_delete.html", {"portfolio": tx.portfolio, "tx": tx, "errors": errors}
+    )
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -289,14 +335,23 @@ def transactions_import(request, pk: int):
         else:
             note = f"Imported {report.created} transaction{'s' if report.created != 1 else ''}."
             if report.duplicates:
-                note += (f" {len(report.duplicates)} already in the portfolio and skipped (line"
-                         f"{'s' if len(report.duplicates) > 1 else ''} {', '.join(map(str, report.duplicates))}).")
+                note += (
+                    f" {len(report.duplicates)} already in the portfolio and skipped (line"
+                    f"{'s' if len(report.duplicates) > 1 else ''} {', '.join(map(str, report.duplicates))})."
+                )
             messages.success(request, note)
             return redirect("portfolio:detail", pk=portfolio.pk)
-    return render(request, "portfolio/import.html", {
-        "portfolio": portfolio, "form": form, "report": report,
-        "columns": CSV_COLUMNS_HELP, "header": ",".join(transactions_csv.CSV_COLUMNS),
-    })
+    return render(
+        request,
+        "portfolio/import.html",
+        {
+            "portfolio": portfolio,
+            "form": form,
+            "report": report,
+            "columns": CSV_COLUMNS_HELP,
+            "header": ",".join(transactions_csv.CSV_COLUMNS),
+        },
+    )
 
 
 @login_required

@@ -35,7 +35,9 @@ def on_postgres(db):
     from django.db import connection
 
     if connection.vendor != "postgresql":
-        pytest.fail("This test needs PostgreSQL: run it through the test command (scripts/test), which sets DATABASE_URL.")
+        pytest.fail(
+            "This test needs PostgreSQL: run it through the test command (scripts/test), which sets DATABASE_URL."
+        )
     return connection
 
 

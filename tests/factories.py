@@ -59,17 +59,35 @@ class CandleFactory(factory.django.DjangoModelFactory):
     volume = Decimal("1")
 
 
-def candles(asset: Asset, closes: Sequence[Decimal | int | str], *, newest: datetime = NEWEST, step: timedelta = HOUR,
-            interval: str | None = None, spread: Decimal = Decimal("1"), volume: Decimal = Decimal("1.5")) -> list[Candle]:
+def candles(
+    asset: Asset,
+    closes: Sequence[Decimal | int | str],
+    *,
+    newest: datetime = NEWEST,
+    step: timedelta = HOUR,
+    interval: str | None = None,
+    spread: Decimal = Decimal("1"),
+    volume: Decimal = Decimal("1.5"),
+) -> list[Candle]:
     """Consecutive candles ending at `newest`, one per close (oldest first): open = close, high and
     low `spread` away from it. Stored in one insert."""
     rows = []
     for i, close in enumerate(closes):
         open_time = newest - (len(closes) - 1 - i) * step
         price = Decimal(close)
-        rows.append(CandleFactory.build(asset=asset, interval=interval or asset.interval, open_time=open_time,
-                                        close_time=open_time + step - timedelta(milliseconds=1), open=price,
-                                        close=price, high=price + spread, low=price - spread, volume=volume))
+        rows.append(
+            CandleFactory.build(
+                asset=asset,
+                interval=interval or asset.interval,
+                open_time=open_time,
+                close_time=open_time + step - timedelta(milliseconds=1),
+                open=price,
+                close=price,
+                high=price + spread,
+                low=price - spread,
+                volume=volume,
+            )
+        )
     return Candle.objects.bulk_create(rows)
 
 
@@ -114,9 +132,15 @@ class ForecastFactory(factory.django.DjangoModelFactory):
     origin_time = NEWEST
     last_close = Decimal("129")
     quantiles = factory.LazyFunction(lambda: [0.1, 0.5, 0.9])
-    steps = factory.LazyAttribute(lambda f: [
-        {"target_time": (f.origin_time + (k + 1) * HOUR).isoformat(),
-         "values": [f"{120 + k}.00000000", f"{130 + k}.00000000", f"{140 + k}.50000000"]} for k in range(3)])
+    steps = factory.LazyAttribute(
+        lambda f: [
+            {
+                "target_time": (f.origin_time + (k + 1) * HOUR).isoformat(),
+                "values": [f"{120 + k}.00000000", f"{130 + k}.00000000", f"{140 + k}.50000000"],
+            }
+            for k in range(3)
+        ]
+    )
 
 
 class PortfolioFactory(factory.django.DjangoModelFactory):

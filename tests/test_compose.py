@@ -263,7 +263,10 @@ def test_compose_environment_is_accepted_by_the_production_settings(compose):
     assert s["db"]["ENGINE"] == "django.db.backends.postgresql"
     assert s["db"]["HOST"] == "postgres"
     assert (s["db"]["NAME"], s["db"]["USER"], s["db"]["PASSWORD"]) == (
-        pg_env["POSTGRES_DB"], pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"])
+        pg_env["POSTGRES_DB"],
+        pg_env["POSTGRES_USER"],
+        pg_env["POSTGRES_PASSWORD"],
+    )
     assert s["broker_url"].startswith("redis://redis:")
     assert s["cache"]["BACKEND"] == "core.cache.ResilientRedisCache"
 

@@ -11,9 +11,13 @@ PROJECT_APPS = ("accounts", "forecasting", "portfolio")
 
 
 def all_factories():
-    return {f._meta.model: f for f in vars(factories).values()
-            if isinstance(f, type) and issubclass(f, factories.factory.django.DjangoModelFactory)
-            and f._meta.model is not None}
+    return {
+        f._meta.model: f
+        for f in vars(factories).values()
+        if isinstance(f, type)
+        and issubclass(f, factories.factory.django.DjangoModelFactory)
+        and f._meta.model is not None
+    }
 
 
 def test_every_project_model_has_a_factory():

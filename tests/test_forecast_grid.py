@@ -16,8 +16,9 @@ import forecast_grid as fg  # noqa: E402
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "bench" / "forecast_grid.py"), *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "forecast_grid.py"), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_folder_with_no_usable_csv_is_refused_with_the_reason(tmp_path):

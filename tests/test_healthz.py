@@ -16,20 +16,26 @@ from mur_site.celery_app import app as celery_app
 pytestmark = pytest.mark.django_db
 
 
-def asset_with_newest_close(symbol: str, *, interval: str = "1h", age: timedelta | None,
-                            tracked: bool = True) -> Asset:
+def asset_with_newest_close(symbol: str, *, interval: str = "1h", age: timedelta | None, tracked: bool = True) -> Asset:
     """An asset whose newest candle closed `age` ago (None: no candle at all)."""
-    asset = Asset.objects.create(symbol=symbol, base_asset=symbol[:-4], quote_asset="USDT",
-                                 interval=interval, tracked=tracked)
+    asset = Asset.objects.create(
+        symbol=symbol, base_asset=symbol[:-4], quote_asset="USDT", interval=interval, tracked=tracked
+    )
     if age is not None:
         step = interval_delta(interval)
         close_time = timezone.now() - age
         open_time = close_time - step + timedelta(milliseconds=1)
         for k in range(3):  # a short history; only the newest candle counts
             Candle.objects.create(
-                asset=asset, interval=interval, open_time=open_time - k * step,
-                close_time=close_time - k * step, open=Decimal(10), high=Decimal(11), low=Decimal(9),
-                close=Decimal(10), volume=Decimal(1),
+                asset=asset,
+                interval=interval,
+                open_time=open_time - k * step,
+                close_time=close_time - k * step,
+                open=Decimal(10),
+                high=Decimal(11),
+                low=Decimal(9),
+                close=Decimal(10),
+                volume=Decimal(1),
             )
     return asset
 
@@ -93,8 +99,9 @@ def test_filesystem_broker_without_its_folders_is_503(client, max_age, monkeypat
     # Connecting to kombu's filesystem transport always succeeds; publishing needs the folders.
     missing = str(tmp_path / "missing")
     monkeypatch.setitem(celery_app.conf, "broker_url", "filesystem://")
-    monkeypatch.setitem(celery_app.conf, "broker_transport_options",
-                        {"data_folder_in": missing, "data_folder_out": missing})
+    monkeypatch.setitem(
+        celery_app.conf, "broker_transport_options", {"data_folder_in": missing, "data_folder_out": missing}
+    )
 
     response = client.get("/healthz")
 

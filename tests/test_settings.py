@@ -42,8 +42,7 @@ def clean_env(settings_module: str, **variables: str) -> dict[str, str]:
 
 
 def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def load_settings(settings_module: str, **variables: str) -> dict:
@@ -59,7 +58,11 @@ def test_production_refuses_to_start_without_a_secret_key():
         if secret is not None:
             extra["DJANGO_SECRET_KEY"] = secret
         proc = subprocess.run(
-            [sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+            [sys.executable, "manage.py", "check"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env=clean_env("mur_site.settings.production", **extra),
         )
         assert proc.returncode != 0, proc.stdout
@@ -69,7 +72,11 @@ def test_production_refuses_to_start_without_a_secret_key():
 
 def test_production_requires_allowed_hosts():
     proc = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=clean_env("mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test"),
     )
     assert proc.returncode != 0, proc.stdout
@@ -77,13 +84,20 @@ def test_production_requires_allowed_hosts():
 
 
 def test_production_with_key_and_hosts_loads_and_passes_checks():
-    env = clean_env("mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test",
-                    DJANGO_ALLOWED_HOSTS="mur.example.com,www.mur.example.com")
-    proc = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    env = clean_env(
+        "mur_site.settings.production",
+        DJANGO_SECRET_KEY="s3cret-for-this-test",
+        DJANGO_ALLOWED_HOSTS="mur.example.com,www.mur.example.com",
+    )
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
-    s = load_settings("mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test",
-                      DJANGO_ALLOWED_HOSTS="mur.example.com,www.mur.example.com")
+    s = load_settings(
+        "mur_site.settings.production",
+        DJANGO_SECRET_KEY="s3cret-for-this-test",
+        DJANGO_ALLOWED_HOSTS="mur.example.com,www.mur.example.com",
+    )
     assert s["DEBUG"] is False
     assert s["SECRET_KEY"] == "s3cret-for-this-test"
     assert s["ALLOWED_HOSTS"] == ["mur.example.com", "www.mur.example.com"]
@@ -101,23 +115,35 @@ def test_embedded_default_needs_no_services():
 
 
 def test_database_url_selects_postgresql():
-    s = load_settings("mur_site.settings.local",
-                      DATABASE_URL="postgres://mur:pw@db.internal:5433/murdb")
-    assert s["db"] == {"ENGINE": "django.db.backends.postgresql", "NAME": "murdb", "HOST": "db.internal",
-                       "PORT": "5433", "USER": "mur", "PASSWORD": "pw"}
+    s = load_settings("mur_site.settings.local", DATABASE_URL="postgres://mur:pw@db.internal:5433/murdb")
+    assert s["db"] == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "murdb",
+        "HOST": "db.internal",
+        "PORT": "5433",
+        "USER": "mur",
+        "PASSWORD": "pw",
+    }
     # Only the database moved: broker and cache stay embedded without REDIS_URL.
     assert s["broker_url"] == "filesystem://"
 
 
 def test_redis_url_selects_redis_broker_and_cache():
     url = "redis://cache.internal:6380/3"
-    s = load_settings("mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test",
-                      DJANGO_ALLOWED_HOSTS="mur.example.com", REDIS_URL=url,
-                      DATABASE_URL="postgres://mur:pw@db.internal:5432/mur")
+    s = load_settings(
+        "mur_site.settings.production",
+        DJANGO_SECRET_KEY="s3cret-for-this-test",
+        DJANGO_ALLOWED_HOSTS="mur.example.com",
+        REDIS_URL=url,
+        DATABASE_URL="postgres://mur:pw@db.internal:5432/mur",
+    )
     assert s["broker_url"] == s["app_broker_url"] == url
     # Redis behind the backend that degrades to "no cache" while Redis is down (tests/faults).
-    assert s["cache"] == {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": url,
-                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
+    assert s["cache"] == {
+        "BACKEND": "core.cache.ResilientRedisCache",
+        "LOCATION": url,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
     assert s["db"]["ENGINE"] == "django.db.backends.postgresql"
 
 
@@ -142,10 +168,18 @@ def test_three_celery_queues(settings):
 def test_production_settings_pass_the_deploy_check_without_warnings():
     import secrets
 
-    env = clean_env("mur_site.settings.production", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-                    DJANGO_ALLOWED_HOSTS="makeusrich.example")
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=env, capture_output=True, text=True)
+    env = clean_env(
+        "mur_site.settings.production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="makeusrich.example",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -158,8 +192,12 @@ def test_production_logs_are_json_lines():
 
     record = logging.LogRecord("mur", logging.WARNING, __file__, 1, "candles %s", ("late",), None)
     line = JsonFormatter().format(record)
-    assert json.loads(line) | {"time": "x"} == {"time": "x", "level": "WARNING", "logger": "mur",
-                                                "message": "candles late"}
+    assert json.loads(line) | {"time": "x"} == {
+        "time": "x",
+        "level": "WARNING",
+        "logger": "mur",
+        "message": "candles late",
+    }
 
 
 def test_web_process_does_not_load_torch():

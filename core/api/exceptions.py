@@ -66,12 +66,14 @@ def api_exception_handler(exc, context):
     code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
     if isinstance(code, (dict, list)):
         code = "invalid"
-    body = {"error": {"status": response.status_code, "code": code, "message": _first_message(detail),
-                      "fields": fields}}
+    body = {
+        "error": {"status": response.status_code, "code": code, "message": _first_message(detail), "fields": fields}
+    }
     response.data = body
     return response
 
 
 def error_response(message: str, *, status_code=status.HTTP_400_BAD_REQUEST, code="invalid", fields=None):
-    return Response({"error": {"status": status_code, "code": code, "message": message, "fields": fields or {}}},
-                    status=status_code)
+    return Response(
+        {"error": {"status": status_code, "code": code, "message": message, "fields": fields or {}}}, status=status_code
+    )

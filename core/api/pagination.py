@@ -8,8 +8,10 @@ class _Capped(LimitOffsetPagination):
         params = super().get_schema_operation_parameters(view)
         for p in params:
             if p["name"] == self.limit_query_param:
-                p["description"] = (f"Results per page: {self.default_limit} by default, at most {self.max_limit} "
-                                    f"(a larger limit is capped).")
+                p["description"] = (
+                    f"Results per page: {self.default_limit} by default, at most {self.max_limit} "
+                    f"(a larger limit is capped)."
+                )
         return params
 
 

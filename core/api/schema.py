@@ -10,11 +10,16 @@ ERROR_SCHEMA = {
             "type": "object",
             "properties": {
                 "status": {"type": "integer", "description": "The HTTP status, repeated."},
-                "code": {"type": "string", "description": "Machine-readable, e.g. `invalid`, `not_found`, "
-                                                          "`not_authenticated`, `throttled`."},
+                "code": {
+                    "type": "string",
+                    "description": "Machine-readable, e.g. `invalid`, `not_found`, `not_authenticated`, `throttled`.",
+                },
                 "message": {"type": "string", "description": "One sentence for people."},
-                "fields": {"type": "object", "additionalProperties": True,
-                           "description": "Per field (or `lines` for a CSV import), the problems found."},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "Per field (or `lines` for a CSV import), the problems found.",
+                },
             },
             "required": ["status", "code", "message", "fields"],
         },

@@ -9,8 +9,13 @@ from tqdm import tqdm
 
 class ProgressBar:
     def __init__(self, desc: str, unit: str = "candle", disable: bool | None = None):
-        self.bar = tqdm(desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
-                        disable=(not sys.stderr.isatty()) if disable is None else disable)
+        self.bar = tqdm(
+            desc=desc,
+            unit=unit,
+            unit_scale=True,
+            file=sys.stderr,
+            disable=(not sys.stderr.isatty()) if disable is None else disable,
+        )
 
     def __call__(self, done: int, total: int | None) -> None:
         if total is not None and self.bar.total != total:

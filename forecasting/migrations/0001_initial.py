@@ -5,45 +5,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Asset',
+            name="Asset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('symbol', models.CharField(max_length=20, unique=True)),
-                ('base_asset', models.CharField(max_length=12)),
-                ('quote_asset', models.CharField(max_length=12)),
-                ('tracked', models.BooleanField(default=True, help_text='Tracked assets are refreshed on a schedule.')),
-                ('interval', models.CharField(choices=[('1m', '1m'), ('3m', '3m'), ('5m', '5m'), ('15m', '15m'), ('30m', '30m'), ('1h', '1h'), ('2h', '2h'), ('4h', '4h'), ('6h', '6h'), ('8h', '8h'), ('12h', '12h'), ('1d', '1d'), ('3d', '3d'), ('1w', '1w')], default='1h', max_length=3)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("symbol", models.CharField(max_length=20, unique=True)),
+                ("base_asset", models.CharField(max_length=12)),
+                ("quote_asset", models.CharField(max_length=12)),
+                ("tracked", models.BooleanField(default=True, help_text="Tracked assets are refreshed on a schedule.")),
+                (
+                    "interval",
+                    models.CharField(
+                        choices=[
+                            ("1m", "1m"),
+                            ("3m", "3m"),
+                            ("5m", "5m"),
+                            ("15m", "15m"),
+                            ("30m", "30m"),
+                            ("1h", "1h"),
+                            ("2h", "2h"),
+                            ("4h", "4h"),
+                            ("6h", "6h"),
+                            ("8h", "8h"),
+                            ("12h", "12h"),
+                            ("1d", "1d"),
+                            ("3d", "3d"),
+                            ("1w", "1w"),
+                        ],
+                        default="1h",
+                        max_length=3,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['symbol'],
+                "ordering": ["symbol"],
             },
         ),
         migrations.CreateModel(
-            name='Candle',
+            name="Candle",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('interval', models.CharField(choices=[('1m', '1m'), ('3m', '3m'), ('5m', '5m'), ('15m', '15m'), ('30m', '30m'), ('1h', '1h'), ('2h', '2h'), ('4h', '4h'), ('6h', '6h'), ('8h', '8h'), ('12h', '12h'), ('1d', '1d'), ('3d', '3d'), ('1w', '1w')], max_length=3)),
-                ('open_time', models.DateTimeField()),
-                ('open', models.DecimalField(decimal_places=8, max_digits=28)),
-                ('high', models.DecimalField(decimal_places=8, max_digits=28)),
-                ('low', models.DecimalField(decimal_places=8, max_digits=28)),
-                ('close', models.DecimalField(decimal_places=8, max_digits=28)),
-                ('volume', models.DecimalField(decimal_places=8, max_digits=32)),
-                ('close_time', models.DateTimeField()),
-                ('asset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candles', to='forecasting.asset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "interval",
+                    models.CharField(
+                        choices=[
+                            ("1m", "1m"),
+                            ("3m", "3m"),
+                            ("5m", "5m"),
+                            ("15m", "15m"),
+                            ("30m", "30m"),
+                            ("1h", "1h"),
+                            ("2h", "2h"),
+                            ("4h", "4h"),
+                            ("6h", "6h"),
+                            ("8h", "8h"),
+                            ("12h", "12h"),
+                            ("1d", "1d"),
+                            ("3d", "3d"),
+                            ("1w", "1w"),
+                        ],
+                        max_length=3,
+                    ),
+                ),
+                ("open_time", models.DateTimeField()),
+                ("open", models.DecimalField(decimal_places=8, max_digits=28)),
+                ("high", models.DecimalField(decimal_places=8, max_digits=28)),
+                ("low", models.DecimalField(decimal_places=8, max_digits=28)),
+                ("close", models.DecimalField(decimal_places=8, max_digits=28)),
+                ("volume", models.DecimalField(decimal_places=8, max_digits=32)),
+                ("close_time", models.DateTimeField()),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="candles", to="forecasting.asset"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['asset', 'interval', 'open_time'],
-                'constraints': [models.UniqueConstraint(fields=('asset', 'interval', 'open_time'), name='candle_unique_asset_interval_open_time'), models.CheckConstraint(condition=models.Q(('low__gt', 0), ('low__lte', models.F('high')), ('volume__gte', 0)), name='candle_prices_sane')],
+                "ordering": ["asset", "interval", "open_time"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("asset", "interval", "open_time"), name="candle_unique_asset_interval_open_time"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("low__gt", 0), ("low__lte", models.F("high")), ("volume__gte", 0)),
+                        name="candle_prices_sane",
+                    ),
+                ],
             },
         ),
     ]

@@ -7,93 +7,190 @@ import forecasting.models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('forecasting', '0001_initial'),
+        ("forecasting", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TrainingRun',
+            name="TrainingRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], db_index=True, default='queued', max_length=10)),
-                ('triggered_by', models.CharField(help_text='"schedule", "command", or who asked for it.', max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, help_text='Updated while training; a stale one means the worker died.', null=True)),
-                ('epoch', models.PositiveIntegerField(default=0)),
-                ('max_epochs', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('asset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='training_runs', to='forecasting.asset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "triggered_by",
+                    models.CharField(help_text='"schedule", "command", or who asked for it.', max_length=100),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "heartbeat_at",
+                    models.DateTimeField(
+                        blank=True, help_text="Updated while training; a stale one means the worker died.", null=True
+                    ),
+                ),
+                ("epoch", models.PositiveIntegerField(default=0)),
+                ("max_epochs", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="training_runs",
+                        to="forecasting.asset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('status', models.CharField(choices=[('candidate', 'Candidate'), ('champion', 'Champion'), ('rejected', 'Rejected'), ('retired', 'Retired')], db_index=True, default='candidate', max_length=10)),
-                ('hyperparameters', models.JSONField(default=dict)),
-                ('data_start', models.DateTimeField(help_text='Open time of the first candle trained on.')),
-                ('data_end', models.DateTimeField(help_text='Open time of the last candle read (backtest included).')),
-                ('data_candles', models.PositiveIntegerField(default=0)),
-                ('data_digest', models.CharField(help_text='sha256 of the candles used.', max_length=64)),
-                ('metrics', models.JSONField(default=dict, help_text='Backtest metrics of this model.')),
-                ('baseline_metrics', models.JSONField(default=dict, help_text='naive, drift and naive_band on the same origins.')),
-                ('backtest', models.JSONField(default=dict, help_text='Backtest window and origins.')),
-                ('decision', models.TextField(blank=True, help_text='Why the promotion gate promoted or rejected it.')),
-                ('artifact', models.FileField(max_length=300, upload_to=forecasting.models.artifact_path)),
-                ('artifact_size', models.PositiveBigIntegerField(default=0)),
-                ('artifact_sha256', models.CharField(max_length=64)),
-                ('artifact_broken', models.TextField(blank=True, help_text='Set when the artifact failed its checksum.')),
-                ('train_seconds', models.FloatField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('promoted_at', models.DateTimeField(blank=True, null=True)),
-                ('retired_at', models.DateTimeField(blank=True, null=True)),
-                ('asset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='model_versions', to='forecasting.asset')),
-                ('training_run', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='model_version', to='forecasting.trainingrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.PositiveIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("candidate", "Candidate"),
+                            ("champion", "Champion"),
+                            ("rejected", "Rejected"),
+                            ("retired", "Retired"),
+                        ],
+                        db_index=True,
+                        default="candidate",
+                        max_length=10,
+                    ),
+                ),
+                ("hyperparameters", models.JSONField(default=dict)),
+                ("data_start", models.DateTimeField(help_text="Open time of the first candle trained on.")),
+                ("data_end", models.DateTimeField(help_text="Open time of the last candle read (backtest included).")),
+                ("data_candles", models.PositiveIntegerField(default=0)),
+                ("data_digest", models.CharField(help_text="sha256 of the candles used.", max_length=64)),
+                ("metrics", models.JSONField(default=dict, help_text="Backtest metrics of this model.")),
+                (
+                    "baseline_metrics",
+                    models.JSONField(default=dict, help_text="naive, drift and naive_band on the same origins."),
+                ),
+                ("backtest", models.JSONField(default=dict, help_text="Backtest window and origins.")),
+                ("decision", models.TextField(blank=True, help_text="Why the promotion gate promoted or rejected it.")),
+                ("artifact", models.FileField(max_length=300, upload_to=forecasting.models.artifact_path)),
+                ("artifact_size", models.PositiveBigIntegerField(default=0)),
+                ("artifact_sha256", models.CharField(max_length=64)),
+                (
+                    "artifact_broken",
+                    models.TextField(blank=True, help_text="Set when the artifact failed its checksum."),
+                ),
+                ("train_seconds", models.FloatField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("promoted_at", models.DateTimeField(blank=True, null=True)),
+                ("retired_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="model_versions",
+                        to="forecasting.asset",
+                    ),
+                ),
+                (
+                    "training_run",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="model_version",
+                        to="forecasting.trainingrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['asset', '-version'],
+                "ordering": ["asset", "-version"],
             },
         ),
         migrations.CreateModel(
-            name='Forecast',
+            name="Forecast",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('model', 'Model'), ('baseline', 'naive volatility band (baseline)')], max_length=10)),
-                ('source', models.CharField(help_text='"baseline" or "v<version>"; unique per origin.', max_length=40)),
-                ('origin_time', models.DateTimeField(help_text='Open time of the newest candle the forecast saw.')),
-                ('last_close', models.DecimalField(decimal_places=8, max_digits=28)),
-                ('quantiles', models.JSONField(help_text='Quantile levels, e.g. [0.1, 0.5, 0.9].')),
-                ('steps', models.JSONField(help_text='[{"target_time": ISO time, "values": [price per quantile]}, ...]')),
-                ('made_at', models.DateTimeField(auto_now_add=True)),
-                ('stale', models.BooleanField(default=False, help_text='Made by a model older than the allowed maximum age.')),
-                ('asset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='forecasts', to='forecasting.asset')),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='forecasts', to='forecasting.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("model", "Model"), ("baseline", "naive volatility band (baseline)")], max_length=10
+                    ),
+                ),
+                ("source", models.CharField(help_text='"baseline" or "v<version>"; unique per origin.', max_length=40)),
+                ("origin_time", models.DateTimeField(help_text="Open time of the newest candle the forecast saw.")),
+                ("last_close", models.DecimalField(decimal_places=8, max_digits=28)),
+                ("quantiles", models.JSONField(help_text="Quantile levels, e.g. [0.1, 0.5, 0.9].")),
+                (
+                    "steps",
+                    models.JSONField(help_text='[{"target_time": ISO time, "values": [price per quantile]}, ...]'),
+                ),
+                ("made_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "stale",
+                    models.BooleanField(default=False, help_text="Made by a model older than the allowed maximum age."),
+                ),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="forecasts", to="forecasting.asset"
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="forecasts",
+                        to="forecasting.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['asset', '-origin_time'],
-                'indexes': [models.Index(fields=['asset', '-origin_time'], name='forecast_asset_latest')],
-                'constraints': [models.UniqueConstraint(fields=('asset', 'origin_time', 'source'), name='forecast_unique_per_origin')],
+                "ordering": ["asset", "-origin_time"],
+                "indexes": [models.Index(fields=["asset", "-origin_time"], name="forecast_asset_latest")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("asset", "origin_time", "source"), name="forecast_unique_per_origin"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='trainingrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('asset',), name='training_run_one_running_per_asset'),
+            model_name="trainingrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "running")), fields=("asset",), name="training_run_one_running_per_asset"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('asset', 'version'), name='model_version_unique_per_asset'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(fields=("asset", "version"), name="model_version_unique_per_asset"),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'champion')), fields=('asset',), name='model_version_one_champion_per_asset'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "champion")),
+                fields=("asset",),
+                name="model_version_one_champion_per_asset",
+            ),
         ),
     ]

@@ -15,7 +15,8 @@ def create(apps, schema_editor):
 
 def remove(apps, schema_editor):
     apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
-        name="Fail training runs of lost workers").delete()
+        name="Fail training runs of lost workers"
+    ).delete()
 
 
 class Migration(migrations.Migration):

@@ -5,20 +5,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('forecasting', '0003_reaper_schedule'),
+        ("forecasting", "0003_reaper_schedule"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='modelversion',
-            name='replaced',
-            field=models.ForeignKey(blank=True, help_text='The champion this version replaced; a roll-back restores it.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='forecasting.modelversion'),
+            model_name="modelversion",
+            name="replaced",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The champion this version replaced; a roll-back restores it.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="forecasting.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='withdrawn',
-            field=models.BooleanField(default=False, help_text='Retired by staff: never restored automatically.'),
+            model_name="modelversion",
+            name="withdrawn",
+            field=models.BooleanField(default=False, help_text="Retired by staff: never restored automatically."),
         ),
     ]

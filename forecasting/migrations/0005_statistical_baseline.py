@@ -4,25 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('forecasting', '0004_champion_chain'),
+        ("forecasting", "0004_champion_chain"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='forecast',
-            name='kind',
-            field=models.CharField(choices=[('model', 'Model'), ('baseline', 'statistical baseline (seasonal band)')], max_length=10),
+            model_name="forecast",
+            name="kind",
+            field=models.CharField(
+                choices=[("model", "Model"), ("baseline", "statistical baseline (seasonal band)")], max_length=10
+            ),
         ),
         migrations.AlterField(
-            model_name='forecast',
-            name='source',
-            field=models.CharField(help_text='"baseline" (the seasonal band), "naive-band" (too little history for it) or "v<version>"; unique per origin.', max_length=40),
+            model_name="forecast",
+            name="source",
+            field=models.CharField(
+                help_text='"baseline" (the seasonal band), "naive-band" (too little history for it) or "v<version>"; unique per origin.',
+                max_length=40,
+            ),
         ),
         migrations.AlterField(
-            model_name='modelversion',
-            name='baseline_metrics',
-            field=models.JSONField(default=dict, help_text='seasonal_band (the statistical baseline), naive, drift and naive_band on the same origins; older versions lack seasonal_band.'),
+            model_name="modelversion",
+            name="baseline_metrics",
+            field=models.JSONField(
+                default=dict,
+                help_text="seasonal_band (the statistical baseline), naive, drift and naive_band on the same origins; older versions lack seasonal_band.",
+            ),
         ),
     ]

@@ -26,8 +26,9 @@ class Forecasts:
     quantiles: np.ndarray | None
 
 
-def origins(series: Series, *, test_start: int, horizon: int, min_history: int, stride: int = 1,
-            ewma_halflife: float = 24.0) -> np.ndarray:
+def origins(
+    series: Series, *, test_start: int, horizon: int, min_history: int, stride: int = 1, ewma_halflife: float = 24.0
+) -> np.ndarray:
     """Origins t >= test_start whose whole horizon exists in the same segment, with enough history."""
     frame = build_frame(series, ewma_halflife=ewma_halflife, min_history=min_history)
     n = len(series)
@@ -43,8 +44,15 @@ def actuals(series: Series, idx: np.ndarray, horizon: int) -> np.ndarray:
     return series.close[idx[:, None] + np.arange(1, horizon + 1)[None, :]]
 
 
-def metrics(point: np.ndarray, actual: np.ndarray, last: np.ndarray, *, mase_scale: float,
-            quantiles: np.ndarray | None = None, levels: tuple[float, ...] = (0.1, 0.5, 0.9)) -> dict:
+def metrics(
+    point: np.ndarray,
+    actual: np.ndarray,
+    last: np.ndarray,
+    *,
+    mase_scale: float,
+    quantiles: np.ndarray | None = None,
+    levels: tuple[float, ...] = (0.1, 0.5, 0.9),
+) -> dict:
     err = point - actual
     out = {
         "mae": float(np.mean(np.abs(err))),
@@ -74,8 +82,16 @@ def metrics(point: np.ndarray, actual: np.ndarray, last: np.ndarray, *, mase_sca
     return out
 
 
-def baselines(series: Series, idx: np.ndarray, *, horizon: int, levels: tuple[float, ...],
-              train_end: int, ewma_halflife: float = 24.0, min_history: int = 48) -> dict[str, Forecasts]:
+def baselines(
+    series: Series,
+    idx: np.ndarray,
+    *,
+    horizon: int,
+    levels: tuple[float, ...],
+    train_end: int,
+    ewma_halflife: float = 24.0,
+    min_history: int = 48,
+) -> dict[str, Forecasts]:
     last = series.close[idx]
     h = np.arange(1, horizon + 1)
     train_returns = np.diff(np.log(series.close[:train_end]))
@@ -94,22 +110,36 @@ def baselines(series: Series, idx: np.ndarray, *, horizon: int, levels: tuple[fl
     }
 
 
-def backtest(model: BandForecaster, series: Series, *, test_start: int, stride: int = 1,
-             seasonal: BandForecaster | None = None) -> dict:
+def backtest(
+    model: BandForecaster, series: Series, *, test_start: int, stride: int = 1, seasonal: BandForecaster | None = None
+) -> dict:
     """Score the model from every `stride`-th origin at or after `test_start`, and the baselines
     on exactly the same origins. The model only reads candles up to each origin.
 
     The seasonal band is fitted on the candles before `test_start` unless one is given (fitted
     on data that ends there too)."""
     cfg = model.config
-    idx = origins(series, test_start=test_start, horizon=cfg.horizon, min_history=cfg.min_history,
-                  stride=stride, ewma_halflife=cfg.ewma_halflife)
+    idx = origins(
+        series,
+        test_start=test_start,
+        horizon=cfg.horizon,
+        min_history=cfg.min_history,
+        stride=stride,
+        ewma_halflife=cfg.ewma_halflife,
+    )
     if seasonal is None:
         seasonal = fit_seasonal_band(series, replace(cfg, seasonal=True), train_end=test_start)
     forecasts = {"model": band_forecasts(model, series, idx), "seasonal_band": band_forecasts(seasonal, series, idx)}
-    return score(series, idx, forecasts, train_end=test_start,
-                 horizon=cfg.horizon, levels=cfg.quantiles, ewma_halflife=cfg.ewma_halflife,
-                 min_history=cfg.min_history)
+    return score(
+        series,
+        idx,
+        forecasts,
+        train_end=test_start,
+        horizon=cfg.horizon,
+        levels=cfg.quantiles,
+        ewma_halflife=cfg.ewma_halflife,
+        min_history=cfg.min_history,
+    )
 
 
 def band_forecasts(forecaster: BandForecaster, series: Series, idx: np.ndarray) -> Forecasts:
@@ -120,8 +150,17 @@ def band_forecasts(forecaster: BandForecaster, series: Series, idx: np.ndarray) 
     return Forecasts(point, prices)
 
 
-def score(series: Series, idx: np.ndarray, forecasts: dict[str, Forecasts], *, train_end: int, horizon: int,
-          levels: tuple[float, ...], ewma_halflife: float = 24.0, min_history: int = 48) -> dict:
+def score(
+    series: Series,
+    idx: np.ndarray,
+    forecasts: dict[str, Forecasts],
+    *,
+    train_end: int,
+    horizon: int,
+    levels: tuple[float, ...],
+    ewma_halflife: float = 24.0,
+    min_history: int = 48,
+) -> dict:
     """Metrics of each forecast and of the baselines on origins `idx`."""
     actual = actuals(series, idx, horizon)
     last = series.close[idx]
@@ -130,10 +169,21 @@ def score(series: Series, idx: np.ndarray, forecasts: dict[str, Forecasts], *, t
     seg = segment_ids(series.head(train_end))
     mase_scale = float(np.mean(np.abs(np.diff(train_close))[seg[1:] == seg[:-1]]))
     all_forecasts = dict(forecasts)
-    all_forecasts.update(baselines(series, idx, horizon=horizon, levels=levels, train_end=train_end,
-                                   ewma_halflife=ewma_halflife, min_history=min_history))
-    result = {name: metrics(f.point, actual, last, mase_scale=mase_scale, quantiles=f.quantiles, levels=levels)
-              for name, f in all_forecasts.items()}
+    all_forecasts.update(
+        baselines(
+            series,
+            idx,
+            horizon=horizon,
+            levels=levels,
+            train_end=train_end,
+            ewma_halflife=ewma_halflife,
+            min_history=min_history,
+        )
+    )
+    result = {
+        name: metrics(f.point, actual, last, mase_scale=mase_scale, quantiles=f.quantiles, levels=levels)
+        for name, f in all_forecasts.items()
+    }
     return {
         "origins": int(len(idx)),
         "horizon": horizon,
@@ -147,8 +197,9 @@ def _sub(frame, idx):
     return frame.take(idx)
 
 
-def naive_band_forecast(series: Series, *, horizon: int, levels: tuple[float, ...],
-                        ewma_halflife: float = 24.0) -> dict:
+def naive_band_forecast(
+    series: Series, *, horizon: int, levels: tuple[float, ...], ewma_halflife: float = 24.0
+) -> dict:
     """The baseline served when an asset has no champion: the last price with a normal band from
     the EWMA volatility at the newest candle."""
     frame = build_frame(series, ewma_halflife=ewma_halflife, min_history=1)

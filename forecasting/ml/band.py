@@ -28,9 +28,14 @@ class BandForecaster:
     aci_start_time: int | None
 
     def frame(self, series: Series) -> Frame:
-        return build_frame(series, ewma_halflife=self.config.ewma_halflife, min_history=self.config.min_history,
-                           profile=self.profile, horizon=self.config.horizon,
-                           range_weight=self.config.range_weight)
+        return build_frame(
+            series,
+            ewma_halflife=self.config.ewma_halflife,
+            min_history=self.config.min_history,
+            profile=self.profile,
+            horizon=self.config.horizon,
+            range_weight=self.config.range_weight,
+        )
 
     def raw_quantiles(self, series: Series, frame: Frame) -> np.ndarray:
         """(n, H, Q) quantiles in scaled units before the band's calibration."""
@@ -56,9 +61,17 @@ class BandForecaster:
             return np.broadcast_to(self.calibration, (n, horizon)).copy()
         y, mask = targets(frame, horizon)
         start = int(np.searchsorted(series.times, self.aci_start_time))
-        return adaptive_offsets(raw, in_target_volatility(y, frame), mask, self.calibration, start=start,
-                                rate=self.aci_rate, alpha=1.0 - self.config.band,
-                                pooled=self.config.aci_pooled, smooth=self.config.aci_smooth)
+        return adaptive_offsets(
+            raw,
+            in_target_volatility(y, frame),
+            mask,
+            self.calibration,
+            start=start,
+            rate=self.aci_rate,
+            alpha=1.0 - self.config.band,
+            pooled=self.config.aci_pooled,
+            smooth=self.config.aci_smooth,
+        )
 
     def predict_prices(self, series: Series) -> tuple[np.ndarray, Frame]:
         """Quantile prices (n, H, Q): at each step t, for t+1..t+H."""
@@ -69,9 +82,7 @@ class BandForecaster:
         """The forecast from the newest candle: target times and quantile prices per step."""
         prices, frame = self.predict_prices(series)
         if not frame.valid[-1]:
-            raise SeriesError(
-                f"the newest candle has less than {self.config.min_history} contiguous candles before it"
-            )
+            raise SeriesError(f"the newest candle has less than {self.config.min_history} contiguous candles before it")
         h = np.arange(1, self.config.horizon + 1)
         return {
             "origin_time": int(series.times[-1]),
@@ -92,8 +103,18 @@ def in_target_volatility(y: np.ndarray, frame: Frame) -> np.ndarray:
     return y * frame.sigma[:, None] / frame.sigma[resolved_at]
 
 
-def adaptive_offsets(raw: np.ndarray, y: np.ndarray, mask: np.ndarray, calibration: np.ndarray, *, start: int,
-                     rate: float, alpha: float, pooled: bool = False, smooth: float = 0.0) -> np.ndarray:
+def adaptive_offsets(
+    raw: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray,
+    calibration: np.ndarray,
+    *,
+    start: int,
+    rate: float,
+    alpha: float,
+    pooled: bool = False,
+    smooth: float = 0.0,
+) -> np.ndarray:
     """Adaptive conformal inference, (n, H): from `start`, each outcome nudges the offset up after a
     miss and down after a hit. At step t only origins whose target time is <= t count, so nothing
     leaks. Per horizon step, or `pooled`: one shift for every step, moved by the share of the
@@ -125,10 +146,10 @@ def adaptive_offsets(raw: np.ndarray, y: np.ndarray, mask: np.ndarray, calibrati
         cur = 0.0
         for t in range(start, n):
             if counts[t]:
-                missed = np.count_nonzero(rel[t] > shift[t:t + horizon][::-1])
+                missed = np.count_nonzero(rel[t] > shift[t : t + horizon][::-1])
                 cur += rate * (missed / counts[t] - alpha)
             shift[t + horizon] = cur
-        offsets[start:] += shift[start + horizon:, None]
+        offsets[start:] += shift[start + horizon :, None]
         return _smoothed(offsets, base, start, smooth)
     a = base.copy()
     for t in range(start, n):

@@ -7,8 +7,14 @@ import math
 from dataclasses import dataclass
 
 # How models behaved before each of these settings existed.
-LEGACY_SETTINGS = {"seasonal": False, "aci_pooled": False, "range_weight": 0.0, "ensemble": 1, "max_shrink": 1.0,
-                   "aci_smooth": 0.0}
+LEGACY_SETTINGS = {
+    "seasonal": False,
+    "aci_pooled": False,
+    "range_weight": 0.0,
+    "ensemble": 1,
+    "max_shrink": 1.0,
+    "aci_smooth": 0.0,
+}
 
 
 @dataclass(frozen=True)

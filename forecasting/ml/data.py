@@ -78,12 +78,26 @@ class Series:
             raise SeriesError(f"time {_when(self.times[bad])} is off the {self.interval_ms} ms grid")
 
     def tail(self, n: int) -> Series:
-        return Series(self.times[-n:], self.open[-n:], self.high[-n:], self.low[-n:], self.close[-n:],
-                      self.volume[-n:], self.interval_ms)
+        return Series(
+            self.times[-n:],
+            self.open[-n:],
+            self.high[-n:],
+            self.low[-n:],
+            self.close[-n:],
+            self.volume[-n:],
+            self.interval_ms,
+        )
 
     def head(self, n: int) -> Series:
-        return Series(self.times[:n], self.open[:n], self.high[:n], self.low[:n], self.close[:n],
-                      self.volume[:n], self.interval_ms)
+        return Series(
+            self.times[:n],
+            self.open[:n],
+            self.high[:n],
+            self.low[:n],
+            self.close[:n],
+            self.volume[:n],
+            self.interval_ms,
+        )
 
 
 def _when(ms) -> str:
@@ -103,8 +117,9 @@ def segment_position(seg: np.ndarray) -> np.ndarray:
     return pos - np.repeat(starts, np.diff(np.concatenate([starts, [len(seg)]])))
 
 
-def ewma_volatility(returns: np.ndarray, seg: np.ndarray, halflife: float,
-                    squares: np.ndarray | None = None) -> np.ndarray:
+def ewma_volatility(
+    returns: np.ndarray, seg: np.ndarray, halflife: float, squares: np.ndarray | None = None
+) -> np.ndarray:
     """Causal EWMA of squared log-returns (or of `squares`, another estimate of each step's
     variance), restarted in each segment (expanding mean at first).
 
@@ -165,8 +180,14 @@ class Frame:
         return self.sigma[:, None] * self.season[:, :horizon]
 
     def take(self, idx: np.ndarray) -> Frame:
-        return Frame(self.features[idx], self.log_close[idx], self.sigma[idx], self.seg[idx], self.valid[idx],
-                     None if self.season is None else self.season[idx])
+        return Frame(
+            self.features[idx],
+            self.log_close[idx],
+            self.sigma[idx],
+            self.seg[idx],
+            self.valid[idx],
+            None if self.season is None else self.season[idx],
+        )
 
 
 # -- seasonality ------------------------------------------------------------------------------------
@@ -181,8 +202,9 @@ def season_bins(times: np.ndarray, interval_ms: int) -> tuple[np.ndarray, int]:
     return ((np.asarray(times, dtype=np.int64) % WEEK_MS) * nbins // WEEK_MS).astype(np.int64), int(nbins)
 
 
-def seasonal_profile(series: Series, *, end: int | None = None, level_halflife: float = 168.0,
-                     smooth: int = 1) -> np.ndarray:
+def seasonal_profile(
+    series: Series, *, end: int | None = None, level_halflife: float = 168.0, smooth: int = 1
+) -> np.ndarray:
     """Variance multiplier per place in the week (mean 1), learnt from steps before `end` only.
 
     Each return is measured against a slow EWMA of volatility known before it, so a crash week
@@ -212,7 +234,7 @@ def seasonal_profile(series: Series, *, end: int | None = None, level_halflife: 
         k = np.arange(-smooth, smooth + 1)
         w = (smooth + 1 - np.abs(k)).astype(float)
         mean_abs = sum(wi * np.roll(mean_abs, ki) for wi, ki in zip(w, k)) / w.sum()
-    var = mean_abs ** 2
+    var = mean_abs**2
     return var / var.mean()
 
 
@@ -229,8 +251,15 @@ def season_scale(times: np.ndarray, interval_ms: int, profile: np.ndarray, horiz
 PARKINSON = 1.0 / (4.0 * np.log(2.0))
 
 
-def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int = 24,
-                profile: np.ndarray | None = None, horizon: int = 0, range_weight: float = 0.0) -> Frame:
+def build_frame(
+    series: Series,
+    *,
+    ewma_halflife: float = 24.0,
+    min_history: int = 24,
+    profile: np.ndarray | None = None,
+    horizon: int = 0,
+    range_weight: float = 0.0,
+) -> Frame:
     """Features and scales of every step. With a seasonal `profile`, returns are divided by their
     place's volatility before the EWMA and the features (so they are deseasonalised) and
     `horizon` steps of seasonal scale are computed. `range_weight` is the share of each step's
@@ -250,7 +279,7 @@ def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int
         season = season_scale(series.times, series.interval_ms, profile, max(horizon, 1))
     squares = r * r
     if range_weight:
-        parkinson = PARKINSON * np.log(series.high / series.low) ** 2 / here ** 2
+        parkinson = PARKINSON * np.log(series.high / series.low) ** 2 / here**2
         squares = (1 - range_weight) * squares + range_weight * np.where(np.isfinite(r), parkinson, np.nan)
     sigma = ewma_volatility(r, seg, ewma_halflife, squares)
     prev_sigma = np.concatenate([[np.nan], sigma[:-1]])
@@ -261,14 +290,19 @@ def build_frame(series: Series, *, ewma_halflife: float = 24.0, min_history: int
     t = series.times
     hour = (t % DAY_MS) / DAY_MS * 2 * np.pi
     weekday = ((t + 3 * DAY_MS) % WEEK_MS) / WEEK_MS * 2 * np.pi  # epoch 0 was a Thursday
-    feats = np.column_stack([
-        r / prev_sigma,
-        np.log(sigma),
-        np.log(series.high / series.low) / (sigma * here),
-        np.log(series.close / series.open) / (sigma * here),
-        log_v - vol_mean,
-        np.sin(hour), np.cos(hour), np.sin(weekday), np.cos(weekday),
-    ])
+    feats = np.column_stack(
+        [
+            r / prev_sigma,
+            np.log(sigma),
+            np.log(series.high / series.low) / (sigma * here),
+            np.log(series.close / series.open) / (sigma * here),
+            log_v - vol_mean,
+            np.sin(hour),
+            np.cos(hour),
+            np.sin(weekday),
+            np.cos(weekday),
+        ]
+    )
     pos = segment_position(seg)
     valid = (pos >= min_history) & np.all(np.isfinite(feats), axis=1)
     feats = np.where(np.isfinite(feats), feats, 0.0)

@@ -19,15 +19,26 @@ def pinball_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, quanti
 
 
 class QuantileLSTM(pl.LightningModule):
-    def __init__(self, *, n_features: int, horizon: int, quantiles: tuple[float, ...], hidden: int = 64,
-                 layers: int = 1, dropout: float = 0.0, lr: float = 3e-3, weight_decay: float = 1e-4,
-                 burn_in: int = 48):
+    def __init__(
+        self,
+        *,
+        n_features: int,
+        horizon: int,
+        quantiles: tuple[float, ...],
+        hidden: int = 64,
+        layers: int = 1,
+        dropout: float = 0.0,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        burn_in: int = 48,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.horizon = horizon
         self.register_buffer("quantiles", torch.tensor(quantiles, dtype=torch.float32))
-        self.lstm = nn.LSTM(n_features, hidden, num_layers=layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            n_features, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.head = nn.Linear(hidden, horizon * len(quantiles))
 
     def forward(self, x: torch.Tensor, state=None):
@@ -42,7 +53,7 @@ class QuantileLSTM(pl.LightningModule):
         x, y, mask = batch
         pred, _ = self(x)
         burn = torch.zeros_like(mask)
-        burn[:, self.hparams.burn_in:] = 1
+        burn[:, self.hparams.burn_in :] = 1
         return pinball_loss(pred, y, mask * burn, self.quantiles)
 
     def training_step(self, batch, batch_idx):

@@ -48,10 +48,17 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
             f"too little history for the seasonal band: {train_end} candles, at least "
             f"{config.val_steps + need} needed for a {config.val_steps}-step validation period"
         )
-    profile = seasonal_profile(series, end=val_start, level_halflife=config.profile_halflife,
-                               smooth=config.profile_smooth) if config.seasonal else None
-    band = SeasonalBand(config=config, profile=profile, base=np.zeros((config.horizon, len(config.quantiles))),
-                        calibration=np.zeros(config.horizon))
+    profile = (
+        seasonal_profile(series, end=val_start, level_halflife=config.profile_halflife, smooth=config.profile_smooth)
+        if config.seasonal
+        else None
+    )
+    band = SeasonalBand(
+        config=config,
+        profile=profile,
+        base=np.zeros((config.horizon, len(config.quantiles))),
+        calibration=np.zeros(config.horizon),
+    )
     frame = band.frame(series)
     y, mask = targets(frame, config.horizon)
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
@@ -60,8 +67,11 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
     band.base = base_quantiles(y, train_mask if train_mask.any() else val_mask, config.quantiles)
     band.calibration = conformal_offsets(band.raw_quantiles(series, frame), y, val_mask, 1 - config.band)
     band.aci_rate, band.aci_start_time = config.aci_rate, int(series.times[val_start])
-    band.meta = {"train_end_time": int(series.times[-1]), "val_start_time": int(series.times[val_start]),
-                 "candles": int(len(series))}
+    band.meta = {
+        "train_end_time": int(series.times[-1]),
+        "val_start_time": int(series.times[val_start]),
+        "candles": int(len(series)),
+    }
     return band
 
 

@@ -36,6 +36,8 @@ from .seasonal import base_quantiles
 # 2: the seasonal profile and its settings are stored; format 1 artifacts load without one.
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
+
+
 class TrainingDiverged(ValueError):
     """Training never produced a usable model (the validation loss was never finite)."""
 
@@ -73,9 +75,9 @@ class TrainedModel(BandForecaster):
                 out[idx] = pred[0].numpy()
         # Shift every quantile by the part of the median move that validation did not support.
         mid = len(self.config.quantiles) // 2
-        out = out - (1.0 - self.shrink) * out[..., mid:mid + 1]
+        out = out - (1.0 - self.shrink) * out[..., mid : mid + 1]
         if self.base is not None and self.blend < 1.0:
-            med = out[..., mid:mid + 1]
+            med = out[..., mid : mid + 1]
             out = med + self.blend * (out - med) + (1.0 - self.blend) * self.base[None]
         return out
 
@@ -83,21 +85,24 @@ class TrainedModel(BandForecaster):
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        torch.save({
-            "format": FORMAT_VERSION,
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()},
-            "state_dict": self.module.state_dict(),
-            "scaler_mean": torch.as_tensor(self.scaler_mean),
-            "scaler_scale": torch.as_tensor(self.scaler_scale),
-            "calibration": torch.as_tensor(self.calibration),
-            "shrink": float(self.shrink),
-            "aci_rate": float(self.aci_rate),
-            "aci_start_time": -1 if self.aci_start_time is None else int(self.aci_start_time),
-            "profile": torch.as_tensor(np.zeros(0) if self.profile is None else self.profile),
-            "base": torch.as_tensor(np.zeros((0, 0)) if self.base is None else self.base),
-            "blend": float(self.blend),
-            "meta": self.meta,
-        }, buf)
+        torch.save(
+            {
+                "format": FORMAT_VERSION,
+                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()},
+                "state_dict": self.module.state_dict(),
+                "scaler_mean": torch.as_tensor(self.scaler_mean),
+                "scaler_scale": torch.as_tensor(self.scaler_scale),
+                "calibration": torch.as_tensor(self.calibration),
+                "shrink": float(self.shrink),
+                "aci_rate": float(self.aci_rate),
+                "aci_start_time": -1 if self.aci_start_time is None else int(self.aci_start_time),
+                "profile": torch.as_tensor(np.zeros(0) if self.profile is None else self.profile),
+                "base": torch.as_tensor(np.zeros((0, 0)) if self.base is None else self.base),
+                "blend": float(self.blend),
+                "meta": self.meta,
+            },
+            buf,
+        )
         return buf.getvalue()
 
     @classmethod
@@ -117,17 +122,34 @@ class TrainedModel(BandForecaster):
         config = TrainConfig(**cfg)
         module = _new_module(config, blob["scaler_mean"].shape[0])
         module.load_state_dict(blob["state_dict"])
-        return cls(config=config, module=module, scaler_mean=blob["scaler_mean"].numpy(),
-                   scaler_scale=blob["scaler_scale"].numpy(), calibration=blob["calibration"].numpy(),
-                   shrink=float(blob["shrink"]), aci_rate=float(blob["aci_rate"]),
-                   aci_start_time=None if blob["aci_start_time"] < 0 else int(blob["aci_start_time"]),
-                   meta=blob["meta"], profile=profile, base=base, blend=float(blob.get("blend", 1.0)))
+        return cls(
+            config=config,
+            module=module,
+            scaler_mean=blob["scaler_mean"].numpy(),
+            scaler_scale=blob["scaler_scale"].numpy(),
+            calibration=blob["calibration"].numpy(),
+            shrink=float(blob["shrink"]),
+            aci_rate=float(blob["aci_rate"]),
+            aci_start_time=None if blob["aci_start_time"] < 0 else int(blob["aci_start_time"]),
+            meta=blob["meta"],
+            profile=profile,
+            base=base,
+            blend=float(blob.get("blend", 1.0)),
+        )
 
 
 def _new_member(config: TrainConfig, n_features: int) -> QuantileLSTM:
-    return QuantileLSTM(n_features=n_features, horizon=config.horizon, quantiles=config.quantiles,
-                        hidden=config.hidden, layers=config.layers, dropout=config.dropout, lr=config.lr,
-                        weight_decay=config.weight_decay, burn_in=config.burn_in)
+    return QuantileLSTM(
+        n_features=n_features,
+        horizon=config.horizon,
+        quantiles=config.quantiles,
+        hidden=config.hidden,
+        layers=config.layers,
+        dropout=config.dropout,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        burn_in=config.burn_in,
+    )
 
 
 def _new_module(config: TrainConfig, n_features: int) -> QuantileLSTM | QuantileEnsemble:
@@ -155,7 +177,7 @@ def _chunks(x, y, mask, seg, end, chunk, burn_in):
         idx = np.flatnonzero(seg[:end] == s)
         start = 0
         while start < len(idx):
-            part = idx[start:start + chunk]
+            part = idx[start : start + chunk]
             if mask[part[burn_in:]].any() if len(part) > burn_in else False:
                 pad = chunk - len(part)
                 xs.append(np.pad(x[part], ((0, pad), (0, 0))))
@@ -168,8 +190,11 @@ def _chunks(x, y, mask, seg, end, chunk, burn_in):
         return None
     # A float mask is a weight per target (recency_weights); a boolean one stays boolean.
     ms = np.stack(ms)
-    return (torch.tensor(np.stack(xs), dtype=torch.float32), torch.tensor(np.stack(ys), dtype=torch.float32),
-            torch.tensor(ms, dtype=torch.bool if ms.dtype == bool else torch.float32))
+    return (
+        torch.tensor(np.stack(xs), dtype=torch.float32),
+        torch.tensor(np.stack(ys), dtype=torch.float32),
+        torch.tensor(ms, dtype=torch.bool if ms.dtype == bool else torch.float32),
+    )
 
 
 def recency_weights(mask: np.ndarray, end: int, halflife: float) -> np.ndarray:
@@ -189,9 +214,11 @@ def _whole_segments(x, y, mask, seg, end):
     parts = [p for p in parts if mask[p].any()]
     length = max(len(p) for p in parts)
     pad = lambda a, p: np.pad(a[p], ((0, length - len(p)), (0, 0)))  # noqa: E731
-    return (torch.tensor(np.stack([pad(x, p) for p in parts]), dtype=torch.float32),
-            torch.tensor(np.stack([pad(y, p) for p in parts]), dtype=torch.float32),
-            torch.tensor(np.stack([pad(mask, p) for p in parts])))
+    return (
+        torch.tensor(np.stack([pad(x, p) for p in parts]), dtype=torch.float32),
+        torch.tensor(np.stack([pad(y, p) for p in parts]), dtype=torch.float32),
+        torch.tensor(np.stack([pad(mask, p) for p in parts])),
+    )
 
 
 class _Best(Callback):
@@ -223,8 +250,13 @@ def split_points(n: int, *, test_steps: int, val_steps: int) -> tuple[int, int]:
     return val_start, test_start
 
 
-def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int | None = None,
-          progress: Callable[[int, int], None] | None = None) -> TrainedModel:
+def train(
+    series: Series,
+    config: TrainConfig = TrainConfig(),  # noqa: B008  (frozen: one shared default is safe)
+    *,
+    train_end: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainedModel:
     """Fit on steps before `train_end` (default: all): the last `val_steps` of them validate and
     calibrate, the rest train. Nothing at or after `train_end` is read."""
     started = time.perf_counter()
@@ -243,10 +275,19 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
     pin_threads(config.threads)
 
     # The profile is learnt before validation, so the band is calibrated on data it never saw.
-    profile = seasonal_profile(series, end=val_start, level_halflife=config.profile_halflife,
-                               smooth=config.profile_smooth) if config.seasonal else None
-    shell = TrainedModel(config=config, module=None, scaler_mean=None, scaler_scale=None,
-                         calibration=np.zeros(config.horizon), profile=profile)
+    profile = (
+        seasonal_profile(series, end=val_start, level_halflife=config.profile_halflife, smooth=config.profile_smooth)
+        if config.seasonal
+        else None
+    )
+    shell = TrainedModel(
+        config=config,
+        module=None,
+        scaler_mean=None,
+        scaler_scale=None,
+        calibration=np.zeros(config.horizon),
+        profile=profile,
+    )
     frame = shell.frame(series)
     y, mask = targets(frame, config.horizon)
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
@@ -256,21 +297,40 @@ def train(series: Series, config: TrainConfig = TrainConfig(), *, train_end: int
     scale[scale < 1e-8] = 1.0
     x = (frame.features - mean) / scale
 
-    train_data = _chunks(x, y, recency_weights(train_mask, val_start, config.recency_halflife), frame.seg,
-                         val_start, config.chunk, config.burn_in)
+    train_data = _chunks(
+        x,
+        y,
+        recency_weights(train_mask, val_start, config.recency_halflife),
+        frame.seg,
+        val_start,
+        config.chunk,
+        config.burn_in,
+    )
     val_data = _whole_segments(x, y, val_mask, frame.seg, train_end)
     if train_data is None or not val_mask.any():
         raise SeriesError("no complete training or validation targets: the data has too many gaps")
     members, fits = [], []
     for i in range(config.ensemble):
-        member, fit = _fit_member(config, x.shape[1], train_data, val_data, seed=config.seed + i,
-                                  progress=_member_progress(progress, i, config))
+        member, fit = _fit_member(
+            config,
+            x.shape[1],
+            train_data,
+            val_data,
+            seed=config.seed + i,
+            progress=_member_progress(progress, i, config),
+        )
         members.append(member)
         fits.append(fit)
     module = members[0] if config.ensemble == 1 else QuantileEnsemble(members)
 
-    model = TrainedModel(config=config, module=module, scaler_mean=mean, scaler_scale=scale,
-                         calibration=np.zeros(config.horizon), profile=profile)
+    model = TrainedModel(
+        config=config,
+        module=module,
+        scaler_mean=mean,
+        scaler_scale=scale,
+        calibration=np.zeros(config.horizon),
+        profile=profile,
+    )
     model.shrink = _fit_shrink(model, series, val_mask, y)
     if config.seasonal:
         model.base = base_quantiles(y, train_mask, config.quantiles)
@@ -303,13 +363,17 @@ def _member_progress(progress, i: int, config: TrainConfig):
     return lambda epoch, max_epochs: progress(i * max_epochs + epoch, config.ensemble * max_epochs)
 
 
-def _fit_member(config: TrainConfig, n_features: int, train_data, val_data, *, seed: int,
-                progress) -> tuple[QuantileLSTM, dict]:
+def _fit_member(
+    config: TrainConfig, n_features: int, train_data, val_data, *, seed: int, progress
+) -> tuple[QuantileLSTM, dict]:
     """Train one LSTM from `seed`; its weights are those of its best validation epoch."""
     pl.seed_everything(seed, workers=False, verbose=False)
-    train_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train_data),
-                                               batch_size=config.batch_size, shuffle=True,
-                                               generator=torch.Generator().manual_seed(seed))
+    train_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(*train_data),
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     val_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*val_data), batch_size=64)
     module = _new_member(config, n_features)
     best = _Best(progress)
@@ -320,9 +384,15 @@ def _fit_member(config: TrainConfig, n_features: int, train_data, val_data, *, s
         warnings.filterwarnings("ignore", ".*number of training batches.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
         trainer = pl.Trainer(
-            max_epochs=config.max_epochs, accelerator="cpu", devices=1, logger=False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            deterministic=True, num_sanity_val_steps=0,
+            max_epochs=config.max_epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            deterministic=True,
+            num_sanity_val_steps=0,
             callbacks=[EarlyStopping(monitor="val_loss", patience=config.patience, mode="min"), best],
         )
         trainer.fit(module, train_loader, val_loader)
@@ -332,8 +402,7 @@ def _fit_member(config: TrainConfig, n_features: int, train_data, val_data, *, s
             f"lower the learning rate (lr={config.lr:g}) or check the candles for extreme values"
         )
     module.load_state_dict(best.state)
-    return module, {"seed": seed, "epochs": trainer.current_epoch, "best_epoch": best.best_epoch,
-                    "val_loss": best.best}
+    return module, {"seed": seed, "epochs": trainer.current_epoch, "best_epoch": best.best_epoch, "val_loss": best.best}
 
 
 def _fit_blend(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.ndarray) -> float:
@@ -349,7 +418,7 @@ def _fit_blend(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.
     model.blend = 1.0
     lstm = model.raw_quantiles(series, model.frame(series))
     base = np.broadcast_to(model.base[None], lstm.shape)
-    med = lstm[..., mid:mid + 1]
+    med = lstm[..., mid : mid + 1]
     rows = val_mask.any(axis=1)
     grid = np.linspace(0.0, 1.0, 11)
     losses = []
@@ -377,4 +446,3 @@ def _fit_shrink(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np
     grid = np.linspace(0.0, model.config.max_shrink, 11)
     errors = [np.mean(np.abs(g * med - obs)) for g in grid]
     return float(grid[int(np.argmin(errors))])
-

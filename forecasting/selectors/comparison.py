@@ -26,36 +26,50 @@ class Comparison:
     backtest_days: float | None = None  # length of the backtest the numbers come from
 
 
-def serving_comparison(*, asset: Asset, champion: ModelVersion | None, newest_version: ModelVersion | None,
-                       forecast: Forecast | None = None) -> Comparison:
+def serving_comparison(
+    *,
+    asset: Asset,
+    champion: ModelVersion | None,
+    newest_version: ModelVersion | None,
+    forecast: Forecast | None = None,
+) -> Comparison:
     """The champion against the statistical band, or why the baseline serves. `forecast`, the one
     serving, tells the naive band (served while the history is too short for the statistical band)
     from the statistical band. No queries: the callers have read these already."""
     if champion is not None:
         numbers = _numbers(asset, champion)
         if numbers is None:
-            return Comparison(f"Model v{champion.version} serves; it was backtested before the statistical band "
-                              f"was part of the backtest, so the two were not compared.",
-                              model_version=champion.version)
+            return Comparison(
+                f"Model v{champion.version} serves; it was backtested before the statistical band "
+                f"was part of the backtest, so the two were not compared.",
+                model_version=champion.version,
+            )
         return Comparison(_sentence(f"model v{champion.version}'s band", champion, numbers), **numbers)
     if forecast is not None and forecast.source == Forecast.NAIVE_SOURCE:
-        return Comparison("The naive volatility band is served: the history is still too short for the "
-                          "statistical band.")
+        return Comparison(
+            "The naive volatility band is served: the history is still too short for the statistical band."
+        )
     if newest_version is None:
         return Comparison(f"{STATISTICAL_SERVES}: no model has been trained yet.")
     number = newest_version.version
     if newest_version.status == ModelVersion.Status.REJECTED:
         numbers = _numbers(asset, newest_version)
         if numbers is None:
-            return Comparison(f"{STATISTICAL_SERVES}: the latest model, v{number}, was rejected by the promotion "
-                              f"gate.", model_version=number)
+            return Comparison(
+                f"{STATISTICAL_SERVES}: the latest model, v{number}, was rejected by the promotion gate.",
+                model_version=number,
+            )
         # A model can beat the band and still be rejected (its MAE, or a champion since withdrawn).
-        lead = ("did not beat it" if numbers["pinball_ratio"] >= 1 else "was rejected by the promotion gate")
-        return Comparison(f"{STATISTICAL_SERVES}: the latest model, v{number}, {lead}. "
-                          + _sentence("its band", newest_version, numbers), **numbers)
+        lead = "did not beat it" if numbers["pinball_ratio"] >= 1 else "was rejected by the promotion gate"
+        return Comparison(
+            f"{STATISTICAL_SERVES}: the latest model, v{number}, {lead}. "
+            + _sentence("its band", newest_version, numbers),
+            **numbers,
+        )
     if newest_version.status == ModelVersion.Status.RETIRED:
-        return Comparison(f"{STATISTICAL_SERVES}: no model is champion (the latest, v{number}, is retired).",
-                          model_version=number)
+        return Comparison(
+            f"{STATISTICAL_SERVES}: no model is champion (the latest, v{number}, is retired).", model_version=number
+        )
     return Comparison(f"{STATISTICAL_SERVES}: no model beat it.")
 
 
@@ -64,9 +78,13 @@ def _numbers(asset: Asset, version: ModelVersion) -> dict | None:
     band = (version.baseline_metrics or {}).get("seasonal_band") or {}
     if ours.get("pinball") is None or not band.get("pinball"):
         return None
-    return {"model_version": version.version, "pinball_ratio": ours["pinball"] / band["pinball"],
-            "model_coverage": ours.get("coverage"), "baseline_coverage": band.get("coverage"),
-            "backtest_days": _backtest_days(asset, version)}
+    return {
+        "model_version": version.version,
+        "pinball_ratio": ours["pinball"] / band["pinball"],
+        "model_coverage": ours.get("coverage"),
+        "baseline_coverage": band.get("coverage"),
+        "backtest_days": _backtest_days(asset, version),
+    }
 
 
 def _backtest_days(asset: Asset, version: ModelVersion) -> float | None:

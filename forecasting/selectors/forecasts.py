@@ -38,15 +38,23 @@ def _serving_first(forecasts: QuerySet) -> QuerySet:
     """The one rule for "the latest forecast": the newest origin first; at one origin (the baseline,
     then a newly promoted model; or a model, then the baseline after a roll-back) the current
     champion's forecast, or with no champion the baseline's; else the one made last."""
-    champion = (ModelVersion.objects.filter(asset=OuterRef("asset"), status=ModelVersion.Status.CHAMPION)
-                .values("version")[:1])
+    champion = ModelVersion.objects.filter(asset=OuterRef("asset"), status=ModelVersion.Status.CHAMPION).values(
+        "version"
+    )[:1]
     return (
         forecasts.annotate(champion_version=Subquery(champion))
-        .annotate(serving=Case(
-            When(champion_version__isnull=False,
-                 source=Concat(Value("v"), Cast("champion_version", CharField())), then=Value(1)),
-            When(champion_version__isnull=True, kind=Forecast.Kind.BASELINE, then=Value(1)),
-            default=Value(0), output_field=IntegerField()))
+        .annotate(
+            serving=Case(
+                When(
+                    champion_version__isnull=False,
+                    source=Concat(Value("v"), Cast("champion_version", CharField())),
+                    then=Value(1),
+                ),
+                When(champion_version__isnull=True, kind=Forecast.Kind.BASELINE, then=Value(1)),
+                default=Value(0),
+                output_field=IntegerField(),
+            )
+        )
         .order_by("-origin_time", "-serving", "-made_at", "-id")
     )
 
@@ -59,8 +67,13 @@ def forecast_latest(*, asset: Asset) -> Forecast | None:
 def forecasts_latest(*, asset_ids) -> dict[int, Forecast]:
     """The forecast serving each asset now, by the same rule as forecast_latest. Two queries."""
     newest = _serving_first(Forecast.objects.filter(asset=OuterRef("pk"))).values("id")[:1]
-    ids = [i for i in Asset.objects.filter(id__in=list(asset_ids)).annotate(fid=Subquery(newest))
-           .values_list("fid", flat=True) if i]
+    ids = [
+        i
+        for i in Asset.objects.filter(id__in=list(asset_ids))
+        .annotate(fid=Subquery(newest))
+        .values_list("fid", flat=True)
+        if i
+    ]
     return {f.asset_id: f for f in Forecast.objects.filter(id__in=ids).select_related("model_version")}
 
 
@@ -75,16 +88,21 @@ def forecast_staleness(*, forecast: Forecast, newest_candle: datetime | None, as
     behind = 0
     if newest_candle is not None and newest_candle > forecast.origin_time:
         behind = int((newest_candle - forecast.origin_time) / asset.interval_delta)
-    return Staleness(stale=forecast.stale or behind > STALE_AFTER_CANDLES, model_too_old=forecast.stale,
-                     candles_behind=behind)
+    return Staleness(
+        stale=forecast.stale or behind > STALE_AFTER_CANDLES, model_too_old=forecast.stale, candles_behind=behind
+    )
 
 
 def forecast_chart_points(forecast: Forecast) -> list[dict]:
     """Per step: target time (ms) and the band's low, median and high as decimal strings."""
     mid = median_index(forecast.quantiles)
     return [
-        {"t": datetime_to_ms(datetime.fromisoformat(s["target_time"])), "lo": s["values"][0], "m": s["values"][mid],
-         "hi": s["values"][-1]}
+        {
+            "t": datetime_to_ms(datetime.fromisoformat(s["target_time"])),
+            "lo": s["values"][0],
+            "m": s["values"][mid],
+            "hi": s["values"][-1],
+        }
         for s in forecast.steps
     ]
 
@@ -128,8 +146,9 @@ class TrackRecord:
         return self.inside / len(self.points) if self.points else None
 
 
-def forecast_track_record(*, asset: Asset, ahead: int = 1, since: datetime | None = None,
-                          limit: int = TRACK_MAX_FORECASTS) -> TrackRecord:
+def forecast_track_record(
+    *, asset: Asset, ahead: int = 1, since: datetime | None = None, limit: int = TRACK_MAX_FORECASTS
+) -> TrackRecord:
     """Each stored forecast's `ahead`-step median and band, at its target time, beside the close
     that happened there. One forecast per origin (the one made last). Two queries."""
     if ahead < 1:
@@ -139,8 +158,9 @@ def forecast_track_record(*, asset: Asset, ahead: int = 1, since: datetime | Non
         qs = qs.filter(origin_time__gt=since)
     # Only the one step compared is read, not the whole horizon of every forecast.
     rows = list(
-        qs.order_by("-origin_time", "-made_at", "-id")
-        .values_list("origin_time", "last_close", "quantiles", f"steps__{ahead - 1}")[: limit + 1]
+        qs.order_by("-origin_time", "-made_at", "-id").values_list(
+            "origin_time", "last_close", "quantiles", f"steps__{ahead - 1}"
+        )[: limit + 1]
     )
     limited = len(rows) > limit
     picked, seen = [], set()
@@ -151,10 +171,15 @@ def forecast_track_record(*, asset: Asset, ahead: int = 1, since: datetime | Non
         if step:  # a forecast with a shorter horizon has no such step
             picked.append((origin, last_close, quantiles, step))
     targets = {datetime.fromisoformat(step["target_time"]) for _, _, _, step in picked}
-    closes = dict(
-        Candle.objects.filter(asset=asset, interval=asset.interval, open_time__in=targets)
-        .values_list("open_time", "close")
-    ) if targets else {}
+    closes = (
+        dict(
+            Candle.objects.filter(asset=asset, interval=asset.interval, open_time__in=targets).values_list(
+                "open_time", "close"
+            )
+        )
+        if targets
+        else {}
+    )
 
     points, inside, err, naive_err, band = [], 0, Decimal(0), Decimal(0), None
     for origin, last_close, quantiles, step in reversed(picked):
@@ -168,11 +193,26 @@ def forecast_track_record(*, asset: Asset, ahead: int = 1, since: datetime | Non
         err += abs(m - actual)
         naive_err += abs(last_close - actual)
         band = round(quantiles[-1] - quantiles[0], 6)
-        points.append({"t": datetime_to_ms(target), "origin": datetime_to_ms(origin), "m": str(m), "lo": str(lo), "hi": str(hi),
-                       "a": str(actual)})
+        points.append(
+            {
+                "t": datetime_to_ms(target),
+                "origin": datetime_to_ms(origin),
+                "m": str(m),
+                "lo": str(lo),
+                "hi": str(hi),
+                "a": str(actual),
+            }
+        )
     points.sort(key=lambda p: p["t"])
     n = len(points)
     return TrackRecord(
-        ahead=ahead, points=points, forecasts=len(picked), unresolved=len(picked) - n, inside=inside,
-        band=band, mae=err / n if n else None, naive_mae=naive_err / n if n else None, limited=limited,
+        ahead=ahead,
+        points=points,
+        forecasts=len(picked),
+        unresolved=len(picked) - n,
+        inside=inside,
+        band=band,
+        mae=err / n if n else None,
+        naive_mae=naive_err / n if n else None,
+        limited=limited,
     )

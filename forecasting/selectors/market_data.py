@@ -27,8 +27,8 @@ def candle_gaps(*, asset: Asset, interval: str | None = None) -> list[Gap]:
     """Missing candles between the first and the newest stored one."""
     interval = interval or asset.interval
     step = interval_delta(interval)
-    times = Candle.objects.filter(asset=asset, interval=interval).order_by("open_time").values_list(
-        "open_time", flat=True
+    times = (
+        Candle.objects.filter(asset=asset, interval=interval).order_by("open_time").values_list("open_time", flat=True)
     )
     gaps: list[Gap] = []
     previous = None
@@ -85,15 +85,16 @@ def newest_candle_ages(*, now: datetime | None = None) -> list[dict]:
         # One indexed lookup per asset (the unique index leads with asset, interval, open_time).
         newest = (
             Candle.objects.filter(asset=asset, interval=asset.interval)
-            .order_by("-open_time").values_list("close_time", flat=True).first()
+            .order_by("-open_time")
+            .values_list("close_time", flat=True)
+            .first()
         )
         age = (now - newest).total_seconds() if newest else None
         out.append({"asset": asset, "newest_close": newest, "age_seconds": age})
     return out
 
 
-def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = None,
-                  since=None) -> tuple[Series, str]:
+def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = None, since=None) -> tuple[Series, str]:
     """The newest candles of an asset as a Series, and a sha256 digest of exactly those candles."""
     qs = Candle.objects.filter(asset=asset, interval=asset.interval)
     newest = qs.order_by("-open_time").values_list("open_time", flat=True).first()
@@ -104,7 +105,7 @@ def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = 
     if since is not None:
         qs = qs.filter(open_time__gte=since)
     if limit is not None:
-        first = qs.order_by("-open_time").values_list("open_time", flat=True)[limit - 1:limit].first()
+        first = qs.order_by("-open_time").values_list("open_time", flat=True)[limit - 1 : limit].first()
         if first is not None:
             qs = qs.filter(open_time__gte=first)
     rows = list(qs.order_by("open_time").values_list("open_time", "open", "high", "low", "close", "volume"))
@@ -113,8 +114,12 @@ def candle_series(*, asset: Asset, days: int | None = None, limit: int | None = 
         digest.update(f"{datetime_to_ms(r[0])},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]}\n".encode())
     cols = list(zip(*rows))
     series = Series.from_arrays(
-        times=[datetime_to_ms(t) for t in cols[0]], open=[float(v) for v in cols[1]],
-        high=[float(v) for v in cols[2]], low=[float(v) for v in cols[3]], close=[float(v) for v in cols[4]],
-        volume=[float(v) for v in cols[5]], interval_ms=interval_ms(asset.interval),
+        times=[datetime_to_ms(t) for t in cols[0]],
+        open=[float(v) for v in cols[1]],
+        high=[float(v) for v in cols[2]],
+        low=[float(v) for v in cols[3]],
+        close=[float(v) for v in cols[4]],
+        volume=[float(v) for v in cols[5]],
+        interval_ms=interval_ms(asset.interval),
     )
     return series, digest.hexdigest()

@@ -51,8 +51,7 @@ def artifact_read(*, version: ModelVersion) -> bytes:
         raise ArtifactError(f"artifact {version.artifact.name} cannot be read: {exc}") from exc
     sha = hashlib.sha256(data).hexdigest()
     if sha != version.artifact_sha256:
-        raise ArtifactError(f"artifact checksum mismatch: expected {version.artifact_sha256[:12]}…, "
-                            f"found {sha[:12]}…")
+        raise ArtifactError(f"artifact checksum mismatch: expected {version.artifact_sha256[:12]}…, found {sha[:12]}…")
     return data
 
 

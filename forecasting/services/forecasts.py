@@ -55,10 +55,17 @@ def forecast_make(*, asset: Asset) -> Forecast:
         for t, values in zip(out["target_times"], out["prices"])
     ]
     forecast, _ = Forecast.objects.get_or_create(
-        asset=asset, origin_time=ms_to_datetime(out["origin_time"]), source=source,
-        defaults={"kind": kind, "model_version": champion if model is not None else None,
-                  "last_close": _price(out["last_close"]), "quantiles": list(out["quantiles"]),
-                  "steps": steps, "stale": stale},
+        asset=asset,
+        origin_time=ms_to_datetime(out["origin_time"]),
+        source=source,
+        defaults={
+            "kind": kind,
+            "model_version": champion if model is not None else None,
+            "last_close": _price(out["last_close"]),
+            "quantiles": list(out["quantiles"]),
+            "steps": steps,
+            "stale": stale,
+        },
     )
     return forecast
 
@@ -79,8 +86,12 @@ def _baseline_forecast(asset: Asset) -> tuple[dict, str]:
         return band.forecast(series), Forecast.SEASONAL_SOURCE
     except SeriesError as exc:
         log.info("%s: the naive band serves instead of the seasonal band: %s", asset.symbol, exc)
-    out = naive_band_forecast(series.tail(FORECAST_CANDLES), horizon=config.horizon, levels=config.quantiles,
-                              ewma_halflife=config.ewma_halflife)
+    out = naive_band_forecast(
+        series.tail(FORECAST_CANDLES),
+        horizon=config.horizon,
+        levels=config.quantiles,
+        ewma_halflife=config.ewma_halflife,
+    )
     return out, Forecast.NAIVE_SOURCE
 
 

@@ -57,8 +57,15 @@ _FIELDS = ("open", "high", "low", "close", "volume")
 
 
 @transaction.atomic
-def asset_track(*, symbol: str, interval: str = "1h", client: BinanceMarketData | None = None,
-                base_asset: str | None = None, quote_asset: str | None = None, requested_by=None) -> Asset:
+def asset_track(
+    *,
+    symbol: str,
+    interval: str = "1h",
+    client: BinanceMarketData | None = None,
+    base_asset: str | None = None,
+    quote_asset: str | None = None,
+    requested_by=None,
+) -> Asset:
     """Track a pair, checking with Binance (or the offline kline folder) that it exists.
 
     `requested_by`: the signed-in person asking (not staff): each pair they start tracking adds
@@ -73,7 +80,8 @@ def asset_track(*, symbol: str, interval: str = "1h", client: BinanceMarketData 
             if started >= settings.MAX_TRACKED_PER_USER:
                 raise MarketDataError(
                     f"you have started tracking {started} pairs, the most one account may; ask staff to "
-                    f"track {symbol}, or use a pair that is tracked already.")
+                    f"track {symbol}, or use a pair that is tracked already."
+                )
     if base_asset is None or quote_asset is None:
         if settings.KLINES_DIR:
             base_asset, quote_asset = _split_symbol_offline(symbol, interval)
@@ -82,8 +90,13 @@ def asset_track(*, symbol: str, interval: str = "1h", client: BinanceMarketData 
             base_asset, quote_asset = info["baseAsset"], info["quoteAsset"]
     asset, created = Asset.objects.get_or_create(
         symbol=symbol,
-        defaults={"base_asset": base_asset, "quote_asset": quote_asset, "interval": interval, "tracked": True,
-                  "tracked_by": requested_by if requested_by is not None and not requested_by.is_staff else None},
+        defaults={
+            "base_asset": base_asset,
+            "quote_asset": quote_asset,
+            "interval": interval,
+            "tracked": True,
+            "tracked_by": requested_by if requested_by is not None and not requested_by.is_staff else None,
+        },
     )
     if not created and not asset.tracked:
         asset.tracked = True
@@ -149,11 +162,21 @@ def _upsert_orm(asset: Asset, interval: str, klines) -> tuple[int, int]:
         values = (k.open, k.high, k.low, k.close, k.volume)
         old = existing.get(open_dt)
         if old is None:
-            new.append(Candle(asset=asset, interval=interval, open_time=open_dt, close_time=k.close_dt,
-                              open=k.open, high=k.high, low=k.low, close=k.close, volume=k.volume))
+            new.append(
+                Candle(
+                    asset=asset,
+                    interval=interval,
+                    open_time=open_dt,
+                    close_time=k.close_dt,
+                    open=k.open,
+                    high=k.high,
+                    low=k.low,
+                    close=k.close,
+                    volume=k.volume,
+                )
+            )
         elif tuple(old[1:]) != values:
-            changed.append(Candle(id=old[0], open=k.open, high=k.high, low=k.low, close=k.close,
-                                  volume=k.volume))
+            changed.append(Candle(id=old[0], open=k.open, high=k.high, low=k.low, close=k.close, volume=k.volume))
     if new:
         # ignore_conflicts: a concurrent writer that stored the same closed candle wins harmlessly.
         Candle.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True)
@@ -217,8 +240,14 @@ def _upsert_postgresql(asset: Asset, interval: str, klines) -> tuple[int, int]:
     return created, updated
 
 
-def candles_backfill(*, asset: Asset, start: datetime | None = None, end: datetime | None = None,
-                     client: BinanceMarketData | None = None, progress: Progress | None = None) -> UpsertResult:
+def candles_backfill(
+    *,
+    asset: Asset,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    client: BinanceMarketData | None = None,
+    progress: Progress | None = None,
+) -> UpsertResult:
     """Fetch candles from Binance page by page (1000 a page), each page stored in its own transaction,
     so a failure keeps every earlier page and never leaves half a page.
 
@@ -254,14 +283,17 @@ def candles_backfill(*, asset: Asset, start: datetime | None = None, end: dateti
     return result
 
 
-def candles_refresh(*, asset: Asset, client: BinanceMarketData | None = None,
-                    progress: Progress | None = None) -> UpsertResult:
+def candles_refresh(
+    *, asset: Asset, client: BinanceMarketData | None = None, progress: Progress | None = None
+) -> UpsertResult:
     """Fetch what is new since the newest stored candle (or everything, for a new asset)."""
     if settings.KLINES_DIR:
         return candles_import_file(asset=asset, path=klines_file(asset.symbol, asset.interval), progress=progress)
     newest = (
-        Candle.objects.filter(asset=asset, interval=asset.interval).order_by("-open_time")
-        .values_list("open_time", flat=True).first()
+        Candle.objects.filter(asset=asset, interval=asset.interval)
+        .order_by("-open_time")
+        .values_list("open_time", flat=True)
+        .first()
     )
     start = newest + asset.interval_delta if newest else None
     return candles_backfill(asset=asset, start=start, client=client, progress=progress)
@@ -340,8 +372,9 @@ def read_klines_csv(path: Path, *, interval: str) -> list[Kline]:
     return klines
 
 
-def candles_import_file(*, asset: Asset, path: Path, interval: str | None = None,
-                        progress: Progress | None = None, batch: int = 5000) -> UpsertResult:
+def candles_import_file(
+    *, asset: Asset, path: Path, interval: str | None = None, progress: Progress | None = None, batch: int = 5000
+) -> UpsertResult:
     """Import a kline CSV: all rows validated first, then stored in batches; re-import writes nothing."""
     interval = interval or asset.interval
     klines = read_klines_csv(Path(path), interval=interval)

@@ -31,8 +31,9 @@ class ModelVersionError(Exception):
     """A change of champion that cannot be made; the message says why."""
 
 
-def model_version_register(*, run: TrainingRun, model: TrainedModel, series: Series, digest: str,
-                           test_start: int) -> ModelVersion:
+def model_version_register(
+    *, run: TrainingRun, model: TrainedModel, series: Series, digest: str, test_start: int
+) -> ModelVersion:
     """Backtest a trained model, store its artifact, record the version, then apply the gate."""
     from ..ml.backtest import backtest
 
@@ -42,18 +43,25 @@ def model_version_register(*, run: TrainingRun, model: TrainedModel, series: Ser
     try:
         with transaction.atomic():
             Asset.objects.select_for_update().get(id=asset.id)
-            last = (ModelVersion.objects.filter(asset=asset).order_by("-version")
-                    .values_list("version", flat=True).first())
+            last = (
+                ModelVersion.objects.filter(asset=asset).order_by("-version").values_list("version", flat=True).first()
+            )
             version = ModelVersion.objects.create(
-                asset=asset, version=(last or 0) + 1, training_run=run,
+                asset=asset,
+                version=(last or 0) + 1,
+                training_run=run,
                 hyperparameters={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(model.config).items()},
-                data_start=ms_to_datetime(int(series.times[0])), data_end=ms_to_datetime(int(series.times[-1])),
-                data_candles=len(series), data_digest=digest,
+                data_start=ms_to_datetime(int(series.times[0])),
+                data_end=ms_to_datetime(int(series.times[-1])),
+                data_candles=len(series),
+                data_digest=digest,
                 metrics=result["methods"]["model"],
                 baseline_metrics={k: v for k, v in result["methods"].items() if k != "model"},
                 backtest={k: v for k, v in result.items() if k != "methods"}
                 | {"test_start": int(series.times[test_start])},
-                artifact=name, artifact_size=size, artifact_sha256=sha,
+                artifact=name,
+                artifact_size=size,
+                artifact_sha256=sha,
                 train_seconds=model.meta.get("train_seconds", 0.0),
             )
             TrainingRun.objects.filter(id=run.id).update(
@@ -77,8 +85,9 @@ def gate_decision(*, metrics: dict, baselines: dict, champion: dict | None) -> t
     reasons, ok = [], True
     pin, band_pin = metrics["pinball"], baselines["seasonal_band"]["pinball"]
     if pin < band_pin:
-        reasons.append(f"pinball loss {pin:.6g} is {1 - pin / band_pin:.1%} below the statistical band's "
-                       f"{band_pin:.6g}")
+        reasons.append(
+            f"pinball loss {pin:.6g} is {1 - pin / band_pin:.1%} below the statistical band's {band_pin:.6g}"
+        )
     else:
         ok = False
         reasons.append(f"pinball loss {pin:.6g} is not below the statistical band's {band_pin:.6g}")
@@ -110,15 +119,19 @@ def model_version_gate(*, version: ModelVersion, series: Series, test_start: int
             try:
                 champion_model = model_version_load(champion)
             except ArtifactError:
-                champion = ModelVersion.objects.filter(asset_id=version.asset_id,
-                                                       status=ModelVersion.Status.CHAMPION).first()
+                champion = ModelVersion.objects.filter(
+                    asset_id=version.asset_id, status=ModelVersion.Status.CHAMPION
+                ).first()
                 continue
             # The champion is scored on exactly the same origins as the new version.
-            champion_metrics = {**backtest(champion_model, series, test_start=test_start)["methods"]["model"],
-                                "version": champion.version}
+            champion_metrics = {
+                **backtest(champion_model, series, test_start=test_start)["methods"]["model"],
+                "version": champion.version,
+            }
             break
-        ok, reasons = gate_decision(metrics=version.metrics, baselines=version.baseline_metrics,
-                                    champion=champion_metrics)
+        ok, reasons = gate_decision(
+            metrics=version.metrics, baselines=version.baseline_metrics, champion=champion_metrics
+        )
         if champion_metrics is not None:
             version.baseline_metrics = {**version.baseline_metrics, "champion": champion_metrics}
         version.decision = ("Promoted: " if ok else "Rejected: ") + "; ".join(reasons) + "."
@@ -182,8 +195,9 @@ def _lock_asset(asset_id: int) -> None:
     Asset.objects.select_for_update().get(id=asset_id)
 
 
-def model_versions_promote(*, versions: list[ModelVersion]) -> tuple[list[tuple[ModelVersion, ModelVersion | None]],
-                                                                    list[ModelVersion]]:
+def model_versions_promote(
+    *, versions: list[ModelVersion]
+) -> tuple[list[tuple[ModelVersion, ModelVersion | None]], list[ModelVersion]]:
     """Promote one version per asset, all or none: (each promoted version with the champion it
     replaced, the versions that were champion already). ModelVersionError if any cannot serve."""
     per_asset: dict[int, int] = {}
@@ -191,8 +205,9 @@ def model_versions_promote(*, versions: list[ModelVersion]) -> tuple[list[tuple[
         per_asset[v.asset_id] = per_asset.get(v.asset_id, 0) + 1
     crowded = sorted({v.asset.symbol for v in versions if per_asset[v.asset_id] > 1})
     if crowded:
-        raise ModelVersionError(f"Select one version per asset to promote; several were selected for "
-                                f"{', '.join(crowded)}.")
+        raise ModelVersionError(
+            f"Select one version per asset to promote; several were selected for {', '.join(crowded)}."
+        )
     broken = [str(v) for v in versions if v.artifact_broken]
     if broken:
         raise ModelVersionError(f"A version with a broken artifact cannot serve: {', '.join(broken)}.")
@@ -204,8 +219,9 @@ def model_versions_promote(*, versions: list[ModelVersion]) -> tuple[list[tuple[
             if version.status == ModelVersion.Status.CHAMPION:
                 already.append(version)
                 continue
-            previous = ModelVersion.objects.filter(asset_id=version.asset_id,
-                                                   status=ModelVersion.Status.CHAMPION).first()
+            previous = ModelVersion.objects.filter(
+                asset_id=version.asset_id, status=ModelVersion.Status.CHAMPION
+            ).first()
             model_version_promote(version=version)
             done.append((version, previous))
     return done, already
@@ -215,11 +231,15 @@ def assets_rollback(*, assets: list[Asset]) -> list[tuple[Asset, ModelVersion, M
     """Roll every asset back, all or none: (asset, the champion retired, the one restored or None
     when the statistical baseline serves). ModelVersionError if an asset has no champion."""
     assets = sorted(assets, key=lambda a: a.symbol)
-    missing = [a.symbol for a in assets
-               if not ModelVersion.objects.filter(asset=a, status=ModelVersion.Status.CHAMPION).exists()]
+    missing = [
+        a.symbol
+        for a in assets
+        if not ModelVersion.objects.filter(asset=a, status=ModelVersion.Status.CHAMPION).exists()
+    ]
     if missing:
-        raise ModelVersionError(f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no champion "
-                                f"to roll back.")
+        raise ModelVersionError(
+            f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no champion to roll back."
+        )
     done = []
     with transaction.atomic():
         for asset in assets:
@@ -230,8 +250,9 @@ def assets_rollback(*, assets: list[Asset]) -> list[tuple[Asset, ModelVersion, M
     return done
 
 
-def model_versions_retire(*, versions: list[ModelVersion]) -> tuple[list[ModelVersion], list[ModelVersion],
-                                                                   list[tuple[str, ModelVersion | None]]]:
+def model_versions_retire(
+    *, versions: list[ModelVersion]
+) -> tuple[list[ModelVersion], list[ModelVersion], list[tuple[str, ModelVersion | None]]]:
     """Withdraw the versions, all or none: (retired now, retired and withdrawn already, and for each
     asset whose champion was retired its new champion or None)."""
     # Per asset the champion goes last: the others are withdrawn first, so its fallback skips them.
@@ -246,9 +267,10 @@ def model_versions_retire(*, versions: list[ModelVersion]) -> tuple[list[ModelVe
             # Retiring an already retired version still withdraws it: it never comes back.
             (already if version.status == ModelVersion.Status.RETIRED and version.withdrawn else done).append(version)
             model_version_retire(version=version)
-        champions = [(symbol, ModelVersion.objects.filter(asset_id=asset_id,
-                                                          status=ModelVersion.Status.CHAMPION).first())
-                     for asset_id, symbol in sorted(champion_gone.items(), key=lambda item: item[1])]
+        champions = [
+            (symbol, ModelVersion.objects.filter(asset_id=asset_id, status=ModelVersion.Status.CHAMPION).first())
+            for asset_id, symbol in sorted(champion_gone.items(), key=lambda item: item[1])
+        ]
     return done, already, champions
 
 
@@ -298,8 +320,9 @@ def _fall_back(*, version: ModelVersion) -> ModelVersion | None:
         previous = previous.replaced
     if previous is not None:
         # Restored as it was: it keeps the predecessor it had, so a second roll-back goes further back.
-        ModelVersion.objects.filter(id=previous.id).update(status=ModelVersion.Status.CHAMPION, promoted_at=now,
-                                                           retired_at=None)
+        ModelVersion.objects.filter(id=previous.id).update(
+            status=ModelVersion.Status.CHAMPION, promoted_at=now, retired_at=None
+        )
         previous.refresh_from_db()
     _forecast_on_commit(version.asset_id)
     return previous

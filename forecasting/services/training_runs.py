@@ -65,8 +65,11 @@ def _training_run_send(run_id: int) -> None:
         training_run_task.delay(run_id)
     except Exception as exc:  # kombu's OperationalError, or whatever the transport raises
         log.error("Could not queue training run %s: %s", run_id, exc)
-        training_run_fail(run_id=run_id, error=f"The task queue is unavailable, the training was not queued: {exc}",
-                          only_if=TrainingRun.Status.QUEUED)
+        training_run_fail(
+            run_id=run_id,
+            error=f"The task queue is unavailable, the training was not queued: {exc}",
+            only_if=TrainingRun.Status.QUEUED,
+        )
 
 
 def training_run_fail(*, run_id: int, error: str, only_if: str | None = None, now=None) -> bool:
@@ -87,8 +90,10 @@ def training_runs_reap(*, now=None) -> int:
     cutoff = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
     error = f"The worker was lost: no heartbeat for {settings.TRAINING_HEARTBEAT_TIMEOUT} s."
     lost = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff)
-    count = sum(training_run_fail(run_id=run_id, error=error, only_if=TrainingRun.Status.RUNNING, now=now)
-                for run_id in lost.values_list("id", flat=True))
+    count = sum(
+        training_run_fail(run_id=run_id, error=error, only_if=TrainingRun.Status.RUNNING, now=now)
+        for run_id in lost.values_list("id", flat=True)
+    )
     if count:
         log.warning("Marked %s training run(s) as failed: worker lost", count)
     return count
@@ -104,8 +109,12 @@ def training_run_claim(*, run_id: int, worker: str = "") -> TrainingRun | None:
                 status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
             )
     except IntegrityError:
-        training_run_fail(run_id=run_id, error="Another training of this asset is already running.",
-                          only_if=TrainingRun.Status.QUEUED, now=now)
+        training_run_fail(
+            run_id=run_id,
+            error="Another training of this asset is already running.",
+            only_if=TrainingRun.Status.QUEUED,
+            now=now,
+        )
         return None
     if not claimed:
         return None
@@ -135,8 +144,9 @@ def training_run_interrupted(*, run_id: int, error: str, retrying: bool) -> None
         log.exception("Could not %s training run %s", "requeue" if retrying else "fail", run_id)
 
 
-def training_run_execute(*, run_id: int, worker: str = "", config: TrainConfig | None = None,
-                         on_progress=None) -> ModelVersion | None:
+def training_run_execute(
+    *, run_id: int, worker: str = "", config: TrainConfig | None = None, on_progress=None
+) -> ModelVersion | None:
     run = training_run_claim(run_id=run_id, worker=worker)
     if run is None:
         log.info("Training run %s is not queued any more; nothing to do", run_id)

@@ -85,11 +85,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web, worker and beat processes write the same file. WAL lets readers go on while one
     # writes; IMMEDIATE takes the write lock when a transaction begins, so two writers queue for it
     # (the busy timeout) instead of one failing with "database is locked" when it upgrades a read.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({
-        "timeout": 20,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    })
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -161,8 +163,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Make Us Rich API",
     "DESCRIPTION": "Market data, forecasts with 80% bands, model versions and portfolios. "
-                   "Decimals are strings, times ISO 8601 UTC; every 4xx has the body "
-                   '{"error": {"status", "code", "message", "fields"}}.',
+    "Decimals are strings, times ISO 8601 UTC; every 4xx has the body "
+    '{"error": {"status", "code", "message", "fields"}}.',
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: works offline
@@ -235,8 +237,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
 # Each queue has its own direct exchange and routing key; without them Celery binds every queue
 # to the default exchange with the default key, and one message would land in all three.
-CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
-                           for name in ("ingest", "forecast", "train"))
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("ingest", "forecast", "train")
+)
 CELERY_TASK_DEFAULT_EXCHANGE = "ingest"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "ingest"
 # One place that says which queue each task uses.

@@ -8,65 +8,113 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('forecasting', '0004_champion_chain'),
+        ("forecasting", "0004_champion_chain"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Portfolio',
+            name="Portfolio",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('description', models.TextField(blank=True, max_length=1000)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='portfolios', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("description", models.TextField(blank=True, max_length=1000)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="portfolios",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Transaction',
+            name="Transaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('buy', 'Buy'), ('sell', 'Sell'), ('reward', 'Staking or interest reward'), ('transfer_in', 'Transfer in'), ('transfer_out', 'Transfer out'), ('fee', 'Fee paid in the asset')], max_length=12)),
-                ('quantity', models.DecimalField(decimal_places=8, max_digits=28)),
-                ('unit_price', models.DecimalField(decimal_places=8, default=Decimal('0'), help_text='Price of one unit in the quote currency (e.g. USDT).', max_digits=28)),
-                ('fee', models.DecimalField(decimal_places=8, default=Decimal('0'), help_text='Fee in the quote currency.', max_digits=28)),
-                ('executed_at', models.DateTimeField()),
-                ('note', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('asset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='transactions', to='forecasting.asset')),
-                ('portfolio', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transactions', to='portfolio.portfolio')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("buy", "Buy"),
+                            ("sell", "Sell"),
+                            ("reward", "Staking or interest reward"),
+                            ("transfer_in", "Transfer in"),
+                            ("transfer_out", "Transfer out"),
+                            ("fee", "Fee paid in the asset"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("quantity", models.DecimalField(decimal_places=8, max_digits=28)),
+                (
+                    "unit_price",
+                    models.DecimalField(
+                        decimal_places=8,
+                        default=Decimal("0"),
+                        help_text="Price of one unit in the quote currency (e.g. USDT).",
+                        max_digits=28,
+                    ),
+                ),
+                (
+                    "fee",
+                    models.DecimalField(
+                        decimal_places=8, default=Decimal("0"), help_text="Fee in the quote currency.", max_digits=28
+                    ),
+                ),
+                ("executed_at", models.DateTimeField()),
+                ("note", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="transactions", to="forecasting.asset"
+                    ),
+                ),
+                (
+                    "portfolio",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transactions",
+                        to="portfolio.portfolio",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-executed_at', '-id'],
+                "ordering": ["-executed_at", "-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='portfolio',
-            constraint=models.UniqueConstraint(fields=('owner', 'name'), name='portfolio_unique_name_per_owner'),
+            model_name="portfolio",
+            constraint=models.UniqueConstraint(fields=("owner", "name"), name="portfolio_unique_name_per_owner"),
         ),
         migrations.AddIndex(
-            model_name='transaction',
-            index=models.Index(fields=['portfolio', 'executed_at'], name='transaction_portfolio_time'),
+            model_name="transaction",
+            index=models.Index(fields=["portfolio", "executed_at"], name="transaction_portfolio_time"),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='transaction_quantity_positive'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quantity__gt", 0)), name="transaction_quantity_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('unit_price__gte', 0)), name='transaction_price_not_negative'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("unit_price__gte", 0)), name="transaction_price_not_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('fee__gte', 0)), name='transaction_fee_not_negative'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(condition=models.Q(("fee__gte", 0)), name="transaction_fee_not_negative"),
         ),
     ]

@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('forecasting', '0005_statistical_baseline'),
-        ('portfolio', '0003_move_api_token_to_accounts'),
+        ("forecasting", "0005_statistical_baseline"),
+        ("portfolio", "0003_move_api_token_to_accounts"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='transaction',
-            name='submission_key',
+            model_name="transaction",
+            name="submission_key",
             field=models.CharField(blank=True, editable=False, max_length=64),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.UniqueConstraint(condition=models.Q(('submission_key', ''), _negated=True), fields=('portfolio', 'submission_key'), name='transaction_unique_submission'),
+            model_name="transaction",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("submission_key", ""), _negated=True),
+                fields=("portfolio", "submission_key"),
+                name="transaction_unique_submission",
+            ),
         ),
     ]

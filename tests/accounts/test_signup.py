@@ -22,8 +22,10 @@ def test_sign_up_signs_in_then_sign_out_and_sign_in_again(client):
     for field in ("username", "email", "password1", "password2"):
         assert f'<label for="id_{field}">' in page, field
 
-    response = client.post(reverse("signup"), {"username": "carol", "email": "",
-                                               "password1": "a-long-new-passphrase", "password2": "a-long-new-passphrase"})
+    response = client.post(
+        reverse("signup"),
+        {"username": "carol", "email": "", "password1": "a-long-new-passphrase", "password2": "a-long-new-passphrase"},
+    )
     assert response.status_code == 302 and response["Location"] == reverse("portfolio:dashboard")
     user = get_user_model().objects.get(username="carol")
     assert user.email == ""  # e-mail is optional
@@ -47,11 +49,13 @@ def test_sign_up_applies_the_password_validators(client):
     assert response.status_code == 200
     errors = " ".join(response.context["form"].errors["password2"])
     assert "too common" in errors and "too short" in errors
-    response = client.post(reverse("signup"), {"username": "dave", "password1": "48120937561",
-                                               "password2": "48120937561"})
+    response = client.post(
+        reverse("signup"), {"username": "dave", "password1": "48120937561", "password2": "48120937561"}
+    )
     assert "entirely numeric" in " ".join(response.context["form"].errors["password2"])
-    response = client.post(reverse("signup"), {"username": "dave", "password1": "a-long-new-passphrase",
-                                               "password2": "another-passphrase"})
+    response = client.post(
+        reverse("signup"), {"username": "dave", "password1": "a-long-new-passphrase", "password2": "another-passphrase"}
+    )
     assert "didn’t match" in " ".join(response.context["form"].errors["password2"])
     assert not get_user_model().objects.filter(username="dave").exists()
 
@@ -75,8 +79,10 @@ def test_password_change(client, user):
     assert response.status_code == 200
     assert response.context["form"].errors["old_password"]
 
-    response = client.post(url, {"old_password": PASSWORD, "new_password1": "a-fresh-passphrase-42",
-                                 "new_password2": "a-fresh-passphrase-42"})
+    response = client.post(
+        url,
+        {"old_password": PASSWORD, "new_password1": "a-fresh-passphrase-42", "new_password2": "a-fresh-passphrase-42"},
+    )
     assert response["Location"] == reverse("password_change_done")
     assert signed_in_user(client) == user  # the session survives the change
     user.refresh_from_db()
@@ -129,8 +135,7 @@ def test_a_new_password_revokes_every_api_token(client, how):
     new = "another-long-passphrase-2"
     if how == "password page":
         client.force_login(user)
-        client.post(reverse("password_change"), {"old_password": PASSWORD, "new_password1": new,
-                                                 "new_password2": new})
+        client.post(reverse("password_change"), {"old_password": PASSWORD, "new_password1": new, "new_password2": new})
     elif how == "reset link":
         client.post(reverse("password_reset"), {"email": "erin@example.com"})
         link = re.search(r"http://testserver(/accounts/password/reset/\S+/)", mail.outbox[0].body).group(1)
@@ -139,8 +144,10 @@ def test_a_new_password_revokes_every_api_token(client, how):
     elif how == "admin":
         admin = get_user_model().objects.create_superuser(username="root", password=PASSWORD)
         client.force_login(admin)
-        client.post(reverse("admin:auth_user_password_change", args=[user.id]),
-                    {"password1": new, "password2": new, "usable_password": "true"})
+        client.post(
+            reverse("admin:auth_user_password_change", args=[user.id]),
+            {"password1": new, "password2": new, "usable_password": "true"},
+        )
     else:
         from unittest import mock
 

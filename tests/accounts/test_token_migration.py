@@ -18,7 +18,8 @@ def test_tokens_made_before_the_move_survive_it():
     old_apps = executor.loader.project_state(BEFORE).apps
     user = old_apps.get_model("auth", "User").objects.create(username="scripter")
     old_apps.get_model("portfolio", "ApiToken").objects.create(
-        user_id=user.id, name="laptop", key_hash=hash_key("mur_before"), prefix="mur_before")
+        user_id=user.id, name="laptop", key_hash=hash_key("mur_before"), prefix="mur_before"
+    )
     tables = connection.introspection.table_names()
     assert "portfolio_apitoken" in tables and "accounts_apitoken" not in tables
 

@@ -31,7 +31,8 @@ def test_lists_hold_only_the_callers_own_objects(world, role):
     client = world.client(role)
     assert client.get("/api/v1/portfolios/").json()["results"] == []
     assert [t["name"] for t in client.get("/api/v1/tokens/").json()["results"]] == [
-        {"other": "other's", "staff": "ops"}[role]]
+        {"other": "other's", "staff": "ops"}[role]
+    ]
 
 
 def test_denied_writes_change_nothing(world, no_broker):
@@ -56,8 +57,12 @@ def test_owner_writes_take_effect(world, no_broker):
     assert not Transaction.objects.filter(id=world.sell.id).exists()
     created = owner.post(f"/api/v1/portfolios/{world.portfolio.id}/transactions/", TX_BODY, format="json").json()
     tx = Transaction.objects.get(id=created["id"])
-    assert (tx.asset, tx.kind, str(tx.quantity), tx.executed_at) == (world.btc, "buy", "0.50000000", T0.replace(
-        day=3, hour=0))
+    assert (tx.asset, tx.kind, str(tx.quantity), tx.executed_at) == (
+        world.btc,
+        "buy",
+        "0.50000000",
+        T0.replace(day=3, hour=0),
+    )
 
 
 def test_every_api_route_is_in_the_matrix():
@@ -72,8 +77,11 @@ def test_every_api_route_is_in_the_matrix():
             continue
         actions = getattr(callback, "actions", None)
         # DRF adds "head" to a viewset's actions once it has served a GET: it is GET's twin.
-        methods = (actions.keys() - {"head", "options"}) if actions else [m for m in ("get", "post", "put", "patch", "delete")
-                                                  if hasattr(view_class, m)]
+        methods = (
+            (actions.keys() - {"head", "options"})
+            if actions
+            else [m for m in ("get", "post", "put", "patch", "delete") if hasattr(view_class, m)]
+        )
         routes |= {(method, route_key(regex)) for method in methods}
     assert len(routes) > 30
     assert routes - covered == set()

@@ -20,11 +20,17 @@ def fits(page) -> None:
 
 
 def test_tokens_page_works_on_a_phone(page, live_server, sign_in, site_user, tmp_path):
-    ApiToken.objects.create(user=site_user, name="a rather long name for the nightly export job", key_hash="a" * 64,
-                            prefix="mur_abcdefgh", expires_at=timezone.now() + timedelta(days=30),
-                            last_used_at=timezone.now())
-    ApiToken.objects.create(user=site_user, name="old", key_hash="b" * 64, prefix="mur_oldoldol",
-                            revoked_at=timezone.now())
+    ApiToken.objects.create(
+        user=site_user,
+        name="a rather long name for the nightly export job",
+        key_hash="a" * 64,
+        prefix="mur_abcdefgh",
+        expires_at=timezone.now() + timedelta(days=30),
+        last_used_at=timezone.now(),
+    )
+    ApiToken.objects.create(
+        user=site_user, name="old", key_hash="b" * 64, prefix="mur_oldoldol", revoked_at=timezone.now()
+    )
     page.set_viewport_size(PHONE)
     sign_in()
     page.goto(f"{live_server.url}/accounts/api-tokens/")

@@ -34,8 +34,11 @@ def test_the_served_schema_is_valid_openapi_3(served):
 
 def test_every_operation_documents_token_auth_and_the_error_body(served):
     assert served["components"]["securitySchemes"]["tokenAuth"] == {
-        "type": "apiKey", "in": "header", "name": "Authorization",
-        "description": "`Token <key>`; create keys on the API tokens page or at /api/v1/tokens/."}
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Token <key>`; create keys on the API tokens page or at /api/v1/tokens/.",
+    }
     error = served["components"]["schemas"]["Error"]
     assert error["properties"]["error"]["required"] == ["status", "code", "message", "fields"]
     operations = [(path, method, op) for path, ops in served["paths"].items() for method, op in ops.items()]
@@ -44,7 +47,8 @@ def test_every_operation_documents_token_auth_and_the_error_body(served):
         assert {"tokenAuth": []} in op["security"], (path, method)
         for code in ("401", "403", "429"):
             assert op["responses"][code]["content"]["application/json"]["schema"] == {
-                "$ref": "#/components/schemas/Error"}, (path, method, code)
+                "$ref": "#/components/schemas/Error"
+            }, (path, method, code)
         if "{" in path:
             assert "404" in op["responses"], (path, method)
         success = [c for c in op["responses"] if c.startswith("2")]
@@ -58,8 +62,9 @@ def test_the_schema_describes_the_conventions(served):
     retrain = served["paths"]["/api/v1/assets/{symbol}/retrain/"]["post"]["responses"]["202"]
     assert "Location" in retrain["headers"]
     assert retrain["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TrainingRunAccepted"}
-    limit = next(p for p in served["paths"]["/api/v1/assets/{symbol}/candles/"]["get"]["parameters"]
-                 if p["name"] == "limit")
+    limit = next(
+        p for p in served["paths"]["/api/v1/assets/{symbol}/candles/"]["get"]["parameters"] if p["name"] == "limit"
+    )
     assert "at most 1000" in limit["description"]
     imports = served["paths"]["/api/v1/portfolios/{id}/import-csv/"]["post"]["requestBody"]["content"]
     assert set(imports) == {"multipart/form-data", "text/csv"}
@@ -68,7 +73,8 @@ def test_the_schema_describes_the_conventions(served):
 def test_the_schema_describes_the_latest_forecasts_comparison(served):
     schemas = served["components"]["schemas"]
     assert schemas["LatestForecast"]["properties"]["comparison"]["allOf"] == [
-        {"$ref": "#/components/schemas/Comparison"}]
+        {"$ref": "#/components/schemas/Comparison"}
+    ]
     assert "comparison" in schemas["LatestForecast"]["required"]
     comparison = schemas["Comparison"]
     assert comparison["properties"]["text"]["type"] == "string"

@@ -21,13 +21,15 @@ from portfolio.models import Portfolio
 from tests.support.processes import clean_env
 from tests.support.world import build_world
 
-CHECKS = ",".join([
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_headers_conformance",
-    "response_schema_conformance",
-])
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+    ]
+)
 # Bounded: the run takes one to two minutes. MUR_FUZZ_EXAMPLES / MUR_FUZZ_SEED explore further.
 MAX_EXAMPLES = int(os.environ.get("MUR_FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("MUR_FUZZ_SEED", "20240301"))
@@ -54,8 +56,14 @@ def fuzz_world(transactional_db, django_user_model, monkeypatch):
     ledger = services.portfolio_create(owner=fuzzer, name="Ledger")
     for portfolio_id in [*portfolios, ledger.id]:
         for asset, quantity in ((w.btc, 2), (w.eth, 5)):
-            services.transaction_create(portfolio=Portfolio.objects.get(id=portfolio_id), asset=asset, kind="buy",
-                                        quantity=quantity, unit_price=100, executed_at=w.buy.executed_at)
+            services.transaction_create(
+                portfolio=Portfolio.objects.get(id=portfolio_id),
+                asset=asset,
+                kind="buy",
+                quantity=quantity,
+                unit_price=100,
+                executed_at=w.buy.executed_at,
+            )
     return {
         "key": key,
         "symbols": ["BTCUSDT", "ETHUSDT", "btcusdt"],
@@ -121,20 +129,24 @@ def config_toml(world: dict, hooks: Path) -> str:
     ] + [
         f"[dictionaries.ledger]\nvalues = {values([str(world['ledger'])])}",
         f"[parameters]\n{binding('path.symbol', 'symbols', 0.8)}",
-        operation(f'include-path-regex = "{portfolio}"\nexclude-method = "DELETE"',
-                  binding("path.id", "portfolios", 0.8)),
+        operation(
+            f'include-path-regex = "{portfolio}"\nexclude-method = "DELETE"', binding("path.id", "portfolios", 0.8)
+        ),
         # Deleting a portfolio takes a spare one, so the others stay for the operations after it.
-        operation('include-path = "/api/v1/portfolios/{id}/"\ninclude-method = "DELETE"',
-                  binding("path.id", "disposable", 1.0)),
-        operation(f'include-path-regex = "{transactions}$"',
-                  binding("path.portfolio_pk", "ledger", 0.8), *tx_body),
-        operation(f'include-path-regex = "{transactions}\\\\{{id\\\\}}/$"',
-                  binding("path.portfolio_pk", "ledger", 0.8), binding("path.id", "transactions", 0.8), *tx_body),
+        operation(
+            'include-path = "/api/v1/portfolios/{id}/"\ninclude-method = "DELETE"',
+            binding("path.id", "disposable", 1.0),
+        ),
+        operation(f'include-path-regex = "{transactions}$"', binding("path.portfolio_pk", "ledger", 0.8), *tx_body),
+        operation(
+            f'include-path-regex = "{transactions}\\\\{{id\\\\}}/$"',
+            binding("path.portfolio_pk", "ledger", 0.8),
+            binding("path.id", "transactions", 0.8),
+            *tx_body,
+        ),
         operation('include-path-regex = "^/api/v1/tokens/\\\\{id\\\\}/$"', binding("path.id", "tokens", 0.8)),
-        operation('include-path-regex = "^/api/v1/model-versions/\\\\{id\\\\}/"',
-                  binding("path.id", "versions", 0.8)),
-        operation('include-path-regex = "^/api/v1/training-runs/\\\\{id\\\\}/$"',
-                  binding("path.id", "runs", 0.8)),
+        operation('include-path-regex = "^/api/v1/model-versions/\\\\{id\\\\}/"', binding("path.id", "versions", 0.8)),
+        operation('include-path-regex = "^/api/v1/training-runs/\\\\{id\\\\}/$"', binding("path.id", "runs", 0.8)),
     ]
     return f'hooks = "{hooks}"\n\n' + "\n\n".join(lines) + "\n"
 
@@ -143,19 +155,49 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(fuzz_world, live
     hooks = tmp_path / "fuzz_hooks.py"
     statuses = tmp_path / "statuses.txt"
     kept = {str(i) for i in [*fuzz_world["portfolios"], fuzz_world["ledger"]]}
-    hooks.write_text(HOOKS.format(own=fuzz_world["own_token"], spare=fuzz_world["tokens"][0], kept=kept,
-                                  disposable=fuzz_world["disposable"][0], statuses=str(statuses)))
+    hooks.write_text(
+        HOOKS.format(
+            own=fuzz_world["own_token"],
+            spare=fuzz_world["tokens"][0],
+            kept=kept,
+            disposable=fuzz_world["disposable"][0],
+            statuses=str(statuses),
+        )
+    )
     config = tmp_path / "schemathesis.toml"
     config.write_text(config_toml(fuzz_world, hooks))
     report = tmp_path / "report.json"
     cmd = [
-        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config), "--no-color",
-        "run", f"{live_server.url}/api/schema/", "--url", live_server.url,
-        "--header", f"Authorization: Token {fuzz_world['key']}",
-        "--checks", CHECKS, "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1",
-        "--phases", "examples,coverage,fuzzing,stateful", "--generation-database", "none",
-        "--request-timeout", "30", "--report", "json", "--report-json-path", str(report),
-        "--suppress-health-check", "too_slow,filter_too_much",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{live_server.url}/api/schema/",
+        "--url",
+        live_server.url,
+        "--header",
+        f"Authorization: Token {fuzz_world['key']}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "1",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "30",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+        "--suppress-health-check",
+        "too_slow,filter_too_much",
     ]
     out = subprocess.run(cmd, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600)
     log = out.stdout + out.stderr
@@ -168,7 +210,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(fuzz_world, live
     for line in statuses.read_text().splitlines():
         method, path, status = line.split()
         answers[f"{method} {path}"][int(status)] += 1
-    print(log[log.find("SUMMARY"):])
+    print(log[log.find("SUMMARY") :])
     for operation, counts in sorted(answers.items()):
         print(f"{operation}: {dict(sorted(counts.items()))}")
     assert len(answers) == 35

@@ -76,9 +76,12 @@ def test_guessing_keys_is_throttled_as_anonymous(world, low_rates):
 
 def test_the_rates_come_from_the_environment():
     """Deployments (and the benchmark) set the rates without code changes."""
-    code = ("import django; django.setup(); from rest_framework.throttling import AnonRateThrottle, UserRateThrottle;"
-            "print(UserRateThrottle().rate, AnonRateThrottle().rate)")
-    env = clean_env(DJANGO_SETTINGS_MODULE="mur_site.settings.test", MUR_API_USER_RATE="12345/min",
-                    MUR_API_ANON_RATE="7/hour")
+    code = (
+        "import django; django.setup(); from rest_framework.throttling import AnonRateThrottle, UserRateThrottle;"
+        "print(UserRateThrottle().rate, AnonRateThrottle().rate)"
+    )
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE="mur_site.settings.test", MUR_API_USER_RATE="12345/min", MUR_API_ANON_RATE="7/hour"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["12345/min", "7/hour"], out.stderr[-2000:]

@@ -86,8 +86,11 @@ def test_token_lifecycle_through_the_api(world):
 
 
 def test_an_expired_token_gets_401(world):
-    key = world.client("owner").post("/api/v1/tokens/", {"name": "short", "expires_in_days": 1},
-                                     format="json").json()["key"]
+    key = (
+        world.client("owner")
+        .post("/api/v1/tokens/", {"name": "short", "expires_in_days": 1}, format="json")
+        .json()["key"]
+    )
     use = APIClient()
     use.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert use.get("/api/v1/assets/").status_code == 200
@@ -113,11 +116,14 @@ def test_the_token_lookup_reads_what_the_orm_reads(world):
     assert token_by_key(key + "x") is None and token_by_key("") is None
 
 
-@pytest.mark.parametrize("header, message", [
-    ("Token mur_not-a-real-key", "Invalid token."),
-    ("Token", "The Authorization header must be 'Token <key>'."),
-    ("Token a b", "The Authorization header must be 'Token <key>'."),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ("Token mur_not-a-real-key", "Invalid token."),
+        ("Token", "The Authorization header must be 'Token <key>'."),
+        ("Token a b", "The Authorization header must be 'Token <key>'."),
+    ],
+)
 def test_bad_credentials_get_401(world, header, message):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=header)
@@ -130,9 +136,15 @@ def test_a_disabled_accounts_tokens_stop_working(world):
     assert_error(world.client("owner").get("/api/v1/ping/"), 401, message="This account is disabled.")
 
 
-@pytest.mark.parametrize("body, field", [({}, "name"), ({"name": "x", "expires_in_days": 0}, "expires_in_days"),
-                                         ({"name": "x", "expires_in_days": 99999}, "expires_in_days"),
-                                         ({"name": "x" * 101}, "name")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "name"),
+        ({"name": "x", "expires_in_days": 0}, "expires_in_days"),
+        ({"name": "x", "expires_in_days": 99999}, "expires_in_days"),
+        ({"name": "x" * 101}, "name"),
+    ],
+)
 def test_token_creation_is_validated(world, body, field):
     before = ApiToken.objects.count()
     assert_error(world.client("owner").post("/api/v1/tokens/", body, format="json"), 400, field=field)
@@ -181,13 +193,20 @@ def test_the_tokens_page_needs_sign_in(world):
 
 
 def test_the_tokens_page_lists_the_users_tokens_only(world, browser):
-    ApiToken.objects.create(user=world.owner, name="old one", key_hash="a" * 64, prefix="mur_oldoldol",
-                            expires_at=timezone.now() - timedelta(days=1))
-    ApiToken.objects.create(user=world.owner, name="gone", key_hash="b" * 64, prefix="mur_gonegone",
-                            revoked_at=timezone.now())
+    ApiToken.objects.create(
+        user=world.owner,
+        name="old one",
+        key_hash="a" * 64,
+        prefix="mur_oldoldol",
+        expires_at=timezone.now() - timedelta(days=1),
+    )
+    ApiToken.objects.create(
+        user=world.owner, name="gone", key_hash="b" * 64, prefix="mur_gonegone", revoked_at=timezone.now()
+    )
     html = browser.get("/accounts/api-tokens/").content.decode()
-    rows = dict(re.findall(r'<th scope="row" data-label="Name">([^<]+)</th>.*?class="token-status">([a-z]+)',
-                           html, re.S))
+    rows = dict(
+        re.findall(r'<th scope="row" data-label="Name">([^<]+)</th>.*?class="token-status">([a-z]+)', html, re.S)
+    )
     assert rows == {"laptop": "active", "old one": "expired", "gone": "revoked"}
     assert world.owner_token.prefix in html
     assert "other&#x27;s" not in html and "other's" not in html  # another user's token
@@ -197,8 +216,10 @@ def test_the_tokens_page_lists_the_users_tokens_only(world, browser):
 
 
 def test_create_a_token_on_the_page(world, browser):
-    response = browser.post("/accounts/api-tokens/", {"name": "spreadsheet", "expires_in_days": "30",
-                                                      "csrfmiddlewaretoken": csrf_of(browser)})
+    response = browser.post(
+        "/accounts/api-tokens/",
+        {"name": "spreadsheet", "expires_in_days": "30", "csrfmiddlewaretoken": csrf_of(browser)},
+    )
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     html = response.content.decode()
@@ -216,8 +237,13 @@ def test_create_a_token_on_the_page(world, browser):
     assert token.prefix in listing and key not in listing
 
 
-@pytest.mark.parametrize("data, message", [({"name": "  "}, "This field is required."),
-                                           ({"name": "x", "expires_in_days": "0"}, "greater than or equal to 1")])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"name": "  "}, "This field is required."),
+        ({"name": "x", "expires_in_days": "0"}, "greater than or equal to 1"),
+    ],
+)
 def test_the_create_form_shows_its_errors(world, browser, data, message):
     before = ApiToken.objects.count()
     response = browser.post("/accounts/api-tokens/", {**data, "csrfmiddlewaretoken": csrf_of(browser)})

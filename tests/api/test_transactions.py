@@ -23,8 +23,15 @@ def statements(captured) -> list[str]:
     return [q["sql"].split()[0].upper() for q in captured.captured_queries]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/ping/", "/api/v1/assets/BTCUSDT/forecasts/latest/",
-                                  "/api/v1/portfolios/", "/api/v1/assets/BTCUSDT/candles/?limit=5"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/ping/",
+        "/api/v1/assets/BTCUSDT/forecasts/latest/",
+        "/api/v1/portfolios/",
+        "/api/v1/assets/BTCUSDT/candles/?limit=5",
+    ],
+)
 def test_a_read_opens_no_transaction(django_user_model, path):
     world = build_world(django_user_model)
     client = world.client("owner")
@@ -57,8 +64,15 @@ def test_an_error_after_a_write_rolls_the_write_back(django_user_model, monkeypa
     before = Transaction.objects.count()
     response = world.client("owner").post(
         f"/api/v1/portfolios/{world.portfolio.id}/transactions/",
-        {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.5", "unit_price": "100",
-         "executed_at": "2022-06-10T00:00:00Z"}, format="json")
+        {
+            "symbol": "BTCUSDT",
+            "kind": "buy",
+            "quantity": "0.5",
+            "unit_price": "100",
+            "executed_at": "2022-06-10T00:00:00Z",
+        },
+        format="json",
+    )
     assert response.status_code == 400, response.content
     assert Transaction.objects.count() == before
 

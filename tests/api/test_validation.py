@@ -13,8 +13,14 @@ from forecasting.models import Candle, TrainingRun
 from portfolio.models import Transaction
 from tests.support.world import HOUR, ISO_UTC, NEWEST, T0, assert_error, make_candles, make_forecast
 
-TX = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.5", "unit_price": "110", "fee": "0.1",
-      "executed_at": "2022-06-03T00:00:00Z"}
+TX = {
+    "symbol": "BTCUSDT",
+    "kind": "buy",
+    "quantity": "0.5",
+    "unit_price": "110",
+    "fee": "0.1",
+    "executed_at": "2022-06-03T00:00:00Z",
+}
 
 
 def tx_url(w) -> str:
@@ -24,21 +30,24 @@ def tx_url(w) -> str:
 # --- validation errors --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("changes, field, message", [
-    ({"quantity": "abc"}, "quantity", "A valid number is required."),
-    ({"quantity": "1.123456789"}, "quantity", "no more than 8 decimal places"),
-    ({"unit_price": "1e30"}, "unit_price", "no more than 28 digits"),
-    ({"quantity": "NaN"}, "quantity", "A valid number is required."),
-    ({"quantity": "-2"}, "quantity", "Quantity must be above zero."),
-    ({"quantity": "0"}, "quantity", "Quantity must be above zero."),
-    ({"fee": "-1"}, "fee", "Fee cannot be negative."),
-    ({"unit_price": "-5"}, "unit_price", "Price cannot be negative."),
-    ({"executed_at": "2999-01-01T00:00:00Z"}, "executed_at", "The date cannot be in the future."),
-    ({"executed_at": "yesterday"}, "executed_at", "Datetime has wrong format."),
-    ({"executed_at": "0001-01-02T00:00:00Z"}, "executed_at", "cannot be before 2009-01-03"),
-    ({"symbol": "NOPEUSDT"}, "symbol", "Object with symbol=NOPEUSDT does not exist."),
-    ({"kind": "gift"}, "kind", '"gift" is not a valid choice.'),
-])
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"quantity": "abc"}, "quantity", "A valid number is required."),
+        ({"quantity": "1.123456789"}, "quantity", "no more than 8 decimal places"),
+        ({"unit_price": "1e30"}, "unit_price", "no more than 28 digits"),
+        ({"quantity": "NaN"}, "quantity", "A valid number is required."),
+        ({"quantity": "-2"}, "quantity", "Quantity must be above zero."),
+        ({"quantity": "0"}, "quantity", "Quantity must be above zero."),
+        ({"fee": "-1"}, "fee", "Fee cannot be negative."),
+        ({"unit_price": "-5"}, "unit_price", "Price cannot be negative."),
+        ({"executed_at": "2999-01-01T00:00:00Z"}, "executed_at", "The date cannot be in the future."),
+        ({"executed_at": "yesterday"}, "executed_at", "Datetime has wrong format."),
+        ({"executed_at": "0001-01-02T00:00:00Z"}, "executed_at", "cannot be before 2009-01-03"),
+        ({"symbol": "NOPEUSDT"}, "symbol", "Object with symbol=NOPEUSDT does not exist."),
+        ({"kind": "gift"}, "kind", '"gift" is not a valid choice.'),
+    ],
+)
 def test_invalid_transaction_is_refused_with_the_error_body(world, changes, field, message):
     before = Transaction.objects.count()
     response = world.client("owner").post(tx_url(world), {**TX, **changes}, format="json")
@@ -60,7 +69,8 @@ def test_oversell_is_refused_with_what_was_held(world):
     body = {**TX, "kind": "sell", "quantity": "0.8"}
     error = assert_error(world.client("owner").post(tx_url(world), body, format="json"), 400, field="quantity")
     assert error["fields"]["quantity"] == [
-        "Not enough BTC: sell of 0.8 on 2022-06-03 00:00 UTC is more than the 0.75 held then."]
+        "Not enough BTC: sell of 0.8 on 2022-06-03 00:00 UTC is more than the 0.75 held then."
+    ]
     assert error["message"] == "quantity: " + error["fields"]["quantity"][0]
 
 
@@ -81,15 +91,26 @@ def test_a_portfolio_name_is_unique_per_owner(world):
 
 
 def test_malformed_json_is_a_400_with_the_error_body(world):
-    response = world.client("owner").generic("POST", "/api/v1/portfolios/", b'{"name": ', content_type="application/json")
+    response = world.client("owner").generic(
+        "POST", "/api/v1/portfolios/", b'{"name": ', content_type="application/json"
+    )
     assert assert_error(response, 400)["code"] == "parse_error"
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/assets/NOPEUSDT/", "/api/v1/assets/NOPEUSDT/candles/", "/api/v1/assets/NOPEUSDT/forecasts/latest/",
-    "/api/v1/portfolios/999999/", "/api/v1/portfolios/999999/transactions/", "/api/v1/training-runs/999999/",
-    "/api/v1/portfolios/abc/", "/api/v1/nothing-here/", "/api/v1/assets",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/assets/NOPEUSDT/",
+        "/api/v1/assets/NOPEUSDT/candles/",
+        "/api/v1/assets/NOPEUSDT/forecasts/latest/",
+        "/api/v1/portfolios/999999/",
+        "/api/v1/portfolios/999999/transactions/",
+        "/api/v1/training-runs/999999/",
+        "/api/v1/portfolios/abc/",
+        "/api/v1/nothing-here/",
+        "/api/v1/assets",
+    ],
+)
 def test_unknown_objects_and_paths_are_404_with_the_error_body(world, path):
     error = assert_error(world.client("owner").get(path), 404)
     assert error["code"] == "not_found"
@@ -135,26 +156,52 @@ def test_latest_forecast_of_an_asset_without_one_is_a_404(world):
 def test_decimals_are_json_strings_and_times_iso_utc(world):
     client = world.client("owner")
     tx = client.get(f"{tx_url(world)}{world.buy.id}/").json()
-    assert tx == {"id": world.buy.id, "symbol": "BTCUSDT", "kind": "buy", "quantity": "1.00000000",
-                  "unit_price": "100.00000000", "fee": "1.00000000", "executed_at": "2022-06-01T12:00:00.000000Z",
-                  "note": "", "created_at": tx["created_at"], "updated_at": tx["updated_at"]}
+    assert tx == {
+        "id": world.buy.id,
+        "symbol": "BTCUSDT",
+        "kind": "buy",
+        "quantity": "1.00000000",
+        "unit_price": "100.00000000",
+        "fee": "1.00000000",
+        "executed_at": "2022-06-01T12:00:00.000000Z",
+        "note": "",
+        "created_at": tx["created_at"],
+        "updated_at": tx["updated_at"],
+    }
     candle = client.get("/api/v1/assets/BTCUSDT/candles/", {"limit": 1}).json()["results"][0]
-    assert candle == {"open_time": "2022-05-22T00:00:00.000000Z", "close_time": "2022-05-22T00:59:59.999000Z",
-                      "open": "100.00000000", "high": "101.00000000", "low": "99.00000000", "close": "100.00000000",
-                      "volume": "1.50000000"}
+    assert candle == {
+        "open_time": "2022-05-22T00:00:00.000000Z",
+        "close_time": "2022-05-22T00:59:59.999000Z",
+        "open": "100.00000000",
+        "high": "101.00000000",
+        "low": "99.00000000",
+        "close": "100.00000000",
+        "volume": "1.50000000",
+    }
     # Every time in every answer, computed or stored, is ISO 8601 in UTC with a Z.
-    paths = ["/api/v1/assets/", "/api/v1/assets/BTCUSDT/forecasts/", "/api/v1/assets/BTCUSDT/forecasts/latest/",
-             "/api/v1/model-versions/", "/api/v1/training-runs/", "/api/v1/tokens/", tx_url(world),
-             f"/api/v1/portfolios/{world.portfolio.id}/holdings/", f"/api/v1/portfolios/{world.portfolio.id}/performance/",
-             f"/api/v1/portfolios/{world.portfolio.id}/forecast/"]
+    paths = [
+        "/api/v1/assets/",
+        "/api/v1/assets/BTCUSDT/forecasts/",
+        "/api/v1/assets/BTCUSDT/forecasts/latest/",
+        "/api/v1/model-versions/",
+        "/api/v1/training-runs/",
+        "/api/v1/tokens/",
+        tx_url(world),
+        f"/api/v1/portfolios/{world.portfolio.id}/holdings/",
+        f"/api/v1/portfolios/{world.portfolio.id}/performance/",
+        f"/api/v1/portfolios/{world.portfolio.id}/forecast/",
+    ]
     times = []
     for path in paths:
         body = client.get(path).json()
         times += [v for k, v in _leaves(body) if _is_time_key(k) and v is not None]
         for key, value in _leaves(body):
             # Prices and amounts are never floats; only levels, durations and model metrics are.
-            assert not isinstance(value, float) or key.rsplit(".", 1)[-1] in FLOAT_KEYS or \
-                key.split(".")[-2:-1] in (["metrics"], ["baseline_metrics"], ["naive"]), (path, key)
+            assert (
+                not isinstance(value, float)
+                or key.rsplit(".", 1)[-1] in FLOAT_KEYS
+                or key.split(".")[-2:-1] in (["metrics"], ["baseline_metrics"], ["naive"])
+            ), (path, key)
     assert len(times) > 30
     assert all(isinstance(t, str) and ISO_UTC.match(t) for t in times), [t for t in times if not ISO_UTC.match(t)]
 
@@ -184,8 +231,10 @@ def test_latest_forecast_is_the_champions_with_steps_and_the_pages_staleness(wor
     assert (body["kind"], body["source"], body["model_version"]) == ("model", "v2", 2)
     assert body["origin_time"] == "2022-06-30T23:00:00.000000Z"
     assert body["quantiles"] == [0.1, 0.5, 0.9]
-    assert body["steps"][0] == {"target_time": "2022-07-01T00:00:00.000000Z",
-                                "values": ["120.00000000", "130.00000000", "140.50000000"]}
+    assert body["steps"][0] == {
+        "target_time": "2022-07-01T00:00:00.000000Z",
+        "values": ["120.00000000", "130.00000000", "140.50000000"],
+    }
     assert len(body["steps"]) == 3
     assert (body["stale"], body["model_too_old"], body["candles_behind"]) == (False, False, 0)
     assert ISO_UTC.match(body["made_at"])
@@ -273,9 +322,14 @@ def test_huge_holdings_are_answered_not_crashed(world):
     computed; writing it to 8 places needs more than the default 28 significant digits."""
     from portfolio import selectors
 
-    Transaction.objects.create(portfolio=world.portfolio, asset=world.btc, kind="buy",
-                               quantity=Decimal("9999999999999999999.99999999"), unit_price=Decimal("1"),
-                               executed_at=T0)
+    Transaction.objects.create(
+        portfolio=world.portfolio,
+        asset=world.btc,
+        kind="buy",
+        quantity=Decimal("9999999999999999999.99999999"),
+        unit_price=Decimal("1"),
+        executed_at=T0,
+    )
     response = world.client("owner").get(f"/api/v1/portfolios/{world.portfolio.id}/holdings/")
     assert response.status_code == 200
     value = selectors.portfolio_summary(portfolio=world.portfolio).value
@@ -287,9 +341,19 @@ def test_huge_holdings_are_answered_not_crashed(world):
 
 
 def test_lists_are_paged_by_default_and_a_large_limit_is_capped(world):
-    Transaction.objects.bulk_create([
-        Transaction(portfolio=world.portfolio, asset=world.eth, kind="buy", quantity=1, unit_price=1,
-                    executed_at=T0 + timedelta(minutes=i)) for i in range(510)])
+    Transaction.objects.bulk_create(
+        [
+            Transaction(
+                portfolio=world.portfolio,
+                asset=world.eth,
+                kind="buy",
+                quantity=1,
+                unit_price=1,
+                executed_at=T0 + timedelta(minutes=i),
+            )
+            for i in range(510)
+        ]
+    )
     client = world.client("owner")
     page = client.get(tx_url(world)).json()
     assert (page["count"], len(page["results"])) == (512, 50)
@@ -324,9 +388,15 @@ def test_transactions_filter_and_order(world):
     client.post(tx_url(world), {**TX, "symbol": "ethusdt", "executed_at": "2022-06-10T00:00:00Z"}, format="json")
 
     def ids(**query):
-        return [(t["symbol"], t["kind"], t["executed_at"][:10]) for t in client.get(tx_url(world), query).json()["results"]]
+        return [
+            (t["symbol"], t["kind"], t["executed_at"][:10]) for t in client.get(tx_url(world), query).json()["results"]
+        ]
 
-    assert ids() == [("ETHUSDT", "buy", "2022-06-10"), ("BTCUSDT", "sell", "2022-06-02"), ("BTCUSDT", "buy", "2022-06-01")]
+    assert ids() == [
+        ("ETHUSDT", "buy", "2022-06-10"),
+        ("BTCUSDT", "sell", "2022-06-02"),
+        ("BTCUSDT", "buy", "2022-06-01"),
+    ]
     assert ids(ordering="executed_at") == list(reversed(ids()))
     assert ids(symbol="btcusdt") == [("BTCUSDT", "sell", "2022-06-02"), ("BTCUSDT", "buy", "2022-06-01")]
     assert ids(kind="sell") == [("BTCUSDT", "sell", "2022-06-02")]
@@ -339,8 +409,10 @@ def test_candles_filter_by_time_and_order(world):
     client = world.client("owner")
     page = client.get("/api/v1/assets/BTCUSDT/candles/", {"start": "2022-06-30T20:00:00Z"}).json()
     assert [c["open_time"][11:13] for c in page["results"]] == ["20", "21", "22", "23"]
-    page = client.get("/api/v1/assets/BTCUSDT/candles/", {"start": "2022-06-30T20:00:00Z",
-                                                          "end": "2022-06-30T21:00:00Z", "ordering": "-open_time"}).json()
+    page = client.get(
+        "/api/v1/assets/BTCUSDT/candles/",
+        {"start": "2022-06-30T20:00:00Z", "end": "2022-06-30T21:00:00Z", "ordering": "-open_time"},
+    ).json()
     assert [c["open_time"][11:13] for c in page["results"]] == ["21", "20"]
     # Offsets in the time filter are understood; the answer is in UTC.
     page = client.get("/api/v1/assets/BTCUSDT/candles/", {"start": "2022-07-01T01:00:00+03:00"}).json()
@@ -367,11 +439,13 @@ def import_csv(client, w, text: str, *, raw: bool = False):
 
 
 def test_csv_import_is_all_or_nothing_with_line_errors(world):
-    text = HEADER + ("2022-06-10T10:00:00Z,buy,ETHUSDT,2,50,0,ok\n"
-                     "2022-06-11T10:00:00Z,buy,DOGEUSDT,2,50,0,unknown\n"
-                     "2022-06-12T10:00:00Z,buy,ETHUSDT,-1,50,0,negative\n"
-                     "2022-06-13T10:00:00Z,sell,ETHUSDT,9,50,0,oversell\n"
-                     "1999-06-13T10:00:00Z,buy,ETHUSDT,9,50,0,too early\n")
+    text = HEADER + (
+        "2022-06-10T10:00:00Z,buy,ETHUSDT,2,50,0,ok\n"
+        "2022-06-11T10:00:00Z,buy,DOGEUSDT,2,50,0,unknown\n"
+        "2022-06-12T10:00:00Z,buy,ETHUSDT,-1,50,0,negative\n"
+        "2022-06-13T10:00:00Z,sell,ETHUSDT,9,50,0,oversell\n"
+        "1999-06-13T10:00:00Z,buy,ETHUSDT,9,50,0,too early\n"
+    )
     before = Transaction.objects.count()
     error = assert_error(import_csv(world.client("owner"), world, text), 400, field="lines")
     assert error["message"] == "3 bad line(s); nothing was imported."
@@ -432,7 +506,12 @@ def test_retrain_answers_202_with_the_runs_url(world, no_broker, django_capture_
     assert response["Location"] == f"http://testserver/api/v1/training-runs/{run.id}/"
     body = response.json()
     assert body["url"] == response["Location"]
-    assert (body["id"], body["status"], body["symbol"], body["triggered_by"]) == (run.id, "queued", "BTCUSDT", "api:staff")
+    assert (body["id"], body["status"], body["symbol"], body["triggered_by"]) == (
+        run.id,
+        "queued",
+        "BTCUSDT",
+        "api:staff",
+    )
     assert no_broker == [("train", (run.id,))]
     assert staff.get(response["Location"]).json()["status"] == "queued"
     # Asking again while it is queued returns the same run and sends nothing new.
@@ -462,8 +541,9 @@ def test_promote_makes_a_version_champion(world, no_broker):
 
 
 def test_training_runs_show_progress(world):
-    TrainingRun.objects.create(asset=world.btc, status="running", triggered_by="api:staff", epoch=3, max_epochs=20,
-                               started_at=timezone.now())
+    TrainingRun.objects.create(
+        asset=world.btc, status="running", triggered_by="api:staff", epoch=3, max_epochs=20, started_at=timezone.now()
+    )
     runs = world.client("owner").get("/api/v1/assets/BTCUSDT/training-runs/", {"status": "running"}).json()["results"]
     assert [(r["status"], r["epoch"], r["max_epochs"], r["model_version"]) for r in runs] == [("running", 3, 20, None)]
     done = world.client("owner").get(f"/api/v1/training-runs/{world.run.id}/").json()

@@ -40,10 +40,21 @@ def btc_forecasts(transactional_db, data_dir, tmp_path):
         steps = []
         for k in range(1, 25):
             w = last * Decimal("0.004") * k
-            steps.append({"target_time": (origin + timedelta(hours=k)).isoformat(),
-                          "values": [f"{last - w:.8f}", f"{last:.8f}", f"{last + w:.8f}"]})
-        Forecast.objects.create(asset=asset, kind=Forecast.Kind.BASELINE, source="baseline", origin_time=origin,
-                                last_close=last, quantiles=[0.1, 0.5, 0.9], steps=steps)
+            steps.append(
+                {
+                    "target_time": (origin + timedelta(hours=k)).isoformat(),
+                    "values": [f"{last - w:.8f}", f"{last:.8f}", f"{last + w:.8f}"],
+                }
+            )
+        Forecast.objects.create(
+            asset=asset,
+            kind=Forecast.Kind.BASELINE,
+            source="baseline",
+            origin_time=origin,
+            last_close=last,
+            quantiles=[0.1, 0.5, 0.9],
+            steps=steps,
+        )
     forecast = forecast_make(asset=asset)
     assert forecast.origin_time == datetime.fromtimestamp(times[-1] / 1000, tz=UTC)
     return {"asset": asset, "forecast": forecast, "times": times, "closes": closes}
@@ -92,7 +103,8 @@ BAND_PROBE = """(canvas, [step, rgb]) => {
 
 
 def test_forecast_is_drawn_after_the_last_candle_and_past_forecasts_against_the_closes(
-        page, live_server, sign_in, btc_forecasts):
+    page, live_server, sign_in, btc_forecasts
+):
     times, forecast = btc_forecasts["times"], btc_forecasts["forecast"]
     sign_in()
     page.goto(f"{live_server.url}/assets/BTCUSDT/?range=7d")
@@ -155,23 +167,53 @@ def test_forecast_is_drawn_after_the_last_candle_and_past_forecasts_against_the_
 def test_forecast_parts_fit_a_phone(page, live_server, sign_in, btc_forecasts, tmp_path):
     asset, times = btc_forecasts["asset"], btc_forecasts["times"]
     version = ModelVersion.objects.create(
-        asset=asset, version=2, status=ModelVersion.Status.CHAMPION,
-        data_start=datetime(2021, 10, 11, tzinfo=UTC), data_end=datetime(2022, 10, 11, tzinfo=UTC),
-        data_candles=8760, data_digest="0" * 64, artifact="models/BTCUSDT/v2.pt", artifact_sha256="0" * 64,
-        metrics={"mae": 180.25, "mae_h1": 61.5, "mase": 1.004, "directional_accuracy": 0.512, "pinball": 55.12,
-                 "coverage": 0.79, "width": 1650.4},
-        baseline_metrics={"naive": {"mae": 181.0, "mae_h1": 61.9, "mase": 1.008},
-                          "naive_band": {"mae": 181.0, "mae_h1": 61.9, "mase": 1.008, "pinball": 57.3,
-                                         "coverage": 0.84, "width": 1880.2}},
+        asset=asset,
+        version=2,
+        status=ModelVersion.Status.CHAMPION,
+        data_start=datetime(2021, 10, 11, tzinfo=UTC),
+        data_end=datetime(2022, 10, 11, tzinfo=UTC),
+        data_candles=8760,
+        data_digest="0" * 64,
+        artifact="models/BTCUSDT/v2.pt",
+        artifact_sha256="0" * 64,
+        metrics={
+            "mae": 180.25,
+            "mae_h1": 61.5,
+            "mase": 1.004,
+            "directional_accuracy": 0.512,
+            "pinball": 55.12,
+            "coverage": 0.79,
+            "width": 1650.4,
+        },
+        baseline_metrics={
+            "naive": {"mae": 181.0, "mae_h1": 61.9, "mase": 1.008},
+            "naive_band": {
+                "mae": 181.0,
+                "mae_h1": 61.9,
+                "mase": 1.008,
+                "pinball": 57.3,
+                "coverage": 0.84,
+                "width": 1880.2,
+            },
+        },
         backtest={"origins": 696, "horizon": 24, "first_origin_time": times[-720], "last_origin_time": times[-25]},
         decision="Promoted: pinball 55.12 < naive band 57.3; MAE 180.25 within 0.5% of naive 181.",
     )
     steps = btc_forecasts["forecast"].steps
-    Forecast.objects.create(asset=asset, model_version=version, kind=Forecast.Kind.MODEL, source="v2",
-                            origin_time=btc_forecasts["forecast"].origin_time, last_close=Decimal("1"),
-                            quantiles=[0.1, 0.5, 0.9], steps=steps, stale=True)
-    TrainingRun.objects.create(asset=asset, triggered_by="schedule", status=TrainingRun.Status.RUNNING,
-                               epoch=5, max_epochs=40)
+    Forecast.objects.create(
+        asset=asset,
+        model_version=version,
+        kind=Forecast.Kind.MODEL,
+        source="v2",
+        origin_time=btc_forecasts["forecast"].origin_time,
+        last_close=Decimal("1"),
+        quantiles=[0.1, 0.5, 0.9],
+        steps=steps,
+        stale=True,
+    )
+    TrainingRun.objects.create(
+        asset=asset, triggered_by="schedule", status=TrainingRun.Status.RUNNING, epoch=5, max_epochs=40
+    )
 
     page.set_viewport_size({"width": 375, "height": 812})
     sign_in()

@@ -29,7 +29,8 @@ def expected_chart(asset, range_key: str) -> tuple[int, int]:
     """(candles in the range, points drawn) straight from the database."""
     times = list(
         Candle.objects.filter(asset=asset, interval=asset.interval)
-        .order_by("open_time").values_list("open_time", flat=True)
+        .order_by("open_time")
+        .values_list("open_time", flat=True)
     )
     span = RANGE_SPANS[range_key]
     if span is not None:

@@ -23,8 +23,14 @@ def test_pages_swagger_and_redoc_work_under_the_policy(page, live_server, sign_i
     site_user.save(update_fields=["is_staff", "is_superuser"])
     newest = btc_1h.candles.order_by("-open_time").values_list("open_time", flat=True).first()
     folio = Portfolio.objects.create(owner=site_user, name="Long term")
-    Transaction.objects.create(portfolio=folio, asset=btc_1h, kind="buy", quantity=Decimal("0.5"),
-                               unit_price=Decimal("20000"), executed_at=newest - timedelta(days=60))
+    Transaction.objects.create(
+        portfolio=folio,
+        asset=btc_1h,
+        kind="buy",
+        quantity=Decimal("0.5"),
+        unit_price=Decimal("20000"),
+        executed_at=newest - timedelta(days=60),
+    )
     console = []
     page.on("console", lambda msg: console.append(msg.text))
     page.add_init_script(WATCH)

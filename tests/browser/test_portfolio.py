@@ -82,8 +82,9 @@ def sign_up(page, live_server, username: str) -> None:
     page.wait_for_url(f"{live_server.url}/portfolios/")
 
 
-def add_transaction(page, portfolio_url: str, *, symbol: str, kind: str, quantity: str, price: str, fee: str,
-                    when: datetime) -> None:
+def add_transaction(
+    page, portfolio_url: str, *, symbol: str, kind: str, quantity: str, price: str, fee: str, when: datetime
+) -> None:
     page.click("text=Add transaction")
     page.wait_for_url(f"{portfolio_url}transactions/add/")
     page.fill("#id_symbol", symbol)
@@ -97,7 +98,7 @@ def add_transaction(page, portfolio_url: str, *, symbol: str, kind: str, quantit
 
 
 def test_sign_up_build_a_portfolio_and_see_it_drawn(page, live_server, market, tmp_path):
-    btc, eth = market["BTCUSDT"], market["ETHUSDT"]
+    btc = market["BTCUSDT"]
     end = newest_open(btc)
     first = (end - timedelta(days=20)).replace(minute=0, second=0)
 
@@ -109,12 +110,29 @@ def test_sign_up_build_a_portfolio_and_see_it_drawn(page, live_server, market, t
     portfolio_url = page.url
     assert "No transactions yet" in page.inner_text("main")
 
-    add_transaction(page, portfolio_url, symbol="BTCUSDT", kind="buy", quantity="0.5", price="30000", fee="10",
-                    when=first)
-    add_transaction(page, portfolio_url, symbol="ETHUSDT", kind="buy", quantity="4", price="2000", fee="0",
-                    when=end - timedelta(days=10))
-    add_transaction(page, portfolio_url, symbol="BTCUSDT", kind="sell", quantity="0.1", price="31000", fee="5",
-                    when=end - timedelta(days=5))
+    add_transaction(
+        page, portfolio_url, symbol="BTCUSDT", kind="buy", quantity="0.5", price="30000", fee="10", when=first
+    )
+    add_transaction(
+        page,
+        portfolio_url,
+        symbol="ETHUSDT",
+        kind="buy",
+        quantity="4",
+        price="2000",
+        fee="0",
+        when=end - timedelta(days=10),
+    )
+    add_transaction(
+        page,
+        portfolio_url,
+        symbol="BTCUSDT",
+        kind="sell",
+        quantity="0.1",
+        price="31000",
+        fee="5",
+        when=end - timedelta(days=5),
+    )
     # Selling more than is held is refused on the form, with the service's message.
     page.click("text=Add transaction")
     page.fill("#id_symbol", "BTCUSDT")
@@ -149,10 +167,12 @@ def test_sign_up_build_a_portfolio_and_see_it_drawn(page, live_server, market, t
 
     # A bad CSV lists its line errors and imports nothing.
     bad = tmp_path / "bad.csv"
-    bad.write_text("executed_at,kind,symbol,quantity,unit_price,fee,note\n"
-                   f"{local(first)}Z,buy,BTCUSDT,0,100,0,\n"
-                   f"{local(first)}Z,lend,BTCUSDT,1,100,0,\n"
-                   f"{local(first)}Z,buy,BTCUSDT,1,100,0,fine\n")
+    bad.write_text(
+        "executed_at,kind,symbol,quantity,unit_price,fee,note\n"
+        f"{local(first)}Z,buy,BTCUSDT,0,100,0,\n"
+        f"{local(first)}Z,lend,BTCUSDT,1,100,0,\n"
+        f"{local(first)}Z,buy,BTCUSDT,1,100,0,fine\n"
+    )
     page.click("text=Import CSV")
     page.set_input_files("#id_file", str(bad))
     page.click("main form button[type=submit]")
@@ -178,13 +198,32 @@ def test_portfolio_page_fits_a_phone(page, live_server, market, sign_in, site_us
     btc, eth = market["BTCUSDT"], market["ETHUSDT"]
     end = newest_open(btc)
     portfolio = services.portfolio_create(owner=site_user, name="A portfolio with a rather long name")
-    services.transaction_create(portfolio=portfolio, asset=btc, kind="buy", quantity=Decimal("0.12345678"),
-                                unit_price=Decimal("21000.5"), fee=Decimal("3.25"), executed_at=end - timedelta(days=60))
-    services.transaction_create(portfolio=portfolio, asset=eth, kind="buy", quantity=Decimal("3"),
-                                unit_price=Decimal("1500"), executed_at=end - timedelta(days=30))
-    services.transaction_create(portfolio=portfolio, asset=eth, kind="reward", quantity=Decimal("0.01"),
-                                unit_price=Decimal("1300"), executed_at=end - timedelta(days=3),
-                                note="staking reward, weekly")
+    services.transaction_create(
+        portfolio=portfolio,
+        asset=btc,
+        kind="buy",
+        quantity=Decimal("0.12345678"),
+        unit_price=Decimal("21000.5"),
+        fee=Decimal("3.25"),
+        executed_at=end - timedelta(days=60),
+    )
+    services.transaction_create(
+        portfolio=portfolio,
+        asset=eth,
+        kind="buy",
+        quantity=Decimal("3"),
+        unit_price=Decimal("1500"),
+        executed_at=end - timedelta(days=30),
+    )
+    services.transaction_create(
+        portfolio=portfolio,
+        asset=eth,
+        kind="reward",
+        quantity=Decimal("0.01"),
+        unit_price=Decimal("1300"),
+        executed_at=end - timedelta(days=3),
+        note="staking reward, weekly",
+    )
 
     page.set_viewport_size({"width": 375, "height": 812})
     sign_in()
@@ -195,8 +234,16 @@ def test_portfolio_page_fits_a_phone(page, live_server, market, sign_in, site_us
 
     # Nothing wider than the screen: no sideways scrolling of the page.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    for selector in ("#allocation-chart", "#history-chart", "#forecast-chart", "#holdings-table",
-                     "#transactions-table", "#returns-table", ".page-head .actions", ".filters"):
+    for selector in (
+        "#allocation-chart",
+        "#history-chart",
+        "#forecast-chart",
+        "#holdings-table",
+        "#transactions-table",
+        "#returns-table",
+        ".page-head .actions",
+        ".filters",
+    ):
         box = page.locator(selector).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 375, selector
     # Table rows stack into label/value lines rather than a table that scrolls sideways.

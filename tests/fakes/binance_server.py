@@ -109,8 +109,7 @@ class FakeBinanceServer:
 
     # -- faults and request log ----------------------------------------------------------------
 
-    def fail_next(self, kind: str, count: int | None = 1, *, path: str | None = None, after: int = 0,
-                  **opts) -> None:
+    def fail_next(self, kind: str, count: int | None = 1, *, path: str | None = None, after: int = 0, **opts) -> None:
         """Answer the next `count` requests (None: all, until reset) to `path` (e.g. "klines"; None:
         any path) with a fault, after letting `after` of them through.
 
@@ -205,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query))
         prefix = "/api/v3/"
-        path = url.path[len(prefix):] if url.path.startswith(prefix) else url.path
+        path = url.path[len(prefix) :] if url.path.startswith(prefix) else url.path
         record = Recorded(path, params)
         with self.fake._lock:
             self.fake.requests.append(record)
@@ -222,8 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault.opts.get("json"):
                     body = {"code": -1001, "msg": "Internal error; unable to process your request."}
                     return self._send(record, 500, body)
-                return self._send(record, 500, b"<html><body>502 Bad Gateway</body></html>",
-                                  content_type="text/html")
+                return self._send(record, 500, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
             if fault and fault.kind == "slow":
                 time.sleep(fault.opts.get("delay", 2.5))
             body = self._route(path, params)
@@ -235,8 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout) before we answered
 
-    def _send(self, record: Recorded, status: int, body, headers: dict | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self, record: Recorded, status: int, body, headers: dict | None = None, content_type: str = "application/json"
+    ) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         try:
             self.send_response(status)
@@ -274,13 +273,26 @@ class _Handler(BaseHTTPRequestHandler):
         symbols = []
         for name in [symbol] if symbol else known:
             base, quote = split_symbol(name)
-            symbols.append({
-                "symbol": name, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
-                "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
-                "isSpotTradingAllowed": True, "filters": [],
-            })
-        return {"timezone": "UTC", "serverTime": self.fake.clock_ms(), "rateLimits": [],
-                "exchangeFilters": [], "symbols": symbols}
+            symbols.append(
+                {
+                    "symbol": name,
+                    "status": "TRADING",
+                    "baseAsset": base,
+                    "baseAssetPrecision": 8,
+                    "quoteAsset": quote,
+                    "quotePrecision": 8,
+                    "quoteAssetPrecision": 8,
+                    "isSpotTradingAllowed": True,
+                    "filters": [],
+                }
+            )
+        return {
+            "timezone": "UTC",
+            "serverTime": self.fake.clock_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }
 
     def _series(self, params: dict, interval: str) -> _Series | None:
         symbol = params.get("symbol")

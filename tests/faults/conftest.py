@@ -39,9 +39,24 @@ class PrivateRedis:
     def start(self) -> PrivateRedis:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
-            stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+            ],
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
         client = redis.Redis.from_url(self.url)
 
         def ready():
@@ -73,12 +88,19 @@ def subprocess_env(redis_url: str, media: Path, *, app: str | None = None, **ext
     db = database_url_for_subprocess()
     if app:
         db += f"?application_name={app}"
-    return clean_env(DJANGO_SETTINGS_MODULE="mur_site.settings.test", DATABASE_URL=db, REDIS_URL=redis_url,
-                     MUR_MEDIA_ROOT=str(media), MUR_TORCH_THREADS="1", **extra)
+    return clean_env(
+        DJANGO_SETTINGS_MODULE="mur_site.settings.test",
+        DATABASE_URL=db,
+        REDIS_URL=redis_url,
+        MUR_MEDIA_ROOT=str(media),
+        MUR_TORCH_THREADS="1",
+        **extra,
+    )
 
 
-def http(method: str, url: str, *, headers: dict | None = None, data: bytes | None = None,
-         timeout: float = 20) -> tuple[int, bytes]:
+def http(
+    method: str, url: str, *, headers: dict | None = None, data: bytes | None = None, timeout: float = 20
+) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:
@@ -91,9 +113,27 @@ def start_gunicorn(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, st
     """The web tier as docker-compose runs it (gunicorn), on a free port; returns (process, base URL)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "mur_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "2", "--timeout", "60", "--access-logfile", "-"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "mur_site.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+            "--timeout",
+            "60",
+            "--access-logfile",
+            "-",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def answers():
@@ -114,16 +154,23 @@ def pg_admin() -> psycopg.Connection:
     from django.db import connection
 
     s = connection.settings_dict
-    return psycopg.connect(host=s.get("HOST") or "127.0.0.1", port=s.get("PORT") or 5432,
-                           user=s.get("USER") or "postgres", password=s.get("PASSWORD") or None,
-                           dbname=s["NAME"], autocommit=True)
+    return psycopg.connect(
+        host=s.get("HOST") or "127.0.0.1",
+        port=s.get("PORT") or 5432,
+        user=s.get("USER") or "postgres",
+        password=s.get("PASSWORD") or None,
+        dbname=s["NAME"],
+        autocommit=True,
+    )
 
 
 def backends(conn: psycopg.Connection, app: str) -> list[tuple]:
     """(pid, state, wait_event_type, query) of every backend of the test database named `app`."""
     return conn.execute(
         "SELECT pid, state, wait_event_type, query FROM pg_stat_activity "
-        "WHERE datname = current_database() AND application_name = %s", [app]).fetchall()
+        "WHERE datname = current_database() AND application_name = %s",
+        [app],
+    ).fetchall()
 
 
 def terminate(conn: psycopg.Connection, app: str) -> int:
@@ -131,7 +178,8 @@ def terminate(conn: psycopg.Connection, app: str) -> int:
     rows = conn.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid()",
-        [app]).fetchall()
+        [app],
+    ).fetchall()
     return sum(1 for (ok,) in rows if ok)
 
 

@@ -42,7 +42,8 @@ def duplicates(asset) -> int:
 
 
 def test_worker_backfill_retries_429_after_retry_after_5xx_and_timeout_and_stores_every_candle_once(
-        on_postgres, fake_binance, btc, data_dir, tmp_path, redis_url):  # noqa: F811
+    on_postgres, fake_binance, btc, data_dir, tmp_path, redis_url
+):  # noqa: F811
     btc_csv = data_dir / "BTCUSDT-1h.csv"
     # The day before START is stored: the refresh task continues from there.
     before = [k for k in read_klines_csv(btc_csv, interval="1h") if ms(START) - 24 * HOUR_MS <= k.open_time < ms(START)]
@@ -58,8 +59,12 @@ def test_worker_backfill_retries_429_after_retry_after_5xx_and_timeout_and_store
     worker = start_worker(env, "ingest", "fault-ingest", log)
     try:
         candles_refresh_task.delay(btc.id)
-        wait_for(lambda: "candles_refresh_task" in log.read_text() and "succeeded" in log.read_text(), 120,
-                 "the refresh task to finish", log)
+        wait_for(
+            lambda: "candles_refresh_task" in log.read_text() and "succeeded" in log.read_text(),
+            120,
+            "the refresh task to finish",
+            log,
+        )
     finally:
         stop(worker)
 
@@ -80,14 +85,22 @@ def test_worker_backfill_retries_429_after_retry_after_5xx_and_timeout_and_store
     assert stored == len(expected)
     text = log.read_text()
     assert "Binance HTTP 429" in text and "Binance HTTP 500" in text and "ReadTimeout" in text
-    record("faults", "Binance answered 429, 5xx and too slowly during a backfill by a Celery worker",
-           lost=len(expected) - stored, duplicated=duplicates(btc), klines_requests=len(calls),
-           statuses=statuses, seconds_waited_after_429=round(waited_after_429, 2), retry_after=RETRY_AFTER,
-           candles_stored=stored)
+    record(
+        "faults",
+        "Binance answered 429, 5xx and too slowly during a backfill by a Celery worker",
+        lost=len(expected) - stored,
+        duplicated=duplicates(btc),
+        klines_requests=len(calls),
+        statuses=statuses,
+        seconds_waited_after_429=round(waited_after_429, 2),
+        retry_after=RETRY_AFTER,
+        candles_stored=stored,
+    )
 
 
 def test_malformed_row_fails_the_command_naming_it_keeps_whole_pages_and_a_rerun_completes(
-        on_postgres, fake_binance, btc, data_dir, tmp_path):
+    on_postgres, fake_binance, btc, data_dir, tmp_path
+):
     btc_csv = data_dir / "BTCUSDT-1h.csv"
     expected = csv_times(btc_csv, START, END)
     env = subprocess_env("", tmp_path / "media", MUR_BINANCE_API_URL=fake_binance.api_url)
@@ -111,6 +124,12 @@ def test_malformed_row_fails_the_command_naming_it_keeps_whole_pages_and_a_rerun
     assert f"BTCUSDT: {len(expected) - 2000} new, 0 updated, 2000 unchanged candles." in rerun.stdout
     stored = assert_stored_match_csv(btc, data_dir, expected)
     assert stored == len(expected) and duplicates(btc) == 0
-    record("faults", "Binance sent a malformed row in the third page of a backfill (management command)",
-           lost=len(expected) - stored, duplicated=duplicates(btc), candles_kept_after_failure=2000,
-           candles_after_rerun=stored, exit_code=failed.returncode)
+    record(
+        "faults",
+        "Binance sent a malformed row in the third page of a backfill (management command)",
+        lost=len(expected) - stored,
+        duplicated=duplicates(btc),
+        candles_kept_after_failure=2000,
+        candles_after_rerun=stored,
+        exit_code=failed.returncode,
+    )

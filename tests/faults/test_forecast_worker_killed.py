@@ -32,19 +32,23 @@ def in_forecast(admin, app: str) -> bool:
 
 
 def test_forecast_worker_killed_mid_task_stores_nothing_half_and_a_new_worker_stores_it_once(
-        on_postgres, redis_url, data_dir, tmp_path, settings):  # noqa: F811
+    on_postgres, redis_url, data_dir, tmp_path, settings
+):  # noqa: F811
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     btc = tracked_with_candles(data_dir, tmp_path / "klines", "BTCUSDT")
     logs = {name: tmp_path / f"{name}.log" for name in ("trainer", "first", "second")}
 
     # A champion, trained by a real worker (and promoted by staff if the gate kept it out).
-    trainer = start_worker(subprocess_env(redis_url, media, **TINY_TRAINING), "train", "fault-trainer",
-                           logs["trainer"])
+    trainer = start_worker(subprocess_env(redis_url, media, **TINY_TRAINING), "train", "fault-trainer", logs["trainer"])
     try:
         run = training_run_request(asset=btc, triggered_by="test")
-        wait_for(lambda: TrainingRun.objects.filter(id=run.id, status__in=["succeeded", "failed"]).exists(), 180,
-                 "the champion's training", logs["trainer"])
+        wait_for(
+            lambda: TrainingRun.objects.filter(id=run.id, status__in=["succeeded", "failed"]).exists(),
+            180,
+            "the champion's training",
+            logs["trainer"],
+        )
     finally:
         stop(trainer)
     champion = model_version_promote(version=ModelVersion.objects.get(training_run=run))
@@ -66,18 +70,22 @@ def test_forecast_worker_killed_mid_task_stores_nothing_half_and_a_new_worker_st
         killed_at = time.monotonic()
         # Loading torch and the model takes seconds: the kill landed before anything was stored.
         assert not Forecast.objects.filter(asset=btc).exists()
-        wait_for(lambda: "Retry in" in logs["first"].read_text(), 30, "the retry after the lost worker",
-                 logs["first"])
+        wait_for(lambda: "Retry in" in logs["first"].read_text(), 30, "the retry after the lost worker", logs["first"])
         # The first worker goes away; the retry it holds (due later) goes back to the queue.
         stop(first)
         second = start_worker(env, "forecast", "fault-forecaster-2", logs["second"])
-        forecast = wait_for(lambda: Forecast.objects.filter(asset=btc).first(), 90,
-                            "the second worker to store the forecast", logs["second"])
+        forecast = wait_for(
+            lambda: Forecast.objects.filter(asset=btc).first(),
+            90,
+            "the second worker to store the forecast",
+            logs["second"],
+        )
         seconds_to_forecast = round(time.monotonic() - killed_at, 1)
         # The next scheduled forecast from the same candles finds it stored and adds nothing.
         forecast_task.delay(btc.id)
-        wait_for(lambda: logs["second"].read_text().count("succeeded in") >= 2, 60, "the second forecast",
-                 logs["second"])
+        wait_for(
+            lambda: logs["second"].read_text().count("succeeded in") >= 2, 60, "the second forecast", logs["second"]
+        )
     finally:
         stop(first)
         if second is not None:
@@ -96,7 +104,14 @@ def test_forecast_worker_killed_mid_task_stores_nothing_half_and_a_new_worker_st
     assert all(len(step["values"]) == len(forecast.quantiles) for step in forecast.steps)
     # The champion is the same version, and still the only one.
     assert list(ModelVersion.objects.filter(asset=btc, status="champion").values_list("id", flat=True)) == [champion.id]
-    record("faults", "Forecast worker process SIGKILLed mid-forecast, task retried on a new worker",
-           lost=1 - forecasts.count(), duplicated=max(0, forecasts.count() - 1),
-           forecasts_after_kill=0, forecasts_at_end=forecasts.count(), forecast_steps=len(forecast.steps),
-           seconds_from_kill_to_forecast=seconds_to_forecast, champion_unchanged=True)
+    record(
+        "faults",
+        "Forecast worker process SIGKILLed mid-forecast, task retried on a new worker",
+        lost=1 - forecasts.count(),
+        duplicated=max(0, forecasts.count() - 1),
+        forecasts_after_kill=0,
+        forecasts_at_end=forecasts.count(),
+        forecast_steps=len(forecast.steps),
+        seconds_from_kill_to_forecast=seconds_to_forecast,
+        champion_unchanged=True,
+    )

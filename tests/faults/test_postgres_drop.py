@@ -33,14 +33,15 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 def blocked_on_lock(admin, app: str, query_start: str):
     """The backend of `app` waiting for a lock in a statement starting with `query_start`."""
-    for pid, state, wait_type, query in backends(admin, app):
+    for pid, _state, wait_type, query in backends(admin, app):
         if wait_type == "Lock" and query.lstrip().upper().startswith(query_start):
             return pid
     return None
 
 
 def test_connection_cut_mid_import_rolls_the_whole_file_back_and_a_rerun_imports_it_exactly(
-        on_postgres, data_dir, tmp_path):
+    on_postgres, data_dir, tmp_path
+):
     # The whole real BTCUSDT 1h history (45,000 candles, nine batches of 5,000) as a file in tmp.
     path = tmp_path / "BTCUSDT-1h.csv"
     path.write_bytes((data_dir / "BTCUSDT-1h.csv").read_bytes())
@@ -59,7 +60,8 @@ def test_connection_cut_mid_import_rolls_the_whole_file_back_and_a_rerun_imports
         f"INSERT INTO {Candle._meta.db_table} "
         "(asset_id, interval, open_time, close_time, open, high, low, close, volume) "
         "VALUES (%s, '1h', %s, %s, %s, %s, %s, %s, %s)",
-        [btc.id, k.open_dt, k.close_dt, k.open, k.high, k.low, k.close, k.volume])
+        [btc.id, k.open_dt, k.close_dt, k.open, k.high, k.low, k.close, k.volume],
+    )
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         pid = wait_for(lambda: blocked_on_lock(admin, app, "INSERT"), 120, "the import to reach batch five")
@@ -84,10 +86,17 @@ def test_connection_cut_mid_import_rolls_the_whole_file_back_and_a_rerun_imports
     assert list(stored.order_by("open_time").values_list("open_time", flat=True)) == [k.open_dt for k in klines]
     assert Asset.objects.count() == 1
     admin.close()
-    record("faults", "PostgreSQL connection terminated in the middle of a CSV import (management command)",
-           lost=len(klines) - stored.count(), duplicated=stored.count() - stored.values("open_time").distinct().count(),
-           rows_in_file=len(klines), rows_written_before_cut=20_000, rows_after_cut=0,
-           rows_after_rerun=stored.count(), backend_pid_terminated=pid)
+    record(
+        "faults",
+        "PostgreSQL connection terminated in the middle of a CSV import (management command)",
+        lost=len(klines) - stored.count(),
+        duplicated=stored.count() - stored.values("open_time").distinct().count(),
+        rows_in_file=len(klines),
+        rows_written_before_cut=20_000,
+        rows_after_cut=0,
+        rows_after_rerun=stored.count(),
+        backend_pid_terminated=pid,
+    )
 
 
 # Where the connection is cut: (row the test locks, statement that then waits, what it must contain).
@@ -101,7 +110,8 @@ CUT_POINTS = {
 
 @pytest.mark.parametrize("cut", list(CUT_POINTS))
 def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_it(
-        on_postgres, redis_url, data_dir, tmp_path, settings, cut):  # noqa: F811
+    on_postgres, redis_url, data_dir, tmp_path, settings, cut
+):  # noqa: F811
     model, statement, says = CUT_POINTS[cut]
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
@@ -110,8 +120,9 @@ def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_
     name = "fault-trainer"
     log = tmp_path / "trainer.log"
     # Five epochs: several heartbeats, one of which the test makes wait on its lock.
-    env = subprocess_env(redis_url, media, app=app, **{**TINY_TRAINING, "MUR_TRAIN_MAX_EPOCHS": "5"},
-                         MUR_TRAINING_RETRY_SECONDS="2")
+    env = subprocess_env(
+        redis_url, media, app=app, **{**TINY_TRAINING, "MUR_TRAIN_MAX_EPOCHS": "5"}, MUR_TRAINING_RETRY_SECONDS="2"
+    )
     admin, blocker = pg_admin(), pg_admin()
     blocker.autocommit = False
     worker = start_worker(env, "train", name, log)
@@ -119,8 +130,13 @@ def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_
         run = training_run_request(asset=btc, triggered_by="test")
         # Training has started once max_epochs is written; then hold the row the worker needs next,
         # and cut its connection while it waits for it.
-        wait_for(lambda: TrainingRun.objects.filter(id=run.id, status="running", max_epochs__gt=0).exists(), 120,
-                 "training to start", log, interval=0.05)
+        wait_for(
+            lambda: TrainingRun.objects.filter(id=run.id, status="running", max_epochs__gt=0).exists(),
+            120,
+            "training to start",
+            log,
+            interval=0.05,
+        )
         row = run.id if model is TrainingRun else btc.id
         blocker.execute(f"SELECT 1 FROM {model._meta.db_table} WHERE id = %s FOR UPDATE", [row])
         pid = wait_for(lambda: blocked_on_lock(admin, app, statement), 120, f"the {cut} to wait on the lock", log)
@@ -129,8 +145,12 @@ def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_
         assert terminate(admin, app) >= 1
         blocker.rollback()
         cut_at = time.monotonic()
-        final = wait_for(lambda: TrainingRun.objects.filter(id=run.id, status__in=["succeeded", "failed"]).first(),
-                         180, "the retried training to finish", log)
+        final = wait_for(
+            lambda: TrainingRun.objects.filter(id=run.id, status__in=["succeeded", "failed"]).first(),
+            180,
+            "the retried training to finish",
+            log,
+        )
         seconds_to_finish = elapsed_since(cut_at)
     finally:
         blocker.close()
@@ -146,7 +166,14 @@ def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_
     assert version.training_run_id == run.id
     files = sorted(p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file())
     assert files == [version.artifact.name]
-    record("faults", f"PostgreSQL connection terminated during a training's {cut} on a Celery worker",
-           lost=0, duplicated=TrainingRun.objects.count() - 1 + ModelVersion.objects.count() - 1,
-           training_runs=TrainingRun.objects.count(), model_versions=ModelVersion.objects.count(),
-           artifact_files=len(files), retry_seconds=2, seconds_from_cut_to_finished=seconds_to_finish)
+    record(
+        "faults",
+        f"PostgreSQL connection terminated during a training's {cut} on a Celery worker",
+        lost=0,
+        duplicated=TrainingRun.objects.count() - 1 + ModelVersion.objects.count() - 1,
+        training_runs=TrainingRun.objects.count(),
+        model_versions=ModelVersion.objects.count(),
+        artifact_files=len(files),
+        retry_seconds=2,
+        seconds_from_cut_to_finished=seconds_to_finish,
+    )

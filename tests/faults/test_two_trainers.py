@@ -32,7 +32,8 @@ def beat_tick(assets) -> None:
 
 
 def test_two_trainers_train_each_asset_once_per_tick_and_share_the_work(
-        on_postgres, redis_url, data_dir, tmp_path, settings):  # noqa: F811
+    on_postgres, redis_url, data_dir, tmp_path, settings
+):  # noqa: F811
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     assets = [tracked_with_candles(data_dir, tmp_path / "klines", symbol) for symbol in SYMBOLS]
@@ -44,16 +45,24 @@ def test_two_trainers_train_each_asset_once_per_tick_and_share_the_work(
     procs.append(start_worker(env, "forecast", "fault-scheduler", logs["scheduler"]))
     try:
         for name in (*names, "scheduler"):
-            wait_for(lambda: "ready." in logs[name].read_text(), 60, f"worker {name}", logs[name])
+            wait_for(lambda: "ready." in logs[name].read_text(), 60, f"worker {name}", logs[name])  # noqa: B023
         started = time.monotonic()
         beat_tick(assets)
         beat_tick(assets)  # the same tick delivered twice (e.g. a redelivered message) adds nothing
-        wait_for(lambda: TrainingRun.objects.filter(status__in=["succeeded", "failed"]).count() >= len(assets),
-                 240, "every asset's training", logs[names[0]])
+        wait_for(
+            lambda: TrainingRun.objects.filter(status__in=["succeeded", "failed"]).count() >= len(assets),
+            240,
+            "every asset's training",
+            logs[names[0]],
+        )
         seconds = round(time.monotonic() - started, 1)
         # Nothing else arrives late: the scheduler worker has handled all six ticks.
-        wait_for(lambda: logs["scheduler"].read_text().count("asset_retrain_task") >= 12, 30,
-                 "the six retrain ticks", logs["scheduler"])
+        wait_for(
+            lambda: logs["scheduler"].read_text().count("asset_retrain_task") >= 12,
+            30,
+            "the six retrain ticks",
+            logs["scheduler"],
+        )
     finally:
         for proc in procs:
             stop(proc)
@@ -61,13 +70,21 @@ def test_two_trainers_train_each_asset_once_per_tick_and_share_the_work(
     runs = list(TrainingRun.objects.select_related("asset"))
     per_asset = Counter(run.asset.symbol for run in runs)
     assert per_asset == dict.fromkeys(SYMBOLS, 1)
-    assert all(run.status == "succeeded" and run.triggered_by == "schedule" for run in runs), \
-        [(r.asset.symbol, r.status, r.error) for r in runs]
+    assert all(run.status == "succeeded" and run.triggered_by == "schedule" for run in runs), [
+        (r.asset.symbol, r.status, r.error) for r in runs
+    ]
     by_worker = Counter(run.worker for run in runs)
     assert set(by_worker) == {worker_hostname(name) for name in names}, by_worker
     # One model version per run, each from its own asset's run.
     assert sorted(ModelVersion.objects.values_list("training_run_id", flat=True)) == sorted(r.id for r in runs)
-    record("faults", "Two trainer workers on one Redis queue, a retrain tick delivered twice for three assets",
-           lost=sum(1 for s in SYMBOLS if per_asset[s] == 0), duplicated=sum(n - 1 for n in per_asset.values()),
-           assets=len(SYMBOLS), ticks_sent=2 * len(SYMBOLS), training_runs=len(runs),
-           runs_per_worker=dict(by_worker), seconds_for_all_trainings=seconds)
+    record(
+        "faults",
+        "Two trainer workers on one Redis queue, a retrain tick delivered twice for three assets",
+        lost=sum(1 for s in SYMBOLS if per_asset[s] == 0),
+        duplicated=sum(n - 1 for n in per_asset.values()),
+        assets=len(SYMBOLS),
+        ticks_sent=2 * len(SYMBOLS),
+        training_runs=len(runs),
+        runs_per_worker=dict(by_worker),
+        seconds_for_all_trainings=seconds,
+    )

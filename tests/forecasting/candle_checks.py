@@ -39,8 +39,10 @@ def csv_times(path: Path, start: datetime | None = None, end: datetime | None = 
 
 
 def stored_candles(asset: Asset) -> dict[int, tuple]:
-    rows = Candle.objects.filter(asset=asset, interval=asset.interval).order_by("open_time").values_list(
-        "open_time", "open", "high", "low", "close", "volume", "close_time"
+    rows = (
+        Candle.objects.filter(asset=asset, interval=asset.interval)
+        .order_by("open_time")
+        .values_list("open_time", "open", "high", "low", "close", "volume", "close_time")
     )
     return {ms(r[0]): (*r[1:6], ms(r[6])) for r in rows}
 

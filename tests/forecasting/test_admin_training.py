@@ -23,19 +23,64 @@ pytestmark = pytest.mark.django_db
 DATA_START = datetime(2022, 1, 1, tzinfo=UTC)
 DATA_END = datetime(2022, 6, 30, 23, tzinfo=UTC)
 
-MODEL_METRICS = {"mae": 277.8, "mae_h1": 81.25, "mase": 1.02, "directional_accuracy": 0.523, "pinball": 98.5,
-                 "coverage": 0.812, "width": 912.0, "band": 0.8}
+MODEL_METRICS = {
+    "mae": 277.8,
+    "mae_h1": 81.25,
+    "mase": 1.02,
+    "directional_accuracy": 0.523,
+    "pinball": 98.5,
+    "coverage": 0.812,
+    "width": 912.0,
+    "band": 0.8,
+}
 BASELINES = {
-    "seasonal_band": {"mae": 279.5, "mae_h1": 80.0, "mase": 1.03, "directional_accuracy": None, "pinball": 100.0,
-                      "coverage": 0.805, "width": 925.0, "band": 0.8},
-    "naive": {"mae": 279.5, "mae_h1": 80.0, "mase": 1.03, "directional_accuracy": None, "pinball": None,
-              "coverage": None, "width": None},
-    "drift": {"mae": 281.0, "mae_h1": 80.5, "mase": 1.04, "directional_accuracy": 0.49, "pinball": None,
-              "coverage": None, "width": None},
-    "naive_band": {"mae": 279.5, "mae_h1": 80.0, "mase": 1.03, "directional_accuracy": None, "pinball": 104.25,
-                   "coverage": 0.79, "width": 950.0},
-    "champion": {"mae": 280.125, "mae_h1": 82.0, "mase": 1.05, "directional_accuracy": 0.51, "pinball": 101.0,
-                 "coverage": 0.8, "width": 930.0, "version": 1},
+    "seasonal_band": {
+        "mae": 279.5,
+        "mae_h1": 80.0,
+        "mase": 1.03,
+        "directional_accuracy": None,
+        "pinball": 100.0,
+        "coverage": 0.805,
+        "width": 925.0,
+        "band": 0.8,
+    },
+    "naive": {
+        "mae": 279.5,
+        "mae_h1": 80.0,
+        "mase": 1.03,
+        "directional_accuracy": None,
+        "pinball": None,
+        "coverage": None,
+        "width": None,
+    },
+    "drift": {
+        "mae": 281.0,
+        "mae_h1": 80.5,
+        "mase": 1.04,
+        "directional_accuracy": 0.49,
+        "pinball": None,
+        "coverage": None,
+        "width": None,
+    },
+    "naive_band": {
+        "mae": 279.5,
+        "mae_h1": 80.0,
+        "mase": 1.03,
+        "directional_accuracy": None,
+        "pinball": 104.25,
+        "coverage": 0.79,
+        "width": 950.0,
+    },
+    "champion": {
+        "mae": 280.125,
+        "mae_h1": 82.0,
+        "mase": 1.05,
+        "directional_accuracy": 0.51,
+        "pinball": 101.0,
+        "coverage": 0.8,
+        "width": 930.0,
+        "version": 1,
+    },
 }
 
 
@@ -52,22 +97,42 @@ def eth():
 @pytest.fixture
 def delays():
     """Record what would be sent to the broker instead of sending it (REDIS_URL may point at a real one)."""
-    with mock.patch("forecasting.tasks.training_run_task.delay") as train, \
-            mock.patch("forecasting.tasks.forecast_task.delay") as forecast:
+    with (
+        mock.patch("forecasting.tasks.training_run_task.delay") as train,
+        mock.patch("forecasting.tasks.forecast_task.delay") as forecast,
+    ):
         yield {"train": train, "forecast": forecast}
 
 
-def make_version(asset, version, status=ModelVersion.Status.CANDIDATE, *, promoted_days_ago=None, broken="",
-                 replaced=None, withdrawn=False, baselines=BASELINES):
+def make_version(
+    asset,
+    version,
+    status=ModelVersion.Status.CANDIDATE,
+    *,
+    promoted_days_ago=None,
+    broken="",
+    replaced=None,
+    withdrawn=False,
+    baselines=BASELINES,
+):
     now = timezone.now()
     return ModelVersionFactory(
-        asset=asset, version=version, status=status, data_start=DATA_START, data_end=DATA_END, data_candles=4000,
-        data_digest="d" * 64, metrics=MODEL_METRICS, baseline_metrics=baselines,
-        backtest={"origins": 336, "horizon": 24, "first_origin_time": 1655251200000,
-                  "last_origin_time": 1656457200000},
+        asset=asset,
+        version=version,
+        status=status,
+        data_start=DATA_START,
+        data_end=DATA_END,
+        data_candles=4000,
+        data_digest="d" * 64,
+        metrics=MODEL_METRICS,
+        baseline_metrics=baselines,
+        backtest={"origins": 336, "horizon": 24, "first_origin_time": 1655251200000, "last_origin_time": 1656457200000},
         decision="Promoted: pinball loss 98.5 is 1.5% below the statistical band's 100; MAE 277.8 is within 0.5% "
-                 "of the naive forecast's 279.5.",
-        artifact_size=123_456, artifact_broken=broken, replaced=replaced, withdrawn=withdrawn,
+        "of the naive forecast's 279.5.",
+        artifact_size=123_456,
+        artifact_broken=broken,
+        replaced=replaced,
+        withdrawn=withdrawn,
         promoted_at=None if promoted_days_ago is None else now - timedelta(days=promoted_days_ago),
         retired_at=now - timedelta(days=1) if status == ModelVersion.Status.RETIRED else None,
     )
@@ -96,8 +161,9 @@ def statuses(asset):
 # --- retrain now ----------------------------------------------------------------------------------
 
 
-def test_retrain_now_queues_one_run_and_a_second_click_no_duplicate(admin_client, btc, delays,
-                                                                    django_capture_on_commit_callbacks):
+def test_retrain_now_queues_one_run_and_a_second_click_no_duplicate(
+    admin_client, btc, delays, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         msgs = run_action(admin_client, "asset", "retrain_now", [btc])
     run = TrainingRun.objects.get(asset=btc)
@@ -117,10 +183,17 @@ def test_retrain_now_queues_one_run_and_a_second_click_no_duplicate(admin_client
     assert f"Already queued or running, not queued again: BTCUSDT (run {run.id}, queued" in msgs[0][1]
 
 
-def test_retrain_now_reports_queued_and_running_assets_apart(admin_client, btc, eth, delays,
-                                                             django_capture_on_commit_callbacks):
-    busy = TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.RUNNING,
-                                      started_at=timezone.now(), epoch=13, max_epochs=40)
+def test_retrain_now_reports_queued_and_running_assets_apart(
+    admin_client, btc, eth, delays, django_capture_on_commit_callbacks
+):
+    busy = TrainingRun.objects.create(
+        asset=btc,
+        triggered_by="schedule",
+        status=TrainingRun.Status.RUNNING,
+        started_at=timezone.now(),
+        epoch=13,
+        max_epochs=40,
+    )
     with django_capture_on_commit_callbacks(execute=True):
         msgs = dict(run_action(admin_client, "asset", "retrain_now", [btc, eth]))
     new = TrainingRun.objects.get(asset=eth)
@@ -134,8 +207,9 @@ def test_retrain_now_reports_queued_and_running_assets_apart(admin_client, btc, 
 # --- promote --------------------------------------------------------------------------------------
 
 
-def test_promote_makes_the_version_champion_and_retires_the_old_one(admin_client, btc, delays,
-                                                                     django_capture_on_commit_callbacks):
+def test_promote_makes_the_version_champion_and_retires_the_old_one(
+    admin_client, btc, delays, django_capture_on_commit_callbacks
+):
     old = make_version(btc, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=3)
     new = make_version(btc, 2, ModelVersion.Status.REJECTED)
     with django_capture_on_commit_callbacks(execute=True):
@@ -149,8 +223,9 @@ def test_promote_makes_the_version_champion_and_retires_the_old_one(admin_client
     delays["forecast"].assert_called_with(btc.id)  # the new champion forecasts right away
 
 
-def test_promote_refuses_a_broken_artifact_and_changes_nothing(admin_client, btc, eth, delays,
-                                                               django_capture_on_commit_callbacks):
+def test_promote_refuses_a_broken_artifact_and_changes_nothing(
+    admin_client, btc, eth, delays, django_capture_on_commit_callbacks
+):
     make_version(btc, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=3)
     broken = make_version(btc, 2, broken="artifact checksum mismatch")
     fine = make_version(eth, 1)
@@ -167,13 +242,15 @@ def test_promote_refuses_a_broken_artifact_and_changes_nothing(admin_client, btc
 def test_promote_refuses_two_versions_of_one_asset(admin_client, btc, delays):
     v1, v2 = make_version(btc, 1), make_version(btc, 2)
     msgs = run_action(admin_client, "modelversion", "promote", [v1, v2])
-    assert msgs == [("error", "Select one version per asset to promote; several were selected for BTCUSDT. "
-                              "Nothing was changed.")]
+    assert msgs == [
+        ("error", "Select one version per asset to promote; several were selected for BTCUSDT. Nothing was changed.")
+    ]
     assert statuses(btc) == {1: "candidate", 2: "candidate"}
 
 
-def test_promote_rereads_versions_and_never_half_applies(admin_client, btc, eth, delays,
-                                                        django_capture_on_commit_callbacks):
+def test_promote_rereads_versions_and_never_half_applies(
+    admin_client, btc, eth, delays, django_capture_on_commit_callbacks
+):
     """ETHUSDT v1 is flagged broken after the selection was made: the action re-reads each version
     under the asset lock, refuses, and undoes the BTCUSDT promotion it had already made."""
     make_version(btc, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=3)
@@ -184,8 +261,10 @@ def test_promote_rereads_versions_and_never_half_applies(admin_client, btc, eth,
         ModelVersion.objects.filter(id=eth_v1.id).update(artifact_broken="artifact cannot be read")
         return real_refresh(self, *args, **kwargs)
 
-    with mock.patch.object(ModelVersion, "refresh_from_db", flagged_meanwhile), \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch.object(ModelVersion, "refresh_from_db", flagged_meanwhile),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         msgs = run_action(admin_client, "modelversion", "promote", [btc_v2, eth_v1])
     assert [lvl for lvl, _ in msgs] == ["error"]
     assert "ETHUSDT v1" in msgs[0][1] and "Nothing was changed" in msgs[0][1]
@@ -199,8 +278,9 @@ def test_promote_rereads_versions_and_never_half_applies(admin_client, btc, eth,
 
 def test_rollback_restores_the_previous_champion(admin_client, btc, delays, django_capture_on_commit_callbacks):
     v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
-    v2 = make_version(btc, 2, ModelVersion.Status.RETIRED, promoted_days_ago=5, broken="artifact checksum mismatch",
-                      replaced=v1)
+    v2 = make_version(
+        btc, 2, ModelVersion.Status.RETIRED, promoted_days_ago=5, broken="artifact checksum mismatch", replaced=v1
+    )
     current = make_version(btc, 3, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v2)
     with django_capture_on_commit_callbacks(execute=True):
         msgs = run_action(admin_client, "modelversion", "rollback_champion", [current])
@@ -235,8 +315,11 @@ def test_retire_a_candidate_and_a_champion(admin_client, btc, delays):
     # Retiring the champion brings back the one it replaced; the already retired one is left alone.
     msgs = run_action(admin_client, "modelversion", "retire", [champion, candidate])
     assert statuses(btc) == {1: "champion", 2: "retired", 3: "retired"}
-    assert msgs == [("success", "Retired BTCUSDT v2."), ("info", "Champion now: BTCUSDT v1."),
-                    ("info", "Already retired: BTCUSDT v3.")]
+    assert msgs == [
+        ("success", "Retired BTCUSDT v2."),
+        ("info", "Champion now: BTCUSDT v1."),
+        ("info", "Already retired: BTCUSDT v3."),
+    ]
 
 
 def test_retire_withdraws_every_selected_version_so_none_comes_back(admin_client, btc, delays):
@@ -256,14 +339,17 @@ def test_retire_the_only_champion_leaves_the_baseline_serving(admin_client, btc,
     # The rejected v1 was never promoted, so nothing comes back; ETHUSDT is unaffected by BTCUSDT.
     msgs = run_action(admin_client, "modelversion", "retire", list(ModelVersion.objects.filter(asset=btc)))
     assert statuses(btc) == {1: "retired", 2: "retired"} and statuses(eth) == {1: "candidate"}
-    assert msgs == [("success", "Retired BTCUSDT v1, BTCUSDT v2."),
-                    ("info", "Champion now: BTCUSDT: none, the statistical baseline serves.")]
+    assert msgs == [
+        ("success", "Retired BTCUSDT v1, BTCUSDT v2."),
+        ("info", "Champion now: BTCUSDT: none, the statistical baseline serves."),
+    ]
 
 
 def test_lifecycle_actions_need_the_change_permission(client, django_user_model, btc, delays):
     viewer = django_user_model.objects.create_user(username="viewer", password="x", is_staff=True)
-    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_modelversion", "view_asset",
-                                                                         "view_trainingrun"]))
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_modelversion", "view_asset", "view_trainingrun"])
+    )
     client.force_login(viewer)
     make_version(btc, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=3)
     v2 = make_version(btc, 2)
@@ -281,8 +367,15 @@ def test_lifecycle_actions_need_the_change_permission(client, django_user_model,
 
 def test_run_list_shows_live_progress_and_refreshes_only_while_training(admin_client, btc):
     now = timezone.now()
-    run = TrainingRun.objects.create(asset=btc, triggered_by="admin:alice", status=TrainingRun.Status.RUNNING,
-                                     started_at=now - timedelta(minutes=3), heartbeat_at=now, epoch=13, max_epochs=40)
+    run = TrainingRun.objects.create(
+        asset=btc,
+        triggered_by="admin:alice",
+        status=TrainingRun.Status.RUNNING,
+        started_at=now - timedelta(minutes=3),
+        heartbeat_at=now,
+        epoch=13,
+        max_epochs=40,
+    )
     url = reverse("admin:forecasting_trainingrun_changelist")
     page = admin_client.get(url).content.decode()
     assert "epoch 13 of 40" in page
@@ -291,7 +384,8 @@ def test_run_list_shows_live_progress_and_refreshes_only_while_training(admin_cl
     assert '<meta http-equiv="refresh" content="5">' in page
 
     TrainingRun.objects.filter(id=run.id).update(
-        status=TrainingRun.Status.FAILED, finished_at=now, error="The worker was lost: no heartbeat for 600 s.")
+        status=TrainingRun.Status.FAILED, finished_at=now, error="The worker was lost: no heartbeat for 600 s."
+    )
     page = admin_client.get(url).content.decode()
     assert 'http-equiv="refresh"' not in page
     assert "The worker was lost" in page and "3 min 00 s" in page
@@ -302,16 +396,23 @@ def test_run_list_shows_live_progress_and_refreshes_only_while_training(admin_cl
 def test_run_list_flags_a_silent_worker(admin_client, btc, settings):
     settings.TRAINING_HEARTBEAT_TIMEOUT = 60
     now = timezone.now()
-    TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.RUNNING,
-                               started_at=now - timedelta(minutes=20), heartbeat_at=now - timedelta(minutes=15),
-                               epoch=2, max_epochs=40)
+    TrainingRun.objects.create(
+        asset=btc,
+        triggered_by="schedule",
+        status=TrainingRun.Status.RUNNING,
+        started_at=now - timedelta(minutes=20),
+        heartbeat_at=now - timedelta(minutes=15),
+        epoch=2,
+        max_epochs=40,
+    )
     page = admin_client.get(reverse("admin:forecasting_trainingrun_changelist")).content.decode()
     assert "no heartbeat for 15 min" in page
 
 
 def test_run_pages_are_read_only(admin_client, btc):
-    run = TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.SUCCEEDED,
-                                     epoch=40, max_epochs=40)
+    run = TrainingRun.objects.create(
+        asset=btc, triggered_by="schedule", status=TrainingRun.Status.SUCCEEDED, epoch=40, max_epochs=40
+    )
     version = make_version(btc, 1)
     ModelVersion.objects.filter(id=version.id).update(training_run=run)
     url = reverse("admin:forecasting_trainingrun_change", args=[run.id])
@@ -324,8 +425,10 @@ def test_run_pages_are_read_only(admin_client, btc):
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.SUCCEEDED
     assert admin_client.get(reverse("admin:forecasting_trainingrun_add")).status_code == 403
-    assert admin_client.post(reverse("admin:forecasting_trainingrun_delete", args=[run.id]),
-                             {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:forecasting_trainingrun_delete", args=[run.id]), {"post": "yes"}).status_code
+        == 403
+    )
     assert TrainingRun.objects.filter(id=run.id).exists()
 
 
@@ -349,24 +452,48 @@ def test_version_page_is_read_only_and_shows_metrics_and_artifact(admin_client, 
     response = admin_client.get(url)
     assert response.status_code == 200
     body = html.unescape(response.content.decode())
-    for text in ("model v2", "statistical baseline (seasonal band)", "80.5%", "naive band", "drift",
-                 "previous champion v1", "277.8", "104.2", "81.2%", "MAE 1h",
-                 "models/BTCUSDT/v2.pt", "120.6\xa0KB (123,456 bytes)", f"{2:064x}",
-                 "artifact checksum mismatch: expected 000…", "336 origins, 24 steps ahead"):
+    for text in (
+        "model v2",
+        "statistical baseline (seasonal band)",
+        "80.5%",
+        "naive band",
+        "drift",
+        "previous champion v1",
+        "277.8",
+        "104.2",
+        "81.2%",
+        "MAE 1h",
+        "models/BTCUSDT/v2.pt",
+        "120.6\xa0KB (123,456 bytes)",
+        f"{2:064x}",
+        "artifact checksum mismatch: expected 000…",
+        "336 origins, 24 steps ahead",
+    ):
         assert text in body, text
     assert 'name="_save"' not in body
     assert admin_client.post(url, {"status": "champion", "decision": "hand-made"}).status_code == 403
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.CANDIDATE and version.decision.startswith("Promoted:")
     assert admin_client.get(reverse("admin:forecasting_modelversion_add")).status_code == 403
-    assert admin_client.post(reverse("admin:forecasting_modelversion_delete", args=[version.id]),
-                             {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(
+            reverse("admin:forecasting_modelversion_delete", args=[version.id]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
 
 
 def test_forecast_list_is_read_only(admin_client, btc):
     forecast = Forecast.objects.create(
-        asset=btc, kind=Forecast.Kind.BASELINE, source="baseline", origin_time=DATA_END, last_close="20000.00000000",
-        quantiles=[0.1, 0.5, 0.9], steps=[], stale=False)
+        asset=btc,
+        kind=Forecast.Kind.BASELINE,
+        source="baseline",
+        origin_time=DATA_END,
+        last_close="20000.00000000",
+        quantiles=[0.1, 0.5, 0.9],
+        steps=[],
+        stale=False,
+    )
     page = admin_client.get(reverse("admin:forecasting_forecast_changelist"))
     assert page.status_code == 200 and "statistical baseline (seasonal band)" in page.content.decode()
     url = reverse("admin:forecasting_forecast_change", args=[forecast.id])
@@ -392,8 +519,9 @@ def test_asset_page_links_schedules_runs_and_versions(admin_client, btc):
     assert admin_client.get(reverse("admin:forecasting_asset_add")).status_code == 200
 
 
-@pytest.mark.parametrize("name", ["trainingrun_changelist", "modelversion_changelist", "forecast_changelist",
-                                  "asset_changelist"])
+@pytest.mark.parametrize(
+    "name", ["trainingrun_changelist", "modelversion_changelist", "forecast_changelist", "asset_changelist"]
+)
 def test_non_staff_user_is_sent_to_the_admin_login(client, user, name):
     client.force_login(user)
     response = client.get(reverse(f"admin:forecasting_{name}"))
@@ -415,10 +543,12 @@ def _table_rows(page: str, start: str) -> list[list[str]]:
     """The text of each body row (heading cell first) of the first table after `start`."""
     import re
 
-    table = page[page.index(start):]
-    body = table[table.index("<tbody>"):table.index("</tbody>")]
-    return [[html.unescape(strip_tags(cell)).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
-            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+    table = page[page.index(start) :]
+    body = table[table.index("<tbody>") : table.index("</tbody>")]
+    return [
+        [html.unescape(strip_tags(cell)).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
 
 
 def test_admin_the_asset_page_and_the_command_show_one_backtest_table(admin_client, btc):
@@ -431,8 +561,14 @@ def test_admin_the_asset_page_and_the_command_show_one_backtest_table(admin_clie
     in_admin = _table_rows(admin_page, "Metrics vs baselines")
     on_page = _table_rows(asset_page, 'id="metrics-table"')
     assert in_admin == on_page
-    assert [row[0] for row in on_page] == ["model v2", "statistical baseline (seasonal band)", "naive (last price)",
-                                           "drift", "naive band", "previous champion v1"]
+    assert [row[0] for row in on_page] == [
+        "model v2",
+        "statistical baseline (seasonal band)",
+        "naive (last price)",
+        "drift",
+        "naive band",
+        "previous champion v1",
+    ]
     assert on_page[0][1:] == ["277.8", "81.25", "1.02", "52.3%", "98.5", "81.2%", "912"]
     printed = [line.split() for line in backtest_table(version).splitlines()[1:]]
     assert [line[-7:] for line in printed] == [row[1:] for row in on_page]

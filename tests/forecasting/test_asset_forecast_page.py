@@ -83,8 +83,16 @@ def text(html: str) -> str:
     return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", "", html)))
 
 
-def add_forecast(asset, origin: datetime, closes: dict, *, source: str = "baseline", version=None,
-                 horizon: int = 24, stale: bool = False) -> Forecast:
+def add_forecast(
+    asset,
+    origin: datetime,
+    closes: dict,
+    *,
+    source: str = "baseline",
+    version=None,
+    horizon: int = 24,
+    stale: bool = False,
+) -> Forecast:
     """A forecast from `origin`: the median drifts up 0.1% a step from the close at the origin, the
     band is +-0.4% times sqrt(step) around it (wide enough to hold some closes and miss others)."""
     last = Decimal(closes[ms(origin)])
@@ -92,25 +100,70 @@ def add_forecast(asset, origin: datetime, closes: dict, *, source: str = "baseli
     for k in range(1, horizon + 1):
         m = last * (1 + Decimal("0.001") * k)
         w = last * Decimal("0.004") * Decimal(k).sqrt()
-        steps.append({"target_time": (origin + k * HOUR).isoformat(),
-                      "values": [f"{m - w:.8f}", f"{m:.8f}", f"{m + w:.8f}"]})
+        steps.append(
+            {"target_time": (origin + k * HOUR).isoformat(), "values": [f"{m - w:.8f}", f"{m:.8f}", f"{m + w:.8f}"]}
+        )
     return Forecast.objects.create(
-        asset=asset, model_version=version, kind=Forecast.Kind.MODEL if version else Forecast.Kind.BASELINE,
-        source=source, origin_time=origin, last_close=last, quantiles=[0.1, 0.5, 0.9], steps=steps, stale=stale,
+        asset=asset,
+        model_version=version,
+        kind=Forecast.Kind.MODEL if version else Forecast.Kind.BASELINE,
+        source=source,
+        origin_time=origin,
+        last_close=last,
+        quantiles=[0.1, 0.5, 0.9],
+        steps=steps,
+        stale=stale,
     )
 
 
 METRICS = {
-    "model": {"mae": 123.456, "mae_h1": 45.678, "mase": 1.01234, "directional_accuracy": 0.5234,
-              "pinball": 40.1234, "coverage": 0.8123, "width": 1234.6, "band": 0.8},
-    "seasonal_band": {"mae": 129.0, "mae_h1": 47.0, "mase": 1.06, "directional_accuracy": None,
-                      "pinball": 41.0, "coverage": 0.805, "width": 1300.2, "band": 0.8},
-    "naive": {"mae": 130.0, "mae_h1": 47.25, "mase": 1.06789, "directional_accuracy": None,
-              "pinball": None, "coverage": None, "width": None},
-    "drift": {"mae": 131.5, "mae_h1": 47.5, "mase": 1.07, "directional_accuracy": 0.49,
-              "pinball": None, "coverage": None, "width": None},
-    "naive_band": {"mae": 130.0, "mae_h1": 47.25, "mase": 1.06789, "directional_accuracy": None,
-                   "pinball": 44.5, "coverage": 0.861, "width": 1500.4},
+    "model": {
+        "mae": 123.456,
+        "mae_h1": 45.678,
+        "mase": 1.01234,
+        "directional_accuracy": 0.5234,
+        "pinball": 40.1234,
+        "coverage": 0.8123,
+        "width": 1234.6,
+        "band": 0.8,
+    },
+    "seasonal_band": {
+        "mae": 129.0,
+        "mae_h1": 47.0,
+        "mase": 1.06,
+        "directional_accuracy": None,
+        "pinball": 41.0,
+        "coverage": 0.805,
+        "width": 1300.2,
+        "band": 0.8,
+    },
+    "naive": {
+        "mae": 130.0,
+        "mae_h1": 47.25,
+        "mase": 1.06789,
+        "directional_accuracy": None,
+        "pinball": None,
+        "coverage": None,
+        "width": None,
+    },
+    "drift": {
+        "mae": 131.5,
+        "mae_h1": 47.5,
+        "mase": 1.07,
+        "directional_accuracy": 0.49,
+        "pinball": None,
+        "coverage": None,
+        "width": None,
+    },
+    "naive_band": {
+        "mae": 130.0,
+        "mae_h1": 47.25,
+        "mase": 1.06789,
+        "directional_accuracy": None,
+        "pinball": 44.5,
+        "coverage": 0.861,
+        "width": 1500.4,
+    },
 }
 # The same numbers as a person reads them in the table, written out by hand.
 METRIC_CELLS = {
@@ -123,24 +176,42 @@ METRIC_CELLS = {
 METRIC_KEYS = ["mae", "mae_h1", "mase", "directional_accuracy", "pinball", "coverage", "width"]
 
 
-GATE_PASSED = ("Promoted: pinball loss 40.1234 is 2.1% below the statistical band's 41; MAE 123.456 is within "
-               "0.5% of the naive forecast's 130.")
+GATE_PASSED = (
+    "Promoted: pinball loss 40.1234 is 2.1% below the statistical band's 41; MAE 123.456 is within "
+    "0.5% of the naive forecast's 130."
+)
 
 
-def make_version(asset, number: int, *, status=ModelVersion.Status.CHAMPION, decision: str = GATE_PASSED,
-                 metrics: dict | None = None, baselines: dict | None = None) -> ModelVersion:
+def make_version(
+    asset,
+    number: int,
+    *,
+    status=ModelVersion.Status.CHAMPION,
+    decision: str = GATE_PASSED,
+    metrics: dict | None = None,
+    baselines: dict | None = None,
+) -> ModelVersion:
     """A version whose backtest ran from 2022-09-11 01:00 to the end of its last candle, 2022-10-11
     00:00: 30 days."""
     return ModelVersionFactory(
-        asset=asset, version=number, status=status,
-        data_start=datetime(2021, 10, 11, tzinfo=UTC), data_end=datetime(2022, 10, 11, tzinfo=UTC),
-        data_candles=8760, artifact_sha256="0" * 64,
+        asset=asset,
+        version=number,
+        status=status,
+        data_start=datetime(2021, 10, 11, tzinfo=UTC),
+        data_end=datetime(2022, 10, 11, tzinfo=UTC),
+        data_candles=8760,
+        artifact_sha256="0" * 64,
         metrics=metrics or METRICS["model"],
         baseline_metrics=baselines if baselines is not None else {k: v for k, v in METRICS.items() if k != "model"},
-        backtest={"origins": 696, "horizon": 24, "first_origin_time": ms(datetime(2022, 9, 11, 1, tzinfo=UTC)),
-                  "last_origin_time": ms(datetime(2022, 10, 10, tzinfo=UTC)),
-                  "test_start": ms(datetime(2022, 9, 11, 1, tzinfo=UTC))},
-        decision=decision, promoted_at=timezone.now() if status == ModelVersion.Status.CHAMPION else None,
+        backtest={
+            "origins": 696,
+            "horizon": 24,
+            "first_origin_time": ms(datetime(2022, 9, 11, 1, tzinfo=UTC)),
+            "last_origin_time": ms(datetime(2022, 10, 10, tzinfo=UTC)),
+            "test_start": ms(datetime(2022, 9, 11, 1, tzinfo=UTC)),
+        },
+        decision=decision,
+        promoted_at=timezone.now() if status == ModelVersion.Status.CHAMPION else None,
     )
 
 
@@ -157,8 +228,9 @@ def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_ba
 
     html = page(signed_in)
     words = text(html)
-    assert ("Forecast from no model yet: the baseline (naive volatility band: too little history for the "
-            "statistical band).") in words
+    assert (
+        "Forecast from no model yet: the baseline (naive volatility band: too little history for the statistical band)."
+    ) in words
     origin = newest(klines)
     assert f"It starts from the candle at {origin:%Y-%m-%d %H:%M} UTC" in words
     assert f"was made {forecast.made_at:%Y-%m-%d %H:%M} UTC" in words
@@ -174,8 +246,9 @@ def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_ba
     assert all(Decimal(p["lo"]) < Decimal(p["m"]) < Decimal(p["hi"]) for p in data["points"])
     # The end of the horizon in words: median and band of step 24.
     lo, m, hi = (Decimal(v) for v in forecast.steps[-1]["values"])
-    assert (f"In 1 day: median {m:,.2f} USDT, and 8 times in 10 the close lands between "
-            f"{lo:,.2f} and {hi:,.2f}.") in words
+    assert (
+        f"In 1 day: median {m:,.2f} USDT, and 8 times in 10 the close lands between {lo:,.2f} and {hi:,.2f}."
+    ) in words
 
     # No champion: the model section says which baseline serves, and there is no backtest table.
     assert 'id="no-champion"' in html
@@ -202,22 +275,30 @@ def test_champion_forecast_shows_version_backtest_table_and_gate_decision(signed
     assert f"Forecast from model v3, trained {version.created_at:%Y-%m-%d %H:%M} UTC." in words
     assert json_script(html, "forecast-data")["points"][0]["m"] == forecast.steps[0]["values"][1]
     assert 'id="no-champion"' not in html
-    assert (f"Serving: model v3, trained {version.created_at:%Y-%m-%d %H:%M} UTC on 8760 candles "
-            "(2021-10-11 to 2022-10-11)") in words
-    assert ("Backtest: 696 forecasts, each 24 steps ahead, from origins between 2022-09-11 01:00 and "
-            "2022-10-10 00:00 UTC; the baselines are scored on the same origins.") in words
+    assert (
+        f"Serving: model v3, trained {version.created_at:%Y-%m-%d %H:%M} UTC on 8760 candles (2021-10-11 to 2022-10-11)"
+    ) in words
+    assert (
+        "Backtest: 696 forecasts, each 24 steps ahead, from origins between 2022-09-11 01:00 and "
+        "2022-10-10 00:00 UTC; the baselines are scored on the same origins."
+    ) in words
     assert f"Promotion gate: {GATE_PASSED}" in words
     # How it compares with the statistical band, from the same backtest.
-    assert ("Over the last 30 days of its backtest model v3's band was 2.1% sharper than the statistical band "
-            "(by pinball loss), at 81.2% coverage against the statistical band's 80.5% (the aim is 80%).") in words
+    assert (
+        "Over the last 30 days of its backtest model v3's band was 2.1% sharper than the statistical band "
+        "(by pinball loss), at 81.2% coverage against the statistical band's 80.5% (the aim is 80%)."
+    ) in words
 
     table = html[html.index('id="metrics-table"') : html.index("</table>")]
     heads = re.findall(r'<th scope="col">([^<]*)</th>', table)
     assert heads == ["forecast", "MAE", "MAE 1h", "MASE", "direction", "pinball", "80% coverage", "80% width"]
     rows = re.findall(r'<tr data-method="(\w+)"[^>]*><th scope="row">([^<]*)</th>(.*?)</tr>', table)
     assert [(key, label) for key, label, _ in rows] == [
-        ("model", "model v3"), ("seasonal_band", "statistical baseline (seasonal band)"),
-        ("naive", "naive (last price)"), ("drift", "drift"), ("naive_band", "naive band"),
+        ("model", "model v3"),
+        ("seasonal_band", "statistical baseline (seasonal band)"),
+        ("naive", "naive (last price)"),
+        ("drift", "drift"),
+        ("naive_band", "naive band"),
     ]
     for key, _, cells in rows:
         found = re.findall(r'<td data-metric="(\w+)">([^<]*)</td>', cells)
@@ -262,22 +343,33 @@ def test_the_asset_page_and_the_portfolio_serve_the_same_forecast(btc, klines, c
     # The portfolio page's projection values a holding with that same forecast.
     holder = get_user_model().objects.create_user(username="holder", password="a-long-passphrase")
     folio = Portfolio.objects.create(owner=holder, name="Long term")
-    Transaction.objects.create(portfolio=folio, asset=btc, kind="buy", quantity=Decimal("2"), unit_price=Decimal("1"),
-                               executed_at=origin - 48 * HOUR)
+    Transaction.objects.create(
+        portfolio=folio,
+        asset=btc,
+        kind="buy",
+        quantity=Decimal("2"),
+        unit_price=Decimal("1"),
+        executed_at=origin - 48 * HOUR,
+    )
     values = expected.steps[0]["values"]
     assert portfolio_projection(portfolio=folio)["points"][0]["median"] == 2 * Decimal(values[len(values) // 2])
 
 
 def test_no_champion_names_the_rejected_newest_version_and_why(signed_in, btc, klines):
     add_forecast(btc, newest(klines), klines["closes"])
-    decision = ("Rejected: pinball loss 41.5 is not below the statistical band's 41; MAE 123.456 is within 0.5% "
-                "of the naive forecast's 130.")
-    make_version(btc, 2, status=ModelVersion.Status.REJECTED, decision=decision,
-                 metrics={**METRICS["model"], "pinball": 41.5})
+    decision = (
+        "Rejected: pinball loss 41.5 is not below the statistical band's 41; MAE 123.456 is within 0.5% "
+        "of the naive forecast's 130."
+    )
+    make_version(
+        btc, 2, status=ModelVersion.Status.REJECTED, decision=decision, metrics={**METRICS["model"], "pinball": 41.5}
+    )
     words = text(page(signed_in))
-    assert ("The statistical band is served: the latest model, v2, did not beat it. Over the last 30 days of its "
-            "backtest its band was 1.2% less sharp than the statistical band (by pinball loss), at 81.2% coverage "
-            "against the statistical band's 80.5% (the aim is 80%).") in words
+    assert (
+        "The statistical band is served: the latest model, v2, did not beat it. Over the last 30 days of its "
+        "backtest its band was 1.2% less sharp than the statistical band (by pinball loss), at 81.2% coverage "
+        "against the statistical band's 80.5% (the aim is 80%)."
+    ) in words
     assert f"is rejected: {decision}" in words
     assert "A training runs every day at 02:30 UTC." in words
 
@@ -287,8 +379,10 @@ def test_a_champion_backtested_before_the_statistical_band_is_not_compared(signe
     make_version(btc, 3, baselines=old, decision="Promoted: pinball 40.12 < naive band 44.5.")
     add_forecast(btc, newest(klines), klines["closes"], source="v3", version=ModelVersion.objects.get(version=3))
     html = page(signed_in)
-    assert ("Model v3 serves; it was backtested before the statistical band was part of the backtest, so the two "
-            "were not compared.") in text(html)
+    assert (
+        "Model v3 serves; it was backtested before the statistical band was part of the backtest, so the two "
+        "were not compared."
+    ) in text(html)
     table = html[html.index('id="metrics-table"') : html.index("</table>")]
     assert 'data-method="seasonal_band"' not in table and 'data-method="naive_band"' in table
 
@@ -312,8 +406,9 @@ def test_forecast_several_candles_behind_the_newest_is_marked_stale(signed_in, d
     candles_import_file(asset=asset, path=klines["full"])  # ten newer candles arrive, no new forecast
     html = page(signed_in)
     assert 'id="forecast-stale"' in html
-    assert (f"It starts {HELD_BACK} candles before the newest one: "
-            "the forecast schedule has not run since.") in text(html)
+    assert (f"It starts {HELD_BACK} candles before the newest one: the forecast schedule has not run since.") in text(
+        html
+    )
     assert "hours old" not in html
 
 
@@ -332,8 +427,10 @@ def test_no_forecast_yet_says_when_one_comes(signed_in, btc, user):
     html = page(signed_in)
     words = text(html)
     assert 'id="no-forecast"' in html
-    assert ("No forecast yet for BTCUSDT. One is made a few minutes after each 1h candle closes "
-            "(the “Forecast BTCUSDT” schedule) and after every training.") in words
+    assert (
+        "No forecast yet for BTCUSDT. One is made a few minutes after each 1h candle closes "
+        "(the “Forecast BTCUSDT” schedule) and after every training."
+    ) in words
     assert "Retrain now" not in words  # only staff can start one
     assert 'id="forecast-data"' not in html
     # The price chart is still there, and the past-forecast section says why it is empty.
@@ -348,12 +445,19 @@ def test_no_forecast_yet_says_when_one_comes(signed_in, btc, user):
 
 
 def test_running_training_shows_its_epoch(signed_in, btc):
-    TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.SUCCEEDED,
-                               epoch=40, max_epochs=40)
+    TrainingRun.objects.create(
+        asset=btc, triggered_by="schedule", status=TrainingRun.Status.SUCCEEDED, epoch=40, max_epochs=40
+    )
     assert 'id="training-status"' not in page(signed_in)  # a finished run is no news
 
-    run = TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.RUNNING,
-                                     started_at=timezone.now(), epoch=5, max_epochs=40)
+    run = TrainingRun.objects.create(
+        asset=btc,
+        triggered_by="schedule",
+        status=TrainingRun.Status.RUNNING,
+        started_at=timezone.now(),
+        epoch=5,
+        max_epochs=40,
+    )
     html = page(signed_in)
     words = text(html)
     assert 'id="training-status"' in html
@@ -364,13 +468,15 @@ def test_running_training_shows_its_epoch(signed_in, btc):
 def test_queued_training_says_it_waits_for_a_worker(signed_in, btc):
     run = TrainingRun.objects.create(asset=btc, triggered_by="alice")
     words = text(page(signed_in))
-    assert (f"Training queued (asked by alice at {run.created_at:%Y-%m-%d %H:%M} UTC): "
-            "waiting for a training worker.") in words
+    assert (
+        f"Training queued (asked by alice at {run.created_at:%Y-%m-%d %H:%M} UTC): waiting for a training worker."
+    ) in words
 
 
 def test_failed_training_is_reported(signed_in, btc):
-    TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.FAILED,
-                               error="BTCUSDT has no candles yet")
+    TrainingRun.objects.create(
+        asset=btc, triggered_by="schedule", status=TrainingRun.Status.FAILED, error="BTCUSDT has no candles yet"
+    )
     html = page(signed_in)
     assert 'id="training-status"' not in html
     assert "failed: BTCUSDT has no candles yet" in text(html)
@@ -390,8 +496,16 @@ def expected_pairs(origins: list[datetime], closes: dict, ahead: int) -> list[di
         last = Decimal(closes[ms(origin)])
         m = last * (1 + Decimal("0.001") * ahead)
         w = last * Decimal("0.004") * Decimal(ahead).sqrt()
-        out.append({"t": target, "origin": ms(origin), "m": Decimal(f"{m:.8f}"), "lo": Decimal(f"{m - w:.8f}"),
-                    "hi": Decimal(f"{m + w:.8f}"), "a": Decimal(closes[target])})
+        out.append(
+            {
+                "t": target,
+                "origin": ms(origin),
+                "m": Decimal(f"{m:.8f}"),
+                "lo": Decimal(f"{m - w:.8f}"),
+                "hi": Decimal(f"{m + w:.8f}"),
+                "a": Decimal(closes[target]),
+            }
+        )
     return out
 
 
@@ -410,8 +524,10 @@ def test_track_record_pairs_each_forecast_with_the_close_that_followed(btc, klin
     expected = expected_pairs(origins, closes, ahead)
     expected[10] = {**expected[10], **{k: expected[10][k] + 1 for k in ("m", "lo", "hi")}}
     assert len(expected) == 60 - ahead
-    got = [{"t": p["t"], "origin": p["origin"], **{k: Decimal(p[k]) for k in ("m", "lo", "hi", "a")}}
-           for p in record.points]
+    got = [
+        {"t": p["t"], "origin": p["origin"], **{k: Decimal(p[k]) for k in ("m", "lo", "hi", "a")}}
+        for p in record.points
+    ]
     assert got == expected
     assert record.forecasts == 60 and record.unresolved == ahead
     inside = sum(p["lo"] <= p["a"] <= p["hi"] for p in expected)
@@ -459,8 +575,10 @@ def test_page_shows_the_track_record_for_the_chosen_steps_ahead(signed_in, btc, 
     assert [(p["t"], Decimal(p["a"]), Decimal(p["m"])) for p in data] == [(p["t"], p["a"], p["m"]) for p in expected]
     inside = sum(p["lo"] <= p["a"] <= p["hi"] for p in expected)
     words = text(html)
-    assert ("What each forecast said 1 hour ahead (median and 80% band) against the close that followed, "
-            "for the 47 forecasts") in words
+    assert (
+        "What each forecast said 1 hour ahead (median and 80% band) against the close that followed, "
+        "for the 47 forecasts"
+    ) in words
     assert f"The close landed inside the band {inside} of 47 times ({inside / 47:.1%}; the aim is 80.0%)." in words
     assert "1 more awaits its candle." in words
     assert 'data-ahead="1" aria-current="true"' in html
@@ -482,8 +600,9 @@ def test_page_shows_the_track_record_for_the_chosen_steps_ahead(signed_in, btc, 
 def test_page_query_count_does_not_grow_with_stored_forecasts(signed_in, btc, klines):
     closes, times = klines["closes"], klines["times"]
     version = make_version(btc, 1)
-    TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=TrainingRun.Status.RUNNING,
-                               epoch=3, max_epochs=40)
+    TrainingRun.objects.create(
+        asset=btc, triggered_by="schedule", status=TrainingRun.Status.RUNNING, epoch=3, max_epochs=40
+    )
 
     def count(n: int) -> tuple[int, int]:
         Forecast.objects.all().delete()

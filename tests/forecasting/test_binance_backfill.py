@@ -60,8 +60,9 @@ def klines_starts(server) -> list[int]:
 # --- full backfill -------------------------------------------------------------------------------
 
 
-def test_backfill_from_first_candle_stores_every_csv_candle_exactly(on_postgres, fake_binance, client, btc,
-                                                                     btc_csv, data_dir, sleeps):
+def test_backfill_from_first_candle_stores_every_csv_candle_exactly(
+    on_postgres, fake_binance, client, btc, btc_csv, data_dir, sleeps
+):
     result = candles_backfill(asset=btc, start=None, client=client)
 
     assert (result.created, result.updated, result.skipped_open) == (45_024, 0, 0)
@@ -81,7 +82,11 @@ def test_backfill_from_first_candle_stores_every_csv_candle_exactly(on_postgres,
 
     c = Candle.objects.get(asset=btc, open_time=utc(2021, 1, 1))
     assert (c.open, c.high, c.low, c.close, c.volume) == (
-        Decimal("28923.63"), Decimal("29031.34"), Decimal("28690.17"), Decimal("28995.13"), Decimal("2311.811445")
+        Decimal("28923.63"),
+        Decimal("29031.34"),
+        Decimal("28690.17"),
+        Decimal("28995.13"),
+        Decimal("2311.811445"),
     )
     top = Candle.objects.filter(asset=btc).order_by("-high", "open_time").first()
     assert (top.high, top.open_time) == (Decimal("69000.00"), utc(2021, 11, 10, 14))
@@ -163,7 +168,11 @@ def test_still_open_candle_is_stored_only_after_it_closes(fake_binance, client, 
     assert (result.created, result.skipped_open) == (1, 1)
     c = Candle.objects.get(asset=btc, open_time=utc(2021, 1, 1))
     assert (c.open, c.high, c.low, c.close, c.volume) == (
-        Decimal("28923.63"), Decimal("29031.34"), Decimal("28690.17"), Decimal("28995.13"), Decimal("2311.811445")
+        Decimal("28923.63"),
+        Decimal("29031.34"),
+        Decimal("28690.17"),
+        Decimal("28995.13"),
+        Decimal("2311.811445"),
     )
 
     fake_binance.now_ms = new_year + 5 * HOUR_MS + 1
@@ -226,8 +235,9 @@ def test_slow_server_time_is_retried(fake_binance, client, btc, btc_csv, data_di
 # --- faults that stop the backfill ---------------------------------------------------------------
 
 
-def test_persistent_server_error_keeps_earlier_pages(transactional_db, fake_binance, client, btc, btc_csv,
-                                                     data_dir, sleeps):
+def test_persistent_server_error_keeps_earlier_pages(
+    transactional_db, fake_binance, client, btc, btc_csv, data_dir, sleeps
+):
     fake_binance.fail_next("500", count=None, path="klines", after=2)
 
     with pytest.raises(BinanceError) as err:
@@ -247,8 +257,9 @@ def test_persistent_server_error_keeps_earlier_pages(transactional_db, fake_bina
     "field, value, says",
     [("high", "abc", "high is not a number: 'abc'"), ("volume", MISSING, "expected at least 7 fields")],
 )
-def test_malformed_row_refuses_its_page_and_keeps_earlier_pages(transactional_db, fake_binance, client, btc,
-                                                                btc_csv, data_dir, sleeps, field, value, says):
+def test_malformed_row_refuses_its_page_and_keeps_earlier_pages(
+    transactional_db, fake_binance, client, btc, btc_csv, data_dir, sleeps, field, value, says
+):
     fake_binance.fail_next("malformed", after=2, row=500, field=field, value=value)
 
     with pytest.raises(KlineError) as err:
@@ -261,8 +272,7 @@ def test_malformed_row_refuses_its_page_and_keeps_earlier_pages(transactional_db
     assert assert_stored_match_csv(btc, data_dir, csv_times(btc_csv, START, END)[:2000]) == 2000
 
 
-def test_refresh_after_a_failed_backfill_completes_without_duplicates(fake_binance, client, btc, btc_csv,
-                                                                     data_dir):
+def test_refresh_after_a_failed_backfill_completes_without_duplicates(fake_binance, client, btc, btc_csv, data_dir):
     fake_binance.fail_next("500", count=None, path="klines", after=1)
     with pytest.raises(BinanceError):
         candles_backfill(asset=btc, start=START, end=END, client=client)

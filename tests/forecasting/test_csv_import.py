@@ -54,13 +54,15 @@ def as_values(rows: list[list[str]]) -> dict[int, tuple]:
 
 def stored(symbol: str = "BTCUSDT") -> dict[int, tuple]:
     rows = Candle.objects.filter(asset__symbol=symbol).values_list(
-        "open_time", "open", "high", "low", "close", "volume", "close_time")
+        "open_time", "open", "high", "low", "close", "volume", "close_time"
+    )
     return {ms(r[0]): (*r[1:6], ms(r[6])) for r in rows}
 
 
 def stored_with_ids(symbol: str = "BTCUSDT") -> dict[int, tuple]:
     rows = Candle.objects.filter(asset__symbol=symbol).values_list(
-        "id", "open_time", "open", "high", "low", "close", "volume", "close_time", "interval")
+        "id", "open_time", "open", "high", "low", "close", "volume", "close_time", "interval"
+    )
     return {r[0]: r[1:] for r in rows}
 
 
@@ -103,7 +105,12 @@ def test_real_file_imports_exactly_and_reimport_writes_nothing(db, btc_file, btc
     assert stored() == as_values(btc_rows)
     c = Candle.objects.get(asset=asset, interval="1h", open_time=utc(2021, 1, 1))
     assert (c.open, c.high, c.low, c.close, c.volume) == (
-        Decimal("28923.63"), Decimal("29031.34"), Decimal("28690.17"), Decimal("28995.13"), Decimal("2311.811445"))
+        Decimal("28923.63"),
+        Decimal("29031.34"),
+        Decimal("28690.17"),
+        Decimal("28995.13"),
+        Decimal("2311.811445"),
+    )
     assert c.close_time == utc(2021, 1, 1, 0, 59, 59, 999000)
     top = Candle.objects.filter(asset=asset).order_by("-high").first()
     assert (top.high, top.open_time) == (Decimal("69000.00"), utc(2021, 11, 10, 14))
@@ -147,7 +154,10 @@ def test_binance_dumps_with_ms_and_us_times_import_the_same_values(db, tmp_path,
     assert read_klines_csv(ms_dump, interval="1h") == parsed
     assert read_klines_csv(us_dump, interval="1h") == parsed
     assert (parsed[0].open_time, parsed[0].open, parsed[0].close_time) == (
-        1502942400000, Decimal("4261.48"), 1502945999999)
+        1502942400000,
+        Decimal("4261.48"),
+        1502945999999,
+    )
 
     # The microsecond dump first, into an empty table; the other two then find identical candles.
     assert "BTCUSDT-1h-2017-09.csv: 50 new, 0 updated, 0 unchanged candles." in run("import_candles", us_dump)

@@ -47,8 +47,10 @@ def test_klines_parameters(raw, fake_binance):
 
 
 def test_unknown_symbol_and_exchange_info(raw):
-    for call in (lambda: raw.get_klines(symbol="NOPEUSDT", interval="1h"),
-                 lambda: raw._get("exchangeInfo", data={"symbol": "NOPEUSDT"})):
+    for call in (
+        lambda: raw.get_klines(symbol="NOPEUSDT", interval="1h"),
+        lambda: raw._get("exchangeInfo", data={"symbol": "NOPEUSDT"}),
+    ):
         with pytest.raises(BinanceAPIException) as err:
             call()
         assert (err.value.status_code, err.value.code, err.value.message) == (400, -1121, "Invalid symbol.")

@@ -60,8 +60,15 @@ def band_widths(btc_year_file):
     the seasonal band is known. With adaptation on, a fixed width change would be undone within
     days, before the backtest starts."""
     df = pd.read_csv(btc_year_file)
-    series = Series.from_arrays(times=df.open_time, open=df.open, high=df.high, low=df.low, close=df.close,
-                                volume=df.volume, interval_ms=3_600_000)
+    series = Series.from_arrays(
+        times=df.open_time,
+        open=df.open,
+        high=df.high,
+        low=df.low,
+        close=df.close,
+        volume=df.volume,
+        interval_ms=3_600_000,
+    )
     _, test_start = split_points(len(series), test_steps=720, val_steps=720)
     model = dataclasses.replace(train(series, TrainConfig(threads=1), train_end=test_start), aci_rate=0.0)
     shifts = np.round(np.linspace(-0.6, 2.4, 61), 3)
@@ -118,7 +125,8 @@ def champion(asset):
 
 
 def test_gate_promotes_only_a_model_that_beats_the_seasonal_band_and_the_champion(
-        btc, good_model, between_bands_model, django_capture_on_commit_callbacks):
+    btc, good_model, between_bands_model, django_capture_on_commit_callbacks
+):
     # No champion yet: the baseline serves, labelled as such.
     first = forecast_make(asset=btc)
     assert first.kind == Forecast.Kind.BASELINE and first.model_version is None and first.source == "baseline"
@@ -179,23 +187,31 @@ GATE_BASELINES = {"naive": {"mae": 100.0}, "naive_band": {"pinball": 50.0}, "sea
 def test_gate_rejects_a_model_that_beats_the_naive_band_but_not_the_seasonal_band():
     ok, reasons = gate_decision(metrics={"pinball": 49.0, "mae": 99.0}, baselines=GATE_BASELINES, champion=None)
     assert not ok
-    assert reasons == ["pinball loss 49 is not below the statistical band's 48",
-                       "MAE 99 is within 0.5% of the naive forecast's 100"]
+    assert reasons == [
+        "pinball loss 49 is not below the statistical band's 48",
+        "MAE 99 is within 0.5% of the naive forecast's 100",
+    ]
 
 
 def test_gate_promotes_a_model_that_beats_the_seasonal_band_and_the_champion():
-    ok, reasons = gate_decision(metrics={"pinball": 47.0, "mae": 100.4}, baselines=GATE_BASELINES,
-                                champion={"pinball": 47.5, "version": 3})
+    ok, reasons = gate_decision(
+        metrics={"pinball": 47.0, "mae": 100.4}, baselines=GATE_BASELINES, champion={"pinball": 47.5, "version": 3}
+    )
     assert ok
-    assert reasons == ["pinball loss 47 is 2.1% below the statistical band's 48",
-                       "MAE 100.4 is within 0.5% of the naive forecast's 100",
-                       "pinball loss is below champion v3's 47.5"]
+    assert reasons == [
+        "pinball loss 47 is 2.1% below the statistical band's 48",
+        "MAE 100.4 is within 0.5% of the naive forecast's 100",
+        "pinball loss is below champion v3's 47.5",
+    ]
 
 
-@pytest.mark.parametrize("metrics, champion, reason", [
-    ({"pinball": 47.0, "mae": 100.6}, None, "MAE 100.6 is more than 0.5% above the naive forecast's 100"),
-    ({"pinball": 47.0, "mae": 99.0}, {"pinball": 46.0, "version": 3}, "pinball loss is not below champion v3's 46"),
-])
+@pytest.mark.parametrize(
+    "metrics, champion, reason",
+    [
+        ({"pinball": 47.0, "mae": 100.6}, None, "MAE 100.6 is more than 0.5% above the naive forecast's 100"),
+        ({"pinball": 47.0, "mae": 99.0}, {"pinball": 46.0, "version": 3}, "pinball loss is not below champion v3's 46"),
+    ],
+)
 def test_gate_rejects_a_model_that_fails_any_one_condition(metrics, champion, reason):
     ok, reasons = gate_decision(metrics=metrics, baselines=GATE_BASELINES, champion=champion)
     assert not ok and reason in reasons
@@ -244,7 +260,10 @@ def test_training_run_end_to_end_records_progress_and_a_version(btc, settings):
     assert run.status == TrainingRun.Status.SUCCEEDED and run.error == ""
     assert seen == [(1, 3), (2, 3), (3, 3)] and (run.epoch, run.max_epochs) == (3, 3)
     assert run.started_at <= run.finished_at and run.duration is not None and run.worker == "w1"
-    assert version.training_run == run and version.status in (ModelVersion.Status.CHAMPION, ModelVersion.Status.REJECTED)
+    assert version.training_run == run and version.status in (
+        ModelVersion.Status.CHAMPION,
+        ModelVersion.Status.REJECTED,
+    )
     # A second execution of the same run does nothing (it is not queued any more).
     assert training_run_execute(run_id=run.id) is None
     assert ModelVersion.objects.filter(asset=btc).count() == 1
@@ -381,8 +400,13 @@ def test_quantiles_in_price_space_are_decimal_strings(btc, good_model):
 
 def _version(asset, n):
     return ModelVersion.objects.create(
-        asset=asset, version=n, data_start=timezone.now(), data_end=timezone.now(), data_digest="d" * 64,
-        artifact=f"models/{asset.symbol}/v{n}.pt", artifact_sha256="a" * 64,
+        asset=asset,
+        version=n,
+        data_start=timezone.now(),
+        data_end=timezone.now(),
+        data_digest="d" * 64,
+        artifact=f"models/{asset.symbol}/v{n}.pt",
+        artifact_sha256="a" * 64,
     )
 
 

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.django_db
 def run():
     asset = Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT", interval="1h")
     now = timezone.now()
-    return TrainingRun.objects.create(asset=asset, triggered_by="test", status=TrainingRun.Status.RUNNING,
-                                      started_at=now, heartbeat_at=now, epoch=3)
+    return TrainingRun.objects.create(
+        asset=asset, triggered_by="test", status=TrainingRun.Status.RUNNING, started_at=now, heartbeat_at=now, epoch=3
+    )
 
 
 def _lose_connection(**kwargs):
@@ -30,8 +31,10 @@ def _lose_connection(**kwargs):
 @pytest.mark.django_db(transaction=True)  # the task closes its connection, as a worker does
 def test_a_lost_connection_with_retries_left_gives_the_run_back(run, settings):
     settings.TRAINING_RETRY_SECONDS = 60
-    with mock.patch("forecasting.services.training_runs.training_run_execute", _lose_connection), \
-            mock.patch.object(tasks.training_run_task, "retry", side_effect=RuntimeError("retry sent")) as retry:
+    with (
+        mock.patch("forecasting.services.training_runs.training_run_execute", _lose_connection),
+        mock.patch.object(tasks.training_run_task, "retry", side_effect=RuntimeError("retry sent")) as retry,
+    ):
         result = tasks.training_run_task.apply(args=[run.id], retries=1)
     assert isinstance(result.result, RuntimeError) and retry.call_args.kwargs["countdown"] == 60
     run.refresh_from_db()
@@ -61,9 +64,11 @@ def test_any_other_error_fails_a_running_run_but_never_a_finished_one(run):
 
 def test_the_reaper_fails_only_runs_whose_heartbeat_stopped(run, settings):
     settings.TRAINING_HEARTBEAT_TIMEOUT = 60
-    fresh = TrainingRun.objects.create(asset=Asset.objects.create(symbol="ETHUSDT", base_asset="ETH",
-                                                                  quote_asset="USDT", interval="1h"),
-                                       status=TrainingRun.Status.RUNNING, heartbeat_at=timezone.now())
+    fresh = TrainingRun.objects.create(
+        asset=Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT", interval="1h"),
+        status=TrainingRun.Status.RUNNING,
+        heartbeat_at=timezone.now(),
+    )
     TrainingRun.objects.filter(id=run.id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert training_runs_reap() == 1
     run.refresh_from_db()

@@ -20,8 +20,9 @@ NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-def make_candles(asset: Asset, count: int, *, newest: datetime = NEWEST, interval: str | None = None,
-                 step: timedelta = HOUR) -> list[Candle]:
+def make_candles(
+    asset: Asset, count: int, *, newest: datetime = NEWEST, interval: str | None = None, step: timedelta = HOUR
+) -> list[Candle]:
     """`count` consecutive candles ending at `newest`; the close price is the candle's index + 100."""
     return candles(asset, [100 + i for i in range(count)], newest=newest, step=step, interval=interval)
 
@@ -190,7 +191,11 @@ def test_history_is_thinned_to_every_kth_candle_keeping_the_newest(btc, count, m
 
 def test_history_of_an_asset_without_candles_is_empty(btc):
     assert price_history(asset=btc, range_key="7d") == {
-        "range": "7d", "points": [], "newest": None, "stride": 1, "candles": 0,
+        "range": "7d",
+        "points": [],
+        "newest": None,
+        "stride": 1,
+        "candles": 0,
     }
 
 

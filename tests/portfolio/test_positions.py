@@ -20,10 +20,10 @@ def tx(id, kind, quantity, price="0", fee="0", *, hours=None, asset=BTC) -> TxRo
 
 def test_buys_at_several_prices_partial_sells_and_fees():
     rows = [
-        tx(1, "buy", "2", "100", "2"),     # cost 2 × 100 + 2 = 202, 2 held
-        tx(2, "buy", "1", "160", "1"),     # cost 202 + 160 + 1 = 363, 3 held, average 121
+        tx(1, "buy", "2", "100", "2"),  # cost 2 × 100 + 2 = 202, 2 held
+        tx(2, "buy", "1", "160", "1"),  # cost 202 + 160 + 1 = 363, 3 held, average 121
         tx(3, "sell", "1.5", "200", "3"),  # basis 363 × 1.5 / 3 = 181.5; proceeds 300 − 3 = 297
-        tx(4, "buy", "0.5", "80"),         # cost 181.5 + 40 = 221.5, 2 held, average 110.75
+        tx(4, "buy", "0.5", "80"),  # cost 181.5 + 40 = 221.5, 2 held, average 110.75
         tx(5, "sell", "0.5", "90", "0.5"),  # basis 221.5 × 0.5 / 2 = 55.375; proceeds 45 − 0.5 = 44.5
     ]
     p = replay(rows).positions[BTC]
@@ -58,8 +58,8 @@ def test_selling_everything_leaves_no_cost_and_realizes_the_exact_gain():
 
 def test_sell_all_after_partial_sells_with_fees():
     rows = [
-        tx(1, "buy", "2", "100", "2"),     # cost 202
-        tx(2, "buy", "1", "160", "1"),     # cost 363
+        tx(1, "buy", "2", "100", "2"),  # cost 202
+        tx(2, "buy", "1", "160", "1"),  # cost 363
         tx(3, "sell", "1.5", "200", "3"),  # realized 115.5, cost left 181.5
         tx(4, "sell", "1.5", "120", "1"),  # all of it: basis 181.5; proceeds 180 − 1 = 179
     ]
@@ -72,9 +72,9 @@ def test_sell_all_after_partial_sells_with_fees():
 
 def test_reward_is_income_at_its_value_and_enters_the_cost_basis():
     rows = [
-        tx(1, "buy", "1", "100"),                # cost 100
-        tx(2, "reward", "0.1", "110", "0.2"),    # worth 0.1 × 110 = 11 on receipt; 0.2 fee paid for it
-        tx(3, "sell", "0.55", "120"),            # basis 111 × 0.55 / 1.1 = 55.5; proceeds 66
+        tx(1, "buy", "1", "100"),  # cost 100
+        tx(2, "reward", "0.1", "110", "0.2"),  # worth 0.1 × 110 = 11 on receipt; 0.2 fee paid for it
+        tx(3, "sell", "0.55", "120"),  # basis 111 × 0.55 / 1.1 = 55.5; proceeds 66
     ]
     p = replay(rows).positions[BTC]
     assert p.rewards == D("11")
@@ -88,9 +88,9 @@ def test_reward_is_income_at_its_value_and_enters_the_cost_basis():
 
 def test_transfer_in_and_out_and_a_fee_paid_in_the_asset():
     rows = [
-        tx(1, "transfer_in", "2", "1000", "5", asset=ETH),    # cost 2 × 1000 + 5 = 2005
+        tx(1, "transfer_in", "2", "1000", "5", asset=ETH),  # cost 2 × 1000 + 5 = 2005
         tx(2, "transfer_out", "0.5", "1200", "2", asset=ETH),  # leaves at cost 2005 × 0.5 / 2 = 501.25; fee 2 lost
-        tx(3, "fee", "0.01", "1200", asset=ETH),               # 1503.75 × 0.01 / 1.5 = 10.025 of basis lost
+        tx(3, "fee", "0.01", "1200", asset=ETH),  # 1503.75 × 0.01 / 1.5 = 10.025 of basis lost
     ]
     p = replay(rows).positions[ETH]
     assert p.quantity == D("1.49")
@@ -121,8 +121,11 @@ def test_same_instant_inflows_come_first_then_ids():
     assert exc.value.row.id == 7
     assert exc.value.held == D("0.4")
     # A new row (no id yet) goes after the stored ones at its instant.
-    rows = [tx(1, "buy", "1", "100", hours=0), TxRow(None, BTC, "sell", D("0.6"), D("1"), D("0"), T0 + timedelta(hours=5)),
-            tx(9, "sell", "0.6", "1", hours=5)]
+    rows = [
+        tx(1, "buy", "1", "100", hours=0),
+        TxRow(None, BTC, "sell", D("0.6"), D("1"), D("0"), T0 + timedelta(hours=5)),
+        tx(9, "sell", "0.6", "1", hours=5),
+    ]
     with pytest.raises(Oversold) as exc:
         replay(rows)
     assert exc.value.row.id is None
@@ -164,7 +167,11 @@ def test_selling_exactly_what_is_held_is_allowed():
 
 
 def test_quantities_over_time_per_asset():
-    rows = [tx(2, "sell", "0.5", "1", hours=2), tx(1, "buy", "2", "1", hours=1), tx(3, "buy", "1", "1", hours=3, asset=ETH)]
+    rows = [
+        tx(2, "sell", "0.5", "1", hours=2),
+        tx(1, "buy", "2", "1", hours=1),
+        tx(3, "buy", "1", "1", hours=3, asset=ETH),
+    ]
     steps = quantities_over_time(rows)
     assert steps[BTC] == [(T0 + timedelta(hours=1), D("2")), (T0 + timedelta(hours=2), D("1.5"))]
     assert steps[ETH] == [(T0 + timedelta(hours=3), D("1"))]

@@ -23,8 +23,17 @@ def at(y, m, d, h=0, minute=0) -> datetime:
 
 def candle(asset, open_time, close) -> Candle:
     close = D(close)
-    return Candle(asset=asset, interval=asset.interval, open_time=open_time, close_time=open_time + HOUR - MS,
-                  open=close, high=close, low=close, close=close, volume=D("1"))
+    return Candle(
+        asset=asset,
+        interval=asset.interval,
+        open_time=open_time,
+        close_time=open_time + HOUR - MS,
+        open=close,
+        high=close,
+        low=close,
+        close=close,
+        volume=D("1"),
+    )
 
 
 def make_asset(symbol) -> Asset:
@@ -33,8 +42,15 @@ def make_asset(symbol) -> Asset:
 
 def add(portfolio, asset, kind, quantity, price, fee="0", *, when) -> Transaction:
     # Straight to the table: these tests read, and the histories here are valid by construction.
-    return Transaction.objects.create(portfolio=portfolio, asset=asset, kind=kind, quantity=D(quantity),
-                                      unit_price=D(price), fee=D(fee), executed_at=when)
+    return Transaction.objects.create(
+        portfolio=portfolio,
+        asset=asset,
+        kind=kind,
+        quantity=D(quantity),
+        unit_price=D(price),
+        fee=D(fee),
+        executed_at=when,
+    )
 
 
 @pytest.fixture
@@ -50,16 +66,18 @@ NEWEST = at(2022, 6, 30, 23)
 @pytest.fixture
 def three_assets(db):
     btc, eth, bnb = make_asset("BTCUSDT"), make_asset("ETHUSDT"), make_asset("BNBUSDT")
-    Candle.objects.bulk_create([
-        candle(btc, NEWEST - 25 * HOUR, "125"),
-        candle(btc, NEWEST - 24 * HOUR, "120"),  # the close a day before the newest
-        candle(btc, NEWEST - HOUR, "149"),
-        candle(btc, NEWEST, "150"),              # the newest close
-        candle(eth, NEWEST - 24 * HOUR, "10"),
-        candle(eth, NEWEST, "12"),
-        candle(bnb, NEWEST - 24 * HOUR, "240"),
-        candle(bnb, NEWEST, "250"),
-    ])
+    Candle.objects.bulk_create(
+        [
+            candle(btc, NEWEST - 25 * HOUR, "125"),
+            candle(btc, NEWEST - 24 * HOUR, "120"),  # the close a day before the newest
+            candle(btc, NEWEST - HOUR, "149"),
+            candle(btc, NEWEST, "150"),  # the newest close
+            candle(eth, NEWEST - 24 * HOUR, "10"),
+            candle(eth, NEWEST, "12"),
+            candle(bnb, NEWEST - 24 * HOUR, "240"),
+            candle(bnb, NEWEST, "250"),
+        ]
+    )
     return btc, eth, bnb
 
 
@@ -67,12 +85,12 @@ def three_assets(db):
 def holdings_folio(folio, three_assets):
     btc, eth, bnb = three_assets
     t = at(2022, 6, 1, 12)
-    add(folio, btc, "buy", "2", "100", "2", when=t)               # cost 202
-    add(folio, btc, "buy", "1", "160", "1", when=t + HOUR)        # cost 363, average 121
+    add(folio, btc, "buy", "2", "100", "2", when=t)  # cost 202
+    add(folio, btc, "buy", "1", "160", "1", when=t + HOUR)  # cost 363, average 121
     add(folio, btc, "sell", "1.5", "200", "3", when=t + 2 * HOUR)  # basis 181.5, proceeds 297: +115.5
-    add(folio, eth, "buy", "10", "10", "0.5", when=t)             # cost 100.5
+    add(folio, eth, "buy", "10", "10", "0.5", when=t)  # cost 100.5
     add(folio, bnb, "buy", "1", "300", when=t)
-    add(folio, bnb, "sell", "1", "330", "1", when=t + DAY)         # 329 − 300 = +29, nothing left
+    add(folio, bnb, "sell", "1", "330", "1", when=t + DAY)  # 329 − 300 = +29, nothing left
     return folio
 
 
@@ -82,20 +100,20 @@ def test_holdings_against_hand_computed_values(holdings_folio, three_assets):
     assert [h.asset.symbol for h in s.holdings] == ["BTCUSDT", "ETHUSDT"]  # largest value first
     h_btc, h_eth = s.holdings
     assert h_btc.quantity == D("1.5")
-    assert h_btc.position.average_cost == D("121")       # 363 / 3, unchanged by the sale
+    assert h_btc.position.average_cost == D("121")  # 363 / 3, unchanged by the sale
     assert h_btc.price == D("150") and h_btc.price_time == NEWEST
-    assert h_btc.value == D("225")                        # 1.5 × 150
-    assert h_btc.unrealized == D("43.5")                  # 225 − 181.5
+    assert h_btc.value == D("225")  # 1.5 × 150
+    assert h_btc.unrealized == D("43.5")  # 225 − 181.5
     assert h_btc.position.realized == D("115.5")
     assert h_btc.total_pnl == D("159")
-    assert h_eth.position.average_cost == D("10.05")      # (100 + 0.5) / 10
+    assert h_eth.position.average_cost == D("10.05")  # (100 + 0.5) / 10
     assert h_eth.value == D("120") and h_eth.unrealized == D("19.5")
     assert [(h.asset.symbol, h.position.realized) for h in s.closed] == [("BNBUSDT", D("29"))]
 
-    assert s.value == D("345")                            # 225 + 120
-    assert s.cost == D("282")                             # 181.5 + 100.5
-    assert s.realized == D("144.5")                       # 115.5 + 29
-    assert s.unrealized == D("63")                        # 43.5 + 19.5
+    assert s.value == D("345")  # 225 + 120
+    assert s.cost == D("282")  # 181.5 + 100.5
+    assert s.realized == D("144.5")  # 115.5 + 29
+    assert s.unrealized == D("63")  # 43.5 + 19.5
     assert s.total_pnl == D("207.5")
     assert s.missing_prices == [] and s.transactions == 6
 
@@ -120,10 +138,10 @@ def test_total_profit_equals_the_all_time_gain(holdings_folio):
 def test_rewards_and_fees_count_the_same_in_profit_and_in_returns(folio, three_assets):
     btc = three_assets[0]
     t = at(2022, 6, 1)
-    add(folio, btc, "transfer_in", "1", "100", "1", when=t)      # 101 put in
+    add(folio, btc, "transfer_in", "1", "100", "1", when=t)  # 101 put in
     add(folio, btc, "reward", "0.1", "120", "0.5", when=t + DAY)  # income 12; its 0.5 fee is paid in
-    add(folio, btc, "fee", "0.05", "0", when=t + 2 * DAY)        # paid in the asset: no money moves
-    add(folio, btc, "buy", "1", "130", "1", when=t + 3 * DAY)    # 131 put in
+    add(folio, btc, "fee", "0.05", "0", when=t + 2 * DAY)  # paid in the asset: no money moves
+    add(folio, btc, "buy", "1", "130", "1", when=t + 3 * DAY)  # 131 put in
     add(folio, btc, "sell", "0.5", "140", "1", when=t + 4 * DAY)  # 69 taken out
     d = portfolio_detail(portfolio=folio)
     # 1.55 held × 150 = 232.5 now, against 101 + 0.5 + 131 − 69 = 163.5 put in net: 69
@@ -140,8 +158,8 @@ def test_a_holding_without_candles_is_listed_as_missing_a_price(folio, three_ass
     add(folio, sol, "buy", "3", "40", when=at(2022, 6, 1))
     s = portfolio_summary(portfolio=folio)
     assert s.missing_prices == ["SOLUSDT"]
-    assert s.value == D("150")          # only what has a price
-    assert s.cost == D("220")           # 100 + 120, all of it
+    assert s.value == D("150")  # only what has a price
+    assert s.cost == D("220")  # 100 + 120, all of it
     sol_holding = next(h for h in s.holdings if h.asset == sol)
     assert sol_holding.value is None and sol_holding.unrealized is None
 
@@ -160,8 +178,9 @@ def test_value_over_time_is_daily_from_the_23h_candle_and_carries_a_missing_clos
     btc = make_asset("BTCUSDT")
     first = at(2022, 6, 1)
     # Day d (0 to 4), hour h: close 100 + 10 d + h, so the 23:00 candle closes at 123 + 10 d.
-    Candle.objects.bulk_create([candle(btc, first + d * DAY + h * HOUR, 100 + 10 * d + h)
-                                for d in range(5) for h in range(24)])
+    Candle.objects.bulk_create(
+        [candle(btc, first + d * DAY + h * HOUR, 100 + 10 * d + h) for d in range(5) for h in range(24)]
+    )
     Candle.objects.filter(asset=btc, open_time=at(2022, 6, 4, 23)).delete()  # an outage at the day's end
     add(folio, btc, "buy", "1", "110", when=at(2022, 6, 1, 10))
     add(folio, btc, "buy", "1", "132", "1", when=at(2022, 6, 3, 12))
@@ -177,15 +196,17 @@ def test_value_over_time_is_daily_from_the_23h_candle_and_carries_a_missing_clos
         (at(2022, 6, 2, 23) + HOUR - MS, D("133"), D("110")),  # 1 × 133
         (at(2022, 6, 3, 23) + HOUR - MS, D("286"), D("243")),  # 2 × 143; 110 + 132 + 1 put in
         (at(2022, 6, 4, 23) + HOUR - MS, D("286"), D("243")),  # no 23:00 candle: 143 carried, not 152
-        (end, D("326"), D("243")),                             # 2 × 163
+        (end, D("326"), D("243")),  # 2 × 163
     ]
 
 
 def test_value_over_time_with_a_full_sale_and_a_second_asset(folio):
     btc, eth = make_asset("BTCUSDT"), make_asset("ETHUSDT")
     first = at(2022, 6, 1)
-    Candle.objects.bulk_create([candle(btc, first + d * DAY + 23 * HOUR, 100 + d) for d in range(4)]
-                               + [candle(eth, first + d * DAY + 23 * HOUR, 10 + d) for d in range(4)])
+    Candle.objects.bulk_create(
+        [candle(btc, first + d * DAY + 23 * HOUR, 100 + d) for d in range(4)]
+        + [candle(eth, first + d * DAY + 23 * HOUR, 10 + d) for d in range(4)]
+    )
     add(folio, btc, "buy", "1", "100", when=at(2022, 6, 1, 1))
     add(folio, btc, "sell", "1", "102", when=at(2022, 6, 3, 1))
     add(folio, eth, "buy", "5", "11", when=at(2022, 6, 2, 1))
@@ -214,10 +235,12 @@ def price_on(day: date) -> int:
 def test_returns_per_period_modified_dietz_with_one_flow(folio):
     btc = make_asset("BTCUSDT")
     days = (date(2022, 6, 30) - date(2021, 3, 1)).days + 1
-    Candle.objects.bulk_create([
-        candle(btc, at(day.year, day.month, day.day, 23), price_on(day))
-        for day in (date(2021, 3, 1) + timedelta(days=i) for i in range(days))
-    ])
+    Candle.objects.bulk_create(
+        [
+            candle(btc, at(day.year, day.month, day.day, 23), price_on(day))
+            for day in (date(2021, 3, 1) + timedelta(days=i) for i in range(days))
+        ]
+    )
     first = at(2021, 3, 1, 12)
     flow_at = at(2022, 6, 15, 12)
     add(folio, btc, "buy", "1", "90", when=first)
@@ -287,27 +310,42 @@ def test_a_transaction_after_the_newest_candle_is_a_flow_with_no_weight(folio):
 
 def forecast(asset, origin, made_at, steps, *, kind="model", source="v1", stale=False) -> Forecast:
     f = Forecast.objects.create(
-        asset=asset, kind=kind, source=source, origin_time=origin, last_close=D(steps[0][1]),
-        quantiles=[0.1, 0.5, 0.9], stale=stale,
-        steps=[{"target_time": (origin + (i + 1) * HOUR).isoformat(), "values": values}
-               for i, values in enumerate(steps)])
+        asset=asset,
+        kind=kind,
+        source=source,
+        origin_time=origin,
+        last_close=D(steps[0][1]),
+        quantiles=[0.1, 0.5, 0.9],
+        stale=stale,
+        steps=[
+            {"target_time": (origin + (i + 1) * HOUR).isoformat(), "values": values} for i, values in enumerate(steps)
+        ],
+    )
     Forecast.objects.filter(id=f.id).update(made_at=made_at)  # auto_now_add: set afterwards
     return f
 
 
 def champion(asset, version: int) -> ModelVersion:
     return ModelVersion.objects.create(
-        asset=asset, version=version, status=ModelVersion.Status.CHAMPION, data_start=at(2021, 6, 1),
-        data_end=at(2022, 6, 1), data_candles=8760, data_digest="0" * 64, artifact=f"models/v{version}.pt",
-        artifact_sha256="0" * 64, promoted_at=at(2022, 6, 1))
+        asset=asset,
+        version=version,
+        status=ModelVersion.Status.CHAMPION,
+        data_start=at(2021, 6, 1),
+        data_end=at(2022, 6, 1),
+        data_candles=8760,
+        data_digest="0" * 64,
+        artifact=f"models/v{version}.pt",
+        artifact_sha256="0" * 64,
+        promoted_at=at(2022, 6, 1),
+    )
 
 
 def test_portfolio_forecast_sums_quantiles_and_holds_assets_without_forecast_flat(folio, three_assets):
     btc, eth, bnb = three_assets
     t = at(2022, 6, 1)
     add(folio, btc, "buy", "1.5", "100", when=t)  # 1.5 × 150 = 225 now
-    add(folio, eth, "buy", "10", "10", when=t)    # 10 × 12 = 120
-    add(folio, bnb, "buy", "2", "200", when=t)    # 2 × 250 = 500, no forecast
+    add(folio, eth, "buy", "10", "10", when=t)  # 10 × 12 = 120
+    add(folio, bnb, "buy", "2", "200", when=t)  # 2 × 250 = 500, no forecast
     champion(btc, 1)
     forecast(btc, NEWEST, at(2022, 7, 1, 0, 5), [["140", "155", "170"], ["130", "156", "185"], ["1", "2", "3"]])
     forecast(btc, NEWEST, at(2022, 7, 1, 0, 4), [["1", "1", "1"]] * 3, kind="baseline", source="baseline")
@@ -342,8 +380,9 @@ def test_no_forecast_without_any_forecast_rows(folio, three_assets):
 # --- dashboard ----------------------------------------------------------------------------------
 
 
-def test_dashboard_lists_every_portfolio_of_the_user_with_its_figures(holdings_folio, three_assets, user,
-                                                                      django_user_model, django_assert_num_queries):
+def test_dashboard_lists_every_portfolio_of_the_user_with_its_figures(
+    holdings_folio, three_assets, user, django_user_model, django_assert_num_queries
+):
     btc, eth, _ = three_assets
     second = Portfolio.objects.create(owner=user, name="Long term")
     add(second, eth, "buy", "5", "8", when=at(2022, 6, 2))  # 5 × 12 = 60 now, 5 × 10 = 50 a day ago
@@ -372,13 +411,22 @@ def build(portfolio, *, transactions: int, holdings: int) -> None:
     Candle.objects.bulk_create([candle(a, start + h * HOUR, 100 + h % 7) for a in assets for h in range(40 * 24)])
     for a in assets:
         forecast(a, start + (40 * 24 - 1) * HOUR, start + 40 * DAY, [["90", "100", "110"]] * 24)
-    Transaction.objects.bulk_create([
-        Transaction(portfolio=portfolio, asset=assets[i % holdings], kind="sell" if sells else "buy",
-                    quantity=D("1") if sells else D("2"), unit_price=D("100"), fee=D("0.1"),
-                    executed_at=start + timedelta(minutes=3 * i + 1))
-        # Sells only once every asset has had buys: at most one in every four rows of an asset.
-        for i in range(transactions) for sells in [i % 4 == 3 and i >= 4 * holdings]
-    ])
+    Transaction.objects.bulk_create(
+        [
+            Transaction(
+                portfolio=portfolio,
+                asset=assets[i % holdings],
+                kind="sell" if sells else "buy",
+                quantity=D("1") if sells else D("2"),
+                unit_price=D("100"),
+                fee=D("0.1"),
+                executed_at=start + timedelta(minutes=3 * i + 1),
+            )
+            # Sells only once every asset has had buys: at most one in every four rows of an asset.
+            for i in range(transactions)
+            for sells in [i % 4 == 3 and i >= 4 * holdings]
+        ]
+    )
 
 
 @pytest.mark.parametrize("transactions, holdings", [(10, 1), (1000, 1), (10, 5), (1000, 5)])

@@ -41,13 +41,24 @@ def folio(user):
 
 
 def add(folio, asset, kind, quantity, price="100", fee="0", *, hours=0, note=""):
-    return transaction_create(portfolio=folio, asset=asset, kind=kind, quantity=D(quantity), unit_price=D(price),
-                              fee=D(fee), executed_at=T0 + timedelta(hours=hours), note=note)
+    return transaction_create(
+        portfolio=folio,
+        asset=asset,
+        kind=kind,
+        quantity=D(quantity),
+        unit_price=D(price),
+        fee=D(fee),
+        executed_at=T0 + timedelta(hours=hours),
+        note=note,
+    )
 
 
 def snapshot():
-    return list(Transaction.objects.order_by("id").values_list(
-        "id", "portfolio_id", "asset_id", "kind", "quantity", "unit_price", "fee", "executed_at", "note"))
+    return list(
+        Transaction.objects.order_by("id").values_list(
+            "id", "portfolio_id", "asset_id", "kind", "quantity", "unit_price", "fee", "executed_at", "note"
+        )
+    )
 
 
 def errors_of(exc_info) -> dict[str, list[str]]:
@@ -57,18 +68,21 @@ def errors_of(exc_info) -> dict[str, list[str]]:
 # --- field rules -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("quantity", "0", "Quantity must be above zero."),
-    ("quantity", "-1", "Quantity must be above zero."),
-    ("quantity", "-0", "Quantity must be above zero."),
-    ("unit_price", "-0.01", "Price cannot be negative."),
-    ("fee", "-0.00000001", "Fee cannot be negative."),
-    ("quantity", "1e20", "Quantity is too large."),
-    ("unit_price", "123456789012345678901234", "Price is too large."),
-    ("fee", "Infinity", "Fee is too large."),
-    ("quantity", "NaN", "Enter a number."),
-    ("quantity", "0.000000001", "Ensure that there are no more than 8 decimal places."),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("quantity", "0", "Quantity must be above zero."),
+        ("quantity", "-1", "Quantity must be above zero."),
+        ("quantity", "-0", "Quantity must be above zero."),
+        ("unit_price", "-0.01", "Price cannot be negative."),
+        ("fee", "-0.00000001", "Fee cannot be negative."),
+        ("quantity", "1e20", "Quantity is too large."),
+        ("unit_price", "123456789012345678901234", "Price is too large."),
+        ("fee", "Infinity", "Fee is too large."),
+        ("quantity", "NaN", "Enter a number."),
+        ("quantity", "0.000000001", "Ensure that there are no more than 8 decimal places."),
+    ],
+)
 def test_field_rules_give_clear_errors_and_store_nothing(folio, btc, field, value, message):
     values = {"quantity": D("1"), "unit_price": D("100"), "fee": D("0"), field: D(value)}
     with pytest.raises(ValidationError) as exc:
@@ -79,19 +93,28 @@ def test_field_rules_give_clear_errors_and_store_nothing(folio, btc, field, valu
 
 def test_several_bad_fields_are_reported_together(folio, btc):
     with pytest.raises(ValidationError) as exc:
-        transaction_create(portfolio=folio, asset=btc, kind="buy", quantity=D("0"), unit_price=D("-1"),
-                           fee=D("-1"), executed_at=timezone.now() + timedelta(days=1))
+        transaction_create(
+            portfolio=folio,
+            asset=btc,
+            kind="buy",
+            quantity=D("0"),
+            unit_price=D("-1"),
+            fee=D("-1"),
+            executed_at=timezone.now() + timedelta(days=1),
+        )
     assert set(errors_of(exc)) == {"quantity", "unit_price", "fee", "executed_at"}
 
 
 def test_a_date_in_the_future_is_refused(folio, btc):
     with pytest.raises(ValidationError) as exc:
-        transaction_create(portfolio=folio, asset=btc, kind="buy", quantity=D("1"),
-                           executed_at=timezone.now() + timedelta(hours=1))
+        transaction_create(
+            portfolio=folio, asset=btc, kind="buy", quantity=D("1"), executed_at=timezone.now() + timedelta(hours=1)
+        )
     assert errors_of(exc) == {"executed_at": ["The date cannot be in the future."]}
     # A moment ago is fine.
-    transaction_create(portfolio=folio, asset=btc, kind="buy", quantity=D("1"),
-                       executed_at=timezone.now() - timedelta(seconds=5))
+    transaction_create(
+        portfolio=folio, asset=btc, kind="buy", quantity=D("1"), executed_at=timezone.now() - timedelta(seconds=5)
+    )
 
 
 def test_the_largest_accepted_numbers_are_stored_and_read_back(folio, btc):
@@ -133,8 +156,9 @@ def test_create_refuses_a_sell_of_more_than_was_held_then(folio, btc):
     before = snapshot()
     with pytest.raises(ValidationError) as exc:
         add(folio, btc, "sell", "1.5", hours=5)  # 1.5 held at hour 10, but only 1 at hour 5
-    assert errors_of(exc) == {"quantity": [
-        "Not enough BTC: sell of 1.5 on 2022-03-01 17:00 UTC is more than the 1 held then."]}
+    assert errors_of(exc) == {
+        "quantity": ["Not enough BTC: sell of 1.5 on 2022-03-01 17:00 UTC is more than the 1 held then."]
+    }
     assert snapshot() == before
     add(folio, btc, "sell", "1.5", hours=11)  # after the second buy it is fine
 
@@ -154,8 +178,9 @@ def test_a_new_sell_that_would_oversell_a_later_one_is_refused(folio, btc):
     before = snapshot()
     with pytest.raises(ValidationError) as exc:
         add(folio, btc, "sell", "0.5", hours=5)  # fits at hour 5, but then the sell at hour 10 does not
-    assert errors_of(exc) == {"quantity": [
-        "Not enough BTC: sell of 1 on 2022-03-01 22:00 UTC is more than the 0.5 held then."]}
+    assert errors_of(exc) == {
+        "quantity": ["Not enough BTC: sell of 1 on 2022-03-01 22:00 UTC is more than the 0.5 held then."]
+    }
     assert snapshot() == before
 
 
@@ -165,8 +190,9 @@ def test_editing_an_earlier_buy_down_is_refused_when_a_later_sell_needs_it(folio
     before = snapshot()
     with pytest.raises(ValidationError) as exc:
         transaction_update(tx=Transaction.objects.get(id=buy.id), quantity=D("1"))
-    assert errors_of(exc) == {"quantity": [
-        "Not enough BTC: sell of 1.5 on 2022-03-01 22:00 UTC is more than the 1 held then."]}
+    assert errors_of(exc) == {
+        "quantity": ["Not enough BTC: sell of 1.5 on 2022-03-01 22:00 UTC is more than the 1 held then."]
+    }
     assert snapshot() == before
     # Down to exactly what the sell needs is allowed.
     transaction_update(tx=Transaction.objects.get(id=buy.id), quantity=D("1.5"))
@@ -200,8 +226,9 @@ def test_deleting_a_buy_a_later_sell_depended_on_is_refused(folio, btc):
     before = snapshot()
     with pytest.raises(ValidationError) as exc:
         transaction_delete(tx=Transaction.objects.get(id=second.id))
-    assert errors_of(exc) == {"quantity": [
-        "Not enough BTC: sell of 1.5 on 2022-03-01 14:00 UTC is more than the 1 held then."]}
+    assert errors_of(exc) == {
+        "quantity": ["Not enough BTC: sell of 1.5 on 2022-03-01 14:00 UTC is more than the 1 held then."]
+    }
     assert snapshot() == before
     # The sell itself can go, and then the buy too.
     transaction_delete(tx=sell)

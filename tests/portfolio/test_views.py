@@ -26,12 +26,19 @@ HOUR = timedelta(hours=1)
 DAYS = 40
 
 
-def make_candles(asset: Asset, closes: dict[int, Decimal] | None = None, *, hours: int = DAYS * 24,
-                 default: Decimal = Decimal("100")) -> None:
+def make_candles(
+    asset: Asset, closes: dict[int, Decimal] | None = None, *, hours: int = DAYS * 24, default: Decimal = Decimal("100")
+) -> None:
     """Hourly candles ending at NEWEST; `closes` maps hours before NEWEST (0 = newest) to a close."""
     closes = closes or {}
-    candles(asset, [closes.get(back, default) for back in reversed(range(hours))], newest=NEWEST, interval="1h",
-            spread=Decimal("0"), volume=Decimal("1"))
+    candles(
+        asset,
+        [closes.get(back, default) for back in reversed(range(hours))],
+        newest=NEWEST,
+        interval="1h",
+        spread=Decimal("0"),
+        volume=Decimal("1"),
+    )
 
 
 @pytest.fixture
@@ -71,10 +78,24 @@ def worked(portfolio, btc):
     unrealized +28.5, total +32. A day earlier the close was 110: 165, so the 24h change is +15
     (+9.09%).
     """
-    buy = services.transaction_create(portfolio=portfolio, asset=btc, kind="buy", quantity=Decimal("2"),
-                                      unit_price=Decimal("100"), fee=Decimal("2"), executed_at=at(1))
-    sell = services.transaction_create(portfolio=portfolio, asset=btc, kind="sell", quantity=Decimal("0.5"),
-                                       unit_price=Decimal("110"), fee=Decimal("1"), executed_at=at(10))
+    buy = services.transaction_create(
+        portfolio=portfolio,
+        asset=btc,
+        kind="buy",
+        quantity=Decimal("2"),
+        unit_price=Decimal("100"),
+        fee=Decimal("2"),
+        executed_at=at(1),
+    )
+    sell = services.transaction_create(
+        portfolio=portfolio,
+        asset=btc,
+        kind="sell",
+        quantity=Decimal("0.5"),
+        unit_price=Decimal("110"),
+        fee=Decimal("1"),
+        executed_at=at(10),
+    )
     return buy, sell
 
 
@@ -86,8 +107,15 @@ def text(response) -> str:
 
 
 def tx_form(**overrides) -> dict:
-    data = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "1", "unit_price": "100", "fee": "0",
-            "executed_at": "2022-06-05T10:00:00", "note": ""}
+    data = {
+        "symbol": "BTCUSDT",
+        "kind": "buy",
+        "quantity": "1",
+        "unit_price": "100",
+        "fee": "0",
+        "executed_at": "2022-06-05T10:00:00",
+        "note": "",
+    }
     data.update(overrides)
     return data
 
@@ -218,10 +246,16 @@ def test_portfolio_page_holdings_methods_and_returns(signed_in, worked, portfoli
 
 def baseline_forecast(asset: Asset, *, steps: int = 24, made_at: datetime | None = None) -> Forecast:
     f = Forecast.objects.create(
-        asset=asset, kind=Forecast.Kind.BASELINE, source="baseline", origin_time=NEWEST,
-        last_close=Decimal("120"), quantiles=[0.1, 0.5, 0.9],
-        steps=[{"target_time": (NEWEST + (k + 1) * HOUR).isoformat(), "values": ["110", "120", "130"]}
-               for k in range(steps)],
+        asset=asset,
+        kind=Forecast.Kind.BASELINE,
+        source="baseline",
+        origin_time=NEWEST,
+        last_close=Decimal("120"),
+        quantiles=[0.1, 0.5, 0.9],
+        steps=[
+            {"target_time": (NEWEST + (k + 1) * HOUR).isoformat(), "values": ["110", "120", "130"]}
+            for k in range(steps)
+        ],
     )
     if made_at:
         Forecast.objects.filter(pk=f.pk).update(made_at=made_at)
@@ -235,25 +269,57 @@ def test_portfolio_page_projected_value_states_method_age_and_baseline(signed_in
     assert valuation.FORECAST_METHOD in page
     assert "No forecast yet" not in page
     assert "3 hours ago" in page
-    assert ("its forecast is the baseline (the statistical seasonal band, or the naive volatility band while its "
-            "history is short), not a model's.") in page
+    assert (
+        "its forecast is the baseline (the statistical seasonal band, or the naive volatility band while its "
+        "history is short), not a model's."
+    ) in page
     assert "stale" not in page.lower()
     forecast = response.context["charts"]["forecast"]
     assert len(forecast["points"]) == 24
     # 1.5 BTC × the 10%, 50% and 90% prices.
-    assert forecast["points"][0] | {"t": 0} == {"t": 0, "low": "165.00000000", "median": "180.00000000",
-                                                "high": "195.00000000"}
+    assert forecast["points"][0] | {"t": 0} == {
+        "t": 0,
+        "low": "165.00000000",
+        "median": "180.00000000",
+        "high": "195.00000000",
+    }
     assert forecast["start"]["value"] == "180.00000000"
 
 
 def test_transactions_are_paged_50_at_a_time_and_filtered(signed_in, portfolio, btc):
     eth = Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
-    rows = [Transaction(portfolio=portfolio, asset=btc, kind="buy", quantity=Decimal("1"),
-                        unit_price=Decimal("100"), executed_at=at(1) + i * HOUR) for i in range(55)]
-    rows += [Transaction(portfolio=portfolio, asset=btc, kind="sell", quantity=Decimal("1"),
-                         unit_price=Decimal("100"), executed_at=at(20) + i * HOUR) for i in range(5)]
-    rows += [Transaction(portfolio=portfolio, asset=eth, kind="reward", quantity=Decimal("0.1"),
-                         unit_price=Decimal("0"), executed_at=at(25))]
+    rows = [
+        Transaction(
+            portfolio=portfolio,
+            asset=btc,
+            kind="buy",
+            quantity=Decimal("1"),
+            unit_price=Decimal("100"),
+            executed_at=at(1) + i * HOUR,
+        )
+        for i in range(55)
+    ]
+    rows += [
+        Transaction(
+            portfolio=portfolio,
+            asset=btc,
+            kind="sell",
+            quantity=Decimal("1"),
+            unit_price=Decimal("100"),
+            executed_at=at(20) + i * HOUR,
+        )
+        for i in range(5)
+    ]
+    rows += [
+        Transaction(
+            portfolio=portfolio,
+            asset=eth,
+            kind="reward",
+            quantity=Decimal("0.1"),
+            unit_price=Decimal("0"),
+            executed_at=at(25),
+        )
+    ]
     Transaction.objects.bulk_create(rows)
     url = reverse("portfolio:detail", args=[portfolio.pk])
 
@@ -277,31 +343,65 @@ def test_transactions_are_paged_50_at_a_time_and_filtered(signed_in, portfolio, 
     assert "No transaction matches these filters." in text(none)
 
 
-@pytest.mark.parametrize("query", [
-    {"date_from": "2022-06-01", "date_to": "2022-06-02"},
-    {"date_to": "2022-06-20"},
-    {"date_from": "2022-06-20", "kind": "sell"},
-    {"asset": "ETHUSDT", "date_from": "2022-06-25", "date_to": "2022-06-25"},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"date_from": "2022-06-01", "date_to": "2022-06-02"},
+        {"date_to": "2022-06-20"},
+        {"date_from": "2022-06-20", "kind": "sell"},
+        {"asset": "ETHUSDT", "date_from": "2022-06-25", "date_to": "2022-06-25"},
+    ],
+)
 def test_the_page_and_the_api_filter_transactions_alike(signed_in, user, portfolio, btc, query):
     """One meaning for the date filters: "to 2022-06-02" keeps that day's transactions on the page
     and in the API (the API once read a bare date as its midnight)."""
     from rest_framework.test import APIClient
 
     eth = Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
-    rows = [Transaction(portfolio=portfolio, asset=btc, kind="buy", quantity=Decimal("1"), unit_price=Decimal("100"),
-                        executed_at=at(1) + i * 9 * HOUR) for i in range(40)]
-    rows += [Transaction(portfolio=portfolio, asset=btc, kind="sell", quantity=Decimal("1"),
-                         unit_price=Decimal("100"), executed_at=at(20) + i * 11 * HOUR) for i in range(6)]
-    rows += [Transaction(portfolio=portfolio, asset=eth, kind="reward", quantity=Decimal("0.1"),
-                         unit_price=Decimal("0"), executed_at=at(25, hour=23))]
+    rows = [
+        Transaction(
+            portfolio=portfolio,
+            asset=btc,
+            kind="buy",
+            quantity=Decimal("1"),
+            unit_price=Decimal("100"),
+            executed_at=at(1) + i * 9 * HOUR,
+        )
+        for i in range(40)
+    ]
+    rows += [
+        Transaction(
+            portfolio=portfolio,
+            asset=btc,
+            kind="sell",
+            quantity=Decimal("1"),
+            unit_price=Decimal("100"),
+            executed_at=at(20) + i * 11 * HOUR,
+        )
+        for i in range(6)
+    ]
+    rows += [
+        Transaction(
+            portfolio=portfolio,
+            asset=eth,
+            kind="reward",
+            quantity=Decimal("0.1"),
+            unit_price=Decimal("0"),
+            executed_at=at(25, hour=23),
+        )
+    ]
     Transaction.objects.bulk_create(rows)
     page = signed_in.get(reverse("portfolio:detail", args=[portfolio.pk]), query).content.decode()
     on_page = sorted(int(i) for i in re.findall(r'data-tx="(\d+)"', page))
     api = APIClient()
     api.force_authenticate(user)
-    params = {"limit": 500, "symbol": query.get("asset"), "kind": query.get("kind"), "start": query.get("date_from"),
-              "end": query.get("date_to")}
+    params = {
+        "limit": 500,
+        "symbol": query.get("asset"),
+        "kind": query.get("kind"),
+        "start": query.get("date_from"),
+        "end": query.get("date_to"),
+    }
     body = api.get(f"/api/v1/portfolios/{portfolio.pk}/transactions/", {k: v for k, v in params.items() if v}).json()
     assert on_page and sorted(t["id"] for t in body["results"]) == on_page
 
@@ -315,11 +415,20 @@ def page_queries(client, portfolio) -> int:
 
 def bulk_buys(portfolio, assets, count: int) -> None:
     start = at(1)
-    Transaction.objects.bulk_create([
-        Transaction(portfolio=portfolio, asset=assets[i % len(assets)], kind="buy", quantity=Decimal("0.01"),
-                    unit_price=Decimal("100"), fee=Decimal("0.1"), executed_at=start + timedelta(minutes=30 * i))
-        for i in range(count)
-    ])
+    Transaction.objects.bulk_create(
+        [
+            Transaction(
+                portfolio=portfolio,
+                asset=assets[i % len(assets)],
+                kind="buy",
+                quantity=Decimal("0.01"),
+                unit_price=Decimal("100"),
+                fee=Decimal("0.1"),
+                executed_at=start + timedelta(minutes=30 * i),
+            )
+            for i in range(count)
+        ]
+    )
 
 
 def test_portfolio_page_query_count_does_not_grow_with_transactions(signed_in, user, btc):
@@ -354,19 +463,28 @@ def test_add_a_transaction_through_the_form(signed_in, portfolio, btc):
         assert f'<label for="id_{field}">' in page, field
     assert '<option value="BTCUSDT">' in page  # tracked assets offered as suggestions
 
-    response = signed_in.post(url, tx_form(symbol="btcusdt", quantity="0.25", unit_price="19500.5",
-                                            fee="1.5", note="first"))
+    response = signed_in.post(
+        url, tx_form(symbol="btcusdt", quantity="0.25", unit_price="19500.5", fee="1.5", note="first")
+    )
     assert response.status_code == 302
     tx = Transaction.objects.get(portfolio=portfolio)
     assert (tx.asset, tx.kind, tx.quantity, tx.unit_price, tx.fee, tx.note) == (
-        btc, "buy", Decimal("0.25"), Decimal("19500.5"), Decimal("1.5"), "first")
+        btc,
+        "buy",
+        Decimal("0.25"),
+        Decimal("19500.5"),
+        Decimal("1.5"),
+        "first",
+    )
     assert tx.executed_at == datetime(2022, 6, 5, 10, tzinfo=UTC)
 
 
 def test_add_form_shows_the_services_field_errors(signed_in, portfolio, btc):
     future = (timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
-    response = signed_in.post(reverse("portfolio:transaction-add", args=[portfolio.pk]),
-                              tx_form(quantity="0", unit_price="-5", executed_at=future))
+    response = signed_in.post(
+        reverse("portfolio:transaction-add", args=[portfolio.pk]),
+        tx_form(quantity="0", unit_price="-5", executed_at=future),
+    )
     assert response.status_code == 200
     form = response.context["form"]
     assert form.errors["quantity"] == ["Quantity must be above zero."]
@@ -388,8 +506,9 @@ def test_oversell_is_refused_on_create_edit_and_delete(signed_in, worked, portfo
 
     # Lowering the buy below what was sold later breaks the history.
     edit = reverse("portfolio:transaction-edit", args=[portfolio.pk, buy.pk])
-    response = signed_in.post(edit, tx_form(quantity="0.4", unit_price="100", fee="2",
-                                            executed_at="2022-06-01T12:00:00"))
+    response = signed_in.post(
+        edit, tx_form(quantity="0.4", unit_price="100", fee="2", executed_at="2022-06-01T12:00:00")
+    )
     assert response.status_code == 200
     assert "Not enough BTC" in text(response) and "more than the 0.4 held then" in text(response)
     buy.refresh_from_db()
@@ -417,8 +536,9 @@ def test_edit_form_is_prefilled_and_saves(signed_in, worked, portfolio):
     assert form["symbol"].value() == "BTCUSDT" and form["quantity"].value() == "2"
     assert 'value="2022-06-01T12:00:00"' in str(form["executed_at"])
 
-    response = signed_in.post(url, tx_form(quantity="3", unit_price="90", fee="2", note="more",
-                                           executed_at="2022-06-01T12:00:00"))
+    response = signed_in.post(
+        url, tx_form(quantity="3", unit_price="90", fee="2", note="more", executed_at="2022-06-01T12:00:00")
+    )
     assert response.status_code == 302
     buy.refresh_from_db()
     assert (buy.quantity, buy.unit_price, buy.note) == (Decimal("3"), Decimal("90"), "more")
@@ -444,8 +564,9 @@ def test_untracked_symbol_is_offered_for_tracking_then_tracked_and_saved(signed_
 
 def test_tracking_failure_is_a_clear_form_error(signed_in, portfolio, settings, data_dir):
     settings.KLINES_DIR = str(data_dir)
-    response = signed_in.post(reverse("portfolio:transaction-add", args=[portfolio.pk]),
-                              tx_form(symbol="NOPEUSDT", track="on"))
+    response = signed_in.post(
+        reverse("portfolio:transaction-add", args=[portfolio.pk]), tx_form(symbol="NOPEUSDT", track="on")
+    )
     assert response.status_code == 200
     error = response.context["form"].errors["symbol"][0]
     assert error.startswith("Could not track NOPEUSDT: No kline file for NOPEUSDT 1h")
@@ -465,7 +586,8 @@ def test_one_person_may_start_tracking_only_a_few_new_pairs(signed_in, user, por
     assert response.status_code == 200
     assert response.context["form"].errors["symbol"] == [
         "Could not track BTCUSDT: you have started tracking 2 pairs, the most one account may; ask staff to track "
-        "BTCUSDT, or use a pair that is tracked already."]
+        "BTCUSDT, or use a pair that is tracked already."
+    ]
     assert not Asset.objects.filter(symbol="BTCUSDT").exists()
     # A pair already tracked costs nothing: adding to it needs no allowance.
     assert signed_in.post(url, tx_form(symbol="ETHUSDT")).status_code == 302
@@ -522,8 +644,12 @@ def test_csv_with_bad_rows_lists_every_line_error_and_imports_nothing(signed_in,
     )
     response = signed_in.post(reverse("portfolio:import", args=[portfolio.pk]), {"file": upload(content)})
     assert response.status_code == 200
-    items = [re.sub(r"<[^>]+>", "", li) for li in
-             re.findall(r"<li>(.*?)</li>", response.content.decode().split('id="import-errors"')[1].split("</div>")[0])]
+    items = [
+        re.sub(r"<[^>]+>", "", li)
+        for li in re.findall(
+            r"<li>(.*?)</li>", response.content.decode().split('id="import-errors"')[1].split("</div>")[0]
+        )
+    ]
     assert [i.split(":")[0] for i in items] == ["line 3", "line 4", "line 5", "line 6"]
     assert "borrow" in items[0] and "above zero" in items[1] and "DOGEUSDT is not tracked" in items[2]
     assert "Nothing was imported." in text(response)
@@ -531,14 +657,15 @@ def test_csv_with_bad_rows_lists_every_line_error_and_imports_nothing(signed_in,
 
 
 def test_csv_duplicates_are_reported_not_stored_twice(signed_in, portfolio, btc):
-    content = ("executed_at,kind,symbol,quantity,unit_price\n"
-               "2022-06-01T10:00:00Z,buy,BTCUSDT,1,100\n"
-               "2022-06-02T10:00:00Z,buy,BTCUSDT,2,100\n")
+    content = (
+        "executed_at,kind,symbol,quantity,unit_price\n"
+        "2022-06-01T10:00:00Z,buy,BTCUSDT,1,100\n"
+        "2022-06-02T10:00:00Z,buy,BTCUSDT,2,100\n"
+    )
     url = reverse("portfolio:import", args=[portfolio.pk])
     response = signed_in.post(url, {"file": upload(content)}, follow=True)
     assert "Imported 2 transactions." in text(response)
-    response = signed_in.post(url, {"file": upload(content + "2022-06-03T10:00:00Z,buy,BTCUSDT,3,100\n")},
-                              follow=True)
+    response = signed_in.post(url, {"file": upload(content + "2022-06-03T10:00:00Z,buy,BTCUSDT,3,100\n")}, follow=True)
     assert "Imported 1 transaction. 2 already in the portfolio and skipped (lines 2, 3)." in text(response)
     assert portfolio.transactions.count() == 3
 
@@ -566,8 +693,15 @@ def test_csv_that_is_not_utf8_is_refused_clearly(signed_in, portfolio, btc):
 
 
 def test_export_then_import_into_a_new_portfolio_round_trips(signed_in, user, worked, portfolio, btc):
-    services.transaction_create(portfolio=portfolio, asset=btc, kind="reward", quantity=Decimal("0.00012345"),
-                                unit_price=Decimal("0"), executed_at=at(12, 3), note='staking, "weekly"')
+    services.transaction_create(
+        portfolio=portfolio,
+        asset=btc,
+        kind="reward",
+        quantity=Decimal("0.00012345"),
+        unit_price=Decimal("0"),
+        executed_at=at(12, 3),
+        note='staking, "weekly"',
+    )
     response = signed_in.get(reverse("portfolio:export", args=[portfolio.pk]))
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -581,8 +715,9 @@ def test_export_then_import_into_a_new_portfolio_round_trips(signed_in, user, wo
     assert response.status_code == 302
 
     def rows(p):
-        return sorted(p.transactions.values_list("asset_id", "kind", "quantity", "unit_price", "fee",
-                                                 "executed_at", "note"))
+        return sorted(
+            p.transactions.values_list("asset_id", "kind", "quantity", "unit_price", "fee", "executed_at", "note")
+        )
 
     assert rows(copy) == rows(portfolio)
     again = signed_in.get(reverse("portfolio:export", args=[copy.pk])).content.decode()
@@ -592,8 +727,9 @@ def test_export_then_import_into_a_new_portfolio_round_trips(signed_in, user, wo
 # --- admin --------------------------------------------------------------------------------------
 
 
-def test_admin_deletion_keeps_the_history_valid_and_users_can_still_be_deleted(client, user, worked, portfolio,
-                                                                                django_user_model):
+def test_admin_deletion_keeps_the_history_valid_and_users_can_still_be_deleted(
+    client, user, worked, portfolio, django_user_model
+):
     buy, sell = worked
     staff = django_user_model.objects.create_superuser(username="staff", password="staff-passphrase-1")
     client.force_login(staff)
@@ -618,8 +754,16 @@ def test_admin_deletion_keeps_the_history_valid_and_users_can_still_be_deleted(c
 def _add_form(client, portfolio) -> dict:
     page = client.get(reverse("portfolio:transaction-add", args=[portfolio.pk])).content.decode()
     key = re.search(r'name="submission_key" value="([0-9a-f]{32})"', page).group(1)
-    return {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.5", "unit_price": "100", "fee": "0",
-            "executed_at": "2022-06-10T10:00:00", "note": "", "submission_key": key}
+    return {
+        "symbol": "BTCUSDT",
+        "kind": "buy",
+        "quantity": "0.5",
+        "unit_price": "100",
+        "fee": "0",
+        "executed_at": "2022-06-10T10:00:00",
+        "note": "",
+        "submission_key": key,
+    }
 
 
 def test_a_form_submitted_twice_adds_one_transaction(signed_in, portfolio, btc):

@@ -86,9 +86,16 @@ ADMIN_STAFF = {
     "admin/(?P<url>.*)$": 404,  # the admin's own "not found", only shown to staff
     "admin/r/<path:content_type_id>/<path:object_id>/": 404,  # "view on site": no model has a public page
     "admin/autocomplete/": 403,  # needs the parameters of a real autocomplete field
-    **{f"admin/{model}/{page}": 403 for model in ("forecasting/candle", "forecasting/forecast",
-                                                  "forecasting/modelversion", "forecasting/trainingrun")
-       for page in ("add/", "<path:object_id>/delete/")},
+    **{
+        f"admin/{model}/{page}": 403
+        for model in (
+            "forecasting/candle",
+            "forecasting/forecast",
+            "forecasting/modelversion",
+            "forecasting/trainingrun",
+        )
+        for page in ("add/", "<path:object_id>/delete/")
+    },
     "admin/portfolio/transaction/add/": 403,
 }
 API_PREFIX = "api/v1/"
@@ -130,8 +137,9 @@ def fill(route: str, w) -> str:
         "uidb64": urlsafe_base64_encode(force_bytes(w.owner.pk)),
         "token": "abc-0123456789abcdef",
         "content_type_id": str(ContentType.objects.get_for_model(Portfolio).id),
-        "object_id": str(model.objects.order_by("pk").values_list("pk", flat=True).first() if model
-                         else w.portfolio.id),
+        "object_id": str(
+            model.objects.order_by("pk").values_list("pk", flat=True).first() if model else w.portfolio.id
+        ),
         "id": str(w.owner.id),
         "app_label": "portfolio",
         "url": "no-such-page/",
@@ -186,14 +194,23 @@ def test_every_url_is_classified():
     assert unclassified == []
     assert set(PAGES) <= set(routes), set(PAGES) - set(routes)  # no stale entries either
     # Every API route is in the API's own matrix (which also checks it method by method).
-    api = {_route_key(r.removeprefix(API_PREFIX)) for r in routes if r.startswith(API_PREFIX)
-           and "format" not in r and r != API_PREFIX}
+    api = {
+        _route_key(r.removeprefix(API_PREFIX))
+        for r in routes
+        if r.startswith(API_PREFIX) and "format" not in r and r != API_PREFIX
+    }
     covered = {_route_key(e.path) for e in ENDPOINTS}
     api -= {""}  # the catch-all that answers 404 with the error body
     assert api - covered == set()
     assert len(routes) > 100
-    record("security", "every URL of the URLconf classified", routes=len(routes), api_routes=len(api),
-           pages=len(routes) - len([r for r in routes if r.startswith(API_PREFIX)]), unclassified=0)
+    record(
+        "security",
+        "every URL of the URLconf classified",
+        routes=len(routes),
+        api_routes=len(api),
+        pages=len(routes) - len([r for r in routes if r.startswith(API_PREFIX)]),
+        unclassified=0,
+    )
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -218,8 +235,11 @@ def test_every_page_answers_each_role_as_classified(world, settings, role):
 
 
 def snapshot():
-    return (list(Portfolio.objects.order_by("id").values()), list(Transaction.objects.order_by("id").values()),
-            list(ApiToken.objects.order_by("id").values()))
+    return (
+        list(Portfolio.objects.order_by("id").values()),
+        list(Transaction.objects.order_by("id").values()),
+        list(ApiToken.objects.order_by("id").values()),
+    )
 
 
 @pytest.mark.parametrize("role", ["other", "staff"])

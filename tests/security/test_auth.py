@@ -23,8 +23,16 @@ from .test_access_matrix import API_PREFIX, all_routes, classify, fill, snapshot
 
 def caller_for(page) -> str:
     """The role that may use a page: CSRF must stop even the person the form is for."""
-    return {"guest": "anonymous", "public": "anonymous", "post-only": "owner", "signed-in": "owner",
-            "owner": "owner", "admin-login": "anonymous", "admin-logout": "staff", "admin": "staff"}[page.access]
+    return {
+        "guest": "anonymous",
+        "public": "anonymous",
+        "post-only": "owner",
+        "signed-in": "owner",
+        "owner": "owner",
+        "admin-login": "anonymous",
+        "admin-logout": "staff",
+        "admin": "staff",
+    }[page.access]
 
 
 def csrf_token(client: Client, role: str) -> str:
@@ -33,7 +41,11 @@ def csrf_token(client: Client, role: str) -> str:
 
 
 def state(world):
-    return snapshot(), get_user_model().objects.count(), list(get_user_model().objects.order_by("id").values_list("password"))
+    return (
+        snapshot(),
+        get_user_model().objects.count(),
+        list(get_user_model().objects.order_by("id").values_list("password")),
+    )
 
 
 # --- CSRF -----------------------------------------------------------------------------------------
@@ -65,8 +77,12 @@ def test_every_page_refuses_a_post_without_the_csrf_token(world):
         status = client.post(fill(route, world), {"csrfmiddlewaretoken": token}).status_code
         assert status not in (403, 405) and status < 500, (route, status)
     assert len(forms) >= 15
-    record("security", "POST without the CSRF token to every page", urls=len(routes),
-           forms_accepting_post_with_token=len(forms))
+    record(
+        "security",
+        "POST without the CSRF token to every page",
+        urls=len(routes),
+        forms_accepting_post_with_token=len(forms),
+    )
 
 
 def test_session_authenticated_api_writes_need_the_csrf_token(world, no_broker):
@@ -82,8 +98,12 @@ def test_session_authenticated_api_writes_need_the_csrf_token(world, no_broker):
         assert "CSRF" in error["message"], (endpoint.id, error)
     assert state(world) == before
     assert no_broker == []
-    record("security", "session-authenticated API writes without the CSRF token", endpoints=len(writes),
-           status_403=len(writes))
+    record(
+        "security",
+        "session-authenticated API writes without the CSRF token",
+        endpoints=len(writes),
+        status_403=len(writes),
+    )
 
 
 # --- sessions and redirects ---------------------------------------------------------------------------
@@ -98,8 +118,9 @@ def test_signing_in_gives_a_new_session_key_and_signing_out_ends_it(world):
     planted = session.session_key
     client.cookies["sessionid"] = planted
 
-    response = client.post("/accounts/login/", {"username": "owner", "password": PASSWORD,
-                                                "csrfmiddlewaretoken": token})
+    response = client.post(
+        "/accounts/login/", {"username": "owner", "password": PASSWORD, "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
     signed_in = client.cookies["sessionid"].value
     assert signed_in != planted
@@ -116,9 +137,18 @@ def test_signing_in_gives_a_new_session_key_and_signing_out_ends_it(world):
     record("security", "session key rotated on sign-in and dropped on sign-out", keys_checked=2)
 
 
-EVIL = ["https://evil.example/", "//evil.example/", "///evil.example/", "https:evil.example", "\\\\evil.example",
-        "/\\evil.example", "http://testserver@evil.example/", "javascript:alert(1)", " //evil.example",
-        "https://evil.example/?next=/portfolios/"]
+EVIL = [
+    "https://evil.example/",
+    "//evil.example/",
+    "///evil.example/",
+    "https:evil.example",
+    "\\\\evil.example",
+    "/\\evil.example",
+    "http://testserver@evil.example/",
+    "javascript:alert(1)",
+    " //evil.example",
+    "https://evil.example/?next=/portfolios/",
+]
 
 
 def assert_on_site(location: str) -> None:
@@ -132,8 +162,7 @@ def test_no_next_parameter_leads_off_the_site(world, target):
     checked = 0
     # Sign-in (the form and the already-signed-in shortcut), sign-out, sign-up, the admin's sign-in.
     anon = Client()
-    response = anon.post(f"/accounts/login/?next={target}", {"username": "owner", "password": PASSWORD,
-                                                             "next": target})
+    response = anon.post(f"/accounts/login/?next={target}", {"username": "owner", "password": PASSWORD, "next": target})
     assert response.status_code == 302
     assert_on_site(response["Location"])
     assert response["Location"] == "/portfolios/"
@@ -143,13 +172,20 @@ def test_no_next_parameter_leads_off_the_site(world, target):
     response = anon.post("/accounts/logout/", {"next": target})
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
     checked += 1
-    response = Client().post(f"/accounts/signup/?next={target}", {
-        "username": "newcomer", "password1": "a-long-new-passphrase", "password2": "a-long-new-passphrase",
-        "next": target})
+    response = Client().post(
+        f"/accounts/signup/?next={target}",
+        {
+            "username": "newcomer",
+            "password1": "a-long-new-passphrase",
+            "password2": "a-long-new-passphrase",
+            "next": target,
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/portfolios/"
     checked += 1
-    response = Client().post(f"/admin/login/?next={target}", {"username": "staff", "password": PASSWORD,
-                                                              "next": target})
+    response = Client().post(
+        f"/admin/login/?next={target}", {"username": "staff", "password": PASSWORD, "next": target}
+    )
     assert response.status_code == 302
     assert_on_site(response["Location"])
     checked += 1
@@ -159,8 +195,7 @@ def test_no_next_parameter_leads_off_the_site(world, target):
 def test_a_next_parameter_on_the_site_is_followed(world):
     """The check above is not just "next is ignored"."""
     path = f"/portfolios/{world.portfolio.id}/"
-    response = Client().post(f"/accounts/login/?next={path}", {"username": "owner", "password": PASSWORD,
-                                                               "next": path})
+    response = Client().post(f"/accounts/login/?next={path}", {"username": "owner", "password": PASSWORD, "next": path})
     assert response["Location"] == path
     record("security", "a next parameter on the site is followed", forms=1)
 
@@ -198,7 +233,7 @@ def test_sign_in_is_refused_after_repeated_failures_for_a_username(world, low_li
         assert not signed_in_as(client).is_authenticated
     # The admin's sign-in shares the limit.
     staff_client = Client()
-    for attempt in range(3):
+    for _ in range(3):
         staff_client.post("/admin/login/", {"username": "staff", "password": "nope"}, REMOTE_ADDR="192.0.2.1")
     response = staff_client.post("/admin/login/", {"username": "staff", "password": PASSWORD}, REMOTE_ADDR="192.0.2.2")
     assert "Too many failed sign-ins" in response.content.decode()
@@ -215,8 +250,13 @@ def test_sign_in_is_refused_after_repeated_failures_for_a_username(world, low_li
     clock.advance(1)
     assert sign_in(client, "other", PASSWORD).status_code == 302
     assert signed_in_as(client) == world.other
-    record("security", "sign-in refused after repeated failures for one username", failures_allowed=3,
-           refused_status=429, forms=2)
+    record(
+        "security",
+        "sign-in refused after repeated failures for one username",
+        failures_allowed=3,
+        refused_status=429,
+        forms=2,
+    )
 
 
 def test_sign_in_is_refused_after_repeated_failures_from_one_address(world, low_limits):
@@ -226,8 +266,9 @@ def test_sign_in_is_refused_after_repeated_failures_from_one_address(world, low_
     assert response.status_code == 429
     assert "Try again in 15 minutes" in response.content.decode()
     assert sign_in(Client(), "owner", PASSWORD, address="198.51.100.51").status_code == 302
-    record("security", "sign-in refused after repeated failures from one address", failures_allowed=6,
-           refused_status=429)
+    record(
+        "security", "sign-in refused after repeated failures from one address", failures_allowed=6, refused_status=429
+    )
 
 
 def test_a_successful_sign_in_clears_the_usernames_failures(world, low_limits):
@@ -256,9 +297,14 @@ WEAK = {
 def test_weak_passwords_are_refused_on_sign_up_and_change(world, kind):
     password, message = WEAK[kind]
     users = get_user_model().objects.count()
-    response = Client().post("/accounts/signup/", {
-        "username": "owner-owner" if kind == "similar to the username" else "newcomer",
-        "password1": password, "password2": password})
+    response = Client().post(
+        "/accounts/signup/",
+        {
+            "username": "owner-owner" if kind == "similar to the username" else "newcomer",
+            "password1": password,
+            "password2": password,
+        },
+    )
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors["password2"])
     assert get_user_model().objects.count() == users
@@ -266,8 +312,9 @@ def test_weak_passwords_are_refused_on_sign_up_and_change(world, kind):
     client = client_for(world, "owner")
     if kind == "similar to the username":
         password = "owner123"  # the owner's username is "owner"
-    response = client.post("/accounts/password/change/", {"old_password": PASSWORD, "new_password1": password,
-                                                          "new_password2": password})
+    response = client.post(
+        "/accounts/password/change/", {"old_password": PASSWORD, "new_password1": password, "new_password2": password}
+    )
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors["new_password2"])
     world.owner.refresh_from_db()

@@ -32,21 +32,35 @@ def anon_rate(monkeypatch, settings):
 
 def test_guessing_api_tokens_with_a_new_forwarded_address_each_time_is_throttled(world, anon_rate):
     client = APIClient(REMOTE_ADDR="203.0.113.5")
-    codes = [client.get("/api/v1/ping/", HTTP_AUTHORIZATION=f"Token mur_guess{i}",
-                        HTTP_X_FORWARDED_FOR=f"10.{i // 250}.{i % 250}.1").status_code for i in range(100)]
+    codes = [
+        client.get(
+            "/api/v1/ping/", HTTP_AUTHORIZATION=f"Token mur_guess{i}", HTTP_X_FORWARDED_FOR=f"10.{i // 250}.{i % 250}.1"
+        ).status_code
+        for i in range(100)
+    ]
     assert codes[:20] == [401] * 20
     assert set(codes[20:]) == {429}
-    record("security", "token guesses with a new X-Forwarded-For each are throttled", probes=100,
-           answered_401=codes.count(401), answered_429=codes.count(429))
+    record(
+        "security",
+        "token guesses with a new X-Forwarded-For each are throttled",
+        probes=100,
+        answered_401=codes.count(401),
+        answered_429=codes.count(429),
+    )
 
 
 def test_failed_sign_ins_from_new_forwarded_addresses_count_against_the_real_one(world):
-    codes = [sign_in(f"nobody{i}", "guess", address="198.51.100.9", forwarded=f"10.0.0.{i}").status_code
-             for i in range(40)]
-    assert codes[:throttling.SIGNIN_MAX_FAILURES_PER_ADDRESS] == [200] * throttling.SIGNIN_MAX_FAILURES_PER_ADDRESS
-    assert set(codes[throttling.SIGNIN_MAX_FAILURES_PER_ADDRESS:]) == {429}
-    record("security", "sign-in failures from new X-Forwarded-For addresses are limited", probes=40,
-           refused=codes.count(429))
+    codes = [
+        sign_in(f"nobody{i}", "guess", address="198.51.100.9", forwarded=f"10.0.0.{i}").status_code for i in range(40)
+    ]
+    assert codes[: throttling.SIGNIN_MAX_FAILURES_PER_ADDRESS] == [200] * throttling.SIGNIN_MAX_FAILURES_PER_ADDRESS
+    assert set(codes[throttling.SIGNIN_MAX_FAILURES_PER_ADDRESS :]) == {429}
+    record(
+        "security",
+        "sign-in failures from new X-Forwarded-For addresses are limited",
+        probes=40,
+        refused=codes.count(429),
+    )
 
 
 def test_a_forged_forwarded_address_cannot_lock_out_the_client_it_names(world):
@@ -69,8 +83,10 @@ def test_behind_a_trusted_proxy_the_address_it_saw_is_the_client(world, settings
 def test_password_reset_mails_are_limited_and_the_answer_is_always_the_same(world, clock):
     world.owner.email = "owner@example.com"
     world.owner.save(update_fields=["email"])
-    answers = [Client(REMOTE_ADDR="198.51.100.30").post("/accounts/password/reset/", {"email": "owner@example.com"})
-               for _ in range(30)]
+    answers = [
+        Client(REMOTE_ADDR="198.51.100.30").post("/accounts/password/reset/", {"email": "owner@example.com"})
+        for _ in range(30)
+    ]
     assert {(a.status_code, a["Location"]) for a in answers} == {(302, "/accounts/password/reset/sent/")}
     assert len(mail.outbox) == throttling.RESET_MAX_PER_EMAIL
     # An address with no account gets the very same answer, and counts against the client.
@@ -87,5 +103,6 @@ def test_password_reset_mails_are_limited_and_the_answer_is_always_the_same(worl
     clock.advance(throttling.RESET_WINDOW_SECONDS)
     Client(REMOTE_ADDR="198.51.100.32").post("/accounts/password/reset/", {"email": "owner@example.com"})
     assert len(mail.outbox) == throttling.RESET_MAX_PER_EMAIL + throttling.RESET_MAX_PER_ADDRESS + 1
-    record("security", "password-reset mails limited per address and per client", probes=52,
-           mails_sent=len(mail.outbox))
+    record(
+        "security", "password-reset mails limited per address and per client", probes=52, mails_sent=len(mail.outbox)
+    )

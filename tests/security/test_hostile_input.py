@@ -40,15 +40,19 @@ HOSTILE = {
     "SQL or": "' OR 1=1 --",
     "script": "<script>window.__xss=1</script>",
     "img onerror": "<img src=x onerror=window.__xss=1>",
-    "svg onload": "\"><svg onload=window.__xss=1>",
+    "svg onload": '"><svg onload=window.__xss=1>',
     "template": "{{ request.user }}{% now 'Y' %}",
 }
 NUMERIC = {"quantity", "unit_price", "fee", "expires_in_days"}
 
 
 def counts() -> dict[str, int]:
-    return {"portfolios": Portfolio.objects.count(), "transactions": Transaction.objects.count(),
-            "tokens": ApiToken.objects.count(), "users": get_user_model().objects.count()}
+    return {
+        "portfolios": Portfolio.objects.count(),
+        "transactions": Transaction.objects.count(),
+        "tokens": ApiToken.objects.count(),
+        "users": get_user_model().objects.count(),
+    }
 
 
 def same_value(field: str, given: str, stored) -> bool:
@@ -67,8 +71,14 @@ class Outcomes:
     requests: int = 0
 
     def facts(self, fields: int) -> dict:
-        return {"values": len(HOSTILE), "fields": fields, "requests": self.requests, "refused": self.refused,
-                "stored_exactly": self.stored, "status_5xx": 0}
+        return {
+            "values": len(HOSTILE),
+            "fields": fields,
+            "requests": self.requests,
+            "refused": self.refused,
+            "stored_exactly": self.stored,
+            "status_5xx": 0,
+        }
 
 
 # --- pages -------------------------------------------------------------------------------------------
@@ -86,28 +96,62 @@ class Form:
 
     def row(self, w, before_ids):
         if self.edits:
-            return self.model.objects.get(id={"Portfolio": w.portfolio.id, "Transaction": w.buy.id}[
-                self.model.__name__])
+            return self.model.objects.get(
+                id={"Portfolio": w.portfolio.id, "Transaction": w.buy.id}[self.model.__name__]
+            )
         return self.model.objects.exclude(id__in=before_ids).get()
 
 
-TX_FORM = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.5", "unit_price": "110", "fee": "0",
-           "executed_at": "2022-06-03T00:00:00", "note": "dip"}
+TX_FORM = {
+    "symbol": "BTCUSDT",
+    "kind": "buy",
+    "quantity": "0.5",
+    "unit_price": "110",
+    "fee": "0",
+    "executed_at": "2022-06-03T00:00:00",
+    "note": "dip",
+}
 FORMS = [
-    Form("new portfolio", "/portfolios/", {"name": "Fresh", "description": ""}, Portfolio,
-         shown={"name": ("/portfolios/", "/portfolios/{new}/"), "description": ("/portfolios/{new}/edit/",)}),
-    Form("portfolio edit", "/portfolios/{w.portfolio.id}/edit/", {"name": "Main", "description": "Long term"},
-         Portfolio, edits=True,
-         shown={"name": ("/portfolios/", "/portfolios/{w.portfolio.id}/", "/portfolios/{w.portfolio.id}/edit/"),
-                "description": ("/portfolios/{w.portfolio.id}/edit/",)}),
-    Form("new transaction", "/portfolios/{w.portfolio.id}/transactions/add/", TX_FORM, Transaction,
-         shown={"note": ("/portfolios/{w.portfolio.id}/", "/portfolios/{w.portfolio.id}/transactions/{new}/edit/")}),
-    Form("transaction edit", "/portfolios/{w.portfolio.id}/transactions/{w.buy.id}/edit/",
-         {**TX_FORM, "quantity": "1", "unit_price": "100", "fee": "1", "executed_at": "2022-06-01T12:00:00",
-          "note": ""}, Transaction, edits=True,
-         shown={"note": ("/portfolios/{w.portfolio.id}/", "/portfolios/{w.portfolio.id}/transactions/{w.buy.id}/edit/")}),
-    Form("new API token", "/accounts/api-tokens/", {"name": "script", "expires_in_days": "30"}, ApiToken,
-         shown={"name": ("/accounts/api-tokens/",)}),
+    Form(
+        "new portfolio",
+        "/portfolios/",
+        {"name": "Fresh", "description": ""},
+        Portfolio,
+        shown={"name": ("/portfolios/", "/portfolios/{new}/"), "description": ("/portfolios/{new}/edit/",)},
+    ),
+    Form(
+        "portfolio edit",
+        "/portfolios/{w.portfolio.id}/edit/",
+        {"name": "Main", "description": "Long term"},
+        Portfolio,
+        edits=True,
+        shown={
+            "name": ("/portfolios/", "/portfolios/{w.portfolio.id}/", "/portfolios/{w.portfolio.id}/edit/"),
+            "description": ("/portfolios/{w.portfolio.id}/edit/",),
+        },
+    ),
+    Form(
+        "new transaction",
+        "/portfolios/{w.portfolio.id}/transactions/add/",
+        TX_FORM,
+        Transaction,
+        shown={"note": ("/portfolios/{w.portfolio.id}/", "/portfolios/{w.portfolio.id}/transactions/{new}/edit/")},
+    ),
+    Form(
+        "transaction edit",
+        "/portfolios/{w.portfolio.id}/transactions/{w.buy.id}/edit/",
+        {**TX_FORM, "quantity": "1", "unit_price": "100", "fee": "1", "executed_at": "2022-06-01T12:00:00", "note": ""},
+        Transaction,
+        edits=True,
+        shown={"note": ("/portfolios/{w.portfolio.id}/", "/portfolios/{w.portfolio.id}/transactions/{w.buy.id}/edit/")},
+    ),
+    Form(
+        "new API token",
+        "/accounts/api-tokens/",
+        {"name": "script", "expires_in_days": "30"},
+        ApiToken,
+        shown={"name": ("/accounts/api-tokens/",)},
+    ),
 ]
 
 
@@ -166,8 +210,12 @@ def key(model) -> str:
 @pytest.mark.parametrize("field", ["username", "email", "password1"])
 def test_hostile_values_on_sign_up(world, field):
     out = Outcomes()
-    base = {"username": "newcomer", "email": "", "password1": "a-long-new-passphrase",
-            "password2": "a-long-new-passphrase"}
+    base = {
+        "username": "newcomer",
+        "email": "",
+        "password1": "a-long-new-passphrase",
+        "password2": "a-long-new-passphrase",
+    }
     for label, value in HOSTILE.items():
         before = counts()
         data = {**base, field: value}
@@ -188,11 +236,14 @@ def test_hostile_values_on_sign_up(world, field):
     record("hostile-input", f"sign-up {field}", **out.facts(1))
 
 
-@pytest.mark.parametrize("path, fields", [
-    ("/accounts/login/", ("username", "password")),
-    ("/accounts/password/reset/", ("email",)),
-    ("/admin/login/", ("username", "password")),
-])
+@pytest.mark.parametrize(
+    "path, fields",
+    [
+        ("/accounts/login/", ("username", "password")),
+        ("/accounts/password/reset/", ("email",)),
+        ("/admin/login/", ("username", "password")),
+    ],
+)
 def test_hostile_values_on_sign_in_and_password_reset(world, path, fields):
     out = Outcomes()
     base = {"username": "owner", "password": "wrong", "email": "owner@example.com"}
@@ -215,13 +266,18 @@ def test_hostile_query_parameters_and_path_segments(world):
     checked = 0
     for value in HOSTILE.values():
         for client, path, param in [
-            (page, f"/portfolios/{p}/", "asset"), (page, f"/portfolios/{p}/", "kind"),
-            (page, f"/portfolios/{p}/", "date_from"), (page, f"/portfolios/{p}/", "page"),
-            (page, "/assets/BTCUSDT/", "range"), (page, "/assets/BTCUSDT/", "ahead"),
+            (page, f"/portfolios/{p}/", "asset"),
+            (page, f"/portfolios/{p}/", "kind"),
+            (page, f"/portfolios/{p}/", "date_from"),
+            (page, f"/portfolios/{p}/", "page"),
+            (page, "/assets/BTCUSDT/", "range"),
+            (page, "/assets/BTCUSDT/", "ahead"),
             (page, "/assets/BTCUSDT/prices.json", "range"),
             (page, f"/portfolios/{p}/transactions/add/", "symbol"),
-            (api, "/api/v1/portfolios/", "ordering"), (api, "/api/v1/assets/BTCUSDT/candles/", "limit"),
-            (api, "/api/v1/assets/BTCUSDT/candles/", "offset"), (api, "/api/v1/assets/BTCUSDT/candles/", "start"),
+            (api, "/api/v1/portfolios/", "ordering"),
+            (api, "/api/v1/assets/BTCUSDT/candles/", "limit"),
+            (api, "/api/v1/assets/BTCUSDT/candles/", "offset"),
+            (api, "/api/v1/assets/BTCUSDT/candles/", "start"),
             (api, f"/api/v1/portfolios/{p}/transactions/", "symbol"),
             (api, f"/api/v1/portfolios/{p}/transactions/", "kind"),
             (api, f"/api/v1/portfolios/{p}/transactions/", "end"),
@@ -233,17 +289,22 @@ def test_hostile_query_parameters_and_path_segments(world):
                 assert value not in response.content.decode(), (path, param)
             checked += 1
         segment = value[:200].replace("/", "%2F").replace("?", "%3F").replace("#", "%23")
-        for client, path in [(page, f"/assets/{segment}/"), (page, f"/assets/{segment}/prices.json"),
-                             (api, f"/api/v1/assets/{segment}/"), (api, f"/api/v1/portfolios/{segment}/"),
-                             (page, f"/portfolios/{p}/transactions/{segment}/edit/"),
-                             (api, f"/api/v1/portfolios/{p}/transactions/{segment}/")]:
+        for client, path in [
+            (page, f"/assets/{segment}/"),
+            (page, f"/assets/{segment}/prices.json"),
+            (api, f"/api/v1/assets/{segment}/"),
+            (api, f"/api/v1/portfolios/{segment}/"),
+            (page, f"/portfolios/{p}/transactions/{segment}/edit/"),
+            (api, f"/api/v1/portfolios/{p}/transactions/{segment}/"),
+        ]:
             response = client.get(path)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             assert response.status_code == 404, (path[:80], response.status_code)
             checked += 1
     assert page.get(f"/portfolios/{p}/transactions/{tx}/edit/").status_code == 200
-    record("hostile-input", "query parameters and path segments", values=len(HOSTILE), requests=checked,
-           statuses=statuses)
+    record(
+        "hostile-input", "query parameters and path segments", values=len(HOSTILE), requests=checked, statuses=statuses
+    )
 
 
 # --- API -----------------------------------------------------------------------------------------------
@@ -259,15 +320,34 @@ class Write:
     edits: bool = False
 
 
-TX_API = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.5", "unit_price": "110", "fee": "0",
-          "executed_at": "2022-06-03T00:00:00Z", "note": "dip"}
+TX_API = {
+    "symbol": "BTCUSDT",
+    "kind": "buy",
+    "quantity": "0.5",
+    "unit_price": "110",
+    "fee": "0",
+    "executed_at": "2022-06-03T00:00:00Z",
+    "note": "dip",
+}
 WRITES = [
     Write("POST portfolios", "post", "/api/v1/portfolios/", {"name": "Fresh", "description": ""}, Portfolio),
-    Write("PATCH portfolio", "patch", "/api/v1/portfolios/{w.portfolio.id}/", {"name": "Main", "description": "x"},
-          Portfolio, edits=True),
+    Write(
+        "PATCH portfolio",
+        "patch",
+        "/api/v1/portfolios/{w.portfolio.id}/",
+        {"name": "Main", "description": "x"},
+        Portfolio,
+        edits=True,
+    ),
     Write("POST transactions", "post", "/api/v1/portfolios/{w.portfolio.id}/transactions/", TX_API, Transaction),
-    Write("PATCH transaction", "patch", "/api/v1/portfolios/{w.portfolio.id}/transactions/{w.buy.id}/",
-          {"note": "", "quantity": "1", "unit_price": "100", "fee": "1"}, Transaction, edits=True),
+    Write(
+        "PATCH transaction",
+        "patch",
+        "/api/v1/portfolios/{w.portfolio.id}/transactions/{w.buy.id}/",
+        {"note": "", "quantity": "1", "unit_price": "100", "fee": "1"},
+        Transaction,
+        edits=True,
+    ),
     Write("POST tokens", "post", "/api/v1/tokens/", {"name": "script", "expires_in_days": 30}, ApiToken),
 ]
 
@@ -280,14 +360,17 @@ def test_hostile_values_in_every_field_of_an_api_write(world, write):
     out = Outcomes()
     for field in fields:
         for label, value in HOSTILE.items():
-            before, before_ids = counts(), set(write.model.objects.values_list("id", flat=True))
+            before = counts()
             response = getattr(client, write.method)(path, {**write.data, field: value}, format="json")
             out.requests += 1
             where = f"{write.title}, {field} = {label}"
             assert response.status_code < 500, where
             if response.status_code in (200, 201):
-                row = (write.model.objects.get(id=response.json()["id"]) if not write.edits
-                       else Form("", "", {}, write.model, edits=True).row(world, set()))
+                row = (
+                    write.model.objects.get(id=response.json()["id"])
+                    if not write.edits
+                    else Form("", "", {}, write.model, edits=True).row(world, set())
+                )
                 assert same_value(field, value, getattr(row, field)), (where, getattr(row, field))
                 if field not in NUMERIC:
                     assert response.json()[field] == value, where  # answered back exactly too
@@ -328,12 +411,14 @@ def test_hostile_values_in_every_csv_cell(world, via):
             text = csv_text(column, value).encode()
             where = f"CSV {via}, {name} = {label}"
             if via == "page":
-                response = page.post(f"/portfolios/{world.portfolio.id}/import/",
-                                     {"file": SimpleUploadedFile("t.csv", text, "text/csv")})
+                response = page.post(
+                    f"/portfolios/{world.portfolio.id}/import/", {"file": SimpleUploadedFile("t.csv", text, "text/csv")}
+                )
                 accepted = response.status_code == 302
             else:
-                response = api.generic("POST", f"/api/v1/portfolios/{world.portfolio.id}/import-csv/", text,
-                                       content_type="text/csv")
+                response = api.generic(
+                    "POST", f"/api/v1/portfolios/{world.portfolio.id}/import-csv/", text, content_type="text/csv"
+                )
                 accepted = response.status_code == 201
             out.requests += 1
             assert response.status_code < 500, where
@@ -344,8 +429,11 @@ def test_hostile_values_in_every_csv_cell(world, via):
                 if name == "symbol":
                     stored = stored.symbol
                 # Cells are read as the columns describe: trimmed, kinds in lower case, symbols in upper case.
-                assert (stored == value or same_value(name if name in NUMERIC else "", value, stored)
-                        or stored == value.strip()), (where, stored)
+                assert (
+                    stored == value
+                    or same_value(name if name in NUMERIC else "", value, stored)
+                    or stored == value.strip()
+                ), (where, stored)
                 if name == "note" and "<" in value:
                     html = page.get(f"/portfolios/{world.portfolio.id}/").content.decode()
                     assert escape(value) in html and value not in html, where
@@ -379,18 +467,29 @@ def test_oversized_bodies_and_uploads_get_a_clear_4xx(world, settings):
     assert "the limit is 5 MB" in " ".join(response.context["form"].errors["file"])
     statuses["page csv over 5 MB"] = response.status_code
 
-    error = assert_error(api.generic("POST", f"/api/v1/portfolios/{p}/import-csv/", big_csv,
-                                     content_type="text/csv"), 413)
+    error = assert_error(
+        api.generic("POST", f"/api/v1/portfolios/{p}/import-csv/", big_csv, content_type="text/csv"), 413
+    )
     assert "larger than 5 MB" in error["message"]
     statuses["api csv over 5 MB"] = 413
-    error = assert_error(api.post(f"/api/v1/portfolios/{p}/import-csv/",
-                                  {"file": SimpleUploadedFile("big.csv", big_csv, "text/csv")}, format="multipart"), 413)
+    error = assert_error(
+        api.post(
+            f"/api/v1/portfolios/{p}/import-csv/",
+            {"file": SimpleUploadedFile("big.csv", big_csv, "text/csv")},
+            format="multipart",
+        ),
+        413,
+    )
     statuses["api multipart csv over 5 MB"] = 413
 
     # Many short rows under the size limit: the row limit names itself.
     rows = "".join(f"2022-06-10T10:{i // 60 % 60:02d}:{i % 60:02d}Z,buy,BTCUSDT,{i + 1},1,0,\n" for i in range(50_001))
-    error = assert_error(api.generic("POST", f"/api/v1/portfolios/{p}/import-csv/",
-                                     (CSV_HEADER + "\n" + rows).encode(), content_type="text/csv"), 400)
+    error = assert_error(
+        api.generic(
+            "POST", f"/api/v1/portfolios/{p}/import-csv/", (CSV_HEADER + "\n" + rows).encode(), content_type="text/csv"
+        ),
+        400,
+    )
     assert "more than 50000 rows; split the file" in " ".join(error["fields"]["lines"])
     statuses["api csv over 50000 rows"] = 400
 
@@ -406,5 +505,10 @@ def test_oversized_bodies_and_uploads_get_a_clear_4xx(world, settings):
     assert response.status_code == 400
     statuses["page form with too many fields"] = 400
     assert counts() == before
-    record("hostile-input", "oversized bodies and CSV uploads", requests=len(statuses), statuses=statuses,
-           csv_bytes=len(big_csv))
+    record(
+        "hostile-input",
+        "oversized bodies and CSV uploads",
+        requests=len(statuses),
+        statuses=statuses,
+        csv_bytes=len(big_csv),
+    )

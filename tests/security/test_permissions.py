@@ -12,26 +12,31 @@ from rest_framework.test import APIClient
 from forecasting.models import ModelVersion, TrainingRun
 from tests.reliability import record
 
-PERMISSIONS = {"none": [], "retrain": ["add_trainingrun"], "champion": ["change_modelversion"],
-               "both": ["add_trainingrun", "change_modelversion"]}
+PERMISSIONS = {
+    "none": [],
+    "retrain": ["add_trainingrun"],
+    "champion": ["change_modelversion"],
+    "both": ["add_trainingrun", "change_modelversion"],
+}
 # action -> the permission it needs
 NEEDS = {"retrain": "retrain", "rollback": "champion", "promote": "champion", "retire": "champion"}
 
 
 def state():
-    return (TrainingRun.objects.count(),
-            sorted(ModelVersion.objects.values_list("version", "status", "withdrawn")))
+    return (TrainingRun.objects.count(), sorted(ModelVersion.objects.values_list("version", "status", "withdrawn")))
 
 
 @pytest.fixture
 def operator(world, django_user_model):
     def make(perms: str):
-        user = django_user_model.objects.create_user(username=f"op-{perms}", password="x-long-password-1",
-                                                     is_staff=True)
+        user = django_user_model.objects.create_user(
+            username=f"op-{perms}", password="x-long-password-1", is_staff=True
+        )
         user.user_permissions.add(*Permission.objects.filter(codename__in=PERMISSIONS[perms]))
         # Admin pages need a view permission to open at all; it grants no action.
         user.user_permissions.add(*Permission.objects.filter(codename__in=["view_asset", "view_modelversion"]))
         return user
+
     return make
 
 
@@ -87,8 +92,13 @@ def test_admin_actions_need_the_same_permission(world, no_broker, operator, acti
 def test_only_staff_see_who_started_a_run(world):
     for who in ("api:staff", "admin:staff", "command", "api:owner"):
         TrainingRun.objects.create(asset=world.eth, triggered_by=who, status=TrainingRun.Status.FAILED)
-    expected = {"api:staff": "staff", "admin:staff": "staff", "command": "staff", "api:owner": "you",
-                "schedule": "schedule"}
+    expected = {
+        "api:staff": "staff",
+        "admin:staff": "staff",
+        "command": "staff",
+        "api:owner": "you",
+        "schedule": "schedule",
+    }
     raw = dict(TrainingRun.objects.values_list("id", "triggered_by"))
     for role in ("owner", "other", "staff"):
         runs = world.client(role).get("/api/v1/training-runs/", {"limit": 50}).json()["results"]

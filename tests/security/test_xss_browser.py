@@ -29,11 +29,11 @@ def hostile(world):
     w.buy.save(update_fields=["note"])
     w.owner_token.name = TOKEN
     w.owner_token.save(update_fields=["name"])
-    asset = Asset.objects.create(symbol=SYMBOL, base_asset="<b>X</b>", quote_asset="USDT", interval="1h",
-                                 tracked=True)
+    asset = Asset.objects.create(symbol=SYMBOL, base_asset="<b>X</b>", quote_asset="USDT", interval="1h", tracked=True)
     make_candles(asset, 48)
-    services.transaction_create(portfolio=w.portfolio, asset=asset, kind="buy", quantity=Decimal("2"),
-                                unit_price=Decimal("10"), executed_at=T0)
+    services.transaction_create(
+        portfolio=w.portfolio, asset=asset, kind="buy", quantity=Decimal("2"), unit_price=Decimal("10"), executed_at=T0
+    )
     return w
 
 
@@ -74,10 +74,17 @@ def test_stored_payloads_show_as_text_and_run_nothing(hostile, page, live_server
     # The portfolio page's chart data: parsed back exactly, and the charts drew.
     page.goto(f"{live_server.url}/portfolios/{p}/")
     labels = page.evaluate(
-        "JSON.parse(document.getElementById('portfolio-charts').textContent).allocation.map(a => a.label)")
+        "JSON.parse(document.getElementById('portfolio-charts').textContent).allocation.map(a => a.label)"
+    )
     assert sorted(labels) == sorted([SYMBOL, "BTCUSDT"])
     assert page.evaluate("document.querySelectorAll('script#portfolio-charts').length") == 1
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert dialogs == []
-    record("security", "stored script payloads in headless Chromium", pages=len(pages) + 2, payloads=4,
-           dialogs=len(dialogs), scripts_run=0)
+    record(
+        "security",
+        "stored script payloads in headless Chromium",
+        pages=len(pages) + 2,
+        payloads=4,
+        dialogs=len(dialogs),
+        scripts_run=0,
+    )

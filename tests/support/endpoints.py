@@ -25,8 +25,15 @@ class Endpoint:
         return f"{self.method} {self.path}"
 
 
-TX_BODY = {"symbol": "BTCUSDT", "kind": "buy", "quantity": "0.5", "unit_price": "110", "fee": "0",
-           "executed_at": "2022-06-03T00:00:00Z", "note": "dip"}
+TX_BODY = {
+    "symbol": "BTCUSDT",
+    "kind": "buy",
+    "quantity": "0.5",
+    "unit_price": "110",
+    "fee": "0",
+    "executed_at": "2022-06-03T00:00:00Z",
+    "note": "dip",
+}
 ENDPOINTS = [
     Endpoint("get", "/api/v1/", 200, "any"),
     Endpoint("get", "/api/v1/ping/", 200, "any"),
@@ -57,8 +64,13 @@ ENDPOINTS = [
     Endpoint("get", "/api/v1/portfolios/{portfolio}/transactions/", 200, "owner"),
     Endpoint("post", "/api/v1/portfolios/{portfolio}/transactions/", 201, "owner", TX_BODY),
     Endpoint("get", "/api/v1/portfolios/{portfolio}/transactions/{tx}/", 200, "owner"),
-    Endpoint("put", "/api/v1/portfolios/{portfolio}/transactions/{tx}/", 200, "owner",
-             {**TX_BODY, "kind": "sell", "quantity": "0.3", "executed_at": "2022-06-05T00:00:00Z"}),
+    Endpoint(
+        "put",
+        "/api/v1/portfolios/{portfolio}/transactions/{tx}/",
+        200,
+        "owner",
+        {**TX_BODY, "kind": "sell", "quantity": "0.3", "executed_at": "2022-06-05T00:00:00Z"},
+    ),
     Endpoint("patch", "/api/v1/portfolios/{portfolio}/transactions/{tx}/", 200, "owner", {"note": "taking profit"}),
     Endpoint("delete", "/api/v1/portfolios/{portfolio}/transactions/{tx}/", 204, "owner"),
     Endpoint("get", "/api/v1/tokens/", 200, "any"),
@@ -79,8 +91,9 @@ def expected(endpoint: Endpoint, role: str) -> int:
 
 
 def url(endpoint: Endpoint, w: World) -> str:
-    return endpoint.path.format(btc=w.btc.symbol, portfolio=w.portfolio.id, tx=w.sell.id, token=w.owner_token.id,
-                                v1=w.v1.id, run=w.run.id)
+    return endpoint.path.format(
+        btc=w.btc.symbol, portfolio=w.portfolio.id, tx=w.sell.id, token=w.owner_token.id, v1=w.v1.id, run=w.run.id
+    )
 
 
 def call(client, endpoint: Endpoint, path: str):

@@ -29,13 +29,30 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str], queues: str, name: str, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "celery", "-A", "mur_site", "worker", "-Q", queues, "-c", "1",
-           "-n", f"{name}@%h", "-l", "info", "--without-gossip", "--without-mingle"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "mur_site",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        "1",
+        "-n",
+        f"{name}@%h",
+        "-l",
+        "info",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, log: Path | None = None,
-             interval: float = 0.3):
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, log: Path | None = None, interval: float = 0.3
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

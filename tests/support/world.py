@@ -33,19 +33,45 @@ def make_candles(asset: Asset, count: int, *, newest: datetime = NEWEST) -> list
 
 
 def make_version(asset: Asset, version: int, status: str, **fields) -> ModelVersion:
-    return ModelVersionFactory(asset=asset, version=version, status=status, artifact_sha256="1" * 64, backtest={"origins": 10},
-                               metrics={"mae": 1.5, "coverage": 0.8}, hyperparameters={"hidden": 32}, **fields)
+    return ModelVersionFactory(
+        asset=asset,
+        version=version,
+        status=status,
+        artifact_sha256="1" * 64,
+        backtest={"origins": 10},
+        metrics={"mae": 1.5, "coverage": 0.8},
+        hyperparameters={"hidden": 32},
+        **fields,
+    )
 
 
-def make_forecast(asset: Asset, origin: datetime, *, source: str, version: ModelVersion | None = None,
-                  steps: int = 3, stale: bool = False) -> Forecast:
+def make_forecast(
+    asset: Asset,
+    origin: datetime,
+    *,
+    source: str,
+    version: ModelVersion | None = None,
+    steps: int = 3,
+    stale: bool = False,
+) -> Forecast:
     kind = Forecast.Kind.MODEL if version else Forecast.Kind.BASELINE
     return Forecast.objects.create(
-        asset=asset, model_version=version, kind=kind, source=source, origin_time=origin, last_close="129.00000000",
-        quantiles=[0.1, 0.5, 0.9], stale=stale,
-        steps=[{"target_time": (origin + (k + 1) * HOUR).isoformat(),
-                "values": [f"{120 + k}.00000000", f"{130 + k}.00000000", f"{140 + k}.50000000"]}
-               for k in range(steps)])
+        asset=asset,
+        model_version=version,
+        kind=kind,
+        source=source,
+        origin_time=origin,
+        last_close="129.00000000",
+        quantiles=[0.1, 0.5, 0.9],
+        stale=stale,
+        steps=[
+            {
+                "target_time": (origin + (k + 1) * HOUR).isoformat(),
+                "values": [f"{120 + k}.00000000", f"{130 + k}.00000000", f"{140 + k}.50000000"],
+            }
+            for k in range(steps)
+        ],
+    )
 
 
 @dataclass
@@ -78,12 +104,19 @@ def build_world(django_user_model) -> World:
     eth = Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT", interval="1h")
     make_candles(btc, 24 * 40)
     make_candles(eth, 24 * 40)
-    run = TrainingRun.objects.create(asset=btc, status=TrainingRun.Status.SUCCEEDED, triggered_by="schedule",
-                                     started_at=NEWEST - 3 * HOUR, finished_at=NEWEST - 2 * HOUR, epoch=20,
-                                     max_epochs=20)
+    run = TrainingRun.objects.create(
+        asset=btc,
+        status=TrainingRun.Status.SUCCEEDED,
+        triggered_by="schedule",
+        started_at=NEWEST - 3 * HOUR,
+        finished_at=NEWEST - 2 * HOUR,
+        epoch=20,
+        max_epochs=20,
+    )
     v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, retired_at=NEWEST - 2 * HOUR)
-    v2 = make_version(btc, 2, ModelVersion.Status.CHAMPION, replaced=v1, training_run=run,
-                      promoted_at=NEWEST - 2 * HOUR)
+    v2 = make_version(
+        btc, 2, ModelVersion.Status.CHAMPION, replaced=v1, training_run=run, promoted_at=NEWEST - 2 * HOUR
+    )
     make_forecast(btc, NEWEST - HOUR, source="baseline")
     forecast = make_forecast(btc, NEWEST, source="v2", version=v2)
     make_forecast(eth, NEWEST, source="baseline")
@@ -98,12 +131,39 @@ def build_world(django_user_model) -> World:
     _, keys["other"] = token_create(user=other, name="other's")
     _, keys["staff"] = token_create(user=staff, name="ops")
     portfolio = services.portfolio_create(owner=owner, name="Main", description="Long term")
-    buy = services.transaction_create(portfolio=portfolio, asset=btc, kind="buy", quantity=Decimal("1"),
-                                      unit_price=Decimal("100"), fee=Decimal("1"), executed_at=T0)
-    sell = services.transaction_create(portfolio=portfolio, asset=btc, kind="sell", quantity=Decimal("0.25"),
-                                       unit_price=Decimal("120"), executed_at=T0 + 24 * HOUR)
-    return World(btc=btc, eth=eth, run=run, v1=v1, v2=v2, forecast=forecast, owner=owner, other=other,
-                 staff=staff, keys=keys, portfolio=portfolio, buy=buy, sell=sell, owner_token=owner_token)
+    buy = services.transaction_create(
+        portfolio=portfolio,
+        asset=btc,
+        kind="buy",
+        quantity=Decimal("1"),
+        unit_price=Decimal("100"),
+        fee=Decimal("1"),
+        executed_at=T0,
+    )
+    sell = services.transaction_create(
+        portfolio=portfolio,
+        asset=btc,
+        kind="sell",
+        quantity=Decimal("0.25"),
+        unit_price=Decimal("120"),
+        executed_at=T0 + 24 * HOUR,
+    )
+    return World(
+        btc=btc,
+        eth=eth,
+        run=run,
+        v1=v1,
+        v2=v2,
+        forecast=forecast,
+        owner=owner,
+        other=other,
+        staff=staff,
+        keys=keys,
+        portfolio=portfolio,
+        buy=buy,
+        sell=sell,
+        owner_token=owner_token,
+    )
 
 
 @pytest.fixture

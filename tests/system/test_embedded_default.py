@@ -43,11 +43,17 @@ def test_runall_serves_and_its_worker_consumes_the_file_broker(tmp_path, data_di
 
     port = free_port()
     log = tmp_path / "runall.log"
-    proc = subprocess.Popen(manage + ["runall", "--addr", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        manage + ["runall", "--addr", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
-        status, body = wait_for(lambda: (r := _get_json(f"http://127.0.0.1:{port}/healthz"))[0] and r, 60,
-                                "the web server", log)
+        status, body = wait_for(
+            lambda: (r := _get_json(f"http://127.0.0.1:{port}/healthz"))[0] and r, 60, "the web server", log
+        )
         assert status == 200, body
         assert body["database"]["vendor"] == "sqlite" and body["broker"]["transport"] == "filesystem"
         assert {c["symbol"] for c in body["candles"]} == {"BTCUSDT", "ETHUSDT"}
@@ -55,11 +61,12 @@ def test_runall_serves_and_its_worker_consumes_the_file_broker(tmp_path, data_di
 
         # New candles arrive in the kline folder; a task sent through the file broker imports them.
         write_klines(klines / "BTCUSDT-1h.csv", data_dir / "BTCUSDT-1h.csv", rows=150)
-        send = ("from forecasting.models import Asset; from forecasting.tasks import candles_refresh_task; "
-                "candles_refresh_task.delay(Asset.objects.get(symbol='BTCUSDT').id)")
+        send = (
+            "from forecasting.models import Asset; from forecasting.tasks import candles_refresh_task; "
+            "candles_refresh_task.delay(Asset.objects.get(symbol='BTCUSDT').id)"
+        )
         subprocess.run(manage + ["shell", "-c", send], cwd=ROOT, env=env, check=True)
-        count = ("from forecasting.models import Candle; "
-                 "print(Candle.objects.filter(asset__symbol='BTCUSDT').count())")
+        count = "from forecasting.models import Candle; print(Candle.objects.filter(asset__symbol='BTCUSDT').count())"
 
         def stored():
             out = subprocess.run(manage + ["shell", "-c", count], cwd=ROOT, env=env, capture_output=True, text=True)

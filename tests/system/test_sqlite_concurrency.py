@@ -40,9 +40,14 @@ def _request(url, *, key=None, body=None, method="GET"):
 
 
 def test_racing_writes_on_sqlite_get_no_500(tmp_path):
-    env = clean_env(DJANGO_SETTINGS_MODULE="mur_site.settings.local", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                    MUR_BROKER_DIR=str(tmp_path / "broker"), MUR_API_USER_RATE="100000/min",
-                    MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS="0", DJANGO_DEBUG="false")
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE="mur_site.settings.local",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        MUR_BROKER_DIR=str(tmp_path / "broker"),
+        MUR_API_USER_RATE="100000/min",
+        MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS="0",
+        DJANGO_DEBUG="false",
+    )
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run(manage + ["migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
     out = subprocess.run(manage + ["shell", "-c", SETUP], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
@@ -50,8 +55,13 @@ def test_racing_writes_on_sqlite_get_no_500(tmp_path):
     port = free_port()
     log = tmp_path / "web.log"
     # The web process as `runall` starts it: threaded runserver, one request per thread.
-    web = subprocess.Popen(manage + ["runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT, env=env,
-                           stdout=log.open("w"), stderr=subprocess.STDOUT)
+    web = subprocess.Popen(
+        manage + ["runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     statuses, lock = [], threading.Lock()
     try:
@@ -59,11 +69,26 @@ def test_racing_writes_on_sqlite_get_no_500(tmp_path):
 
         def pair(i):
             # Two writes at once on one portfolio: a transaction and an edit of the portfolio.
-            got = [_request(f"{base}/api/v1/portfolios/{portfolio_id}/transactions/", key=key, method="POST",
-                            body={"symbol": "BTCUSDT", "kind": "buy", "quantity": "1", "unit_price": str(100 + i),
-                                  "executed_at": f"2022-06-{i % 28 + 1:02d}T{i % 24:02d}:00:00Z"}),
-                   _request(f"{base}/api/v1/portfolios/{portfolio_id}/", key=key, method="PATCH",
-                            body={"description": f"edit {i}"})]
+            got = [
+                _request(
+                    f"{base}/api/v1/portfolios/{portfolio_id}/transactions/",
+                    key=key,
+                    method="POST",
+                    body={
+                        "symbol": "BTCUSDT",
+                        "kind": "buy",
+                        "quantity": "1",
+                        "unit_price": str(100 + i),
+                        "executed_at": f"2022-06-{i % 28 + 1:02d}T{i % 24:02d}:00:00Z",
+                    },
+                ),
+                _request(
+                    f"{base}/api/v1/portfolios/{portfolio_id}/",
+                    key=key,
+                    method="PATCH",
+                    body={"description": f"edit {i}"},
+                ),
+            ]
             with lock:
                 statuses.extend(got)
 
@@ -79,5 +104,9 @@ def test_racing_writes_on_sqlite_get_no_500(tmp_path):
     assert len(statuses) == 2 * PAIRS
     assert not [s for s in statuses if s >= 500], log.read_text()[-3000:]
     assert statuses.count(201) == PAIRS and statuses.count(200) == PAIRS
-    record("reliability", "SQLite default: racing writes through the real server", pairs=PAIRS,
-           server_errors=sum(s >= 500 for s in statuses))
+    record(
+        "reliability",
+        "SQLite default: racing writes through the real server",
+        pairs=PAIRS,
+        server_errors=sum(s >= 500 for s in statuses),
+    )

@@ -42,12 +42,19 @@ def btc(data_dir, tmp_path):
 
 
 def worker_env(redis_url, media, **extra):
-    return clean_env(DJANGO_SETTINGS_MODULE="mur_site.settings.test", DATABASE_URL=database_url_for_subprocess(),
-                     REDIS_URL=redis_url, MUR_MEDIA_ROOT=str(media), MUR_TORCH_THREADS="1", **extra)
+    return clean_env(
+        DJANGO_SETTINGS_MODULE="mur_site.settings.test",
+        DATABASE_URL=database_url_for_subprocess(),
+        REDIS_URL=redis_url,
+        MUR_MEDIA_ROOT=str(media),
+        MUR_TORCH_THREADS="1",
+        **extra,
+    )
 
 
 def test_worker_killed_mid_training_leaves_no_version_and_the_champion_unchanged(
-        on_postgres, redis_url, btc, tmp_path, settings):  # noqa: F811
+    on_postgres, redis_url, btc, tmp_path, settings
+):  # noqa: F811
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     # A champion first, trained by a real worker.
@@ -56,8 +63,12 @@ def test_worker_killed_mid_training_leaves_no_version_and_the_champion_unchanged
     trainer = start_worker(env, "train", "trainer-test", log)
     try:
         first = training_run_request(asset=btc, triggered_by="test")
-        wait_for(lambda: TrainingRun.objects.get(id=first.id).status in ("succeeded", "failed"), 180,
-                 "the first training", log)
+        wait_for(
+            lambda: TrainingRun.objects.get(id=first.id).status in ("succeeded", "failed"),
+            180,
+            "the first training",
+            log,
+        )
         ModelVersion.objects.filter(asset=btc).update(status="retired")
         champ = ModelVersion.objects.get(asset=btc)
         ModelVersion.objects.filter(id=champ.id).update(status="champion", promoted_at=timezone.now())
@@ -86,7 +97,8 @@ def test_worker_killed_mid_training_leaves_no_version_and_the_champion_unchanged
 
 
 def test_beat_schedules_training_and_forecasts_through_redis_and_real_workers(
-        on_postgres, redis_url, btc, tmp_path, settings):  # noqa: F811
+    on_postgres, redis_url, btc, tmp_path, settings
+):  # noqa: F811
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     # Staff shorten the schedules in admin; here straight in the table beat reads.
@@ -101,19 +113,42 @@ def test_beat_schedules_training_and_forecasts_through_redis_and_real_workers(
     procs = [
         start_worker(env, "ingest,forecast", "worker-test", logs["worker"]),
         start_worker(env, "train", "trainer-test", logs["trainer"]),
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "mur_site", "beat", "-l", "info",
-                          "-s", str(tmp_path / "beat-schedule")], cwd=ROOT, env=env,
-                         stdout=logs["beat"].open("w"), stderr=subprocess.STDOUT),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mur_site",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                str(tmp_path / "beat-schedule"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=logs["beat"].open("w"),
+            stderr=subprocess.STDOUT,
+        ),
     ]
     try:
-        version = wait_for(lambda: ModelVersion.objects.filter(asset=btc, training_run__triggered_by="schedule").first(),
-                           240, "a scheduled training's version", logs["trainer"])
+        version = wait_for(
+            lambda: ModelVersion.objects.filter(asset=btc, training_run__triggered_by="schedule").first(),
+            240,
+            "a scheduled training's version",
+            logs["trainer"],
+        )
         # A model of one year that does not beat the seasonal band is kept out by the gate: staff
         # promote it, and the forecast schedule then serves it.
         if version.status != ModelVersion.Status.CHAMPION:
             model_version_promote(version=version)
-        wait_for(lambda: Forecast.objects.filter(asset=btc, kind="model").exists(), 120,
-                 "a model forecast in PostgreSQL", logs["worker"])
+        wait_for(
+            lambda: Forecast.objects.filter(asset=btc, kind="model").exists(),
+            120,
+            "a model forecast in PostgreSQL",
+            logs["worker"],
+        )
     finally:
         for p in procs:
             stop(p)

@@ -13,7 +13,9 @@ class Command(BaseCommand):
     def handle(self, *args, symbols, **options):
         assets = Asset.objects.filter(symbol__in=[s.upper() for s in symbols]) if symbols else Asset.objects.all()
         if symbols and assets.count() != len(set(symbols)):
-            raise CommandError("Unknown symbol(s): " + ", ".join(set(s.upper() for s in symbols) - {a.symbol for a in assets}))
+            raise CommandError(
+                "Unknown symbol(s): " + ", ".join({s.upper() for s in symbols} - {a.symbol for a in assets})
+            )
         for asset in assets:
             gaps = candle_gaps(asset=asset)
             total = sum(g.missing for g in gaps)

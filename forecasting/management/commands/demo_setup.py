@@ -36,8 +36,10 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(f"{symbol}: {result.created} new candles ({result.unchanged} already stored).")
         if failures:
-            hint = "" if settings.KLINES_DIR else (
-                "\nNo network? Set MUR_KLINES_DIR to a folder of kline CSVs, e.g. MUR_KLINES_DIR=../shared/data."
+            hint = (
+                ""
+                if settings.KLINES_DIR
+                else ("\nNo network? Set MUR_KLINES_DIR to a folder of kline CSVs, e.g. MUR_KLINES_DIR=../shared/data.")
             )
             # The site still starts with what is stored; the beat schedule retries the refresh.
             self.stderr.write(self.style.WARNING("Could not load candles:\n  " + "\n  ".join(failures) + hint))
@@ -52,7 +54,9 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(username="demo", email="demo@example.com", password=password)
-        self.stdout.write(self.style.SUCCESS(
-            f"Created the demo account (staff). Sign in with  username: demo  password: {password}\n"
-            "This password is shown only once."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created the demo account (staff). Sign in with  username: demo  password: {password}\n"
+                "This password is shown only once."
+            )
+        )

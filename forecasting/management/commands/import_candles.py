@@ -33,7 +33,9 @@ class Command(BaseCommand):
             sym = (symbol or (named and named[0]) or "").upper()
             ivl = interval or (named and named[1])
             if not sym or not ivl:
-                raise CommandError(f"{path}: cannot tell symbol and interval from the name; pass --symbol and --interval.")
+                raise CommandError(
+                    f"{path}: cannot tell symbol and interval from the name; pass --symbol and --interval."
+                )
             try:
                 # One transaction with the import: a file that fails does not leave a new symbol
                 # tracked (and scheduled for refresh) without its candles.
@@ -56,4 +58,3 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{path.name}: {result.created} new, {result.updated} updated, {result.unchanged} unchanged candles."
             )
-

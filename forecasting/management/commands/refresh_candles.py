@@ -29,7 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--from-first", action="store_true", help="backfill from the pair's first candle")
 
     def handle(self, *args, symbols, since, from_first, **options):
-        assets = Asset.objects.filter(symbol__in=[s.upper() for s in symbols]) if symbols else Asset.objects.filter(tracked=True)
+        assets = (
+            Asset.objects.filter(symbol__in=[s.upper() for s in symbols])
+            if symbols
+            else Asset.objects.filter(tracked=True)
+        )
         missing = {s.upper() for s in symbols} - {a.symbol for a in assets}
         if missing:
             raise CommandError(f"Not tracked: {', '.join(sorted(missing))}. Run track_asset first.")
@@ -43,6 +47,5 @@ class Command(BaseCommand):
                 except (BinanceError, KlineError, MarketDataError) as exc:
                     raise CommandError(f"{asset.symbol}: {exc}") from exc
             self.stdout.write(
-                f"{asset.symbol}: {result.created} new, {result.updated} updated, "
-                f"{result.unchanged} unchanged candles."
+                f"{asset.symbol}: {result.created} new, {result.updated} updated, {result.unchanged} unchanged candles."
             )

@@ -25,14 +25,19 @@ class Command(BaseCommand):
         # Training gets one process with pinned threads: oversubscribed torch threads on few cores
         # slow training down by orders of magnitude.
         torch_threads = str(max(1, (os.cpu_count() or 2) // 2))
-        trainer_env = {"OMP_NUM_THREADS": torch_threads, "MKL_NUM_THREADS": torch_threads,
-                       "MUR_TORCH_THREADS": torch_threads}
+        trainer_env = {
+            "OMP_NUM_THREADS": torch_threads,
+            "MKL_NUM_THREADS": torch_threads,
+            "MUR_TORCH_THREADS": torch_threads,
+        }
         specs = [
             ("web", [python, manage, "runserver", addr] + ([] if reload else ["--noreload"]), {}),
-            ("worker", celery + ["worker", "-Q", "ingest,forecast", "-c", "1", "-n", "worker@%h",
-                                 "-l", loglevel], {"OMP_NUM_THREADS": "1", "MUR_TORCH_THREADS": "1"}),
-            ("trainer", celery + ["worker", "-Q", "train", "-c", "1", "-n", "trainer@%h", "-l", loglevel],
-             trainer_env),
+            (
+                "worker",
+                celery + ["worker", "-Q", "ingest,forecast", "-c", "1", "-n", "worker@%h", "-l", loglevel],
+                {"OMP_NUM_THREADS": "1", "MUR_TORCH_THREADS": "1"},
+            ),
+            ("trainer", celery + ["worker", "-Q", "train", "-c", "1", "-n", "trainer@%h", "-l", loglevel], trainer_env),
             ("beat", celery + ["beat", "-l", loglevel], {}),
         ]
         procs: dict[str, subprocess.Popen] = {}
@@ -48,9 +53,11 @@ class Command(BaseCommand):
             for name, cmd, extra in specs:
                 env = {**os.environ, **extra}
                 procs[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)
-            self.stdout.write(self.style.SUCCESS(
-                f"Make Us Rich is running at http://{addr}/ (web, worker, trainer, beat). Ctrl-C stops all."
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Make Us Rich is running at http://{addr}/ (web, worker, trainer, beat). Ctrl-C stops all."
+                )
+            )
             failed = None
             while not stopping:
                 for name, p in procs.items():

@@ -48,9 +48,13 @@ class Command(BaseCommand):
         if version is None:
             raise CommandError(f"Training failed: {run.error or 'see the log'}")
         version.refresh_from_db()
-        self.stdout.write(f"{asset.symbol} v{version.version}: {version.status} "
-                          f"(trained in {version.train_seconds:.1f} s, {run.epoch} epochs)")
-        self.stdout.write(f"Backtest: {version.backtest.get('origins')} origins, {version.backtest.get('horizon')} steps ahead")
+        self.stdout.write(
+            f"{asset.symbol} v{version.version}: {version.status} "
+            f"(trained in {version.train_seconds:.1f} s, {run.epoch} epochs)"
+        )
+        self.stdout.write(
+            f"Backtest: {version.backtest.get('origins')} origins, {version.backtest.get('horizon')} steps ahead"
+        )
         self.stdout.write(backtest_table(version))
         self.stdout.write(version.decision)
         forecast = forecast_make(asset=asset)

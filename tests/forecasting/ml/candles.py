@@ -21,8 +21,15 @@ def load(data_dir, symbol: str = "BTCUSDT") -> pd.DataFrame:
 
 
 def series(df: pd.DataFrame) -> Series:
-    return Series.from_arrays(times=df.open_time, open=df.open, high=df.high, low=df.low, close=df.close,
-                              volume=df.volume, interval_ms=HOUR_MS)
+    return Series.from_arrays(
+        times=df.open_time,
+        open=df.open,
+        high=df.high,
+        low=df.low,
+        close=df.close,
+        volume=df.volume,
+        interval_ms=HOUR_MS,
+    )
 
 
 def scaled_after(s: Series, start: int, factor: float = 1.5) -> Series:
@@ -37,8 +44,9 @@ def ramped_before(s: Series, stop: int) -> Series:
     """A copy whose candles before `stop` are scaled by a ramp, which changes their returns."""
     f = np.ones(len(s))
     f[:stop] = np.linspace(0.7, 1.4, stop)
-    return dataclasses.replace(s, open=s.open * f, high=s.high * f, low=s.low * f, close=s.close * f,
-                               volume=s.volume * f)
+    return dataclasses.replace(
+        s, open=s.open * f, high=s.high * f, low=s.low * f, close=s.close * f, volume=s.volume * f
+    )
 
 
 def when(ms) -> str:

@@ -19,9 +19,15 @@ def _bursty(seed: int) -> Series:
     t = np.arange(N)
     close = 100 * np.exp(np.cumsum(rng.normal(0, np.where(t % 200 < 48, 0.01, 0.002))))
     open_ = np.concatenate([[close[0]], close[:-1]])
-    return Series.from_arrays(times=1_600_000_000_000 + t * HOUR_MS, open=open_, high=np.maximum(open_, close) * 1.0005,
-                              low=np.minimum(open_, close) * 0.9995, close=close, volume=np.full(N, 10.0),
-                              interval_ms=HOUR_MS)
+    return Series.from_arrays(
+        times=1_600_000_000_000 + t * HOUR_MS,
+        open=open_,
+        high=np.maximum(open_, close) * 1.0005,
+        low=np.minimum(open_, close) * 0.9995,
+        close=close,
+        volume=np.full(N, 10.0),
+        interval_ms=HOUR_MS,
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -29,8 +35,15 @@ def test_bursts_the_volatility_scale_absorbs_do_not_widen_the_band_again(seed):
     # Band: the naive one (+-z in volatility units), so any pinball cost is the adaptation's own.
     series = _bursty(seed)
     config = TrainConfig(hidden=8)
-    model = TrainedModel(config=config, module=_new_module(config, 9), scaler_mean=np.zeros(9), scaler_scale=np.ones(9),
-                         calibration=np.zeros(config.horizon), aci_rate=0.02, aci_start_time=int(series.times[START]))
+    model = TrainedModel(
+        config=config,
+        module=_new_module(config, 9),
+        scaler_mean=np.zeros(9),
+        scaler_scale=np.ones(9),
+        calibration=np.zeros(config.horizon),
+        aci_rate=0.02,
+        aci_start_time=int(series.times[START]),
+    )
     frame = build_frame(series, min_history=config.min_history)
     raw = np.zeros((N, config.horizon, 3))
     raw[..., 0], raw[..., 2] = -Z, Z

@@ -21,8 +21,7 @@ def test_metrics_by_hand():
     point = np.array([[10.0, 11.0], [20.0, 19.0]])
     actual = np.array([[12.0, 10.0], [20.0, 22.0]])
     last = np.array([10.0, 21.0])
-    quantiles = np.array([[[9.0, 10.0, 11.0], [10.5, 11.0, 12.0]],
-                          [[18.0, 20.0, 23.0], [17.0, 19.0, 22.0]]])
+    quantiles = np.array([[[9.0, 10.0, 11.0], [10.5, 11.0, 12.0]], [[18.0, 20.0, 23.0], [17.0, 19.0, 22.0]]])
     m = metrics(point, actual, last, mase_scale=0.5, quantiles=quantiles, levels=(0.1, 0.5, 0.9))
     # Absolute errors 2, 1, 0, 3.
     assert m["mae"] == pytest.approx(1.5)

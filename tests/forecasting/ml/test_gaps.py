@@ -43,7 +43,7 @@ def test_no_target_crosses_the_gap(gapped, frame):
 
 
 def test_first_steps_after_the_gap_are_not_origins(gapped, frame):
-    assert not frame.valid[G:G + MIN_HISTORY].any()
+    assert not frame.valid[G : G + MIN_HISTORY].any()
     assert frame.valid[G + MIN_HISTORY]
     picked = origins(gapped, test_start=G - 100, horizon=H, min_history=MIN_HISTORY)
     assert picked[0] == G - 100
@@ -63,7 +63,7 @@ def test_returns_and_volatility_restart_after_the_gap(gapped, frame):
     r1 = np.log(c[G + 1] / c[G])
     assert frame.sigma[G + 1] == pytest.approx(max(abs(r1), 1e-5), rel=1e-12)
     assert scaled_return[G + 2] == pytest.approx(np.log(c[G + 2] / c[G + 1]) / frame.sigma[G + 1], rel=1e-12)
-    assert not np.isclose(scaled_return[G + 1:G + 5], cross_gap / frame.sigma[G - 1]).any()
+    assert not np.isclose(scaled_return[G + 1 : G + 5], cross_gap / frame.sigma[G - 1]).any()
 
 
 def test_candles_before_the_gap_do_not_reach_after_it(gapped, frame):

@@ -31,8 +31,14 @@ def _same_model(a, b):
 def test_scaler_is_fitted_on_the_training_part_only(recent, recent_model):
     train_end = len(recent) - TEST_STEPS
     val_start = train_end - SMALL.val_steps
-    frame = build_frame(recent.head(train_end), ewma_halflife=SMALL.ewma_halflife, min_history=SMALL.min_history,
-                        profile=recent_model.profile, horizon=SMALL.horizon, range_weight=SMALL.range_weight)
+    frame = build_frame(
+        recent.head(train_end),
+        ewma_halflife=SMALL.ewma_halflife,
+        min_history=SMALL.min_history,
+        profile=recent_model.profile,
+        horizon=SMALL.horizon,
+        range_weight=SMALL.range_weight,
+    )
     rows = frame.valid & (np.arange(train_end) < val_start)
     np.testing.assert_allclose(recent_model.scaler_mean, frame.features[rows].mean(axis=0), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(recent_model.scaler_scale, frame.features[rows].std(axis=0), rtol=1e-12)
@@ -81,13 +87,13 @@ def test_backtest_inputs_at_an_origin_use_candles_up_to_it(recent, recent_model)
     changed = scaled_after(recent, t + 1)
     pa, _ = recent_model.predict_prices(recent)
     pb, _ = recent_model.predict_prices(changed)
-    np.testing.assert_array_equal(pa[:t + 1], pb[:t + 1])
+    np.testing.assert_array_equal(pa[: t + 1], pb[: t + 1])
     assert not np.array_equal(pa[t + 1], pb[t + 1])
     # A fast adaptive rate makes any look-ahead in the band updates show.
     fast = dataclasses.replace(recent_model, aci_rate=0.5)
-    np.testing.assert_array_equal(fast.predict_scaled(recent)[0][:t + 1], fast.predict_scaled(changed)[0][:t + 1])
+    np.testing.assert_array_equal(fast.predict_scaled(recent)[0][: t + 1], fast.predict_scaled(changed)[0][: t + 1])
     idx = np.arange(len(recent) - TEST_STEPS, t + 1)
-    kw = dict(horizon=H, levels=SMALL.quantiles, train_end=len(recent) - TEST_STEPS)
+    kw = {"horizon": H, "levels": SMALL.quantiles, "train_end": len(recent) - TEST_STEPS}
     ba, bb = baselines(recent, idx, **kw), baselines(changed, idx, **kw)
     for name in ("naive", "drift", "naive_band"):
         np.testing.assert_array_equal(ba[name].point, bb[name].point)

@@ -37,9 +37,15 @@ def _seasonal_walk(seed: int = 0, weeks: int = WEEKS) -> tuple[Series, np.ndarra
     vol = np.where((hour >= 14) & (hour < 18) & (day < 5), 0.006, 0.002)
     close = 100 * np.exp(np.cumsum(rng.normal(0, vol)))
     open_ = np.concatenate([[100.0], close[:-1]])
-    return Series.from_arrays(times=times, open=open_, high=np.maximum(open_, close) * 1.0003,
-                              low=np.minimum(open_, close) * 0.9997, close=close, volume=np.full(n, 5.0),
-                              interval_ms=HOUR_MS), vol
+    return Series.from_arrays(
+        times=times,
+        open=open_,
+        high=np.maximum(open_, close) * 1.0003,
+        low=np.minimum(open_, close) * 0.9997,
+        close=close,
+        volume=np.full(n, 5.0),
+        interval_ms=HOUR_MS,
+    ), vol
 
 
 def test_places_in_the_week():
@@ -66,8 +72,12 @@ def test_the_profile_finds_the_busy_hours():
 
 def test_the_profile_is_learnt_only_before_its_end(recent):
     cut = 2000
-    changed = dataclasses.replace(recent, close=np.where(np.arange(len(recent)) < cut, recent.close,
-                                                         recent.close * np.exp(np.sin(np.arange(len(recent))) * 0.05)))
+    changed = dataclasses.replace(
+        recent,
+        close=np.where(
+            np.arange(len(recent)) < cut, recent.close, recent.close * np.exp(np.sin(np.arange(len(recent))) * 0.05)
+        ),
+    )
     np.testing.assert_array_equal(seasonal_profile(recent, end=cut), seasonal_profile(changed, end=cut))
     assert not np.allclose(seasonal_profile(recent), seasonal_profile(changed))
 
@@ -90,7 +100,7 @@ def test_the_seasonal_band_reads_nothing_after_its_cutoff(recent):
     # Its forecasts at origins before the cut-off do not change either.
     pa, _ = a.predict_prices(recent)
     pb, _ = b.predict_prices(scaled_after(recent, train_end, 3.0))
-    np.testing.assert_array_equal(pa[:train_end - SMALL.horizon], pb[:train_end - SMALL.horizon])
+    np.testing.assert_array_equal(pa[: train_end - SMALL.horizon], pb[: train_end - SMALL.horizon])
 
 
 def test_season_scale_sums_the_profile_over_the_target_hours():
@@ -149,7 +159,8 @@ def test_range_weight_measures_each_hour_by_its_high_and_low(recent):
     # With the whole weight on the range, the first EWMA value is that hour's Parkinson variance.
     first = 1
     assert by_range.sigma[first] == pytest.approx(
-        np.sqrt(PARKINSON * np.log(recent.high[first] / recent.low[first]) ** 2), rel=1e-12)
+        np.sqrt(PARKINSON * np.log(recent.high[first] / recent.low[first]) ** 2), rel=1e-12
+    )
     assert not np.allclose(close_only.sigma[100:], by_range.sigma[100:])
 
 

@@ -33,8 +33,15 @@ def test_nan_price(good):
         train(_with(good, close=close), SMALL)
     assert when(good.times[K]) in str(err.value)
     with pytest.raises(SeriesError, match="close is NaN"):
-        Series.from_arrays(times=good.times, open=good.open, high=good.high, low=good.low, close=close,
-                           volume=good.volume, interval_ms=HOUR_MS)
+        Series.from_arrays(
+            times=good.times,
+            open=good.open,
+            high=good.high,
+            low=good.low,
+            close=close,
+            volume=good.volume,
+            interval_ms=HOUR_MS,
+        )
 
 
 @pytest.mark.parametrize("field,value", [("close", 0.0), ("low", -1.0)])
@@ -89,19 +96,22 @@ def test_too_little_history_before_train_end(good):
         train(good, SMALL, train_end=400)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("max_epochs", 0, "max_epochs must be at least 1, not 0"),
-    ("hidden", -4, "hidden must be at least 1"),
-    ("batch_size", 0, "batch_size must be at least 1"),
-    ("lr", 0.0, "lr, ewma_halflife and profile_halflife must be positive"),
-    ("lr", float("nan"), "lr, ewma_halflife and profile_halflife must be positive"),
-    ("ewma_halflife", -1.0, "lr, ewma_halflife and profile_halflife must be positive"),
-    ("profile_halflife", 0.0, "lr, ewma_halflife and profile_halflife must be positive"),
-    ("profile_smooth", -1, "profile_smooth cannot be negative"),
-    ("dropout", 1.0, "dropout and aci_rate must be in"),
-    ("aci_rate", -0.1, "dropout and aci_rate must be in"),
-    ("patience", -1, "patience cannot be negative"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("max_epochs", 0, "max_epochs must be at least 1, not 0"),
+        ("hidden", -4, "hidden must be at least 1"),
+        ("batch_size", 0, "batch_size must be at least 1"),
+        ("lr", 0.0, "lr, ewma_halflife and profile_halflife must be positive"),
+        ("lr", float("nan"), "lr, ewma_halflife and profile_halflife must be positive"),
+        ("ewma_halflife", -1.0, "lr, ewma_halflife and profile_halflife must be positive"),
+        ("profile_halflife", 0.0, "lr, ewma_halflife and profile_halflife must be positive"),
+        ("profile_smooth", -1, "profile_smooth cannot be negative"),
+        ("dropout", 1.0, "dropout and aci_rate must be in"),
+        ("aci_rate", -0.1, "dropout and aci_rate must be in"),
+        ("patience", -1, "patience cannot be negative"),
+    ],
+)
 def test_a_config_that_cannot_train_is_refused_with_its_reason(field, value, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(SMALL, **{field: value})

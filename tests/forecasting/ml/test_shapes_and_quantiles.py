@@ -11,13 +11,18 @@ from forecasting.ml.train import TrainConfig, TrainedModel, _new_module
 from .candles import HOUR_MS
 
 
-def _untrained(config: TrainConfig, *, calibration=None, shrink=1.0, aci_rate=0.0, aci_start_time=None
-               ) -> TrainedModel:
+def _untrained(config: TrainConfig, *, calibration=None, shrink=1.0, aci_rate=0.0, aci_start_time=None) -> TrainedModel:
     torch.manual_seed(123)
-    return TrainedModel(config=config, module=_new_module(config, 9), scaler_mean=np.zeros(9),
-                        scaler_scale=np.ones(9),
-                        calibration=np.zeros(config.horizon) if calibration is None else calibration, shrink=shrink,
-                        aci_rate=aci_rate, aci_start_time=aci_start_time)
+    return TrainedModel(
+        config=config,
+        module=_new_module(config, 9),
+        scaler_mean=np.zeros(9),
+        scaler_scale=np.ones(9),
+        calibration=np.zeros(config.horizon) if calibration is None else calibration,
+        shrink=shrink,
+        aci_rate=aci_rate,
+        aci_start_time=aci_start_time,
+    )
 
 
 def _assert_ordered(q: np.ndarray):
@@ -64,12 +69,15 @@ def test_trained_quantiles_never_cross(recent, recent_model):
     _assert_ordered(prices[frame.valid])  # no price without a volatility estimate
 
 
-@pytest.mark.parametrize("calibration,shrink", [
-    (None, 1.0),
-    (np.linspace(-3, 3, 24), 0.4),  # narrowing on the first steps, widening on the last
-    (np.full(24, -50.0), 0.0),  # narrowing far past the median
-    (np.full(24, 5.0), 0.7),
-])
+@pytest.mark.parametrize(
+    "calibration,shrink",
+    [
+        (None, 1.0),
+        (np.linspace(-3, 3, 24), 0.4),  # narrowing on the first steps, widening on the last
+        (np.full(24, -50.0), 0.0),  # narrowing far past the median
+        (np.full(24, 5.0), 0.7),
+    ],
+)
 def test_untrained_quantiles_never_cross(recent, calibration, shrink):
     model = _untrained(TrainConfig(hidden=16), calibration=calibration, shrink=shrink)
     scaled, _ = model.predict_scaled(recent)
@@ -81,8 +89,13 @@ def test_untrained_quantiles_never_cross(recent, calibration, shrink):
 @pytest.mark.parametrize("calibration", [np.full(24, -2.0), np.full(24, 2.0)])
 def test_untrained_quantiles_never_cross_with_adaptive_band(recent, calibration):
     # A fast adaptive rate moves the band a lot: it may collapse onto the median, never cross it.
-    model = _untrained(TrainConfig(hidden=16), calibration=calibration, shrink=0.5, aci_rate=0.5,
-                       aci_start_time=int(recent.times[1000]))
+    model = _untrained(
+        TrainConfig(hidden=16),
+        calibration=calibration,
+        shrink=0.5,
+        aci_rate=0.5,
+        aci_start_time=int(recent.times[1000]),
+    )
     scaled, frame = model.predict_scaled(recent)
     _assert_ordered(scaled)
     _assert_ordered(model.predict_prices(recent)[0][frame.valid])

@@ -14,7 +14,7 @@ from forecasting.ml.data import Series, build_frame, targets
 from forecasting.ml.train import TrainConfig, TrainedModel, _new_module
 
 from .candles import HOUR_MS
-from .test_adaptive_band import START, Z, N
+from .test_adaptive_band import START, N, Z
 
 
 def _noisy(seed: int, n: int = 600, horizon: int = 6):
@@ -31,17 +31,17 @@ def test_the_smoothed_offsets_are_an_ewma_of_the_adaptive_ones(pooled):
     raw, y, mask, base = _noisy(0)
     start, halflife = 50, 36.0
     rough = adaptive_offsets(raw, y, mask, base, start=start, rate=0.05, alpha=0.2, pooled=pooled)
-    smooth = adaptive_offsets(raw, y, mask, base, start=start, rate=0.05, alpha=0.2, pooled=pooled,
-                              smooth=halflife)
+    smooth = adaptive_offsets(raw, y, mask, base, start=start, rate=0.05, alpha=0.2, pooled=pooled, smooth=halflife)
     w = 1 - 0.5 ** (1 / halflife)
     np.testing.assert_array_equal(smooth[:start], rough[:start])
     np.testing.assert_allclose(smooth[start], base + w * (rough[start] - base))
-    np.testing.assert_allclose(smooth[start + 1:], smooth[start:-1] + w * (rough[start + 1:] - smooth[start:-1]),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        smooth[start + 1 :], smooth[start:-1] + w * (rough[start + 1 :] - smooth[start:-1]), atol=1e-12
+    )
     # Fewer swings, the same level over the long run.
     swings = lambda o: np.abs(np.diff(o[start:, 0])).sum()  # noqa: E731
     assert swings(smooth) < 0.3 * swings(rough)
-    assert abs(smooth[start + 200:, 0].mean() - rough[start + 200:, 0].mean()) < 0.05
+    assert abs(smooth[start + 200 :, 0].mean() - rough[start + 200 :, 0].mean()) < 0.05
 
 
 def test_smoothing_reads_no_outcome_after_its_step():
@@ -53,8 +53,8 @@ def test_smoothing_reads_no_outcome_after_its_step():
     resolves = np.arange(len(y))[:, None] + np.arange(1, y.shape[1] + 1)[None, :]
     later[resolves > t] += 50.0
     after = adaptive_offsets(raw, later, mask, base, start=start, rate=0.05, alpha=0.2, pooled=True, smooth=36.0)
-    np.testing.assert_array_equal(after[:t + 1], before[:t + 1])
-    assert not np.array_equal(after[t + 1:], before[t + 1:])
+    np.testing.assert_array_equal(after[: t + 1], before[: t + 1])
+    assert not np.array_equal(after[t + 1 :], before[t + 1 :])
 
 
 def _fat_tailed(seed: int) -> Series:
@@ -65,9 +65,15 @@ def _fat_tailed(seed: int) -> Series:
     vol = 0.004 * np.exp(0.5 * np.sin(2 * np.pi * t / 1500))
     close = 100 * np.exp(np.cumsum(vol * rng.standard_t(4, N) / np.sqrt(2)))
     open_ = np.concatenate([[close[0]], close[:-1]])
-    return Series.from_arrays(times=1_600_000_000_000 + t * HOUR_MS, open=open_, high=np.maximum(open_, close) * 1.0005,
-                              low=np.minimum(open_, close) * 0.9995, close=close, volume=np.full(N, 10.0),
-                              interval_ms=HOUR_MS)
+    return Series.from_arrays(
+        times=1_600_000_000_000 + t * HOUR_MS,
+        open=open_,
+        high=np.maximum(open_, close) * 1.0005,
+        low=np.minimum(open_, close) * 0.9995,
+        close=close,
+        volume=np.full(N, 10.0),
+        interval_ms=HOUR_MS,
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -85,9 +91,15 @@ def test_smoothing_lowers_the_pinball_cost_of_adapting(seed):
 
     def band(aci_smooth):
         config = TrainConfig(hidden=8, aci_rate=0.04, aci_smooth=aci_smooth)
-        model = TrainedModel(config=config, module=_new_module(config, 9), scaler_mean=np.zeros(9),
-                             scaler_scale=np.ones(9), calibration=np.zeros(24), aci_rate=config.aci_rate,
-                             aci_start_time=int(series.times[START]))
+        model = TrainedModel(
+            config=config,
+            module=_new_module(config, 9),
+            scaler_mean=np.zeros(9),
+            scaler_scale=np.ones(9),
+            calibration=np.zeros(24),
+            aci_rate=config.aci_rate,
+            aci_start_time=int(series.times[START]),
+        )
         widen = model.band_offsets(series, frame, raw)
         lo, hi = (raw[..., 0] - widen) * scale, (raw[..., 2] + widen) * scale
         moved = y * scale
