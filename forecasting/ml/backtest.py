@@ -12,6 +12,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.stats import norm
+from sklearn.metrics import (
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_pinball_loss,
+    root_mean_squared_error,
+)
 
 from .band import BandForecaster, to_prices
 from .data import Series, SeriesError, build_frame, segment_ids
@@ -53,14 +59,16 @@ def metrics(
     quantiles: np.ndarray | None = None,
     levels: tuple[float, ...] = (0.1, 0.5, 0.9),
 ) -> dict:
-    err = point - actual
+    # scikit-learn's definitions, over every (origin, step) at once; per step where named.
+    flat_actual, flat_point = actual.ravel(), point.ravel()
+    mae = float(mean_absolute_error(flat_actual, flat_point))
     out = {
-        "mae": float(np.mean(np.abs(err))),
-        "mae_h1": float(np.mean(np.abs(err[:, 0]))),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mape": float(np.mean(np.abs(err) / actual) * 100),
-        "mase": float(np.mean(np.abs(err)) / mase_scale),
-        "mae_by_step": np.mean(np.abs(err), axis=0).round(6).tolist(),
+        "mae": mae,
+        "mae_h1": float(mean_absolute_error(actual[:, 0], point[:, 0])),
+        "rmse": float(root_mean_squared_error(flat_actual, flat_point)),
+        "mape": float(mean_absolute_percentage_error(flat_actual, flat_point) * 100),
+        "mase": mae / mase_scale,
+        "mae_by_step": np.asarray(mean_absolute_error(actual, point, multioutput="raw_values")).round(6).tolist(),
     }
     # exp(log(price)) is not always the price to the last bit: a move that small is no move at all.
     move = point - last[:, None]
@@ -69,9 +77,9 @@ def metrics(
     # A forecast of "no change" calls no direction, so directional accuracy does not apply to it.
     out["directional_accuracy"] = None if not np.any(moved) else float(np.mean(moved == actual_move))
     if quantiles is not None:
-        q = np.asarray(levels)
-        diff = actual[..., None] - quantiles
-        out["pinball"] = float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
+        # The mean over the levels of each level's pinball loss (equal weights: one value per level).
+        out["pinball"] = float(np.mean([mean_pinball_loss(flat_actual, quantiles[..., i].ravel(), alpha=level)
+                                        for i, level in enumerate(levels)]))
         lo, hi = quantiles[..., 0], quantiles[..., -1]
         out["coverage"] = float(np.mean((actual >= lo) & (actual <= hi)))
         out["width"] = float(np.mean(hi - lo))
