@@ -405,3 +405,51 @@ def test_export_escapes_formulas_and_import_gives_back_the_same_text(folio, btc,
     copy = portfolio_create(owner=user, name="Copy")
     transactions_import_csv(portfolio=copy, text=exported)
     assert list(copy.transactions.order_by("executed_at").values_list("note", flat=True)) == NOTES
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("via", ["page", "api"])
+def test_double_submitted_imports_store_each_row_once(on_postgres, via):
+    """Many pairs of simultaneous imports of one file, as a double click or a client retry sends
+    them, through the page and through the API: every row is stored once."""
+    import threading
+
+    from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.db import connection
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    owner = get_user_model().objects.create_user(username="gina", password="x-long-password-1")
+    Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
+    pairs, rows = 10, 3
+    barrier, codes = threading.Barrier(2, timeout=30), []
+
+    def submit(portfolio, text):
+        barrier.wait()
+        try:
+            if via == "page":
+                client = Client()
+                client.force_login(owner)
+                upload = SimpleUploadedFile("t.csv", text.encode(), "text/csv")
+                codes.append(client.post(f"/portfolios/{portfolio.id}/import/", {"file": upload}).status_code)
+            else:
+                client = APIClient()
+                client.force_authenticate(owner)
+                codes.append(client.generic("POST", f"/api/v1/portfolios/{portfolio.id}/import-csv/", text,
+                                            content_type="text/csv").status_code)
+        finally:
+            connection.close()
+
+    portfolios = []
+    for n in range(pairs):
+        portfolio = portfolio_create(owner=owner, name=f"Pair {n}")
+        portfolios.append(portfolio)
+        text = f"{HEADER}\n" + "".join(f"2022-03-0{d + 1}T12:00:00Z,buy,BTCUSDT,{n + 1},100,0,\n" for d in range(rows))
+        threads = [threading.Thread(target=submit, args=(portfolio, text)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert codes == [302 if via == "page" else 201] * (2 * pairs)
+    assert [Transaction.objects.filter(portfolio=p).count() for p in portfolios] == [rows] * pairs
