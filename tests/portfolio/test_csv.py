@@ -436,8 +436,11 @@ def test_double_submitted_imports_store_each_row_once(on_postgres, via):
             else:
                 client = APIClient()
                 client.force_authenticate(owner)
-                codes.append(client.generic("POST", f"/api/v1/portfolios/{portfolio.id}/import-csv/", text,
-                                            content_type="text/csv").status_code)
+                codes.append(
+                    client.generic(
+                        "POST", f"/api/v1/portfolios/{portfolio.id}/import-csv/", text, content_type="text/csv"
+                    ).status_code
+                )
         finally:
             connection.close()
 
@@ -453,3 +456,8 @@ def test_double_submitted_imports_store_each_row_once(on_postgres, via):
             t.join()
     assert codes == [302 if via == "page" else 201] * (2 * pairs)
     assert [Transaction.objects.filter(portfolio=p).count() for p in portfolios] == [rows] * pairs
+    from tests.reliability import record
+
+    record(
+        "security", f"the same CSV imported twice at once through the {via}", duplicated=0, pairs=pairs, rows_each=rows
+    )

@@ -810,3 +810,6 @@ def test_two_submissions_of_one_form_at_once_add_one_transaction(on_postgres):
         data = _add_form(clients[0], folio)
     assert codes == [302] * 40
     assert folio.transactions.count() == 20
+    from tests.reliability import record
+
+    record("security", "one add-transaction form submitted twice at once", duplicated=0, pairs=20)

@@ -105,7 +105,7 @@ def test_racing_writes_on_sqlite_get_no_500(tmp_path):
     assert not [s for s in statuses if s >= 500], log.read_text()[-3000:]
     assert statuses.count(201) == PAIRS and statuses.count(200) == PAIRS
     record(
-        "reliability",
+        "faults",
         "SQLite default: racing writes through the real server",
         pairs=PAIRS,
         server_errors=sum(s >= 500 for s in statuses),
