@@ -63,6 +63,14 @@ def test_the_largest_accepted_values_render_everywhere(world, case):
     statuses = {}
     for path in pages(world, world.portfolio.id, tx.id):
         statuses[path] = page.get(path).status_code
+    # Staff see the same rows in admin.
+    staff = client_for(world, "staff")
+    for path in (
+        "/admin/portfolio/transaction/",
+        f"/admin/portfolio/transaction/{tx.id}/change/",
+        f"/admin/portfolio/portfolio/{world.portfolio.id}/change/",
+    ):
+        statuses[path] = staff.get(path).status_code
     api = world.client("owner")
     for path in API:
         url = path.format(p=world.portfolio.id)
