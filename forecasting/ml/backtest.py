@@ -78,8 +78,14 @@ def metrics(
     out["directional_accuracy"] = None if not np.any(moved) else float(np.mean(moved == actual_move))
     if quantiles is not None:
         # The mean over the levels of each level's pinball loss (equal weights: one value per level).
-        out["pinball"] = float(np.mean([mean_pinball_loss(flat_actual, quantiles[..., i].ravel(), alpha=level)
-                                        for i, level in enumerate(levels)]))
+        out["pinball"] = float(
+            np.mean(
+                [
+                    mean_pinball_loss(flat_actual, quantiles[..., i].ravel(), alpha=level)
+                    for i, level in enumerate(levels)
+                ]
+            )
+        )
         lo, hi = quantiles[..., 0], quantiles[..., -1]
         out["coverage"] = float(np.mean((actual >= lo) & (actual <= hi)))
         out["width"] = float(np.mean(hi - lo))
