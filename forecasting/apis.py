@@ -9,8 +9,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -21,7 +19,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -289,7 +287,11 @@ class ForecastFilter(filters.FilterSet):
 
 
 def _asset(symbol: str) -> Asset:
-    return get_object_or_404(Asset, symbol=symbol.upper())
+    asset = Asset.objects.filter(symbol=symbol.upper()).first()
+    if asset is None:
+        # Named in the error body, with where to look: "Not found." alone leaves a script guessing.
+        raise exceptions.NotFound(f"No asset {symbol.upper()}; /api/v1/assets/ lists the tracked ones.")
+    return asset
 
 
 class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
@@ -392,7 +394,7 @@ class AssetForecastViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin
         """The forecast serving now, picked and judged by the asset page's own selectors."""
         state = _latest_forecast_state(self.kwargs["symbol"].upper())
         if state is None:
-            raise Http404
+            _asset(self.kwargs["symbol"])  # raises the 404 that names the symbol
         key = "api:forecast-latest:2:" + hashlib.sha256(repr(state).encode()).hexdigest()
         body = cache.get(key)
         if body is None:

@@ -77,6 +77,8 @@ class SymbolField(serializers.SlugRelatedField):
     default_error_messages = {
         **serializers.SlugRelatedField.default_error_messages,
         "not_a_symbol": "A Binance symbol is 2 to 20 letters and digits, e.g. BTCUSDT.",
+        "does_not_exist": "{value} is not tracked; /api/v1/assets/ lists the tracked assets (add a first "
+        "transaction of a new pair on the site to start tracking it).",
     }
 
     def to_internal_value(self, data):

@@ -44,7 +44,7 @@ def tx_url(w) -> str:
         ({"executed_at": "2999-01-01T00:00:00Z"}, "executed_at", "The date cannot be in the future."),
         ({"executed_at": "yesterday"}, "executed_at", "Datetime has wrong format."),
         ({"executed_at": "0001-01-02T00:00:00Z"}, "executed_at", "cannot be before 2009-01-03"),
-        ({"symbol": "NOPEUSDT"}, "symbol", "Object with symbol=NOPEUSDT does not exist."),
+        ({"symbol": "NOPEUSDT"}, "symbol", "NOPEUSDT is not tracked; /api/v1/assets/ lists the tracked assets"),
         ({"kind": "gift"}, "kind", '"gift" is not a valid choice.'),
     ],
 )
@@ -114,6 +114,14 @@ def test_malformed_json_is_a_400_with_the_error_body(world):
 def test_unknown_objects_and_paths_are_404_with_the_error_body(world, path):
     error = assert_error(world.client("owner").get(path), 404)
     assert error["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "path", ["", "candles/", "forecasts/", "forecasts/latest/", "model-versions/", "training-runs/"]
+)
+def test_an_unknown_symbol_is_named_in_the_404(world, path):
+    error = assert_error(world.client("owner").get(f"/api/v1/assets/dogeusdt/{path}"), 404)
+    assert error["message"] == "No asset DOGEUSDT; /api/v1/assets/ lists the tracked ones."
 
 
 def test_a_path_without_its_slash_says_which_one_exists(world):
