@@ -6,6 +6,7 @@ from accounts.forms import AdminSignInForm
 from accounts.views import home
 from core.api.views import redoc_bundle
 from core.health import healthz
+from core.views import favicon
 
 # The admin's sign-in counts failures with the site's: one limit, whichever form is used.
 admin.site.login_form = AdminSignInForm
@@ -13,6 +14,8 @@ admin.site.login_form = AdminSignInForm
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page says.
+    path("favicon.ico", favicon),
     path("accounts/", include("accounts.urls")),
     path("assets/", include("forecasting.urls")),
     path("portfolios/", include("portfolio.urls")),

@@ -8,6 +8,8 @@ from pathlib import Path
 from django.contrib.staticfiles import finders
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
@@ -44,6 +46,8 @@ def _redoc_bundle() -> bytes:
     return path.read_bytes().replace(REDOC_LOGO.encode(), BLANK_SVG.encode())
 
 
+@csrf_exempt  # read-only, like the API's documentation views: anything but GET is a 405
+@require_safe
 def redoc_bundle(request):
     """ReDoc's bundle from the sidecar package, except that its "by Redocly" badge no longer loads
     a logo from cdn.redoc.ly, which the Content-Security-Policy (img-src 'self') would block."""

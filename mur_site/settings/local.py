@@ -7,3 +7,6 @@ DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # An empty value (a copied .env.example) counts as unset here.
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or "insecure-local-development-key-do-not-use-in-production"
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Static files straight from the app folders, without collectstatic, also with DEBUG off (how
+# scripts/run starts the site: a person using it never sees Django's debug pages).
+WHITENOISE_USE_FINDERS = True

@@ -44,6 +44,7 @@ class Page:
 PAGES = {
     "": Page("guest"),
     "healthz": Page("public"),
+    "favicon.ico": Page("public"),
     "accounts/login/": Page("guest", post=True),
     "accounts/logout/": Page("post-only", post=True),
     "accounts/signup/": Page("guest", post=True),

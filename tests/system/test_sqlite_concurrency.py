@@ -98,6 +98,17 @@ def test_racing_writes_on_sqlite_get_no_500(tmp_path):
                 t.start()
             for t in threads:
                 t.join()
+        # The local run as a person sees it with debug off: static files and the favicon are served
+        # without collectstatic, and a missing page is the site's 404, not Django's debug page.
+        assert _request(f"{base}/static/css/site.css") == 200
+        with urllib.request.urlopen(f"{base}/favicon.ico", timeout=10) as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("image/svg")
+        try:
+            urllib.request.urlopen(f"{base}/no-such-page/", timeout=10)
+            raise AssertionError("an unknown page answered 200")
+        except urllib.error.HTTPError as e:
+            page = e.read().decode()
+            assert e.code == 404 and "Not found" in page and "URLconf" not in page
     finally:
         web.terminate()
         web.wait(timeout=30)
