@@ -19,6 +19,7 @@ from forecasting.models import Asset, Forecast
 from portfolio import services, transactions_csv, valuation
 from portfolio.models import Portfolio, Transaction
 from tests.factories import candles
+from tests.support.pages import add_transaction_form
 
 # Well in the past, so nothing depends on today's date.
 NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)
@@ -751,27 +752,12 @@ def test_admin_deletion_keeps_the_history_valid_and_users_can_still_be_deleted(
     assert not Transaction.objects.exists()
 
 
-def _add_form(client, portfolio) -> dict:
-    page = client.get(reverse("portfolio:transaction-add", args=[portfolio.pk])).content.decode()
-    key = re.search(r'name="submission_key" value="([0-9a-f]{32})"', page).group(1)
-    return {
-        "symbol": "BTCUSDT",
-        "kind": "buy",
-        "quantity": "0.5",
-        "unit_price": "100",
-        "fee": "0",
-        "executed_at": "2022-06-10T10:00:00",
-        "note": "",
-        "submission_key": key,
-    }
-
-
 def test_a_form_submitted_twice_adds_one_transaction(signed_in, portfolio, btc):
-    data = _add_form(signed_in, portfolio)
+    data = add_transaction_form(signed_in, portfolio)
     url = reverse("portfolio:transaction-add", args=[portfolio.pk])
     assert signed_in.post(url, data).status_code == 302
     assert signed_in.post(url, data).status_code == 302  # a double click, or the browser resending
     assert portfolio.transactions.count() == 1
     # A new form is a new transaction, even with the same values.
-    assert signed_in.post(url, _add_form(signed_in, portfolio)).status_code == 302
+    assert signed_in.post(url, add_transaction_form(signed_in, portfolio)).status_code == 302
     assert portfolio.transactions.count() == 2

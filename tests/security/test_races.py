@@ -4,8 +4,6 @@ must store every row once. On PostgreSQL, where the writers really run in parall
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -15,23 +13,9 @@ from portfolio.models import Transaction
 from portfolio.services import portfolio_create
 from portfolio.transactions_csv import CSV_COLUMNS, transactions_import_csv
 from tests.reliability import record
+from tests.support.pages import add_transaction_form
 
 HEADER = ",".join(CSV_COLUMNS)
-
-
-def _add_form(client, portfolio) -> dict:
-    page = client.get(reverse("portfolio:transaction-add", args=[portfolio.pk])).content.decode()
-    key = re.search(r'name="submission_key" value="([0-9a-f]{32})"', page).group(1)
-    return {
-        "symbol": "BTCUSDT",
-        "kind": "buy",
-        "quantity": "0.5",
-        "unit_price": "100",
-        "fee": "0",
-        "executed_at": "2022-06-10T10:00:00",
-        "note": "",
-        "submission_key": key,
-    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -143,7 +127,7 @@ def test_two_submissions_of_one_form_at_once_add_one_transaction(on_postgres):
     clients = [Client(), Client()]
     for c in clients:
         c.force_login(user)
-    data = _add_form(clients[0], folio)
+    data = add_transaction_form(clients[0], folio)
     url = reverse("portfolio:transaction-add", args=[folio.pk])
     barrier, codes = threading.Barrier(2, timeout=30), []
 
@@ -160,7 +144,7 @@ def test_two_submissions_of_one_form_at_once_add_one_transaction(on_postgres):
             t.start()
         for t in threads:
             t.join()
-        data = _add_form(clients[0], folio)
+        data = add_transaction_form(clients[0], folio)
     assert codes == [302] * 40
     assert folio.transactions.count() == 20
 
