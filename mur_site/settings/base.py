@@ -269,6 +269,8 @@ HEALTH_MAX_CANDLE_AGE_INTERVALS = env.int("MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS",
 # New pairs one person (not staff) may start tracking by adding a transaction: each adds hourly
 # refreshes and a daily training to the workers' load.
 MAX_TRACKED_PER_USER = env.int("MUR_MAX_TRACKED_PER_USER", default=5)
+# demo_setup's staff account with a printed password: only the local settings turn it on.
+DEMO_ACCOUNT = False
 
 # --- Forecasting. Model artifacts go through Django's storage API (local folder by default).
 MEDIA_ROOT = Path(env.str("MUR_MEDIA_ROOT", default=str(VAR_DIR / "media")))

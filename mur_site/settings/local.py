@@ -7,6 +7,9 @@ DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # An empty value (a copied .env.example) counts as unset here.
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or "insecure-local-development-key-do-not-use-in-production"
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# scripts/run's first run creates a demo account (staff; its password is printed once), also with
+# DEBUG off, which is how scripts/run starts the site.
+DEMO_ACCOUNT = env.bool("MUR_DEMO_ACCOUNT", default=True)
 # Static files straight from the app folders, without collectstatic, also with DEBUG off (how
 # scripts/run starts the site: a person using it never sees Django's debug pages).
 WHITENOISE_USE_FINDERS = True

@@ -115,3 +115,24 @@ def test_password_reset_sends_an_email_whose_link_sets_a_new_password(client, us
     response = client.post(reverse("password_reset"), {"email": "nobody@example.com"})
     assert response["Location"] == reverse("password_reset_done")
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_the_local_run_creates_its_demo_account_with_debug_off_and_production_never(settings):
+    """scripts/run starts with DEBUG off; its first run must still give a newcomer an account."""
+    import io
+
+    from forecasting.management.commands.demo_setup import Command
+
+    settings.DEBUG = False
+    settings.DEMO_ACCOUNT = True
+    out = io.StringIO()
+    Command(stdout=out)._demo_account()
+    assert "username: demo  password: " in out.getvalue()
+    assert get_user_model().objects.get(username="demo").is_staff
+    settings.DEMO_ACCOUNT = False  # what base and production settings say
+    get_user_model().objects.filter(username="demo").delete()
+    out = io.StringIO()
+    Command(stdout=out)._demo_account()
+    assert "no demo account is created" in out.getvalue()
+    assert not get_user_model().objects.filter(username="demo").exists()

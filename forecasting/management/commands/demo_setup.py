@@ -14,7 +14,7 @@ DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 class Command(BaseCommand):
     help = (
-        "First-run setup for a local instance: a demo account (debug only, password printed once), "
+        "First-run setup for a local instance: a demo account (local settings only, password printed once), "
         "BTCUSDT and ETHUSDT tracked, their hourly candles backfilled (from Binance, or from "
         "MUR_KLINES_DIR when set). Safe to run again: it only fetches what is new."
     )
@@ -46,8 +46,8 @@ class Command(BaseCommand):
 
     def _demo_account(self):
         User = get_user_model()
-        if not settings.DEBUG:
-            self.stdout.write("Debug is off: no demo account is created.")
+        if not settings.DEMO_ACCOUNT:
+            self.stdout.write("Demo accounts are off here (MUR_DEMO_ACCOUNT): no demo account is created.")
             return
         if User.objects.filter(username="demo").exists():
             self.stdout.write("Demo account: demo (password shown on first run only).")
