@@ -286,7 +286,18 @@ def projected_value(summary: Summary, forecasts: dict[int, Forecast], now: datet
             hi += h.quantity * values[-1]
         points.append({"t": reference.steps[k]["target_time"], "low": lo, "median": mid, "high": hi})
     used = [forecasts[h.asset.id] for h in with_forecast]
+    total = sum((h.value for h in held), ZERO)
+
+    def share(holdings) -> float:
+        return float(sum((h.value for h in holdings), ZERO) / total) if total else 0.0
+
+    by_model = [h for h in with_forecast if forecasts[h.asset.id].kind == "model"]
     return {
+        # Which part of the value each kind of band covers: the page says how much is a model's.
+        "model_share": share(by_model),
+        "baseline_share": share([h for h in with_forecast if forecasts[h.asset.id].kind != "model"]),
+        "flat_share": share([h for h in held if h.asset.id not in forecasts]),
+        "by_model": [h.asset.symbol for h in by_model],
         "points": points,
         "start": {"t": reference.origin_time, "value": summary.value},
         "oldest_made_at": min(f.made_at for f in used),

@@ -156,6 +156,7 @@ def portfolio_detail(request, pk: int):
             "returns": returns,
             "forecast": forecast,
             "forecast_baseline": bool(forecast and "baseline" in forecast["kinds"]),
+            "forecast_cover": _forecast_cover(forecast) if forecast else "",
             "charts": _chart_data(detail),
             "filters": filters,
             "filtered": bool(filters.is_bound and filters.is_valid() and any(filters.cleaned_data.values())),
@@ -163,6 +164,28 @@ def portfolio_detail(request, pk: int):
             "forecast_method": FORECAST_METHOD,
         },
     )
+
+
+def _forecast_cover(forecast: dict) -> str:
+    """Which share of the value a model forecasts, and what covers the rest, in one sentence."""
+
+    def pct(share: float) -> str:
+        return f"{share:.0%}" if share >= 0.005 or share == 0 else "under 1%"
+
+    if forecast["model_share"] >= 0.9995:
+        return "A trained model forecasts every holding."
+    parts = []
+    if forecast["model_share"]:
+        by_model = ", ".join(forecast["by_model"])
+        parts.append(f"a trained model forecasts {pct(forecast['model_share'])} of this value ({by_model})")
+    else:
+        parts.append("no trained model serves any holding yet")
+    if forecast["baseline_share"]:
+        parts.append(f"the statistical baseline band covers {pct(forecast['baseline_share'])}")
+    if forecast["flat_share"]:
+        parts.append(f"{pct(forecast['flat_share'])} has no forecast yet and is counted at its last price")
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:]
 
 
 @login_required

@@ -270,10 +270,9 @@ def test_portfolio_page_projected_value_states_method_age_and_baseline(signed_in
     assert valuation.FORECAST_METHOD in page
     assert "No forecast yet" not in page
     assert "3 hours ago" in page
-    assert (
-        "its forecast is the baseline (the statistical seasonal band, or the naive volatility band while its "
-        "history is short), not a model's."
-    ) in page
+    # What covers the value is said in one sentence, in shares of the value.
+    assert "No trained model serves any holding yet; the statistical baseline band covers 100%." in page
+    assert "The baseline is a statistical band (or, while an asset's history is short, a naive volatility band)" in page
     assert "stale" not in page.lower()
     forecast = response.context["charts"]["forecast"]
     assert len(forecast["points"]) == 24
