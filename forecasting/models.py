@@ -117,8 +117,8 @@ class TrainingRun(models.Model):
         everyone else "schedule", "you" or "staff", never a staff member's username."""
         if viewer is not None and viewer.is_staff:
             return self.triggered_by
-        if self.triggered_by == "schedule":
-            return "schedule"
+        if ":" not in self.triggered_by:  # a source, not a person: "schedule", "first candles", "command"
+            return self.triggered_by
         _, _, who = self.triggered_by.partition(":")
         if viewer is not None and who and who == viewer.get_username():
             return "you"
@@ -229,3 +229,15 @@ class Forecast(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id} {self.source} from {self.origin_time:%Y-%m-%d %H:%M}"
+
+
+class BacktestTrack(models.Model):
+    """Per backtest origin of a version, the band 1, 6 and 24 steps ahead of the model and of the
+    statistical baseline, and the close that followed: the asset page's past forecasts until live
+    ones have resolved. Tens of KB, so kept out of ModelVersion, whose rows every list reads."""
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="backtest_track")
+    data = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"backtest track of {self.version_id}"

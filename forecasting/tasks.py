@@ -29,7 +29,12 @@ def candles_refresh_task(asset_id: int) -> dict | None:
         raise
     log.info("Refreshed %s: %s new, %s updated", asset.symbol, result.created, result.updated)
     if result.written:
-        forecast_task.delay(asset.id)  # new candles, new forecast
+        from .services.first_forecast import asset_forecasting_start
+
+        # A new asset's first forecast now and its first training queued; otherwise, new candles,
+        # new forecast.
+        if asset_forecasting_start(asset=asset).forecast is None:
+            forecast_task.delay(asset.id)
     return {"symbol": asset.symbol, "created": result.created, "updated": result.updated}
 
 

@@ -14,6 +14,7 @@ from .selectors.comparison import serving_comparison
 from .selectors.forecasts import (
     AHEAD_CHOICES,
     STALE_AFTER_CANDLES,
+    backtest_track_record,
     forecast_chart_points,
     forecast_latest,
     forecast_staleness,
@@ -21,7 +22,9 @@ from .selectors.forecasts import (
     model_versions_current,
     training_run_latest,
 )
-from .selectors.market_data import RANGES, price_history
+from .selectors.market_data import RANGES, PriceNow, price_history, prices_now
+from .selectors.overview import SORTS, assets_overview
+from .selectors.schedules import asset_next_runs
 
 
 def _asset_or_404(symbol: str) -> Asset:
@@ -33,16 +36,54 @@ def _asset_or_404(symbol: str) -> Asset:
 
 @login_required
 def asset_list(request):
-    assets = Asset.objects.filter(tracked=True)
-    return render(request, "forecasting/asset_list.html", {"assets": assets})
+    query = request.GET.get("q", "")[:40]
+    sort = request.GET.get("sort", "symbol")
+    if sort.lstrip("-") not in SORTS:
+        sort = "symbol"
+    rows = assets_overview(query=query, sort=sort)
+    columns = [("symbol", "Asset"), ("change", "24h change"), ("forecast", "Forecast, 24h")]
+    headers = []
+    for key, label in columns:
+        current = sort.lstrip("-") == key
+        descending = current and sort.startswith("-")
+        headers.append(
+            {
+                "key": key,
+                "label": label,
+                # A click on the sorted column reverses it; on another, sorts by it ascending.
+                "next": f"-{key}" if current and not descending else key,
+                "aria_sort": ("descending" if descending else "ascending") if current else "none",
+            }
+        )
+    items = [
+        {
+            "row": row,
+            "price": _headline(row.price),
+            "median": _price(row.median) if row.median is not None else None,
+            "low": _price(row.low) if row.low is not None else None,
+            "high": _price(row.high) if row.high is not None else None,
+            "forecast_change": f"{row.forecast_change_pct:+.2%}" if row.forecast_change_pct is not None else None,
+            "forecast_direction": _direction(row.forecast_change_pct),
+        }
+        for row in rows
+    ]
+    any_old = any(item["row"].price and item["row"].price.old for item in items)
+    oldest = min((item["row"].price for item in items if item["row"].price), key=lambda p: p.close_time, default=None)
+    context = {"items": items, "headers": headers, "query": query, "sort": sort, "oldest": oldest if any_old else None}
+    return render(request, "forecasting/asset_list.html", context)
+
+
+# The asset page opens on a week: the day-ahead forecast is a seventh of the chart there, where
+# on a month it was a sliver at the right edge.
+DEFAULT_RANGE = "7d"
 
 
 @login_required
 def asset_detail(request, symbol: str):
     asset = _asset_or_404(symbol)
-    range_key = request.GET.get("range", "30d")
+    range_key = request.GET.get("range", DEFAULT_RANGE)
     if range_key not in RANGES:
-        range_key = "30d"
+        range_key = DEFAULT_RANGE
     history = price_history(asset=asset, range_key=range_key)
     champion, newest_version = model_versions_current(asset=asset)
     forecast = forecast_latest(asset=asset)
@@ -56,12 +97,15 @@ def asset_detail(request, symbol: str):
         "newest_version": newest_version,
         "forecast": forecast,
         "training": run,
+        "training_by": run.triggered_by_for(request.user) if run is not None else "",
         "stale_after": STALE_AFTER_CANDLES,
         "model_max_age_hours": settings.MODEL_MAX_AGE_HOURS,
         "comparison": serving_comparison(
             asset=asset, champion=champion, newest_version=newest_version, forecast=forecast
         ),
         "training_active": run is not None and run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING),
+        "price": _headline(prices_now(assets=[asset]).get(asset.id)),
+        "next_runs": asset_next_runs(asset=asset),
     }
     horizon = len(forecast.steps) if forecast else 1
     ahead_choices = [k for k in AHEAD_CHOICES if k <= horizon] or [1]
@@ -97,7 +141,14 @@ def asset_detail(request, symbol: str):
         track = forecast_track_record(
             asset=asset, ahead=ahead, since=history["newest"] - span if span is not None else None
         )
+        if not track.points:
+            # No live forecast has resolved yet (a new asset, or data that stopped): the backtest
+            # shows how the serving forecast did on the month before it served.
+            track = backtest_track_record(asset=asset, champion=champion, ahead=ahead) or track
         context["track"] = track
+        if track.points:
+            context["track_first"] = ms_to_datetime(track.points[0]["origin"])
+            context["track_last"] = ms_to_datetime(track.points[-1]["origin"])
         context["track_text"] = {
             "coverage": metric_text(track.coverage, "pct"),
             "band": metric_text(track.band, "pct"),
@@ -111,12 +162,30 @@ def asset_detail(request, symbol: str):
 @login_required
 def asset_prices_json(request, symbol: str):
     asset = _asset_or_404(symbol)
-    range_key = request.GET.get("range", "30d")
+    range_key = request.GET.get("range", DEFAULT_RANGE)
     if range_key not in RANGES:
         return JsonResponse({"error": f"Unknown range {range_key!r}; use one of {', '.join(RANGES)}."}, status=400)
     history = price_history(asset=asset, range_key=range_key)
     history["newest"] = history["newest"].isoformat() if history["newest"] else None
     return JsonResponse(history)
+
+
+@login_required
+def asset_training_json(request, symbol: str):
+    """The newest training run's progress, polled by the asset page while a training is active."""
+    asset = _asset_or_404(symbol)
+    run = training_run_latest(asset=asset)
+    if run is None:
+        return JsonResponse({"status": None})
+    return JsonResponse(
+        {
+            "status": run.status,
+            "active": run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING),
+            "epoch": run.epoch,
+            "max_epochs": run.max_epochs,
+            "label": run.progress_label,
+        }
+    )
 
 
 # --- presentation helpers ----------------------------------------------------------------------------
@@ -153,6 +222,23 @@ def _price(value) -> str:
         return "—"
     value = Decimal(value)
     return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6g}"
+
+
+def _headline(price: PriceNow | None) -> dict | None:
+    """The newest close and its 24-hour change, as text, with the PriceNow behind them."""
+    if price is None:
+        return None
+    change = None
+    if price.change is not None:
+        sign = "+" if price.change > 0 else "−" if price.change < 0 else ""
+        change = f"{sign}{_price(abs(price.change))} ({sign}{abs(price.change_pct):.2%})"
+    return {"now": price, "text": _price(price.close), "change": change, "direction": _direction(price.change)}
+
+
+def _direction(change) -> str:
+    if not change:
+        return "flat"
+    return "gain" if change > 0 else "loss"
 
 
 def _metrics_table(asset: Asset, version: ModelVersion) -> dict:

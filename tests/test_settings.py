@@ -107,7 +107,7 @@ def test_embedded_default_needs_no_services():
     s = load_settings("mur_site.settings.local")
     assert s["db"]["ENGINE"] == "django.db.backends.sqlite3"
     assert Path(s["db"]["NAME"]) == ROOT / "var" / "db.sqlite3"
-    assert s["broker_url"] == s["app_broker_url"] == "filesystem://"
+    assert s["broker_url"] == s["app_broker_url"] == "filesystem://localhost/"
     broker_dir = ROOT / "var" / "broker"
     for key in ("data_folder_in", "data_folder_out", "control_folder"):
         assert Path(s["broker_options"][key]).parent == broker_dir
@@ -125,7 +125,7 @@ def test_database_url_selects_postgresql():
         "PASSWORD": "pw",
     }
     # Only the database moved: broker and cache stay embedded without REDIS_URL.
-    assert s["broker_url"] == "filesystem://"
+    assert s["broker_url"] == "filesystem://localhost/"
 
 
 def test_redis_url_selects_redis_broker_and_cache():

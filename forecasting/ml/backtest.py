@@ -144,7 +144,7 @@ def backtest(
     if seasonal is None:
         seasonal = fit_seasonal_band(series, replace(cfg, seasonal=True), train_end=test_start)
     forecasts = {"model": band_forecasts(model, series, idx), "seasonal_band": band_forecasts(seasonal, series, idx)}
-    return score(
+    result = score(
         series,
         idx,
         forecasts,
@@ -154,6 +154,33 @@ def backtest(
         ewma_halflife=cfg.ewma_halflife,
         min_history=cfg.min_history,
     )
+    result["track"] = track(series, idx, forecasts, horizon=cfg.horizon)
+    return result
+
+
+TRACK_AHEAD = (1, 6, 24)
+
+
+def track(series: Series, idx: np.ndarray, forecasts: dict[str, Forecasts], *, horizon: int) -> dict:
+    """What each forecast said 1, 6 and 24 steps ahead (low, median, high of the band) beside the
+    close that followed, per origin: the track record a version has before it ever served.
+    Prices to 8 significant digits, which is what a chart can show."""
+
+    def rounded(a: np.ndarray) -> list:
+        return [[float(f"{v:.8g}") for v in row] for row in a] if a.ndim == 2 else [float(f"{v:.8g}") for v in a]
+
+    out = {"origin_times": [int(t) for t in series.times[idx]], "last_close": rounded(series.close[idx]), "steps": {}}
+    for ahead in TRACK_AHEAD:
+        if ahead > horizon:
+            continue
+        step = {"actual": rounded(series.close[idx + ahead])}
+        for name, f in forecasts.items():
+            if f.quantiles is None:
+                continue
+            q = f.quantiles[:, ahead - 1, :]
+            step[name] = rounded(np.stack([q[:, 0], f.point[:, ahead - 1], q[:, -1]], axis=1))
+        out["steps"][str(ahead)] = step
+    return out
 
 
 def band_forecasts(forecaster: BandForecaster, series: Series, idx: np.ndarray) -> Forecasts:

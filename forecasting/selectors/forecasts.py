@@ -15,7 +15,7 @@ from django.db.models.functions import Cast, Concat
 
 from core.times import datetime_to_ms
 
-from ..models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+from ..models import Asset, BacktestTrack, Candle, Forecast, ModelVersion, TrainingRun
 
 # A forecast whose origin is more than this many candles behind the newest candle missed its
 # schedule (it runs once per candle), so it no longer describes the market shown next to it.
@@ -140,6 +140,9 @@ class TrackRecord:
     mae: Decimal | None  # mean |median - actual|
     naive_mae: Decimal | None  # mean |last close at the origin - actual|: "no change" as a yardstick
     limited: bool  # more forecasts were in the range than read
+    # None: the stored live forecasts. Else the backtest they come from: (version, "model" or
+    # "seasonal_band"), forecasts that version's backtest made, before anything served.
+    backtest_of: tuple[ModelVersion, str] | None = None
 
     @property
     def coverage(self) -> float | None:
@@ -215,4 +218,51 @@ def forecast_track_record(
         mae=err / n if n else None,
         naive_mae=naive_err / n if n else None,
         limited=limited,
+    )
+
+
+def backtest_track_record(*, asset: Asset, champion: ModelVersion | None, ahead: int = 1) -> TrackRecord | None:
+    """Past forecasts from a backtest, for an asset whose live forecasts have not resolved yet:
+    the champion's own, or with no champion the statistical baseline's in the newest version's
+    backtest (the band that serves then). None when no version has a stored track. Two queries."""
+    from ..ml.backtest import TRACK_AHEAD
+
+    if ahead not in TRACK_AHEAD:
+        return None
+    if champion is not None:
+        version = champion
+    else:
+        version = ModelVersion.objects.filter(asset=asset, backtest_track__isnull=False).order_by("-version").first()
+    track = BacktestTrack.objects.filter(version=version).first() if version is not None else None
+    if track is None:
+        return None
+    method = "model" if champion is not None else "seasonal_band"
+    data = track.data
+    step = data["steps"].get(str(ahead), {})
+    if method not in step:
+        return None
+    delta_ms = int(asset.interval_delta.total_seconds() * 1000) * ahead
+    points, inside, err, naive_err = [], 0, Decimal(0), Decimal(0)
+    for origin, last, (lo, m, hi), actual in zip(
+        data["origin_times"], data["last_close"], step[method], step["actual"]
+    ):
+        inside += lo <= actual <= hi
+        err += abs(Decimal(str(m)) - Decimal(str(actual)))
+        naive_err += abs(Decimal(str(last)) - Decimal(str(actual)))
+        points.append(
+            {"t": origin + delta_ms, "origin": origin, "m": str(m), "lo": str(lo), "hi": str(hi), "a": str(actual)}
+        )
+    n = len(points)
+    quantiles = version.hyperparameters.get("quantiles") or [0.1, 0.5, 0.9]
+    return TrackRecord(
+        ahead=ahead,
+        points=points,
+        forecasts=n,
+        unresolved=0,
+        inside=inside,
+        band=round(quantiles[-1] - quantiles[0], 6),
+        mae=err / n if n else None,
+        naive_mae=naive_err / n if n else None,
+        limited=False,
+        backtest_of=(version, method),
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from core.times import datetime_to_ms
@@ -75,6 +76,69 @@ def price_history(*, asset: Asset, range_key: str, max_points: int = MAX_CHART_P
         "candles": len(rows),
         "points": [{"t": datetime_to_ms(t), "c": str(c)} for t, c in picked],
     }
+
+
+# Prices whose newest candle closed more than this many intervals ago are flagged as old on every
+# page that shows them: the hourly refresh has missed at least this many candles.
+DATA_OLD_AFTER_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class PriceNow:
+    """An asset's newest close, how it moved over `span`, and how old it is."""
+
+    close: Decimal
+    open_time: datetime  # of the newest candle: what the pages call its time
+    close_time: datetime
+    change: Decimal | None  # against the close `span` earlier (None: no candle there)
+    change_pct: float | None
+    age: timedelta  # since the newest candle closed
+    old: bool  # more than DATA_OLD_AFTER_INTERVALS intervals behind
+
+
+def prices_now(*, assets, span: timedelta = timedelta(hours=24), now: datetime | None = None) -> dict[int, PriceNow]:
+    """Per asset (by id): newest close and its change over `span`. Two queries for any number of assets."""
+    now = now or timezone.now()
+    assets = {a.id: a for a in assets}
+    if not assets:
+        return {}
+    newest = dict(
+        Candle.objects.filter(any_of(Q(asset_id=a.id, interval=a.interval) for a in assets.values()))
+        .values("asset_id")
+        .annotate(t=Max("open_time"))
+        .values_list("asset_id", "t")
+    )
+    if not newest:
+        return {}
+    wanted = any_of(Q(asset_id=i, interval=assets[i].interval, open_time__in=[t, t - span]) for i, t in newest.items())
+    rows = Candle.objects.filter(wanted).values_list("asset_id", "open_time", "close", "close_time")
+    by_asset: dict[int, dict] = {}
+    for asset_id, open_time, close, close_time in rows:
+        by_asset.setdefault(asset_id, {})[open_time] = (close, close_time)
+    out = {}
+    for asset_id, t in newest.items():
+        close, close_time = by_asset[asset_id][t]
+        before = by_asset[asset_id].get(t - span)
+        change = close - before[0] if before else None
+        age = max(now - close_time, timedelta(0))
+        out[asset_id] = PriceNow(
+            close=close,
+            open_time=t,
+            close_time=close_time,
+            change=change,
+            change_pct=float(change / before[0]) if before else None,
+            age=age,
+            old=age > assets[asset_id].interval_delta * DATA_OLD_AFTER_INTERVALS,
+        )
+    return out
+
+
+def any_of(conditions) -> Q:
+    """The OR of `conditions`."""
+    out = Q(pk__in=[])
+    for condition in conditions:
+        out |= condition
+    return out
 
 
 def newest_candle_ages(*, now: datetime | None = None) -> list[dict]:

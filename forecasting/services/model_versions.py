@@ -18,7 +18,7 @@ from django.utils import timezone
 from core.times import ms_to_datetime
 
 from ..ml.data import Series
-from ..models import Asset, ModelVersion, TrainingRun
+from ..models import Asset, BacktestTrack, ModelVersion, TrainingRun
 from .artifacts import ArtifactError, artifact_discard, artifact_read, artifact_write
 
 if TYPE_CHECKING:
@@ -57,13 +57,14 @@ def model_version_register(
                 data_digest=digest,
                 metrics=result["methods"]["model"],
                 baseline_metrics={k: v for k, v in result["methods"].items() if k != "model"},
-                backtest={k: v for k, v in result.items() if k != "methods"}
+                backtest={k: v for k, v in result.items() if k not in ("methods", "track")}
                 | {"test_start": int(series.times[test_start])},
                 artifact=name,
                 artifact_size=size,
                 artifact_sha256=sha,
                 train_seconds=model.meta.get("train_seconds", 0.0),
             )
+            BacktestTrack.objects.create(version=version, data=result["track"])
             TrainingRun.objects.filter(id=run.id).update(
                 status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), error=""
             )

@@ -206,7 +206,8 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 else:
     # kombu's filesystem transport: a folder as the queue, so nothing else needs to run.
-    CELERY_BROKER_URL = "filesystem://"
+    # A host name, though the transport ignores it: without one kombu warns on every connection.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
@@ -271,6 +272,8 @@ HEALTH_MAX_CANDLE_AGE_INTERVALS = env.int("MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS",
 MAX_TRACKED_PER_USER = env.int("MUR_MAX_TRACKED_PER_USER", default=5)
 # demo_setup's staff account with a printed password: only the local settings turn it on.
 DEMO_ACCOUNT = False
+# ... and its sample portfolio, built from the stored candles when the account is created.
+DEMO_PORTFOLIO = False
 
 # --- Forecasting. Model artifacts go through Django's storage API (local folder by default).
 MEDIA_ROOT = Path(env.str("MUR_MEDIA_ROOT", default=str(VAR_DIR / "media")))
@@ -286,6 +289,9 @@ TRAIN_DAYS = env.int("MUR_TRAIN_DAYS", default=1095)
 BACKTEST_DAYS = env.int("MUR_BACKTEST_DAYS", default=30)  # held out for the walk-forward backtest
 TRAIN_MAX_EPOCHS = env.int("MUR_TRAIN_MAX_EPOCHS", default=40)
 TORCH_THREADS = env.int("MUR_TORCH_THREADS", default=1)
+# An asset's first candles queue its first training (a model within minutes, not at the nightly
+# retrain). The tests turn it off except where it is the point: eager tasks would train inline.
+FIRST_TRAINING = env.bool("MUR_FIRST_TRAINING", default=True)
 # Forecasts from a model older than this are marked stale.
 MODEL_MAX_AGE_HOURS = env.float("MUR_MODEL_MAX_AGE_HOURS", default=72)
 # A running training whose heartbeat is older than this is taken as dead (its worker was lost).

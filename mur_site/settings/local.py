@@ -10,6 +10,9 @@ EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 # scripts/run's first run creates a demo account (staff; its password is printed once), also with
 # DEBUG off, which is how scripts/run starts the site.
 DEMO_ACCOUNT = env.bool("MUR_DEMO_ACCOUNT", default=True)
+DEMO_PORTFOLIO = env.bool("MUR_DEMO_PORTFOLIO", default=True)
 # Static files straight from the app folders, without collectstatic, also with DEBUG off (how
 # scripts/run starts the site: a person using it never sees Django's debug pages).
 WHITENOISE_USE_FINDERS = True
+# One line per request is noise in the terminal of a local run; failed requests (4xx, 5xx) still show.
+LOGGING["loggers"]["django.server"] = {"level": env.str("MUR_REQUEST_LOG_LEVEL", default="WARNING")}  # noqa: F405

@@ -11,3 +11,5 @@ CHARTJS_SOURCE = "local"
 BINANCE_TIMEOUT = 2.0
 BINANCE_BACKOFF_BASE = 0.05
 BINANCE_BACKOFF_MAX = 2.0
+# Eager tasks would train inline wherever a test stores candles; the tests of it turn it on.
+FIRST_TRAINING = env.bool("MUR_FIRST_TRAINING", default=False)  # noqa: F405

@@ -122,7 +122,7 @@ def test_the_local_run_creates_its_demo_account_with_debug_off_and_production_ne
     """scripts/run starts with DEBUG off; its first run must still give a newcomer an account."""
     import io
 
-    from forecasting.management.commands.demo_setup import Command
+    from portfolio.management.commands.demo_setup import Command
 
     settings.DEBUG = False
     settings.DEMO_ACCOUNT = True

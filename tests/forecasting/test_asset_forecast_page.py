@@ -260,7 +260,7 @@ def test_with_no_model_trained_the_page_says_the_statistical_band_serves(signed_
     add_forecast(btc, newest(klines), klines["closes"])
     words = text(page(signed_in))
     assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
-    assert "Model The statistical band is served: no model has been trained yet. A training runs every day" in words
+    assert "The statistical band is served: no model has been trained yet. A training runs every day" in words
 
 
 def test_champion_forecast_shows_version_backtest_table_and_gate_decision(signed_in, btc, klines):
@@ -462,7 +462,7 @@ def test_running_training_shows_its_epoch(signed_in, btc):
     words = text(html)
     assert 'id="training-status"' in html
     assert f"Training in progress: epoch 5 of 40, started {run.started_at:%Y-%m-%d %H:%M} UTC." in words
-    assert '<progress max="40" value="5">' in html
+    assert '<progress id="training-progress" max="40" value="5">' in html
 
 
 def test_queued_training_says_it_waits_for_a_worker(signed_in, btc):

@@ -264,6 +264,10 @@ def test_training_run_end_to_end_records_progress_and_a_version(btc, settings):
         ModelVersion.Status.CHAMPION,
         ModelVersion.Status.REJECTED,
     )
+    # The backtest's forecasts are kept for the asset page, one per origin, beside the closes.
+    track = version.backtest_track.data
+    assert len(track["origin_times"]) == version.backtest["origins"]
+    assert len(track["steps"]["24"]["model"]) == len(track["steps"]["24"]["seasonal_band"]) == len(track["last_close"])
     # A second execution of the same run does nothing (it is not queued any more).
     assert training_run_execute(run_id=run.id) is None
     assert ModelVersion.objects.filter(asset=btc).count() == 1

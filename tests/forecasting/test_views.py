@@ -56,7 +56,7 @@ def test_signed_in_user_sees_the_asset_list(signed_in, btc):
     Asset.objects.create(symbol="OLDUSDT", base_asset="OLD", quote_asset="USDT", tracked=False)
     response = signed_in.get("/assets/")
     assert response.status_code == 200
-    assert list(response.context["assets"]) == [btc]
+    assert [item["row"].asset for item in response.context["items"]] == [btc]
     assert b'href="/assets/BTCUSDT/"' in response.content
     assert b"OLDUSDT" not in response.content
 
@@ -97,11 +97,13 @@ def test_symbol_in_the_url_is_case_insensitive(signed_in, btc):
     assert signed_in.get("/assets/btcusdt/").status_code == 200
 
 
-def test_unknown_range_on_the_page_falls_back_to_30_days(signed_in, btc):
+def test_unknown_range_on_the_page_falls_back_to_the_week(signed_in, btc):
     make_candles(btc, 3)
     response = signed_in.get("/assets/BTCUSDT/", {"range": "2w"})
     assert response.status_code == 200
-    assert response.context["range_key"] == "30d"
+    # The default: a week, on which the day-ahead forecast is readable.
+    assert response.context["range_key"] == "7d"
+    assert signed_in.get("/assets/BTCUSDT/").context["range_key"] == "7d"
 
 
 @pytest.mark.parametrize("path", ["/assets/NOPEUSDT/", "/assets/NOPEUSDT/prices.json"])

@@ -6,6 +6,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from forecasting.intervals import interval_ms
 from forecasting.management.progress import ProgressBar
 from forecasting.models import Asset
+from forecasting.services.first_forecast import asset_forecasting_start
 from forecasting.services.market_data import (
     MarketDataError,
     asset_track,
@@ -58,3 +59,5 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{path.name}: {result.created} new, {result.updated} updated, {result.unchanged} unchanged candles."
             )
+            if result.written:
+                self.stdout.write(f"{asset.symbol}: {asset_forecasting_start(asset=asset).note}.")

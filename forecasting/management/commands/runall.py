@@ -5,9 +5,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from forecasting.management.activity import ActivityFeed
+
+REPORT_SECONDS = 2.0
 
 
 class Command(BaseCommand):
@@ -16,12 +23,25 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="web server address (default 127.0.0.1:8000)")
         parser.add_argument("--reload", action="store_true", help="reload the web server on code changes")
-        parser.add_argument("--loglevel", default="info")
+        parser.add_argument(
+            "--loglevel",
+            default="warning",
+            help="the workers' log level (default warning: this command reports their progress itself)",
+        )
 
     def handle(self, *args, addr, reload, loglevel, **options):
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
-        celery = [python, "-m", "celery", "-A", "mur_site"]
+        # -q: no banner per worker; the line below says what runs where.
+        celery = [python, "-m", "celery", "-A", "mur_site", "-q"]
+        quiet = {
+            # Celery warns about root in every worker; said once below instead.
+            "PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges",
+            "DJANGO_RUNSERVER_HIDE_WARNING": "true",
+        }
+        # whitenoise warns on every start when the collected-files folder does not exist; the
+        # local settings serve from the apps' folders and need none collected.
+        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
         # Training gets one process with pinned threads: oversubscribed torch threads on few cores
         # slow training down by orders of magnitude.
         torch_threads = str(max(1, (os.cpu_count() or 2) // 2))
@@ -50,27 +70,46 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
+            feed = ActivityFeed()
             for name, cmd, extra in specs:
-                env = {**os.environ, **extra}
-                procs[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)
+                env = {**os.environ, **quiet, **extra}
+                # The web server's stdout is its banner and system-check chatter; errors go to stderr.
+                stdout = subprocess.DEVNULL if name == "web" else None
+                procs[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, stdout=stdout)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Make Us Rich is running at http://{addr}/ (web, worker, trainer, beat). Ctrl-C stops all."
                 )
             )
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                self.stdout.write("Running as root: fine to try it out here; a server runs it as its own user.")
             failed = None
+            next_report = 0.0
             while not stopping:
                 for name, p in procs.items():
                     if p.poll() is not None:
                         failed = (name, p.returncode)
                         stopping = True
                         break
+                if time.monotonic() >= next_report:
+                    next_report = time.monotonic() + REPORT_SECONDS
+                    self._report(feed)
                 time.sleep(0.5)
         finally:
             self._stop_all(procs)
         if failed:
             self.stderr.write(f"{failed[0]} exited with code {failed[1]}; stopped the others.")
             sys.exit(1)
+
+    def _report(self, feed: ActivityFeed) -> None:
+        try:
+            lines = feed.lines()
+        except DatabaseError:  # the database busy or briefly away: the next round tells it
+            return
+        finally:
+            close_old_connections()
+        for line in lines:
+            self.stdout.write(f"{timezone.now():%H:%M:%S} {line}")
 
     def _stop_all(self, procs):
         for p in procs.values():

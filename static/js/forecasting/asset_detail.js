@@ -150,4 +150,27 @@
     drawPrice(Chart);
     if (track) drawTrack(Chart);
   });
+
+  // While a training is queued or running, follow its progress, and reload once it starts or
+  // ends, so the new model's forecast (or the gate's verdict) appears without a manual reload.
+  var training = document.getElementById("training-status");
+  function poll() {
+    fetch(training.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (run) {
+        if (!run) return setTimeout(poll, 10000);
+        if (!run.active || run.status !== training.dataset.status) return window.location.reload();
+        var bar = document.getElementById("training-progress");
+        var label = document.getElementById("training-label");
+        if (bar && run.max_epochs) {
+          bar.max = run.max_epochs;
+          bar.value = run.epoch;
+          bar.textContent = run.epoch + " of " + run.max_epochs;
+        }
+        if (label) label.textContent = run.label;
+        setTimeout(poll, 3000);
+      })
+      .catch(function () { setTimeout(poll, 10000); });
+  }
+  if (training && window.fetch) setTimeout(poll, 3000);
 })();
