@@ -134,7 +134,7 @@ def model_version_gate(*, version: ModelVersion, series: Series, test_start: int
         )
         if champion_metrics is not None:
             version.baseline_metrics = {**version.baseline_metrics, "champion": champion_metrics}
-        version.decision = ("Promoted: " if ok else "Rejected: ") + "; ".join(reasons) + "."
+        version.decision = (ModelVersion.GATE_PASSED if ok else ModelVersion.GATE_REJECTED) + "; ".join(reasons) + "."
         version.save(update_fields=["baseline_metrics", "decision"])
         if ok:
             model_version_promote(version=version)
