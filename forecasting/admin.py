@@ -252,12 +252,19 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj):
-        if not obj.max_epochs:
+        if obj.status == TrainingRun.Status.FAILED:
+            return format_html('<strong style="color:var(--error-fg)">{}</strong>', obj.progress_label)
+        if obj.status == TrainingRun.Status.SUCCEEDED:
+            # A full bar: early stopping ends a good run before max_epochs.
+            value, top = 1, 1
+        elif obj.max_epochs:
+            value, top = obj.epoch, obj.max_epochs
+        else:
             return obj.progress_label
         bar = format_html(
             '<progress value="{}" max="{}" style="width:6em;vertical-align:middle"></progress> {}',
-            obj.epoch,
-            obj.max_epochs,
+            value,
+            top,
             obj.progress_label,
         )
         silent = self._silent_for(obj)

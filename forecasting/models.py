@@ -110,7 +110,15 @@ class TrainingRun(models.Model):
 
     @property
     def progress_label(self) -> str:
-        return f"epoch {self.epoch} of {self.max_epochs}" if self.max_epochs else "waiting"
+        """Progress in words. Early stopping ends a good run before max_epochs: it says finished."""
+        of = f"{self.epoch} of {self.max_epochs}"
+        if self.status == self.Status.SUCCEEDED:
+            if self.max_epochs and self.epoch < self.max_epochs:
+                return f"finished after {of} epochs (stopped early)"
+            return f"finished after {self.max_epochs} epochs" if self.max_epochs else "finished"
+        if self.status == self.Status.FAILED:
+            return f"failed at epoch {of}" if self.max_epochs else "failed"
+        return f"epoch {of}" if self.max_epochs else "waiting"
 
     def triggered_by_for(self, viewer) -> str:
         """Who started the run, as `viewer` may see it: staff see the record ("admin:alice"),

@@ -345,6 +345,16 @@ def test_retire_the_only_champion_leaves_the_baseline_serving(admin_client, btc,
     ]
 
 
+def test_finished_runs_show_finished_and_failed_runs_failed(admin_client, btc):
+    for status, epoch in ((TrainingRun.Status.SUCCEEDED, 13), (TrainingRun.Status.FAILED, 5)):
+        TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=status, epoch=epoch, max_epochs=40)
+    page = admin_client.get(reverse("admin:forecasting_trainingrun_changelist")).content.decode()
+    # Early stopping ended the good run at epoch 13: its bar is full, not a third full.
+    assert '<progress value="1" max="1"' in page and '<progress value="13"' not in page
+    assert "finished after 13 of 40 epochs (stopped early)" in page
+    assert "failed at epoch 5 of 40" in page and '<progress value="5"' not in page
+
+
 def test_lifecycle_actions_need_the_change_permission(client, django_user_model, btc, delays):
     viewer = django_user_model.objects.create_user(username="viewer", password="x", is_staff=True)
     viewer.user_permissions.add(
@@ -419,7 +429,8 @@ def test_run_pages_are_read_only(admin_client, btc):
     page = admin_client.get(url)
     assert page.status_code == 200
     body = page.content.decode()
-    assert "epoch 40 of 40" in body and reverse("admin:forecasting_modelversion_change", args=[version.id]) in body
+    assert "finished after 40 epochs" in body
+    assert reverse("admin:forecasting_modelversion_change", args=[version.id]) in body
     assert 'name="_save"' not in body and 'http-equiv="refresh"' not in body
     assert admin_client.post(url, {"status": "failed", "triggered_by": "x"}).status_code == 403
     run.refresh_from_db()
