@@ -2,8 +2,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ObjectDoesNotExist
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -19,10 +21,13 @@ from .metrics import metric_headings, metric_rows
 from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .permissions import can_change_champion, can_retrain
 from .services.model_versions import (
+    Handover,
     ModelVersionError,
     assets_rollback,
+    assets_rollback_plan,
     model_versions_promote,
     model_versions_retire,
+    model_versions_retire_plan,
 )
 from .services.schedules import asset_schedules, asset_schedules_ensure
 from .services.training_runs import ACTIVE as ACTIVE_RUN_STATUSES
@@ -178,33 +183,69 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.action(description="Roll back to previous champion", permissions=["rollback"])
     def rollback_champion(self, request, queryset):
-        _rollback(self, request, list(queryset.order_by("symbol")))
+        return _rollback(self, request, queryset, list(queryset.order_by("symbol")))
 
 
-def _rollback(model_admin, request, assets: list[Asset]) -> None:
+# --- roll back and retire: ask first --------------------------------------------------------------
+
+
+def _confirmed(request) -> bool:
+    return request.POST.get("post") == "yes"
+
+
+def _confirmation(
+    model_admin, request, queryset, *, action: str, title: str, confirm_label: str, handovers, retiring=()
+):
+    """The page between choosing the action and doing it, like Django's delete confirmation."""
+    opts = model_admin.model._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": opts,
+        "queryset": queryset,
+        "action": action,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        "handovers": handovers,
+        "retiring": retiring,
+        "any_to_baseline": any(h.serves is None for h in handovers),
+        "confirm_label": confirm_label,
+        "cancel_url": request.get_full_path(),
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "admin/forecasting/champion_change_confirmation.html", context)
+
+
+def _handover_done(h: Handover):
+    if h.serves is None:
+        return format_html("{}: v{} retired, the statistical baseline band serves", h.asset.symbol, h.stops.version)
+    again = _link(h.serves, f"v{h.serves.version}")
+    return format_html("{}: v{} retired, {} is champion again", h.asset.symbol, h.stops.version, again)
+
+
+def _rollback(model_admin, request, queryset, assets: list[Asset]):
     try:
-        done = assets_rollback(assets=assets)
+        plan = assets_rollback_plan(assets=assets)
     except ModelVersionError as exc:
         model_admin.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
-        return
-    summary = format_html_join(
-        "; ",
-        "{}",
-        (
-            (
-                format_html(
-                    "{}: v{} retired, {}",
-                    asset.symbol,
-                    champion.version,
-                    format_html("{} is champion again", _link(restored, f"v{restored.version}"))
-                    if restored
-                    else "no earlier good version, the statistical baseline serves",
-                ),
-            )
-            for asset, champion, restored in done
-        ),
-    )
+        return None
+    if not _confirmed(request):
+        return _confirmation(
+            model_admin,
+            request,
+            queryset,
+            action="rollback_champion",
+            title="Roll back to the previous champion?",
+            confirm_label="Yes, roll back",
+            handovers=plan,
+        )
+    try:
+        done = assets_rollback(assets=assets, confirmed=request.POST.getlist("handover"))
+    except ModelVersionError as exc:
+        model_admin.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
+        return None
+    summary = format_html_join("; ", "{}", ((_handover_done(h),) for h in done))
     model_admin.message_user(request, format_html("Rolled back {}.", summary), messages.SUCCESS)
+    return None
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -493,28 +534,42 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     @admin.action(description="Roll back to previous champion", permissions=["lifecycle"])
     def rollback_champion(self, request, queryset):
         ids = queryset.values_list("asset_id", flat=True).distinct()
-        _rollback(self, request, list(Asset.objects.filter(id__in=ids).order_by("symbol")))
+        return _rollback(self, request, queryset, list(Asset.objects.filter(id__in=ids).order_by("symbol")))
 
     @admin.action(description="Retire", permissions=["lifecycle"])
     def retire(self, request, queryset):
+        versions = list(queryset.select_related("asset").order_by("asset__symbol", "-version"))
+        if not _confirmed(request):
+            return _confirmation(
+                self,
+                request,
+                queryset,
+                action="retire",
+                title="Retire these model versions?",
+                confirm_label="Yes, retire",
+                handovers=model_versions_retire_plan(versions=versions),
+                retiring=versions,
+            )
         try:
-            done, already, champions = model_versions_retire(versions=list(queryset.select_related("asset")))
+            done, already, handovers = model_versions_retire(
+                versions=versions, confirmed=request.POST.getlist("handover")
+            )
         except ModelVersionError as exc:
             self.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
-            return
+            return None
         label = lambda v: _link(v, f"{v.asset.symbol} v{v.version}")  # noqa: E731
         if done:
             self.message_user(request, format_html("Retired {}.", _join(label(v) for v in done)), messages.SUCCESS)
-        if champions:
+        if handovers:
             self.message_user(
                 request,
                 format_html(
                     "Champion now: {}.",
                     _join(
-                        _link(champion, f"{symbol} v{champion.version}")
-                        if champion
-                        else f"{symbol}: none, the statistical baseline serves"
-                        for symbol, champion in champions
+                        _link(h.serves, f"{h.asset.symbol} v{h.serves.version}")
+                        if h.serves
+                        else f"{h.asset.symbol}: none, the statistical baseline band serves"
+                        for h in handovers
                     ),
                 ),
                 messages.INFO,

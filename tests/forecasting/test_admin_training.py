@@ -17,6 +17,7 @@ from django.utils.html import strip_tags
 from forecasting.models import Asset, Forecast, ModelVersion, TrainingRun
 from forecasting.services.schedules import asset_schedules, asset_schedules_ensure
 from tests.factories import ModelVersionFactory
+from tests.support.pages import admin_confirmation_data
 
 pytestmark = pytest.mark.django_db
 
@@ -144,11 +145,16 @@ class Messages(list):
     response = None
 
 
-def run_action(client, model_name, action, objects, **extra):
+def run_action(client, model_name, action, objects, *, confirm=True, **extra):
+    """Choose the action for `objects`; if it asks for confirmation, answer "Yes" (unless not `confirm`)."""
     url = reverse(f"admin:forecasting_{model_name}_changelist")
     data = {"action": action, "index": 0, ACTION_CHECKBOX_NAME: [o.pk for o in objects], **extra}
     response = client.post(url, data, follow=True)
     assert response.status_code == 200
+    confirmation = admin_confirmation_data(response.content.decode())
+    if confirm and confirmation is not None:
+        response = client.post(url, confirmation, follow=True)
+        assert response.status_code == 200
     msgs = Messages((m.level_tag, html.unescape(strip_tags(str(m)))) for m in response.context["messages"])
     msgs.response = response
     return msgs
@@ -328,7 +334,7 @@ def test_retire_withdraws_every_selected_version_so_none_comes_back(admin_client
     msgs = run_action(admin_client, "modelversion", "retire", [v1, v2])
     # v1 is withdrawn before the champion goes, so the statistical baseline serves rather than v1.
     assert statuses(btc) == {1: "retired", 2: "retired"}
-    assert ("info", "Champion now: BTCUSDT: none, the statistical baseline serves.") in msgs
+    assert ("info", "Champion now: BTCUSDT: none, the statistical baseline band serves.") in msgs
     assert all(ModelVersion.objects.filter(asset=btc).values_list("withdrawn", flat=True))
 
 
@@ -341,8 +347,106 @@ def test_retire_the_only_champion_leaves_the_baseline_serving(admin_client, btc,
     assert statuses(btc) == {1: "retired", 2: "retired"} and statuses(eth) == {1: "candidate"}
     assert msgs == [
         ("success", "Retired BTCUSDT v1, BTCUSDT v2."),
-        ("info", "Champion now: BTCUSDT: none, the statistical baseline serves."),
+        ("info", "Champion now: BTCUSDT: none, the statistical baseline band serves."),
     ]
+
+
+def words(response) -> str:
+    return " ".join(html.unescape(strip_tags(response.content.decode())).split())
+
+
+def ask(client, model_name, action, objects):
+    """Choose the action and stop at its confirmation page."""
+    url = reverse(f"admin:forecasting_{model_name}_changelist")
+    return client.post(url, {"action": action, "index": 0, ACTION_CHECKBOX_NAME: [o.pk for o in objects]})
+
+
+def test_rollback_asks_first_and_names_what_serves_next(admin_client, btc, eth, delays):
+    v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
+    make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
+    make_version(eth, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=1)
+    page = ask(admin_client, "asset", "rollback_champion", [btc, eth])
+    assert page.status_code == 200
+    text = words(page)
+    assert "Roll back to the previous champion?" in text
+    assert "BTCUSDT: v2 stops serving; v1 serves again." in text
+    assert (
+        "ETHUSDT: v1 stops serving; no earlier version can serve, so the statistical baseline band serves "
+        "until a model is promoted."
+    ) in text
+    assert "Yes, roll back" in page.content.decode() and "No, take me back" in text
+    # Asking changed nothing.
+    assert statuses(btc) == {1: "retired", 2: "champion"} and statuses(eth) == {1: "champion"}
+    assert not delays["forecast"].called
+
+    msgs = run_action(admin_client, "asset", "rollback_champion", [btc, eth])
+    assert msgs == [
+        (
+            "success",
+            "Rolled back BTCUSDT: v2 retired, v1 is champion again; "
+            "ETHUSDT: v1 retired, the statistical baseline band serves.",
+        )
+    ]
+    assert statuses(btc) == {1: "champion", 2: "retired"} and statuses(eth) == {1: "retired"}
+
+
+def test_the_version_list_rollback_asks_per_asset_too(admin_client, btc, delays):
+    v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
+    v2 = make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
+    text = words(ask(admin_client, "modelversion", "rollback_champion", [v1, v2]))
+    assert text.count("BTCUSDT: v2 stops serving; v1 serves again.") == 1
+    assert statuses(btc) == {1: "retired", 2: "champion"}
+
+
+def test_yes_without_the_confirmation_page_never_retires_the_only_model(admin_client, btc, delays):
+    """A "Yes" that did not come from the page (no handover it showed) changes nothing."""
+    make_version(btc, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=1)
+    msgs = run_action(admin_client, "asset", "rollback_champion", [btc], confirm=False, post="yes")
+    assert msgs == [
+        (
+            "error",
+            "BTCUSDT: v1 stops serving; no earlier version can serve, so the statistical baseline band serves. "
+            "Confirm this change first. Nothing was changed.",
+        )
+    ]
+    assert statuses(btc) == {1: "champion"}
+    assert not delays["forecast"].called
+
+
+def test_a_champion_changed_after_the_confirmation_page_is_refused(admin_client, btc, delays):
+    v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
+    make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
+    confirmation = admin_confirmation_data(ask(admin_client, "asset", "rollback_champion", [btc]).content.decode())
+    # Meanwhile v1's artifact failed its checksum: confirming now would leave the baseline serving,
+    # which the page did not say.
+    ModelVersion.objects.filter(id=v1.id).update(artifact_broken="artifact checksum mismatch")
+    response = admin_client.post(reverse("admin:forecasting_asset_changelist"), confirmation, follow=True)
+    msgs = [html.unescape(strip_tags(str(m))) for m in response.context["messages"]]
+    assert msgs == [
+        "BTCUSDT changed since the confirmation page: now v2 stops serving; no earlier version can serve, so "
+        "the statistical baseline band serves. Review the change and confirm again. Nothing was changed."
+    ]
+    assert statuses(btc) == {1: "retired", 2: "champion"}
+
+
+def test_retire_asks_first_and_says_when_the_baseline_takes_over(admin_client, btc, delays):
+    v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
+    v2 = make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
+    v3 = make_version(btc, 3)
+    text = words(ask(admin_client, "modelversion", "retire", [v2, v3]))
+    assert "Retire these model versions?" in text
+    assert "BTCUSDT: v2 stops serving; v1 serves again." in text
+    assert "BTCUSDT v3 (a candidate awaiting the promotion gate)" in text
+    assert "statistical baseline" not in text
+
+    # With v1 retired too, nothing earlier can serve: the page says so before anything happens.
+    text = words(ask(admin_client, "modelversion", "retire", [v1, v2]))
+    assert (
+        "BTCUSDT: v2 stops serving; no earlier version can serve, so the statistical baseline band serves "
+        "until a model is promoted."
+    ) in text
+    assert statuses(btc) == {1: "retired", 2: "champion", 3: "candidate"}
+    assert not ModelVersion.objects.filter(withdrawn=True).exists()
 
 
 def test_finished_runs_show_finished_and_failed_runs_failed(admin_client, btc):
