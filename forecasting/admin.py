@@ -43,12 +43,19 @@ def _signed_pct(value: float) -> str:
     return f"{value:+.1f}%".replace("-", "\u2212")
 
 
-def _vs(value, reference, name: str) -> str:
+def _vs(value, reference) -> str:
+    """A metric and how far it is from its reference, e.g. "277.8 (−0.6%)"."""
     if value is None:
         return "—"
     if not reference:
         return significant(value)
-    return f"{significant(value)} ({_signed_pct((value / reference - 1) * 100)} vs {name})"
+    return f"{significant(value)} ({_signed_pct((value / reference - 1) * 100)})"
+
+
+def _seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.1f} s"
+    return _duration(timedelta(seconds=value))
 
 
 def _duration(delta: timedelta) -> str:
@@ -278,7 +285,9 @@ class CandleAdmin(ReadOnlyAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "asset", "status", "triggered_by", "progress", "started_at", "run_duration", "error_snippet")
+    # The progress column says the status too (finished, failed, running, queued), which keeps the
+    # error column on a 1280 px screen beside the filters.
+    list_display = ("id", "asset", "triggered_by", "progress", "started", "run_duration", "error_snippet")
     list_display_links = ("id", "asset")
     list_filter = ("status", "asset")
     list_select_related = ("asset",)
@@ -291,22 +300,25 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         ("Error", {"fields": ("error_text",)}),
     )
 
-    @admin.display(description="progress")
+    @admin.display(description="progress", ordering="status")
     def progress(self, obj):
         if obj.status == TrainingRun.Status.FAILED:
             return format_html('<strong style="color:var(--error-fg)">{}</strong>', obj.progress_label)
+        if obj.status == TrainingRun.Status.QUEUED:
+            return "queued"
+        label = obj.progress_label
         if obj.status == TrainingRun.Status.SUCCEEDED:
             # A full bar: early stopping ends a good run before max_epochs.
             value, top = 1, 1
         elif obj.max_epochs:
-            value, top = obj.epoch, obj.max_epochs
+            value, top, label = obj.epoch, obj.max_epochs, f"running: {label}"
         else:
-            return obj.progress_label
+            return "running: starting"
         bar = format_html(
             '<progress value="{}" max="{}" style="width:6em;vertical-align:middle"></progress> {}',
             value,
             top,
-            obj.progress_label,
+            label,
         )
         silent = self._silent_for(obj)
         if silent:
@@ -321,6 +333,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         silence = timezone.now() - obj.heartbeat_at
         return _duration(silence) if silence.total_seconds() > settings.TRAINING_HEARTBEAT_TIMEOUT else ""
 
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj):
+        return f"{obj.started_at:%Y-%m-%d %H:%M}" if obj.started_at else "—"
+
     @admin.display(description="duration")
     def run_duration(self, obj):
         if obj.duration is not None:
@@ -333,7 +349,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def error_snippet(self, obj):
         if not obj.error:
             return ""
-        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(80))
+        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(40))
 
     @admin.display(description="error")
     def error_text(self, obj):
@@ -368,17 +384,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
-    list_display = (
-        "asset",
-        "version",
-        "status_label",
-        "created_at",
-        "mae_vs_naive",
-        "pinball_vs_band",
-        "coverage",
-        "decision_snippet",
-    )
-    list_display_links = ("asset", "version")
+    # Six short columns beside the filters fit a 1280 px screen: each number reads against its
+    # baseline in one cell; when it was trained, the full status and the gate's reasons are tooltips.
+    list_display = ("model_label", "status_label", "mae_vs_naive", "pinball_vs_band", "coverage", "gate")
+    list_display_links = ("model_label",)
     list_filter = ("status", "asset")
     list_select_related = ("asset",)
     search_fields = ("asset__symbol", "decision")
@@ -390,12 +399,12 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 "fields": (
                     "asset",
                     "version",
-                    "status_label",
+                    "status_detail",
                     "training_run",
                     "created_at",
                     "promoted_at",
                     "retired_at",
-                    "decision",
+                    "gate_decision",
                 )
             },
         ),
@@ -409,7 +418,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     "artifact_size_display",
                     "artifact_sha256",
                     "artifact_broken",
-                    "train_seconds",
+                    "train_time",
                 )
             },
         ),
@@ -419,28 +428,41 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def has_lifecycle_permission(self, request):
         return can_change_champion(request.user)
 
+    @admin.display(description="version", ordering="version")
+    def model_label(self, obj):
+        trained = f"trained {obj.created_at:%Y-%m-%d %H:%M} UTC"
+        return format_html('<span title="{}">{} v{}</span>', trained, obj.asset.symbol, obj.version)
+
     @admin.display(description="status", ordering="status")
     def status_label(self, obj):
+        label = format_html('<span title="{}">{}</span>', obj.status_text, obj.status)
         if obj.artifact_broken:
             return format_html(
                 '{} <strong style="color:var(--error-fg)" title="{}">· artifact broken</strong>',
-                obj.status,
+                label,
                 obj.artifact_broken,
             )
-        return obj.status
+        return label
 
-    @admin.display(description="MAE")
+    @admin.display(description="status")
+    def status_detail(self, obj):
+        return obj.status_text
+
+    @admin.display(description="MAE vs naive")
     def mae_vs_naive(self, obj):
-        return _vs(obj.metrics.get("mae"), obj.baseline_metrics.get("naive", {}).get("mae"), "naive")
+        return _vs(obj.metrics.get("mae"), obj.baseline_metrics.get("naive", {}).get("mae"))
 
-    @admin.display(description="pinball")
+    @admin.display(description="pinball vs band")
     def pinball_vs_band(self, obj):
         # Against the band the gate compares with; versions backtested before it have the naive band only.
-        for key, name in (("seasonal_band", "statistical band"), ("naive_band", "naive band")):
+        for key, name in (("seasonal_band", "the statistical band"), ("naive_band", "the naive band")):
             reference = (obj.baseline_metrics.get(key) or {}).get("pinball")
             if reference:
-                return _vs(obj.metrics.get("pinball"), reference, name)
-        return _vs(obj.metrics.get("pinball"), None, "")
+                text = _vs(obj.metrics.get("pinball"), reference)
+                if key == "naive_band":
+                    text += " naive band"
+                return format_html('<span title="against {}\'s {}">{}</span>', name, significant(reference), text)
+        return _vs(obj.metrics.get("pinball"), None)
 
     @admin.display(description="coverage")
     def coverage(self, obj):
@@ -448,13 +470,23 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         if value is None:
             return "—"
         band = obj.metrics.get("band")
-        return f"{value:.1%}" + (f" (target {band:.0%})" if band else "")
+        return format_html('<span title="{}">{}</span>', f"aim {band:.0%}" if band else "", f"{value:.1%}")
 
-    @admin.display(description="decision")
-    def decision_snippet(self, obj):
-        if not obj.decision:
-            return ""
-        return format_html('<span title="{}">{}</span>', obj.decision, Truncator(obj.decision).chars(80))
+    @admin.display(description="gate")
+    def gate(self, obj):
+        if not obj.gate_verdict:
+            return "—"
+        return format_html('<span title="{}">{}</span>', obj.gate_reasons, obj.gate_verdict)
+
+    @admin.display(description="promotion gate")
+    def gate_decision(self, obj):
+        if not obj.gate_verdict:
+            return obj.decision or "—"
+        return f"{obj.gate_verdict}: {obj.gate_reasons}"
+
+    @admin.display(description="training time")
+    def train_time(self, obj):
+        return _seconds(obj.train_seconds)
 
     @admin.display(description="backtest")
     def backtest_summary(self, obj):

@@ -449,6 +449,17 @@ def test_retire_asks_first_and_says_when_the_baseline_takes_over(admin_client, b
     assert not ModelVersion.objects.filter(withdrawn=True).exists()
 
 
+def test_version_page_states_the_status_and_rounds_its_numbers(admin_client, btc):
+    """The gate passed v1 once; staff retired it since: the page says retired and when."""
+    version = make_version(btc, 1, ModelVersion.Status.RETIRED, withdrawn=True)
+    ModelVersion.objects.filter(id=version.id).update(train_seconds=4.092147618000013)
+    version.refresh_from_db()
+    text = words(admin_client.get(reverse("admin:forecasting_modelversion_change", args=[version.id])))
+    assert f"Status: retired (since {version.retired_at:%Y-%m-%d %H:%M} UTC, withdrawn by staff)" in text
+    assert "Promotion gate: passed: pinball loss 98.5 is 1.5% below" in text
+    assert "Training time: 4.1 s" in text and "4.0921" not in text
+
+
 def test_finished_runs_show_finished_and_failed_runs_failed(admin_client, btc):
     for status, epoch in ((TrainingRun.Status.SUCCEEDED, 13), (TrainingRun.Status.FAILED, 5)):
         TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=status, epoch=epoch, max_epochs=40)
@@ -533,8 +544,10 @@ def test_run_pages_are_read_only(admin_client, btc):
     page = admin_client.get(url)
     assert page.status_code == 200
     body = page.content.decode()
-    assert "finished after 40 epochs" in body
-    assert reverse("admin:forecasting_modelversion_change", args=[version.id]) in body
+    assert (
+        "finished after 40 epochs" in body
+        and reverse("admin:forecasting_modelversion_change", args=[version.id]) in body
+    )
     assert 'name="_save"' not in body and 'http-equiv="refresh"' not in body
     assert admin_client.post(url, {"status": "failed", "triggered_by": "x"}).status_code == 403
     run.refresh_from_db()
@@ -553,11 +566,11 @@ def test_version_list_compares_with_the_baselines(admin_client, btc):
     # Backtested before the seasonal band was: its pinball is set against the naive band instead.
     make_version(btc, 3, baselines={k: v for k, v in BASELINES.items() if k != "seasonal_band"})
     page = html.unescape(admin_client.get(reverse("admin:forecasting_modelversion_changelist")).content.decode())
-    assert "277.8 (\u22120.6% vs naive)" in page
-    assert page.count("98.5 (\u22121.5% vs statistical band)") == 2
-    assert page.count("98.5 (\u22125.5% vs naive band)") == 1
-    assert "81.2% (target 80%)" in page
-    assert "Promoted: pinball loss 98.5" in page
+    assert "277.8 (\u22120.6%)" in page
+    assert page.count("98.5 (\u22121.5%)<") == 2
+    assert page.count("98.5 (\u22125.5%) naive band") == 1
+    assert 'title="aim 80%">81.2%<' in page
+    assert page.count(">passed<") == 3 and 'title="pinball loss 98.5 is 1.5% below' in page
     assert "artifact broken" in page
 
 
