@@ -2,8 +2,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ObjectDoesNotExist
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -19,10 +21,13 @@ from .metrics import metric_headings, metric_rows
 from .models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .permissions import can_change_champion, can_retrain
 from .services.model_versions import (
+    Handover,
     ModelVersionError,
     assets_rollback,
+    assets_rollback_plan,
     model_versions_promote,
     model_versions_retire,
+    model_versions_retire_plan,
 )
 from .services.schedules import asset_schedules, asset_schedules_ensure
 from .services.training_runs import ACTIVE as ACTIVE_RUN_STATUSES
@@ -38,12 +43,19 @@ def _signed_pct(value: float) -> str:
     return f"{value:+.1f}%".replace("-", "\u2212")
 
 
-def _vs(value, reference, name: str) -> str:
+def _vs(value, reference) -> str:
+    """A metric and how far it is from its reference, e.g. "277.8 (−0.6%)"."""
     if value is None:
         return "—"
     if not reference:
         return significant(value)
-    return f"{significant(value)} ({_signed_pct((value / reference - 1) * 100)} vs {name})"
+    return f"{significant(value)} ({_signed_pct((value / reference - 1) * 100)})"
+
+
+def _seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.1f} s"
+    return _duration(timedelta(seconds=value))
 
 
 def _duration(delta: timedelta) -> str:
@@ -178,33 +190,69 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.action(description="Roll back to previous champion", permissions=["rollback"])
     def rollback_champion(self, request, queryset):
-        _rollback(self, request, list(queryset.order_by("symbol")))
+        return _rollback(self, request, queryset, list(queryset.order_by("symbol")))
 
 
-def _rollback(model_admin, request, assets: list[Asset]) -> None:
+# --- roll back and retire: ask first --------------------------------------------------------------
+
+
+def _confirmed(request) -> bool:
+    return request.POST.get("post") == "yes"
+
+
+def _confirmation(
+    model_admin, request, queryset, *, action: str, title: str, confirm_label: str, handovers, retiring=()
+):
+    """The page between choosing the action and doing it, like Django's delete confirmation."""
+    opts = model_admin.model._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": opts,
+        "queryset": queryset,
+        "action": action,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        "handovers": handovers,
+        "retiring": retiring,
+        "any_to_baseline": any(h.serves is None for h in handovers),
+        "confirm_label": confirm_label,
+        "cancel_url": request.get_full_path(),
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "admin/forecasting/champion_change_confirmation.html", context)
+
+
+def _handover_done(h: Handover):
+    if h.serves is None:
+        return format_html("{}: v{} retired, the statistical baseline band serves", h.asset.symbol, h.stops.version)
+    again = _link(h.serves, f"v{h.serves.version}")
+    return format_html("{}: v{} retired, {} is champion again", h.asset.symbol, h.stops.version, again)
+
+
+def _rollback(model_admin, request, queryset, assets: list[Asset]):
     try:
-        done = assets_rollback(assets=assets)
+        plan = assets_rollback_plan(assets=assets)
     except ModelVersionError as exc:
         model_admin.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
-        return
-    summary = format_html_join(
-        "; ",
-        "{}",
-        (
-            (
-                format_html(
-                    "{}: v{} retired, {}",
-                    asset.symbol,
-                    champion.version,
-                    format_html("{} is champion again", _link(restored, f"v{restored.version}"))
-                    if restored
-                    else "no earlier good version, the statistical baseline serves",
-                ),
-            )
-            for asset, champion, restored in done
-        ),
-    )
+        return None
+    if not _confirmed(request):
+        return _confirmation(
+            model_admin,
+            request,
+            queryset,
+            action="rollback_champion",
+            title="Roll back to the previous champion?",
+            confirm_label="Yes, roll back",
+            handovers=plan,
+        )
+    try:
+        done = assets_rollback(assets=assets, confirmed=request.POST.getlist("handover"))
+    except ModelVersionError as exc:
+        model_admin.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
+        return None
+    summary = format_html_join("; ", "{}", ((_handover_done(h),) for h in done))
     model_admin.message_user(request, format_html("Rolled back {}.", summary), messages.SUCCESS)
+    return None
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -237,7 +285,9 @@ class CandleAdmin(ReadOnlyAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "asset", "status", "triggered_by", "progress", "started_at", "run_duration", "error_snippet")
+    # The progress column says the status too (finished, failed, running, queued), which keeps the
+    # error column on a 1280 px screen beside the filters.
+    list_display = ("id", "asset", "triggered_by", "progress", "started", "run_duration", "error_snippet")
     list_display_links = ("id", "asset")
     list_filter = ("status", "asset")
     list_select_related = ("asset",)
@@ -250,15 +300,25 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         ("Error", {"fields": ("error_text",)}),
     )
 
-    @admin.display(description="progress")
+    @admin.display(description="progress", ordering="status")
     def progress(self, obj):
-        if not obj.max_epochs:
-            return obj.progress_label
+        if obj.status == TrainingRun.Status.FAILED:
+            return format_html('<strong style="color:var(--error-fg)">{}</strong>', obj.progress_label)
+        if obj.status == TrainingRun.Status.QUEUED:
+            return "queued"
+        label = obj.progress_label
+        if obj.status == TrainingRun.Status.SUCCEEDED:
+            # A full bar: early stopping ends a good run before max_epochs.
+            value, top = 1, 1
+        elif obj.max_epochs:
+            value, top, label = obj.epoch, obj.max_epochs, f"running: {label}"
+        else:
+            return "running: starting"
         bar = format_html(
             '<progress value="{}" max="{}" style="width:6em;vertical-align:middle"></progress> {}',
-            obj.epoch,
-            obj.max_epochs,
-            obj.progress_label,
+            value,
+            top,
+            label,
         )
         silent = self._silent_for(obj)
         if silent:
@@ -273,6 +333,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         silence = timezone.now() - obj.heartbeat_at
         return _duration(silence) if silence.total_seconds() > settings.TRAINING_HEARTBEAT_TIMEOUT else ""
 
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj):
+        return f"{obj.started_at:%Y-%m-%d %H:%M}" if obj.started_at else "—"
+
     @admin.display(description="duration")
     def run_duration(self, obj):
         if obj.duration is not None:
@@ -285,7 +349,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     def error_snippet(self, obj):
         if not obj.error:
             return ""
-        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(80))
+        return format_html('<span title="{}">{}</span>', obj.error, Truncator(obj.error).chars(40))
 
     @admin.display(description="error")
     def error_text(self, obj):
@@ -320,17 +384,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
-    list_display = (
-        "asset",
-        "version",
-        "status_label",
-        "created_at",
-        "mae_vs_naive",
-        "pinball_vs_band",
-        "coverage",
-        "decision_snippet",
-    )
-    list_display_links = ("asset", "version")
+    # Six short columns beside the filters fit a 1280 px screen: each number reads against its
+    # baseline in one cell; when it was trained, the full status and the gate's reasons are tooltips.
+    list_display = ("model_label", "status_label", "mae_vs_naive", "pinball_vs_band", "coverage", "gate")
+    list_display_links = ("model_label",)
     list_filter = ("status", "asset")
     list_select_related = ("asset",)
     search_fields = ("asset__symbol", "decision")
@@ -342,12 +399,12 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 "fields": (
                     "asset",
                     "version",
-                    "status_label",
+                    "status_detail",
                     "training_run",
                     "created_at",
                     "promoted_at",
                     "retired_at",
-                    "decision",
+                    "gate_decision",
                 )
             },
         ),
@@ -361,7 +418,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                     "artifact_size_display",
                     "artifact_sha256",
                     "artifact_broken",
-                    "train_seconds",
+                    "train_time",
                 )
             },
         ),
@@ -371,28 +428,41 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def has_lifecycle_permission(self, request):
         return can_change_champion(request.user)
 
+    @admin.display(description="version", ordering="version")
+    def model_label(self, obj):
+        trained = f"trained {obj.created_at:%Y-%m-%d %H:%M} UTC"
+        return format_html('<span title="{}">{} v{}</span>', trained, obj.asset.symbol, obj.version)
+
     @admin.display(description="status", ordering="status")
     def status_label(self, obj):
+        label = format_html('<span title="{}">{}</span>', obj.status_text, obj.status)
         if obj.artifact_broken:
             return format_html(
                 '{} <strong style="color:var(--error-fg)" title="{}">· artifact broken</strong>',
-                obj.status,
+                label,
                 obj.artifact_broken,
             )
-        return obj.status
+        return label
 
-    @admin.display(description="MAE")
+    @admin.display(description="status")
+    def status_detail(self, obj):
+        return obj.status_text
+
+    @admin.display(description="MAE vs naive")
     def mae_vs_naive(self, obj):
-        return _vs(obj.metrics.get("mae"), obj.baseline_metrics.get("naive", {}).get("mae"), "naive")
+        return _vs(obj.metrics.get("mae"), obj.baseline_metrics.get("naive", {}).get("mae"))
 
-    @admin.display(description="pinball")
+    @admin.display(description="pinball vs band")
     def pinball_vs_band(self, obj):
         # Against the band the gate compares with; versions backtested before it have the naive band only.
-        for key, name in (("seasonal_band", "statistical band"), ("naive_band", "naive band")):
+        for key, name in (("seasonal_band", "the statistical band"), ("naive_band", "the naive band")):
             reference = (obj.baseline_metrics.get(key) or {}).get("pinball")
             if reference:
-                return _vs(obj.metrics.get("pinball"), reference, name)
-        return _vs(obj.metrics.get("pinball"), None, "")
+                text = _vs(obj.metrics.get("pinball"), reference)
+                if key == "naive_band":
+                    text += " naive band"
+                return format_html('<span title="against {}\'s {}">{}</span>', name, significant(reference), text)
+        return _vs(obj.metrics.get("pinball"), None)
 
     @admin.display(description="coverage")
     def coverage(self, obj):
@@ -400,13 +470,23 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         if value is None:
             return "—"
         band = obj.metrics.get("band")
-        return f"{value:.1%}" + (f" (target {band:.0%})" if band else "")
+        return format_html('<span title="{}">{}</span>', f"aim {band:.0%}" if band else "", f"{value:.1%}")
 
-    @admin.display(description="decision")
-    def decision_snippet(self, obj):
-        if not obj.decision:
-            return ""
-        return format_html('<span title="{}">{}</span>', obj.decision, Truncator(obj.decision).chars(80))
+    @admin.display(description="gate")
+    def gate(self, obj):
+        if not obj.gate_verdict:
+            return "—"
+        return format_html('<span title="{}">{}</span>', obj.gate_reasons, obj.gate_verdict)
+
+    @admin.display(description="promotion gate")
+    def gate_decision(self, obj):
+        if not obj.gate_verdict:
+            return obj.decision or "—"
+        return f"{obj.gate_verdict}: {obj.gate_reasons}"
+
+    @admin.display(description="training time")
+    def train_time(self, obj):
+        return _seconds(obj.train_seconds)
 
     @admin.display(description="backtest")
     def backtest_summary(self, obj):
@@ -486,28 +566,42 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     @admin.action(description="Roll back to previous champion", permissions=["lifecycle"])
     def rollback_champion(self, request, queryset):
         ids = queryset.values_list("asset_id", flat=True).distinct()
-        _rollback(self, request, list(Asset.objects.filter(id__in=ids).order_by("symbol")))
+        return _rollback(self, request, queryset, list(Asset.objects.filter(id__in=ids).order_by("symbol")))
 
     @admin.action(description="Retire", permissions=["lifecycle"])
     def retire(self, request, queryset):
+        versions = list(queryset.select_related("asset").order_by("asset__symbol", "-version"))
+        if not _confirmed(request):
+            return _confirmation(
+                self,
+                request,
+                queryset,
+                action="retire",
+                title="Retire these model versions?",
+                confirm_label="Yes, retire",
+                handovers=model_versions_retire_plan(versions=versions),
+                retiring=versions,
+            )
         try:
-            done, already, champions = model_versions_retire(versions=list(queryset.select_related("asset")))
+            done, already, handovers = model_versions_retire(
+                versions=versions, confirmed=request.POST.getlist("handover")
+            )
         except ModelVersionError as exc:
             self.message_user(request, f"{exc} Nothing was changed.", messages.ERROR)
-            return
+            return None
         label = lambda v: _link(v, f"{v.asset.symbol} v{v.version}")  # noqa: E731
         if done:
             self.message_user(request, format_html("Retired {}.", _join(label(v) for v in done)), messages.SUCCESS)
-        if champions:
+        if handovers:
             self.message_user(
                 request,
                 format_html(
                     "Champion now: {}.",
                     _join(
-                        _link(champion, f"{symbol} v{champion.version}")
-                        if champion
-                        else f"{symbol}: none, the statistical baseline serves"
-                        for symbol, champion in champions
+                        _link(h.serves, f"{h.asset.symbol} v{h.serves.version}")
+                        if h.serves
+                        else f"{h.asset.symbol}: none, the statistical baseline band serves"
+                        for h in handovers
                     ),
                 ),
                 messages.INFO,

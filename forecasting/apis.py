@@ -344,7 +344,9 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
     def rollback(self, request, symbol=None):
         asset = self.get_object()
         try:
-            restored = model_version_rollback(asset=asset)
+            # The answer names what serves next (null: the statistical baseline band), so the client
+            # is told when nothing earlier could take over.
+            restored = model_version_rollback(asset=asset, to_baseline=True)
         except ModelVersionError as exc:
             return error_response(str(exc), status_code=409, code="conflict")
         return Response({"symbol": asset.symbol, "champion": restored.version if restored else None})

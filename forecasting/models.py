@@ -110,7 +110,15 @@ class TrainingRun(models.Model):
 
     @property
     def progress_label(self) -> str:
-        return f"epoch {self.epoch} of {self.max_epochs}" if self.max_epochs else "waiting"
+        """Progress in words. Early stopping ends a good run before max_epochs: it says finished."""
+        of = f"{self.epoch} of {self.max_epochs}"
+        if self.status == self.Status.SUCCEEDED:
+            if self.max_epochs and self.epoch < self.max_epochs:
+                return f"finished after {of} epochs (stopped early)"
+            return f"finished after {self.max_epochs} epochs" if self.max_epochs else "finished"
+        if self.status == self.Status.FAILED:
+            return f"failed at epoch {of}" if self.max_epochs else "failed"
+        return f"epoch {of}" if self.max_epochs else "waiting"
 
     def triggered_by_for(self, viewer) -> str:
         """Who started the run, as `viewer` may see it: staff see the record ("admin:alice"),
@@ -184,8 +192,46 @@ class ModelVersion(models.Model):
             ),
         ]
 
+    # The promotion gate's decision starts with its verdict. Staff may promote, roll back or retire
+    # a version afterwards, so the verdict is history and never stands in for the status.
+    GATE_PASSED = "Promoted: "
+    GATE_REJECTED = "Rejected: "
+
     def __str__(self) -> str:
         return f"{self.asset.symbol} v{self.version} ({self.status})"
+
+    @property
+    def gate_verdict(self) -> str:
+        """The gate's verdict: "passed", "rejected", or "" when it has not judged the version."""
+        if self.decision.startswith(self.GATE_PASSED):
+            return "passed"
+        if self.decision.startswith(self.GATE_REJECTED):
+            return "rejected"
+        return ""
+
+    @property
+    def gate_reasons(self) -> str:
+        """The decision without its verdict: the gate's reasons."""
+        for prefix in (self.GATE_PASSED, self.GATE_REJECTED):
+            if self.decision.startswith(prefix):
+                return self.decision[len(prefix) :]
+        return self.decision
+
+    @property
+    def status_text(self) -> str:
+        """The current status in words, with since when (UTC), to follow "is"."""
+        if self.status == self.Status.CHAMPION:
+            return f"champion since {self.promoted_at:%Y-%m-%d %H:%M} UTC" if self.promoted_at else "champion"
+        if self.status == self.Status.RETIRED:
+            details = [f"since {self.retired_at:%Y-%m-%d %H:%M} UTC"] if self.retired_at else []
+            if self.withdrawn:
+                details.append("withdrawn by staff")
+            if self.artifact_broken:
+                details.append("its artifact is broken")
+            return "retired" + (f" ({', '.join(details)})" if details else "")
+        if self.status == self.Status.REJECTED:
+            return "rejected by the promotion gate"
+        return "a candidate awaiting the promotion gate"
 
 
 class Forecast(models.Model):

@@ -9,6 +9,8 @@ Every change of champion holds the asset's row lock, so two of them never interl
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -29,6 +31,27 @@ log = logging.getLogger(__name__)
 
 class ModelVersionError(Exception):
     """A change of champion that cannot be made; the message says why."""
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What a change of champion does to one asset: `stops` stops serving and `serves` takes over
+    (None: no version can, and the statistical baseline band serves)."""
+
+    asset: Asset
+    stops: ModelVersion
+    serves: ModelVersion | None
+
+    @property
+    def key(self) -> str:
+        """Posted back by a confirmation page: the change is made only if it is still the one shown."""
+        return f"{self.asset.id}:{self.stops.id}:{self.serves.id if self.serves else '-'}"
+
+    def describe(self) -> str:
+        stops = f"v{self.stops.version} stops serving"
+        if self.serves is None:
+            return f"{stops}; no earlier version can serve, so the statistical baseline band serves"
+        return f"{stops}; v{self.serves.version} serves again"
 
 
 def model_version_register(
@@ -135,7 +158,7 @@ def model_version_gate(*, version: ModelVersion, series: Series, test_start: int
         )
         if champion_metrics is not None:
             version.baseline_metrics = {**version.baseline_metrics, "champion": champion_metrics}
-        version.decision = ("Promoted: " if ok else "Rejected: ") + "; ".join(reasons) + "."
+        version.decision = (ModelVersion.GATE_PASSED if ok else ModelVersion.GATE_REJECTED) + "; ".join(reasons) + "."
         version.save(update_fields=["baseline_metrics", "decision"])
         if ok:
             model_version_promote(version=version)
@@ -167,13 +190,30 @@ def model_version_promote(*, version: ModelVersion) -> ModelVersion:
 
 
 @transaction.atomic
-def model_version_rollback(*, asset: Asset) -> ModelVersion | None:
-    """Retire the champion and bring back the one it replaced (None: the baseline serves)."""
+def model_version_rollback(*, asset: Asset, to_baseline: bool = False) -> ModelVersion | None:
+    """Retire the champion and bring back the one it replaced (None: the baseline serves).
+
+    A champion with no earlier version to bring back is rolled back only with `to_baseline`: the
+    caller has told whoever asked that the statistical baseline band will serve."""
     Asset.objects.select_for_update().get(id=asset.id)
+    handover = _rollback_handover(asset)
+    if handover.serves is None and not to_baseline:
+        raise ModelVersionError(_no_earlier_version(handover))
+    return _fall_back(version=handover.stops)
+
+
+def _rollback_handover(asset: Asset) -> Handover:
     champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
     if champion is None:
         raise ModelVersionError(f"{asset.symbol} has no champion to roll back.")
-    return _fall_back(version=champion)
+    return Handover(asset=asset, stops=champion, serves=_successor(champion))
+
+
+def _no_earlier_version(handover: Handover) -> str:
+    return (
+        f"{handover.asset.symbol} v{handover.stops.version} has no earlier version to roll back to: "
+        f"rolling it back would leave the statistical baseline band serving."
+    )
 
 
 @transaction.atomic
@@ -228,9 +268,9 @@ def model_versions_promote(
     return done, already
 
 
-def assets_rollback(*, assets: list[Asset]) -> list[tuple[Asset, ModelVersion, ModelVersion | None]]:
-    """Roll every asset back, all or none: (asset, the champion retired, the one restored or None
-    when the statistical baseline serves). ModelVersionError if an asset has no champion."""
+def assets_rollback_plan(*, assets: list[Asset]) -> list[Handover]:
+    """What rolling these assets back would do, for a confirmation page; changes nothing.
+    ModelVersionError if an asset has no champion."""
     assets = sorted(assets, key=lambda a: a.symbol)
     missing = [
         a.symbol
@@ -241,38 +281,72 @@ def assets_rollback(*, assets: list[Asset]) -> list[tuple[Asset, ModelVersion, M
         raise ModelVersionError(
             f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no champion to roll back."
         )
+    return [_rollback_handover(asset) for asset in assets]
+
+
+def assets_rollback(*, assets: list[Asset], confirmed: Collection[str]) -> list[Handover]:
+    """Roll every asset back as confirmed, all or none. `confirmed` holds the keys of the handovers
+    the person saw (assets_rollback_plan): falling back to the baseline is allowed only where they
+    saw it, and an asset whose champion changed since is refused (ModelVersionError)."""
+    plan = assets_rollback_plan(assets=assets)
     done = []
     with transaction.atomic():
-        for asset in assets:
-            _lock_asset(asset.id)
-            champion = ModelVersion.objects.filter(asset=asset, status=ModelVersion.Status.CHAMPION).first()
-            restored = model_version_rollback(asset=asset)  # ModelVersionError if the champion just went
-            done.append((asset, champion, restored))
+        for planned in plan:
+            _lock_asset(planned.asset.id)
+            handover = _rollback_handover(planned.asset)  # ModelVersionError if the champion just went
+            _check_confirmed(handover, confirmed)
+            _fall_back(version=handover.stops)
+            done.append(handover)
     return done
 
 
+def _check_confirmed(handover: Handover, confirmed: Collection[str]) -> None:
+    if handover.key in confirmed:
+        return
+    if not confirmed:
+        raise ModelVersionError(f"{handover.asset.symbol}: {handover.describe()}. Confirm this change first.")
+    raise ModelVersionError(
+        f"{handover.asset.symbol} changed since the confirmation page: now {handover.describe()}. "
+        f"Review the change and confirm again."
+    )
+
+
+def model_versions_retire_plan(*, versions: list[ModelVersion]) -> list[Handover]:
+    """For each champion among `versions`, what retiring them all would do to its asset, for a
+    confirmation page; changes nothing. The other selected versions are withdrawn first, so none
+    of them serves next."""
+    selected = {v.id for v in versions}
+    champions = ModelVersion.objects.filter(id__in=selected, status=ModelVersion.Status.CHAMPION).select_related(
+        "asset"
+    )
+    return sorted(
+        (Handover(asset=c.asset, stops=c, serves=_successor(c, leaving=selected)) for c in champions),
+        key=lambda h: h.asset.symbol,
+    )
+
+
 def model_versions_retire(
-    *, versions: list[ModelVersion]
-) -> tuple[list[ModelVersion], list[ModelVersion], list[tuple[str, ModelVersion | None]]]:
-    """Withdraw the versions, all or none: (retired now, retired and withdrawn already, and for each
-    asset whose champion was retired its new champion or None)."""
+    *, versions: list[ModelVersion], confirmed: Collection[str]
+) -> tuple[list[ModelVersion], list[ModelVersion], list[Handover]]:
+    """Withdraw the versions, all or none: (retired now, retired and withdrawn already, and what
+    happened to each asset whose champion was retired). `confirmed` holds the keys of the handovers
+    the person saw (model_versions_retire_plan); a champion whose handover differs now is refused."""
     # Per asset the champion goes last: the others are withdrawn first, so its fallback skips them.
     versions = sorted(versions, key=lambda v: (v.asset.symbol, v.status == ModelVersion.Status.CHAMPION, -v.version))
-    done, already, champion_gone = [], [], {}
+    selected = {v.id for v in versions}
+    done, already, handovers = [], [], []
     with transaction.atomic():
         for version in versions:
             _lock_asset(version.asset_id)
             version.refresh_from_db()
             if version.status == ModelVersion.Status.CHAMPION:
-                champion_gone[version.asset_id] = version.asset.symbol
+                handover = Handover(asset=version.asset, stops=version, serves=_successor(version, leaving=selected))
+                _check_confirmed(handover, confirmed)
+                handovers.append(handover)
             # Retiring an already retired version still withdraws it: it never comes back.
             (already if version.status == ModelVersion.Status.RETIRED and version.withdrawn else done).append(version)
             model_version_retire(version=version)
-        champions = [
-            (symbol, ModelVersion.objects.filter(asset_id=asset_id, status=ModelVersion.Status.CHAMPION).first())
-            for asset_id, symbol in sorted(champion_gone.items(), key=lambda item: item[1])
-        ]
-    return done, already, champions
+    return done, already, handovers
 
 
 def _forecast_on_commit(asset_id: int) -> None:
@@ -313,12 +387,9 @@ def _fall_back(*, version: ModelVersion) -> ModelVersion | None:
     """Retire `version` (the champion; caller holds the asset lock) and restore the champion it
     replaced, walking further back past broken or withdrawn versions. None: the baseline serves."""
     now = timezone.now()
+    previous = _successor(version)
     ModelVersion.objects.filter(id=version.id).update(status=ModelVersion.Status.RETIRED, retired_at=now)
     version.status = ModelVersion.Status.RETIRED
-    previous, seen = version.replaced, {version.id}
-    while previous is not None and (previous.artifact_broken or previous.withdrawn or previous.id in seen):
-        seen.add(previous.id)
-        previous = previous.replaced
     if previous is not None:
         # Restored as it was: it keeps the predecessor it had, so a second roll-back goes further back.
         ModelVersion.objects.filter(id=previous.id).update(
@@ -326,4 +397,14 @@ def _fall_back(*, version: ModelVersion) -> ModelVersion | None:
         )
         previous.refresh_from_db()
     _forecast_on_commit(version.asset_id)
+    return previous
+
+
+def _successor(version: ModelVersion, *, leaving: Collection[int] = ()) -> ModelVersion | None:
+    """The version that serves when `version` stops: the champion it replaced, walking further back
+    past broken, withdrawn or `leaving` versions. None: the statistical baseline band serves."""
+    previous, seen = version.replaced, {version.id, *leaving}
+    while previous is not None and (previous.artifact_broken or previous.withdrawn or previous.id in seen):
+        seen.add(previous.id)
+        previous = previous.replaced
     return previous

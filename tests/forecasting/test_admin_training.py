@@ -17,6 +17,7 @@ from django.utils.html import strip_tags
 from forecasting.models import Asset, Forecast, ModelVersion, TrainingRun
 from forecasting.services.schedules import asset_schedules, asset_schedules_ensure
 from tests.factories import ModelVersionFactory
+from tests.support.pages import admin_confirmation_data
 
 pytestmark = pytest.mark.django_db
 
@@ -144,11 +145,16 @@ class Messages(list):
     response = None
 
 
-def run_action(client, model_name, action, objects, **extra):
+def run_action(client, model_name, action, objects, *, confirm=True, **extra):
+    """Choose the action for `objects`; if it asks for confirmation, answer "Yes" (unless not `confirm`)."""
     url = reverse(f"admin:forecasting_{model_name}_changelist")
     data = {"action": action, "index": 0, ACTION_CHECKBOX_NAME: [o.pk for o in objects], **extra}
     response = client.post(url, data, follow=True)
     assert response.status_code == 200
+    confirmation = admin_confirmation_data(response.content.decode())
+    if confirm and confirmation is not None:
+        response = client.post(url, confirmation, follow=True)
+        assert response.status_code == 200
     msgs = Messages((m.level_tag, html.unescape(strip_tags(str(m)))) for m in response.context["messages"])
     msgs.response = response
     return msgs
@@ -328,7 +334,7 @@ def test_retire_withdraws_every_selected_version_so_none_comes_back(admin_client
     msgs = run_action(admin_client, "modelversion", "retire", [v1, v2])
     # v1 is withdrawn before the champion goes, so the statistical baseline serves rather than v1.
     assert statuses(btc) == {1: "retired", 2: "retired"}
-    assert ("info", "Champion now: BTCUSDT: none, the statistical baseline serves.") in msgs
+    assert ("info", "Champion now: BTCUSDT: none, the statistical baseline band serves.") in msgs
     assert all(ModelVersion.objects.filter(asset=btc).values_list("withdrawn", flat=True))
 
 
@@ -341,8 +347,127 @@ def test_retire_the_only_champion_leaves_the_baseline_serving(admin_client, btc,
     assert statuses(btc) == {1: "retired", 2: "retired"} and statuses(eth) == {1: "candidate"}
     assert msgs == [
         ("success", "Retired BTCUSDT v1, BTCUSDT v2."),
-        ("info", "Champion now: BTCUSDT: none, the statistical baseline serves."),
+        ("info", "Champion now: BTCUSDT: none, the statistical baseline band serves."),
     ]
+
+
+def words(response) -> str:
+    return " ".join(html.unescape(strip_tags(response.content.decode())).split())
+
+
+def ask(client, model_name, action, objects):
+    """Choose the action and stop at its confirmation page."""
+    url = reverse(f"admin:forecasting_{model_name}_changelist")
+    return client.post(url, {"action": action, "index": 0, ACTION_CHECKBOX_NAME: [o.pk for o in objects]})
+
+
+def test_rollback_asks_first_and_names_what_serves_next(admin_client, btc, eth, delays):
+    v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
+    make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
+    make_version(eth, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=1)
+    page = ask(admin_client, "asset", "rollback_champion", [btc, eth])
+    assert page.status_code == 200
+    text = words(page)
+    assert "Roll back to the previous champion?" in text
+    assert "BTCUSDT: v2 stops serving; v1 serves again." in text
+    assert (
+        "ETHUSDT: v1 stops serving; no earlier version can serve, so the statistical baseline band serves "
+        "until a model is promoted."
+    ) in text
+    assert "Yes, roll back" in page.content.decode() and "No, take me back" in text
+    # Asking changed nothing.
+    assert statuses(btc) == {1: "retired", 2: "champion"} and statuses(eth) == {1: "champion"}
+    assert not delays["forecast"].called
+
+    msgs = run_action(admin_client, "asset", "rollback_champion", [btc, eth])
+    assert msgs == [
+        (
+            "success",
+            "Rolled back BTCUSDT: v2 retired, v1 is champion again; "
+            "ETHUSDT: v1 retired, the statistical baseline band serves.",
+        )
+    ]
+    assert statuses(btc) == {1: "champion", 2: "retired"} and statuses(eth) == {1: "retired"}
+
+
+def test_the_version_list_rollback_asks_per_asset_too(admin_client, btc, delays):
+    v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
+    v2 = make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
+    text = words(ask(admin_client, "modelversion", "rollback_champion", [v1, v2]))
+    assert text.count("BTCUSDT: v2 stops serving; v1 serves again.") == 1
+    assert statuses(btc) == {1: "retired", 2: "champion"}
+
+
+def test_yes_without_the_confirmation_page_never_retires_the_only_model(admin_client, btc, delays):
+    """A "Yes" that did not come from the page (no handover it showed) changes nothing."""
+    make_version(btc, 1, ModelVersion.Status.CHAMPION, promoted_days_ago=1)
+    msgs = run_action(admin_client, "asset", "rollback_champion", [btc], confirm=False, post="yes")
+    assert msgs == [
+        (
+            "error",
+            "BTCUSDT: v1 stops serving; no earlier version can serve, so the statistical baseline band serves. "
+            "Confirm this change first. Nothing was changed.",
+        )
+    ]
+    assert statuses(btc) == {1: "champion"}
+    assert not delays["forecast"].called
+
+
+def test_a_champion_changed_after_the_confirmation_page_is_refused(admin_client, btc, delays):
+    v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
+    make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
+    confirmation = admin_confirmation_data(ask(admin_client, "asset", "rollback_champion", [btc]).content.decode())
+    # Meanwhile v1's artifact failed its checksum: confirming now would leave the baseline serving,
+    # which the page did not say.
+    ModelVersion.objects.filter(id=v1.id).update(artifact_broken="artifact checksum mismatch")
+    response = admin_client.post(reverse("admin:forecasting_asset_changelist"), confirmation, follow=True)
+    msgs = [html.unescape(strip_tags(str(m))) for m in response.context["messages"]]
+    assert msgs == [
+        "BTCUSDT changed since the confirmation page: now v2 stops serving; no earlier version can serve, so "
+        "the statistical baseline band serves. Review the change and confirm again. Nothing was changed."
+    ]
+    assert statuses(btc) == {1: "retired", 2: "champion"}
+
+
+def test_retire_asks_first_and_says_when_the_baseline_takes_over(admin_client, btc, delays):
+    v1 = make_version(btc, 1, ModelVersion.Status.RETIRED, promoted_days_ago=10)
+    v2 = make_version(btc, 2, ModelVersion.Status.CHAMPION, promoted_days_ago=1, replaced=v1)
+    v3 = make_version(btc, 3)
+    text = words(ask(admin_client, "modelversion", "retire", [v2, v3]))
+    assert "Retire these model versions?" in text
+    assert "BTCUSDT: v2 stops serving; v1 serves again." in text
+    assert "BTCUSDT v3 (a candidate awaiting the promotion gate)" in text
+    assert "statistical baseline" not in text
+
+    # With v1 retired too, nothing earlier can serve: the page says so before anything happens.
+    text = words(ask(admin_client, "modelversion", "retire", [v1, v2]))
+    assert (
+        "BTCUSDT: v2 stops serving; no earlier version can serve, so the statistical baseline band serves "
+        "until a model is promoted."
+    ) in text
+    assert statuses(btc) == {1: "retired", 2: "champion", 3: "candidate"}
+    assert not ModelVersion.objects.filter(withdrawn=True).exists()
+
+
+def test_version_page_states_the_status_and_rounds_its_numbers(admin_client, btc):
+    """The gate passed v1 once; staff retired it since: the page says retired and when."""
+    version = make_version(btc, 1, ModelVersion.Status.RETIRED, withdrawn=True)
+    ModelVersion.objects.filter(id=version.id).update(train_seconds=4.092147618000013)
+    version.refresh_from_db()
+    text = words(admin_client.get(reverse("admin:forecasting_modelversion_change", args=[version.id])))
+    assert f"Status: retired (since {version.retired_at:%Y-%m-%d %H:%M} UTC, withdrawn by staff)" in text
+    assert "Promotion gate: passed: pinball loss 98.5 is 1.5% below" in text
+    assert "Training time: 4.1 s" in text and "4.0921" not in text
+
+
+def test_finished_runs_show_finished_and_failed_runs_failed(admin_client, btc):
+    for status, epoch in ((TrainingRun.Status.SUCCEEDED, 13), (TrainingRun.Status.FAILED, 5)):
+        TrainingRun.objects.create(asset=btc, triggered_by="schedule", status=status, epoch=epoch, max_epochs=40)
+    page = admin_client.get(reverse("admin:forecasting_trainingrun_changelist")).content.decode()
+    # Early stopping ended the good run at epoch 13: its bar is full, not a third full.
+    assert '<progress value="1" max="1"' in page and '<progress value="13"' not in page
+    assert "finished after 13 of 40 epochs (stopped early)" in page
+    assert "failed at epoch 5 of 40" in page and '<progress value="5"' not in page
 
 
 def test_lifecycle_actions_need_the_change_permission(client, django_user_model, btc, delays):
@@ -419,7 +544,10 @@ def test_run_pages_are_read_only(admin_client, btc):
     page = admin_client.get(url)
     assert page.status_code == 200
     body = page.content.decode()
-    assert "epoch 40 of 40" in body and reverse("admin:forecasting_modelversion_change", args=[version.id]) in body
+    assert (
+        "finished after 40 epochs" in body
+        and reverse("admin:forecasting_modelversion_change", args=[version.id]) in body
+    )
     assert 'name="_save"' not in body and 'http-equiv="refresh"' not in body
     assert admin_client.post(url, {"status": "failed", "triggered_by": "x"}).status_code == 403
     run.refresh_from_db()
@@ -438,11 +566,11 @@ def test_version_list_compares_with_the_baselines(admin_client, btc):
     # Backtested before the seasonal band was: its pinball is set against the naive band instead.
     make_version(btc, 3, baselines={k: v for k, v in BASELINES.items() if k != "seasonal_band"})
     page = html.unescape(admin_client.get(reverse("admin:forecasting_modelversion_changelist")).content.decode())
-    assert "277.8 (\u22120.6% vs naive)" in page
-    assert page.count("98.5 (\u22121.5% vs statistical band)") == 2
-    assert page.count("98.5 (\u22125.5% vs naive band)") == 1
-    assert "81.2% (target 80%)" in page
-    assert "Promoted: pinball loss 98.5" in page
+    assert "277.8 (\u22120.6%)" in page
+    assert page.count("98.5 (\u22121.5%)<") == 2
+    assert page.count("98.5 (\u22125.5%) naive band") == 1
+    assert 'title="aim 80%">81.2%<' in page
+    assert page.count(">passed<") == 3 and 'title="pinball loss 98.5 is 1.5% below' in page
     assert "artifact broken" in page
 
 

@@ -282,7 +282,7 @@ def test_champion_forecast_shows_version_backtest_table_and_gate_decision(signed
         "Backtest: 696 forecasts, each 24 steps ahead, from origins between 2022-09-11 01:00 and "
         "2022-10-10 00:00 UTC; the baselines are scored on the same origins."
     ) in words
-    assert f"Promotion gate: {GATE_PASSED}" in words
+    assert f"Promotion gate: passed: {GATE_PASSED.removeprefix('Promoted: ')}" in words
     # How it compares with the statistical band, from the same backtest.
     assert (
         "Over the last 30 days of its backtest model v3's band was 2.1% sharper than the statistical band "
@@ -314,6 +314,28 @@ def test_after_a_roll_back_the_baseline_at_the_same_origin_serves_again(signed_i
     assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
     assert "The statistical band is served: no model is champion (the latest, v1, is retired)." in words
     assert "The newest model, v1 (trained" in words and "is retired." in words
+
+
+def test_a_retired_version_says_retired_and_when_never_promoted(signed_in, btc, klines):
+    """The gate passed v1 once; staff retired it since. The page states what it is now."""
+    version = make_version(btc, 1, status=ModelVersion.Status.RETIRED)
+    retired_at = datetime(2022, 10, 12, 9, 30, tzinfo=UTC)
+    ModelVersion.objects.filter(id=version.id).update(retired_at=retired_at, withdrawn=True)
+    add_forecast(btc, newest(klines), klines["closes"])
+    words = text(page(signed_in))
+    assert "is retired (since 2022-10-12 09:30 UTC, withdrawn by staff)." in words
+    assert "Promoted" not in words and "passed" not in words
+
+
+def test_a_champion_staff_promoted_against_the_gate_says_so(signed_in, btc, klines):
+    decision = "Rejected: pinball loss 41.5 is not below the statistical band's 41."
+    version = make_version(btc, 2, decision=decision)
+    add_forecast(btc, newest(klines), klines["closes"], source="v2", version=version)
+    words = text(page(signed_in))
+    assert (
+        "Promotion gate: rejected, and staff promoted it anyway: pinball loss 41.5 is not below the "
+        "statistical band's 41."
+    ) in words
 
 
 @pytest.mark.parametrize("case", ["rolled back to the baseline", "rolled back to v1", "v2 promoted"])
@@ -370,7 +392,7 @@ def test_no_champion_names_the_rejected_newest_version_and_why(signed_in, btc, k
         "backtest its band was 1.2% less sharp than the statistical band (by pinball loss), at 81.2% coverage "
         "against the statistical band's 80.5% (the aim is 80%)."
     ) in words
-    assert f"is rejected: {decision}" in words
+    assert f"is rejected by the promotion gate: {decision.removeprefix('Rejected: ')}" in words
     assert "A training runs every day at 02:30 UTC." in words
 
 

@@ -415,7 +415,7 @@ def _version(asset, n):
 
 
 def test_each_rollback_goes_one_champion_further_back_and_withdrawn_versions_stay_out(db):
-    from forecasting.services.model_versions import model_version_retire, model_version_rollback
+    from forecasting.services.model_versions import ModelVersionError, model_version_retire, model_version_rollback
 
     asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
     v1, v2, v3 = (_version(asset, n) for n in (1, 2, 3))
@@ -424,7 +424,11 @@ def test_each_rollback_goes_one_champion_further_back_and_withdrawn_versions_sta
     assert champion(asset) == v3
     assert model_version_rollback(asset=asset) == v2
     assert model_version_rollback(asset=asset) == v1  # not back to v3
-    assert model_version_rollback(asset=asset) is None and champion(asset) is None  # the baseline serves
+    # Nothing earlier than v1: the only model stays unless the caller accepts the baseline.
+    with pytest.raises(ModelVersionError, match="BTCUSDT v1 has no earlier version to roll back to"):
+        model_version_rollback(asset=asset)
+    assert champion(asset) == v1
+    assert model_version_rollback(asset=asset, to_baseline=True) is None and champion(asset) is None
 
     # Staff withdraw v2: when v3's successor is rolled back, v2 is skipped.
     model_version_promote(version=v2)

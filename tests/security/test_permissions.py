@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from forecasting.models import ModelVersion, TrainingRun
 from tests.reliability import record
+from tests.support.pages import admin_confirmation_data
 
 PERMISSIONS = {
     "none": [],
@@ -85,7 +86,12 @@ def test_admin_actions_need_the_same_permission(world, no_broker, operator, acti
     client = Client()
     client.force_login(operator(perms))
     before = state()
-    client.post(reverse(url_name), {"action": name, ACTION_CHECKBOX_NAME: [target(world)]})
+    response = client.post(reverse(url_name), {"action": name, ACTION_CHECKBOX_NAME: [target(world)]})
+    confirmation = admin_confirmation_data(response.content.decode())
+    assert (confirmation is not None) == (allowed(action, perms) and action in ("rollback", "retire"))
+    if confirmation is not None:
+        assert state() == before  # roll back and retire only ask, until "Yes"
+        client.post(reverse(url_name), confirmation)
     assert (state() != before) == allowed(action, perms)
 
 

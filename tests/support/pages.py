@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 from django.urls import reverse
@@ -21,3 +22,16 @@ def add_transaction_form(client, portfolio) -> dict:
         "note": "",
         "submission_key": key,
     }
+
+
+def admin_confirmation_data(page: str) -> dict[str, list[str]] | None:
+    """What an admin action's confirmation page (roll back, retire) posts back on "Yes": its form's
+    hidden fields. None when the page asks nothing."""
+    start = page.find('id="champion-change"')
+    if start < 0:
+        return None
+    form = page[start : page.index("</form>", start)]
+    data: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form):
+        data.setdefault(name, []).append(html.unescape(value))
+    return data
