@@ -44,7 +44,9 @@ def test_runall_serves_and_its_worker_consumes_the_file_broker(tmp_path, data_di
     port = free_port()
     log = tmp_path / "runall.log"
     proc = subprocess.Popen(
-        manage + ["runall", "--addr", f"127.0.0.1:{port}"],
+        # The workers' own log lines (ready, beat starting) are this test's signals: info, not the
+        # quiet default.
+        manage + ["runall", "--addr", f"127.0.0.1:{port}", "--loglevel", "info"],
         cwd=ROOT,
         env=env,
         stdout=log.open("w"),

@@ -1,0 +1,138 @@
+"""The first minutes of a fresh offline start, as the README runs it (`demo_setup`, then `runall`:
+SQLite, the file broker, real worker, trainer and beat processes), seen in headless Chromium: a
+forecast band on the asset page and on the demo's sample portfolio at once, the first training's
+progress, and its model (or the gate's verdict) minutes later. The epoch cap is lowered to keep
+the test short; everything else is the local default. The terminal stays quiet and says what
+matters."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.processes import ROOT, clean_env, free_port, wait_for, write_klines
+
+
+@pytest.fixture
+def offline_site(tmp_path, data_dir):
+    """A fresh local instance on kline files just long enough for a first training."""
+    from forecasting.models import Asset
+    from forecasting.services.first_forecast import candles_needed_to_train
+
+    rows = candles_needed_to_train(Asset(symbol="BTCUSDT", interval="1h")) + 100
+    klines = tmp_path / "klines"
+    klines.mkdir()
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        write_klines(klines / f"{symbol}-1h.csv", data_dir / f"{symbol}-1h.csv", rows=rows)
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE="mur_site.settings.local",
+        DJANGO_DEBUG="false",  # as scripts/run starts it
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        MUR_BROKER_DIR=str(tmp_path / "broker"),
+        MUR_MEDIA_ROOT=str(tmp_path / "media"),
+        MUR_KLINES_DIR=str(klines),
+        MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS="0",
+        MUR_TRAIN_MAX_EPOCHS="3",
+    )
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run(manage + ["migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
+    setup = subprocess.run(manage + ["demo_setup"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    password = re.search(r"username: demo  password: (\S+)", setup.stdout)[1]
+    port = free_port()
+    log = tmp_path / "runall.log"
+    proc = subprocess.Popen(
+        manage + ["runall", "--addr", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "password": password, "setup": setup.stdout, "log": log}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_a_fresh_offline_start_shows_forecast_bands_at_once_and_a_model_within_minutes(
+    offline_site, playwright, tmp_path
+):
+    site, log = offline_site, offline_site["log"]
+    # Setup made each asset's first forecast and queued its first training.
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        assert re.search(rf"{symbol}: first forecast made \(baseline, .*\); first training queued\.", site["setup"])
+    assert "Sample portfolio" in site["setup"]
+
+    context = playwright.chromium.launch_persistent_context(
+        user_data_dir=str(tmp_path / "profile"),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1280, "height": 900},
+    )
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    url = site["url"]
+    wait_for(lambda: "running at" in log.read_text(), 60, "runall to start", log)
+    wait_for(lambda: _answers(f"{url}/healthz"), 60, "the web server", log)
+    page.goto(f"{url}/accounts/login/")
+    page.fill("#id_username", "demo")
+    page.fill("#id_password", site["password"])
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{url}/portfolios/")
+
+    # At once: the asset page draws the baseline's band after the price history.
+    page.goto(f"{url}/assets/BTCUSDT/")
+    canvas = page.locator("#price-chart[data-painted='true']")
+    canvas.wait_for()
+    assert int(canvas.get_attribute("data-band-points")) > 0
+    assert "Old prices." in page.inner_text("#data-age")  # the kline files end years ago
+    assert page.locator("#next-runs").inner_text().startswith("Next forecast")
+
+    # The sample portfolio projects its value with a band too.
+    page.goto(f"{url}/portfolios/")
+    page.click("text=Sample portfolio")
+    page.locator("#forecast-chart[data-painted='true']").wait_for()
+    assert "covers" in page.inner_text("#forecast-cover") or "every holding" in page.inner_text("#forecast-cover")
+
+    # Within minutes: both first trainings end, and the asset page says what came of them.
+    def trained(symbol):
+        answer = page.request.get(f"{url}/assets/{symbol}/training.json").json()
+        return answer["status"] in ("succeeded", "failed") and answer
+
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        run = wait_for(lambda s=symbol: trained(s), 300, f"the first training of {symbol}", log, interval=2)
+        assert run["status"] == "succeeded", run
+        page.goto(f"{url}/assets/{symbol}/")
+        model = page.inner_text("#model")
+        assert "v1" in model, model
+        page.locator("#price-chart[data-painted='true']").wait_for()
+        assert page.locator("#training-status").count() == 0
+    context.close()
+    assert errors == []
+
+    # The terminal said what happened, and nothing of the workers' own chatter.
+    text = log.read_text()
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        assert f"{symbol}: training started." in text
+        assert re.search(rf"{symbol}: model v1 trained in [\d.]+ s: (promoted|not promoted)", text), text
+    for noise in ("superuser privileges", "No hostname was supplied", "-------------- ", "development server"):
+        assert noise not in text, text
+
+
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
