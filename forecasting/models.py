@@ -287,3 +287,17 @@ class BacktestTrack(models.Model):
 
     def __str__(self) -> str:
         return f"backtest track of {self.version_id}"
+
+
+class StoredFile(models.Model):
+    """A file kept in the database (model artifacts, by default): every process of a deployment
+    reaches PostgreSQL already, so a trainer on one machine hands its models to forecast workers on
+    others with no shared disk. Artifacts are tens to hundreds of KB."""
+
+    name = models.CharField(max_length=300, unique=True)
+    data = models.BinaryField()
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -217,3 +217,44 @@ print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)
     result = run_python(code, clean_env("mur_site.settings.test"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ["False", "False"]
+
+
+_STORAGE_PROBE = """
+import json, django
+django.setup()
+from django.core.files.storage import storages
+store = storages["default"]
+print(json.dumps({"class": type(store).__name__,
+    "options": {k: getattr(store, k, None) for k in ("bucket_name", "endpoint_url", "location")}}))
+"""
+
+
+def test_artifacts_live_in_the_database_unless_object_storage_or_files_are_asked_for():
+    def storage(**variables):
+        proc = run_python(_STORAGE_PROBE, clean_env("mur_site.settings.local", **variables))
+        return proc
+
+    default = storage()
+    assert default.returncode == 0, default.stderr
+    assert json.loads(default.stdout)["class"] == "DatabaseStorage"
+    s3 = storage(
+        MUR_ARTIFACT_STORAGE="s3",
+        MUR_S3_BUCKET="models",
+        MUR_S3_ENDPOINT_URL="http://127.0.0.1:9000",
+        MUR_S3_ACCESS_KEY_ID="key",
+        MUR_S3_SECRET_ACCESS_KEY="secret",
+    )
+    assert s3.returncode == 0, s3.stderr
+    answer = json.loads(s3.stdout)
+    assert answer["class"] == "S3Storage"
+    assert answer["options"] == {
+        "bucket_name": "models",
+        "endpoint_url": "http://127.0.0.1:9000",
+        "location": "make-us-rich",
+    }
+    assert json.loads(storage(MUR_ARTIFACT_STORAGE="files").stdout)["class"] == "FileSystemStorage"
+    # A mistake stops the process at once, saying what to set.
+    wrong = storage(MUR_ARTIFACT_STORAGE="nfs")
+    assert wrong.returncode != 0 and "MUR_ARTIFACT_STORAGE='nfs': use one of database, files, s3" in wrong.stderr
+    bucketless = storage(MUR_ARTIFACT_STORAGE="s3")
+    assert bucketless.returncode != 0 and "MUR_ARTIFACT_STORAGE=s3 needs MUR_S3_BUCKET" in bucketless.stderr

@@ -20,25 +20,29 @@ class ArtifactError(Exception):
 
 
 def artifact_write(*, asset: Asset, data: bytes) -> tuple[str, int, str]:
-    """Write under a temporary name, checksum what was written, then move it into place."""
+    """Store the artifact under its final name, complete or not at all, and check what was stored.
+
+    On a filesystem it is written under a temporary name and renamed (a crash mid-write leaves no
+    half file under the final name); the database and object storage write a whole object at once."""
     sha = hashlib.sha256(data).hexdigest()
     storage = default_storage
-    tmp = storage.save(f"models/{asset.symbol}/tmp/{uuid.uuid4().hex}.part", ContentFile(data))
-    with storage.open(tmp, "rb") as f:
-        written = hashlib.sha256(f.read()).hexdigest()
-    if written != sha:
-        storage.delete(tmp)
-        raise ArtifactError(f"artifact for {asset.symbol} was not written intact")
     final = f"models/{asset.symbol}/{sha[:16]}-{uuid.uuid4().hex[:8]}.pt"
     try:
-        src, dst = storage.path(tmp), storage.path(final)
-    except NotImplementedError:  # remote storage: copy, then delete the temporary object
-        with storage.open(tmp, "rb") as f:
-            final = storage.save(final, f)
-        storage.delete(tmp)
+        storage.path(final)
+    except NotImplementedError:
+        final = storage.save(final, ContentFile(data))
+        stored = final
     else:
+        stored = storage.save(f"models/{asset.symbol}/tmp/{uuid.uuid4().hex}.part", ContentFile(data))
+    with storage.open(stored, "rb") as f:
+        written = hashlib.sha256(f.read()).hexdigest()
+    if written != sha:
+        storage.delete(stored)
+        raise ArtifactError(f"artifact for {asset.symbol} was not written intact")
+    if stored != final:
+        dst = storage.path(final)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        os.replace(src, dst)  # atomic on one filesystem: the final name is complete or absent
+        os.replace(storage.path(stored), dst)  # atomic on one filesystem
     return final, len(data), sha
 
 

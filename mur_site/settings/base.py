@@ -8,6 +8,7 @@ kombu's filesystem transport as the Celery broker.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -278,8 +279,35 @@ DEMO_PORTFOLIO = False
 # --- Forecasting. Model artifacts go through Django's storage API (local folder by default).
 MEDIA_ROOT = Path(env.str("MUR_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# Where model artifacts live (MUR_ARTIFACT_STORAGE): "database" (the default: in PostgreSQL, which
+# every machine of a deployment reaches already), "s3" (object storage through django-storages,
+# configured by MUR_S3_* below) or "files" (MEDIA_ROOT: one machine, or a volume shared by all).
+ARTIFACT_STORAGE = env.str("MUR_ARTIFACT_STORAGE", default="database")
+_ARTIFACT_BACKENDS = {
+    "database": {"BACKEND": "forecasting.storage.DatabaseStorage"},
+    "files": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "s3": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("MUR_S3_BUCKET", default=""),
+            "endpoint_url": env.str("MUR_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("MUR_S3_REGION", default="") or None,
+            "access_key": env.str("MUR_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("MUR_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("MUR_S3_PREFIX", default="make-us-rich"),
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    },
+}
+if ARTIFACT_STORAGE not in _ARTIFACT_BACKENDS:
+    raise ImproperlyConfigured(
+        f"MUR_ARTIFACT_STORAGE={ARTIFACT_STORAGE!r}: use one of {', '.join(_ARTIFACT_BACKENDS)}."
+    )
+if ARTIFACT_STORAGE == "s3" and not _ARTIFACT_BACKENDS["s3"]["OPTIONS"]["bucket_name"]:
+    raise ImproperlyConfigured("MUR_ARTIFACT_STORAGE=s3 needs MUR_S3_BUCKET.")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _ARTIFACT_BACKENDS[ARTIFACT_STORAGE],
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # History each training reads (the backtest month included). Three years, chosen on the forecast

@@ -20,7 +20,7 @@ from forecasting.ml.backtest import backtest, naive_band_forecast
 from forecasting.ml.data import Series
 from forecasting.ml.seasonal import fit_seasonal_band
 from forecasting.ml.train import TrainConfig, split_points, train
-from forecasting.models import Forecast, ModelVersion, TrainingRun
+from forecasting.models import Forecast, ModelVersion, StoredFile, TrainingRun
 from forecasting.selectors.market_data import candle_series
 from forecasting.services.artifacts import ArtifactError
 from forecasting.services.forecasts import FORECAST_CANDLES, forecast_make
@@ -217,16 +217,27 @@ def test_gate_rejects_a_model_that_fails_any_one_condition(metrics, champion, re
     assert not ok and reason in reasons
 
 
-def test_corrupted_champion_artifact_is_refused_and_the_previous_champion_serves(btc, good_model):
+@pytest.mark.parametrize("storage", ["database", "files"])
+def test_corrupted_champion_artifact_is_refused_and_the_previous_champion_serves(
+    btc, good_model, storage, settings, tmp_path
+):
+    if storage == "files":
+        settings.MEDIA_ROOT = tmp_path
+        settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
     older = register(btc, good_model)
     newer = register(btc, widened(good_model, 0.0))
     model_version_promote(version=older)
     model_version_promote(version=newer)
     assert champion(btc) == newer
-    path = default_storage.path(newer.artifact.name)
-    raw = bytearray(open(path, "rb").read())
+    raw = bytearray(default_storage.open(newer.artifact.name).read())
     raw[len(raw) // 2] ^= 0xFF
-    open(path, "wb").write(bytes(raw))
+    if storage == "files":
+        with open(default_storage.path(newer.artifact.name), "wb") as f:
+            f.write(bytes(raw))
+    else:
+        # Nothing on disk: the artifact is a row every process reads.
+        assert not list(tmp_path.iterdir())
+        assert StoredFile.objects.filter(name=newer.artifact.name).update(data=bytes(raw)) == 1
 
     with pytest.raises(ArtifactError, match="checksum"):
         model_version_load(newer)

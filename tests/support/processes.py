@@ -28,7 +28,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], queues: str, name: str, log: Path) -> subprocess.Popen:
+def start_worker(env: dict[str, str], queues: str, name: str, log: Path, cwd: Path | None = None) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -47,7 +47,9 @@ def start_worker(env: dict[str, str], queues: str, name: str, log: Path) -> subp
         "--without-gossip",
         "--without-mingle",
     ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    # `cwd`: a working folder of its own (the code is found through PYTHONPATH), as on another machine.
+    env = {**env, "PYTHONPATH": str(ROOT)} if cwd is not None else env
+    return subprocess.Popen(cmd, cwd=cwd or ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
 def wait_for(

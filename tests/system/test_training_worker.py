@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from forecasting.models import Forecast, ModelVersion, TrainingRun
+from forecasting.models import Forecast, ModelVersion, StoredFile, TrainingRun
 from forecasting.services.market_data import asset_track, candles_import_file
 from forecasting.services.model_versions import model_version_promote
 from forecasting.services.schedules import forecast_task_name, retrain_task_name
@@ -91,16 +91,20 @@ def test_worker_killed_mid_training_leaves_no_version_and_the_champion_unchanged
     assert run.status == TrainingRun.Status.FAILED and "worker was lost" in run.error
     assert not ModelVersion.objects.filter(training_run=run).exists()
     assert ModelVersion.objects.get(status="champion") == champ
-    # Every version that exists has its complete artifact; nothing else is in place.
-    finals = sorted(p.name for p in (media / "models" / "BTCUSDT").glob("*.pt"))
-    assert finals == [os.path.basename(champ.artifact.name)]
+    # Every version that exists has its complete artifact; nothing else is stored, nothing on disk.
+    assert list(StoredFile.objects.values_list("name", flat=True)) == [champ.artifact.name]
+    assert not media.exists() or not any(media.rglob("*"))
 
 
 def test_beat_schedules_training_and_forecasts_through_redis_and_real_workers(
     on_postgres, redis_url, btc, tmp_path, settings
 ):  # noqa: F811
-    media = tmp_path / "media"
-    settings.MEDIA_ROOT = media
+    """The trainer and the forecast worker share nothing but PostgreSQL and Redis: each runs from
+    its own working folder with its own media folder, as on two machines, and the trained model
+    reaches the forecasts through the database."""
+    folders = {name: tmp_path / name for name in ("worker", "trainer", "beat")}
+    for folder in folders.values():
+        (folder / "media").mkdir(parents=True)
     # Staff shorten the schedules in admin; here straight in the table beat reads.
     every_2s, _ = IntervalSchedule.objects.get_or_create(every=2, period="seconds")
     for name in (retrain_task_name(btc), forecast_task_name(btc)):
@@ -108,11 +112,11 @@ def test_beat_schedules_training_and_forecasts_through_redis_and_real_workers(
     retrain = PeriodicTask.objects.get(name=retrain_task_name(btc))
     assert json.loads(retrain.kwargs) == {"asset_id": btc.id}
 
-    env = worker_env(redis_url, media)
+    env = {name: worker_env(redis_url, folder / "media") for name, folder in folders.items()}
     logs = {name: tmp_path / f"{name}.log" for name in ("worker", "trainer", "beat")}
     procs = [
-        start_worker(env, "ingest,forecast", "worker-test", logs["worker"]),
-        start_worker(env, "train", "trainer-test", logs["trainer"]),
+        start_worker(env["worker"], "ingest,forecast", "worker-test", logs["worker"], cwd=folders["worker"]),
+        start_worker(env["trainer"], "train", "trainer-test", logs["trainer"], cwd=folders["trainer"]),
         subprocess.Popen(
             [
                 sys.executable,
@@ -124,10 +128,10 @@ def test_beat_schedules_training_and_forecasts_through_redis_and_real_workers(
                 "-l",
                 "info",
                 "-s",
-                str(tmp_path / "beat-schedule"),
+                str(folders["beat"] / "beat-schedule"),
             ],
-            cwd=ROOT,
-            env=env,
+            cwd=folders["beat"],
+            env={**env["beat"], "PYTHONPATH": str(ROOT)},
             stdout=logs["beat"].open("w"),
             stderr=subprocess.STDOUT,
         ),
@@ -161,3 +165,7 @@ def test_beat_schedules_training_and_forecasts_through_redis_and_real_workers(
     assert forecast.model_version == champion and len(forecast.steps) == 24
     # Before the champion existed, the forecast schedule served the labelled baseline.
     assert Forecast.objects.filter(asset=btc, kind="baseline").exists()
+    # The model went from trainer to worker through PostgreSQL: no file in either's folders.
+    assert StoredFile.objects.filter(name=champion.artifact.name).exists()
+    for name in ("worker", "trainer"):
+        assert not any((folders[name] / "media").rglob("*")), name
