@@ -8,7 +8,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.mixins import WritesInTransaction
+from core.api.mixins import NamedObjects, WritesInTransaction
 
 from .forms import MAX_EXPIRY_DAYS
 from .models import ApiToken
@@ -52,6 +52,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 class ApiTokenViewSet(
     WritesInTransaction,
+    NamedObjects,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -61,6 +62,7 @@ class ApiTokenViewSet(
     """Your API tokens. The key is in the creation response only; DELETE revokes a token."""
 
     serializer_class = ApiTokenSerializer
+    object_name = "token"
     filterset_fields = []
     ordering_fields = ["created_at"]
     ordering = ["-created_at"]

@@ -19,13 +19,13 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api.exceptions import error_response
+from core.api.exceptions import error_response, not_found
 from core.api.filters import TimeRangeFilter
-from core.api.mixins import WritesInTransaction
+from core.api.mixins import NamedObjects, WritesInTransaction
 from core.api.pagination import CandlePagination
 from core.broker import QueueUnavailableError
 
@@ -290,11 +290,11 @@ def _asset(symbol: str) -> Asset:
     asset = Asset.objects.filter(symbol=symbol.upper()).first()
     if asset is None:
         # Named in the error body, with where to look: "Not found." alone leaves a script guessing.
-        raise exceptions.NotFound(f"No asset {symbol.upper()}; /api/v1/assets/ lists the tracked ones.")
+        raise not_found("asset", "symbol", symbol.upper(), hint="/api/v1/assets/ lists the tracked ones.")
     return asset
 
 
-class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
+class AssetViewSet(WritesInTransaction, NamedObjects, viewsets.ReadOnlyModelViewSet):
     """Assets. Below each: `candles/`, `forecasts/` (and `forecasts/latest/`), `model-versions/`,
     `training-runs/`; staff may POST `retrain/` and `rollback/`."""
 
@@ -350,7 +350,7 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
         return Response({"symbol": asset.symbol, "champion": restored.version if restored else None})
 
 
-class _PerAsset:
+class _PerAsset(NamedObjects):
     """Lists below /assets/{symbol}/: an unknown symbol is a 404."""
 
     def asset(self) -> Asset:
@@ -475,7 +475,7 @@ class AssetTrainingRunViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMi
         return TrainingRun.objects.filter(asset=self.asset()).select_related("asset", "model_version")
 
 
-class TrainingRunViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
+class TrainingRunViewSet(WritesInTransaction, NamedObjects, viewsets.ReadOnlyModelViewSet):
     serializer_class = TrainingRunSerializer
     queryset = TrainingRun.objects.select_related("asset", "model_version")
     filterset_fields = ["status"]
@@ -484,7 +484,7 @@ class TrainingRunViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
 
 
 class ModelVersionViewSet(
-    WritesInTransaction, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+    WritesInTransaction, NamedObjects, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = ModelVersionSerializer
     queryset = ModelVersion.objects.select_related("asset")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -20,9 +19,9 @@ from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from core.api.exceptions import error_response
+from core.api.exceptions import error_response, not_found
 from core.api.filters import TimeRangeFilter
-from core.api.mixins import WritesInTransaction
+from core.api.mixins import NamedObjects, WritesInTransaction
 from core.formatting import decimal_string
 from forecasting.models import SYMBOL_RE, Asset
 
@@ -181,7 +180,7 @@ def _example(name: str, value, **kwargs) -> OpenApiExample:
 @extend_schema_view(
     create=extend_schema(examples=[_example("A portfolio", {"name": "Long term", "description": "Held for years."})])
 )
-class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
+class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet):
     serializer_class = PortfolioSerializer
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
@@ -405,7 +404,7 @@ TX_EXAMPLE = {
     update=extend_schema(examples=[_example("A buy", TX_EXAMPLE)]),
     partial_update=extend_schema(examples=[_example("A note", {"note": "moved to cold storage"})]),
 )
-class TransactionViewSet(WritesInTransaction, viewsets.ModelViewSet):
+class TransactionViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet):
     serializer_class = TransactionSerializer
     filterset_class = TransactionFilter
     ordering_fields = ["executed_at", "created_at"]
@@ -413,7 +412,10 @@ class TransactionViewSet(WritesInTransaction, viewsets.ModelViewSet):
 
     def portfolio(self) -> Portfolio:
         if not hasattr(self, "_portfolio"):
-            self._portfolio = get_object_or_404(Portfolio, id=self.kwargs["portfolio_pk"], owner=self.request.user)
+            pk = self.kwargs["portfolio_pk"]
+            self._portfolio = Portfolio.objects.filter(id=pk, owner=self.request.user).first()
+            if self._portfolio is None:  # another user's too: it does not exist for this one
+                raise not_found("portfolio", "id", pk)
         return self._portfolio
 
     def get_queryset(self):

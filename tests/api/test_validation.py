@@ -121,7 +121,7 @@ def test_unknown_objects_and_paths_are_404_with_the_error_body(world, path):
 )
 def test_an_unknown_symbol_is_named_in_the_404(world, path):
     error = assert_error(world.client("owner").get(f"/api/v1/assets/dogeusdt/{path}"), 404)
-    assert error["message"] == "No asset DOGEUSDT; /api/v1/assets/ lists the tracked ones."
+    assert error["message"] == "No asset with symbol DOGEUSDT; /api/v1/assets/ lists the tracked ones."
 
 
 def test_a_path_without_its_slash_says_which_one_exists(world):
