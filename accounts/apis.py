@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.mixins import NamedObjects, WritesInTransaction
+from core.api.serializers import ModelSerializer
 
 from .forms import MAX_EXPIRY_DAYS
 from .models import ApiToken
@@ -25,7 +26,7 @@ class PingApi(WritesInTransaction, APIView):
         return Response({"ok": True, "user": request.user.get_username()})
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(ModelSerializer):
     expires_in_days = serializers.IntegerField(
         write_only=True, required=False, allow_null=True, min_value=1, max_value=MAX_EXPIRY_DAYS
     )

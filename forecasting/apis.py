@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -27,7 +26,9 @@ from core.api.exceptions import error_response, not_found
 from core.api.filters import TimeRangeFilter
 from core.api.mixins import NamedObjects, WritesInTransaction
 from core.api.pagination import CandlePagination
+from core.api.serializers import ModelSerializer
 from core.broker import QueueUnavailableError
+from core.formatting import decimal_string
 
 from .models import SYMBOL_URL_REGEX, Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .permissions import CanChangeChampion, CanRetrain
@@ -39,13 +40,13 @@ from .services.training_runs import training_run_request
 TIME_FORMAT = settings.REST_FRAMEWORK["DATETIME_FORMAT"]
 
 
-class AssetSerializer(serializers.ModelSerializer):
+class AssetSerializer(ModelSerializer):
     class Meta:
         model = Asset
         fields = ["symbol", "base_asset", "quote_asset", "interval", "tracked", "created_at"]
 
 
-class CandleSerializer(serializers.ModelSerializer):
+class CandleSerializer(ModelSerializer):
     class Meta:
         model = Candle
         fields = ["open_time", "close_time", "open", "high", "low", "close", "volume"]
@@ -75,21 +76,21 @@ STEP_SCHEMA = {
 
 @extend_schema_field(STEP_SCHEMA)
 class StepsField(serializers.Field):
-    """Forecast steps as stored. Prices are already decimal strings with 8 places (forecast_make
-    writes them so); only the times are rewritten. Plain code: a nested serializer per step and
-    per price cost the latest-forecast endpoint a third of its time."""
+    """Forecast steps as stored, times and prices rewritten by the API's rules (prices are decimal
+    strings with 8 places, as forecast_make writes them). Plain code: a nested serializer per step
+    and per price cost the latest-forecast endpoint a third of its time."""
 
     def to_representation(self, steps):
         return [
             {
                 "target_time": _utc_text(step["target_time"]),
-                "values": [v if isinstance(v, str) else f"{Decimal(str(v)):.8f}" for v in step["values"]],
+                "values": [decimal_string(v if isinstance(v, str) else str(v), trim=True) for v in step["values"]],
             }
             for step in steps
         ]
 
 
-class ForecastSerializer(serializers.ModelSerializer):
+class ForecastSerializer(ModelSerializer):
     symbol = serializers.CharField(source="asset.symbol")
     model_version = serializers.SerializerMethodField()
     quantiles = serializers.ListField(child=serializers.FloatField())
@@ -169,7 +170,7 @@ class MetricsField(serializers.JSONField):
     pass
 
 
-class ModelVersionSerializer(serializers.ModelSerializer):
+class ModelVersionSerializer(ModelSerializer):
     symbol = serializers.CharField(source="asset.symbol")
     metrics = MetricsField()
     baseline_metrics = MetricsField()
@@ -201,7 +202,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         ]
 
 
-class TrainingRunSerializer(serializers.ModelSerializer):
+class TrainingRunSerializer(ModelSerializer):
     symbol = serializers.CharField(source="asset.symbol")
     triggered_by = serializers.SerializerMethodField(
         help_text='"schedule", "you" or "staff"; staff see who exactly ("admin:<username>", "api:<username>").'

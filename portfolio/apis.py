@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from core.api.exceptions import error_response, not_found
 from core.api.filters import TimeRangeFilter
 from core.api.mixins import NamedObjects, WritesInTransaction
+from core.api.serializers import DecimalField, ModelSerializer
 from core.formatting import decimal_string
 from forecasting.models import SYMBOL_RE, Asset
 
@@ -43,7 +44,7 @@ MONEY = {"max_digits": None, "decimal_places": 8}
 
 
 def _dec(value) -> str | None:
-    """Decimal strings with at most 8 places, as candles and transactions store them."""
+    """Computed sums by the rule of every decimal of the API (core.api.serializers.DecimalField)."""
     return decimal_string(value, trim=True)
 
 
@@ -62,7 +63,7 @@ class CsvTextParser(BaseParser):
         return {"csv": data}
 
 
-class PortfolioSerializer(serializers.ModelSerializer):
+class PortfolioSerializer(ModelSerializer):
     class Meta:
         model = Portfolio
         fields = ["id", "name", "description", "created_at"]
@@ -86,16 +87,16 @@ class SymbolField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class TransactionSerializer(serializers.ModelSerializer):
+class TransactionSerializer(ModelSerializer):
     symbol = SymbolField(
         source="asset",
         slug_field="symbol",
         queryset=Asset.objects.all(),
         help_text="A tracked Binance symbol such as BTCUSDT.",
     )
-    quantity = serializers.DecimalField(**DEC)
-    unit_price = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
-    fee = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
+    quantity = DecimalField(**DEC)
+    unit_price = DecimalField(**DEC, required=False, default=Decimal("0"))
+    fee = DecimalField(**DEC, required=False, default=Decimal("0"))
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
     class Meta:
@@ -145,15 +146,15 @@ class TransactionFilter(filters.FilterSet):
 
 
 def _money(**kwargs):
-    return serializers.DecimalField(**MONEY, **kwargs)
+    return DecimalField(**MONEY, **kwargs)
 
 
 HOLDING_FIELDS = {
     "symbol": serializers.CharField(),
-    "quantity": serializers.DecimalField(**DEC),
+    "quantity": DecimalField(**DEC),
     "average_cost": _money(allow_null=True),
     "cost": _money(),
-    "price": serializers.DecimalField(**DEC, allow_null=True),
+    "price": DecimalField(**DEC, allow_null=True),
     "price_time": serializers.DateTimeField(allow_null=True),
     "value": _money(allow_null=True),
     "unrealized_pnl": _money(allow_null=True),

@@ -162,9 +162,13 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Make Us Rich API",
-    "DESCRIPTION": "Market data, forecasts with 80% bands, model versions and portfolios. "
-    "Decimals are strings, times ISO 8601 UTC; every 4xx has the body "
-    '{"error": {"status", "code", "message", "fields"}}.',
+    "DESCRIPTION": "Market data, forecasts with 80% bands, model versions and portfolios.\n\n"
+    "Decimals (prices, quantities, amounts) are JSON strings, every one written by one rule: plain "
+    "notation, at most 8 decimal places, no trailing zeros, so `0.25`, `100`, `0` (never `0.25000000`, "
+    "`1E+2` or `-0`). Input decimals may be strings or numbers, with or without trailing zeros. "
+    "Quantile levels, durations and model metrics are JSON numbers.\n\n"
+    "Times are ISO 8601 in UTC. Every 4xx has the body "
+    '{"error": {"status", "code", "message", "fields"}}; a 404 names what was not found.',
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: works offline
