@@ -20,7 +20,9 @@ class PingApi(WritesInTransaction, APIView):
     """Who you are, as the API sees you: the cheapest authenticated request (checks a token)."""
 
     @extend_schema(
-        responses=inline_serializer("Ping", {"ok": serializers.BooleanField(), "user": serializers.CharField()})
+        tags=["Tokens"],
+        summary="Check a token: who the API takes you for",
+        responses=inline_serializer("Ping", {"ok": serializers.BooleanField(), "user": serializers.CharField()}),
     )
     def get(self, request):
         return Response({"ok": True, "user": request.user.get_username()})
@@ -74,6 +76,7 @@ class ApiTokenViewSet(
         return ApiToken.objects.filter(user=self.request.user)
 
     @extend_schema(
+        summary="Create a token (its key is in this answer only)",
         examples=[
             OpenApiExample(
                 "A token for a script", value={"name": "laptop script", "expires_in_days": 90}, request_only=True
@@ -104,6 +107,10 @@ class ApiTokenViewSet(
             {"id": token.id, "name": token.name, "key": key, "prefix": token.prefix, "expires_at": token.expires_at},
             status=status.HTTP_201_CREATED,
         )
+
+    @extend_schema(summary="Revoke a token")
+    def destroy(self, request, *args, **kwargs):
+        return super().destroy(request, *args, **kwargs)
 
     def perform_destroy(self, instance):
         token_revoke(token=instance)

@@ -311,6 +311,7 @@ class AssetViewSet(WritesInTransaction, NamedObjects, viewsets.ReadOnlyModelView
         return _asset(self.kwargs["symbol"])
 
     @extend_schema(
+        summary="Queue a training of the asset's model",
         request=None,
         responses={202: TrainingRunAcceptedSerializer, 503: QUEUE_DOWN},
         parameters=[
@@ -332,6 +333,7 @@ class AssetViewSet(WritesInTransaction, NamedObjects, viewsets.ReadOnlyModelView
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
     @extend_schema(
+        summary="Roll back to the previous champion",
         request=None,
         responses={
             200: inline_serializer(
@@ -389,7 +391,7 @@ class AssetForecastViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin
             return Forecast.objects.none()
         return Forecast.objects.filter(asset=self.asset()).select_related("asset", "model_version")
 
-    @extend_schema(responses=LatestForecastSerializer, filters=False)
+    @extend_schema(summary="Get the forecast the asset page shows", responses=LatestForecastSerializer, filters=False)
     @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
     def latest(self, request, symbol=None):
         """The forecast serving now, picked and judged by the asset page's own selectors."""
@@ -493,7 +495,9 @@ class ModelVersionViewSet(
     ordering_fields = ["created_at", "version"]
     ordering = ["-created_at"]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: CONFLICT})
+    @extend_schema(
+        summary="Make this version the champion", request=None, responses={200: ModelVersionSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"], permission_classes=[CanChangeChampion])
     def promote(self, request, pk=None):
         version = self.get_object()

@@ -205,6 +205,7 @@ class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet)
         serializer.instance = services.portfolio_update(portfolio=serializer.instance, **data)
 
     @extend_schema(
+        summary="Get a portfolio's holdings and totals",
         responses=inline_serializer(
             "Holdings",
             {
@@ -219,7 +220,7 @@ class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet)
                 "missing_prices": serializers.ListField(child=serializers.CharField()),
                 "holdings": inline_serializer("Holding", HOLDING_FIELDS, many=True),
             },
-        )
+        ),
     )
     @action(detail=True, methods=["get"])
     def holdings(self, request, pk=None):
@@ -257,6 +258,7 @@ class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet)
         )
 
     @extend_schema(
+        summary="Get a portfolio's returns and value history",
         responses=inline_serializer(
             "Performance",
             {
@@ -270,7 +272,7 @@ class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet)
                     "ValuePoint", {"t": serializers.DateTimeField(), "value": _money(), "invested": _money()}, many=True
                 ),
             },
-        )
+        ),
     )
     @action(detail=True, methods=["get"])
     def performance(self, request, pk=None):
@@ -290,6 +292,7 @@ class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet)
         )
 
     @extend_schema(
+        summary="Get a portfolio's projected value",
         responses=inline_serializer(
             "PortfolioForecast",
             {
@@ -305,7 +308,7 @@ class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet)
                     many=True,
                 ),
             },
-        )
+        ),
     )
     @action(detail=True, methods=["get"])
     def forecast(self, request, pk=None):
@@ -339,6 +342,7 @@ class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet)
         )
 
     @extend_schema(
+        summary="Import transactions from a CSV file",
         request={
             "multipart/form-data": inline_serializer("CsvUpload", {"file": serializers.FileField()}),
             "text/csv": {"type": "string"},

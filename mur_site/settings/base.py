@@ -155,7 +155,7 @@ REST_FRAMEWORK = {
     # (core.clients.client_address): REMOTE_ADDR, unless this many proxies of ours sit in front and
     # append to X-Forwarded-For. A client cannot choose its own address by sending that header.
     "NUM_PROXIES": env.int("MUR_TRUSTED_PROXIES", default=0),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",  # tags by resource, summaries
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -175,6 +175,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "/api/redoc-dist",  # the sidecar's bundle, served by core.api.views.redoc_bundle
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operation ids from the path after it: `assets_list`, not `v1_assets_list`.
+    "SCHEMA_PATH_PREFIX": "/api/v1/",
     # Several models have a "kind" or "status": each choice set gets its own readable name.
     "ENUM_NAME_OVERRIDES": {
         "TransactionKindEnum": "portfolio.models.Transaction.Kind",
@@ -185,6 +187,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.add_error_responses",  # the one error body, documented on every operation
+        "core.api.schema.add_tags",  # each resource's tag, described, in reading order
     ],
 }
 
