@@ -8,7 +8,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.mixins import WritesInTransaction
+from core.api.mixins import NamedObjects, WritesInTransaction
+from core.api.serializers import ModelSerializer
 
 from .forms import MAX_EXPIRY_DAYS
 from .models import ApiToken
@@ -19,13 +20,15 @@ class PingApi(WritesInTransaction, APIView):
     """Who you are, as the API sees you: the cheapest authenticated request (checks a token)."""
 
     @extend_schema(
-        responses=inline_serializer("Ping", {"ok": serializers.BooleanField(), "user": serializers.CharField()})
+        tags=["Tokens"],
+        summary="Check a token: who the API takes you for",
+        responses=inline_serializer("Ping", {"ok": serializers.BooleanField(), "user": serializers.CharField()}),
     )
     def get(self, request):
         return Response({"ok": True, "user": request.user.get_username()})
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(ModelSerializer):
     expires_in_days = serializers.IntegerField(
         write_only=True, required=False, allow_null=True, min_value=1, max_value=MAX_EXPIRY_DAYS
     )
@@ -52,6 +55,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 class ApiTokenViewSet(
     WritesInTransaction,
+    NamedObjects,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -61,6 +65,7 @@ class ApiTokenViewSet(
     """Your API tokens. The key is in the creation response only; DELETE revokes a token."""
 
     serializer_class = ApiTokenSerializer
+    object_name = "token"
     filterset_fields = []
     ordering_fields = ["created_at"]
     ordering = ["-created_at"]
@@ -71,6 +76,7 @@ class ApiTokenViewSet(
         return ApiToken.objects.filter(user=self.request.user)
 
     @extend_schema(
+        summary="Create a token (its key is in this answer only)",
         examples=[
             OpenApiExample(
                 "A token for a script", value={"name": "laptop script", "expires_in_days": 90}, request_only=True
@@ -101,6 +107,10 @@ class ApiTokenViewSet(
             {"id": token.id, "name": token.name, "key": key, "prefix": token.prefix, "expires_at": token.expires_at},
             status=status.HTTP_201_CREATED,
         )
+
+    @extend_schema(summary="Revoke a token")
+    def destroy(self, request, *args, **kwargs):
+        return super().destroy(request, *args, **kwargs)
 
     def perform_destroy(self, instance):
         token_revoke(token=instance)

@@ -8,6 +8,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -60,12 +61,19 @@ def token_page(request):
             user=request.user, name=form.cleaned_data["name"], expires_in_days=form.cleaned_data["expires_in_days"]
         )
         # Rendered, not redirected: the key must not travel through a URL, the session or a message.
-        return render(request, "accounts/token_created.html", {"token": token, "key": key})
+        return render(request, "accounts/token_created.html", {"token": token, "key": key, "curl": _curl(request, key)})
     now = timezone.now()
     tokens = [(t, t.status(now)) for t in selectors.token_list(user=request.user)]
     return render(
         request, "accounts/token_list.html", {"tokens": tokens, "form": form}, status=400 if form.errors else 200
     )
+
+
+def _curl(request, key: str) -> str:
+    """A first request to paste into a terminal: this site's real address (as the browser reached
+    it) and the authentication header the API reads (accounts.authentication)."""
+    url = request.build_absolute_uri(reverse("api:portfolio-list"))
+    return f'curl -H "Authorization: Token {key}" {url}'
 
 
 @login_required

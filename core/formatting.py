@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, localcontext
 
 DASH = "—"
@@ -18,11 +19,35 @@ def significant(value: float | None) -> str:
 
 def decimal_string(value, *, places: int = 8, trim: bool = False) -> str | None:
     """An exact decimal string with `places` places (what candles and transactions store), never a
-    binary float; `trim` drops trailing zeros. None stays None."""
+    binary float or exponent notation; `trim` drops trailing zeros ("0.25", "100", and "0" for any
+    zero, never "-0"): the API's one rule for decimals. None stays None."""
     if value is None:
         return None
+    if trim:
+        text = _plain(value)
+        whole, dot, fraction = (text or "").partition(".")
+        if text is not None and len(fraction) <= places:
+            # Already within `places`, as every stored value is: only zeros to drop, at a fraction
+            # of the cost of quantizing, which each decimal of each API answer would pay.
+            text = f"{whole}.{fraction.rstrip('0')}".rstrip(".") if dot else text
+            return "0" if text == "-0" else text
     quantum = _PLACES.get(places) or Decimal(1).scaleb(-places)
     with localcontext() as ctx:
         ctx.prec = 80  # the default 28 digits cannot hold a large value to 8 places: quantize would raise
         value = Decimal(value).quantize(quantum)
-        return format(value.normalize() if trim else value, "f")
+        if not trim:
+            return format(value, "f")
+        return "0" if not value else format(value.normalize(), "f")
+
+
+_FIXED = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d*)?")
+
+
+def _plain(value) -> str | None:
+    """A Decimal or a decimal text (a forecast's stored price) in plain notation; None for anything
+    else (floats, exponents), which goes the exact way."""
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() else None
+    if isinstance(value, str) and _FIXED.fullmatch(value):
+        return value
+    return None

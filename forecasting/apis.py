@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -19,15 +18,17 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api.exceptions import error_response
+from core.api.exceptions import error_response, not_found
 from core.api.filters import TimeRangeFilter
-from core.api.mixins import WritesInTransaction
+from core.api.mixins import NamedObjects, WritesInTransaction
 from core.api.pagination import CandlePagination
+from core.api.serializers import ModelSerializer
 from core.broker import QueueUnavailableError
+from core.formatting import decimal_string
 
 from .models import SYMBOL_URL_REGEX, Asset, Candle, Forecast, ModelVersion, TrainingRun
 from .permissions import CanChangeChampion, CanRetrain
@@ -39,13 +40,13 @@ from .services.training_runs import training_run_request
 TIME_FORMAT = settings.REST_FRAMEWORK["DATETIME_FORMAT"]
 
 
-class AssetSerializer(serializers.ModelSerializer):
+class AssetSerializer(ModelSerializer):
     class Meta:
         model = Asset
         fields = ["symbol", "base_asset", "quote_asset", "interval", "tracked", "created_at"]
 
 
-class CandleSerializer(serializers.ModelSerializer):
+class CandleSerializer(ModelSerializer):
     class Meta:
         model = Candle
         fields = ["open_time", "close_time", "open", "high", "low", "close", "volume"]
@@ -75,21 +76,21 @@ STEP_SCHEMA = {
 
 @extend_schema_field(STEP_SCHEMA)
 class StepsField(serializers.Field):
-    """Forecast steps as stored. Prices are already decimal strings with 8 places (forecast_make
-    writes them so); only the times are rewritten. Plain code: a nested serializer per step and
-    per price cost the latest-forecast endpoint a third of its time."""
+    """Forecast steps as stored, times and prices rewritten by the API's rules (prices are decimal
+    strings with 8 places, as forecast_make writes them). Plain code: a nested serializer per step
+    and per price cost the latest-forecast endpoint a third of its time."""
 
     def to_representation(self, steps):
         return [
             {
                 "target_time": _utc_text(step["target_time"]),
-                "values": [v if isinstance(v, str) else f"{Decimal(str(v)):.8f}" for v in step["values"]],
+                "values": [decimal_string(v if isinstance(v, str) else str(v), trim=True) for v in step["values"]],
             }
             for step in steps
         ]
 
 
-class ForecastSerializer(serializers.ModelSerializer):
+class ForecastSerializer(ModelSerializer):
     symbol = serializers.CharField(source="asset.symbol")
     model_version = serializers.SerializerMethodField()
     quantiles = serializers.ListField(child=serializers.FloatField())
@@ -169,7 +170,7 @@ class MetricsField(serializers.JSONField):
     pass
 
 
-class ModelVersionSerializer(serializers.ModelSerializer):
+class ModelVersionSerializer(ModelSerializer):
     symbol = serializers.CharField(source="asset.symbol")
     metrics = MetricsField()
     baseline_metrics = MetricsField()
@@ -201,7 +202,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         ]
 
 
-class TrainingRunSerializer(serializers.ModelSerializer):
+class TrainingRunSerializer(ModelSerializer):
     symbol = serializers.CharField(source="asset.symbol")
     triggered_by = serializers.SerializerMethodField(
         help_text='"schedule", "you" or "staff"; staff see who exactly ("admin:<username>", "api:<username>").'
@@ -290,11 +291,11 @@ def _asset(symbol: str) -> Asset:
     asset = Asset.objects.filter(symbol=symbol.upper()).first()
     if asset is None:
         # Named in the error body, with where to look: "Not found." alone leaves a script guessing.
-        raise exceptions.NotFound(f"No asset {symbol.upper()}; /api/v1/assets/ lists the tracked ones.")
+        raise not_found("asset", "symbol", symbol.upper(), hint="/api/v1/assets/ lists the tracked ones.")
     return asset
 
 
-class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
+class AssetViewSet(WritesInTransaction, NamedObjects, viewsets.ReadOnlyModelViewSet):
     """Assets. Below each: `candles/`, `forecasts/` (and `forecasts/latest/`), `model-versions/`,
     `training-runs/`; staff may POST `retrain/` and `rollback/`."""
 
@@ -310,6 +311,7 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
         return _asset(self.kwargs["symbol"])
 
     @extend_schema(
+        summary="Queue a training of the asset's model",
         request=None,
         responses={202: TrainingRunAcceptedSerializer, 503: QUEUE_DOWN},
         parameters=[
@@ -331,6 +333,7 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
     @extend_schema(
+        summary="Roll back to the previous champion",
         request=None,
         responses={
             200: inline_serializer(
@@ -352,7 +355,7 @@ class AssetViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
         return Response({"symbol": asset.symbol, "champion": restored.version if restored else None})
 
 
-class _PerAsset:
+class _PerAsset(NamedObjects):
     """Lists below /assets/{symbol}/: an unknown symbol is a 404."""
 
     def asset(self) -> Asset:
@@ -390,7 +393,7 @@ class AssetForecastViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin
             return Forecast.objects.none()
         return Forecast.objects.filter(asset=self.asset()).select_related("asset", "model_version")
 
-    @extend_schema(responses=LatestForecastSerializer, filters=False)
+    @extend_schema(summary="Get the forecast the asset page shows", responses=LatestForecastSerializer, filters=False)
     @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
     def latest(self, request, symbol=None):
         """The forecast serving now, picked and judged by the asset page's own selectors."""
@@ -477,7 +480,7 @@ class AssetTrainingRunViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMi
         return TrainingRun.objects.filter(asset=self.asset()).select_related("asset", "model_version")
 
 
-class TrainingRunViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
+class TrainingRunViewSet(WritesInTransaction, NamedObjects, viewsets.ReadOnlyModelViewSet):
     serializer_class = TrainingRunSerializer
     queryset = TrainingRun.objects.select_related("asset", "model_version")
     filterset_fields = ["status"]
@@ -486,7 +489,7 @@ class TrainingRunViewSet(WritesInTransaction, viewsets.ReadOnlyModelViewSet):
 
 
 class ModelVersionViewSet(
-    WritesInTransaction, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+    WritesInTransaction, NamedObjects, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = ModelVersionSerializer
     queryset = ModelVersion.objects.select_related("asset")
@@ -494,7 +497,9 @@ class ModelVersionViewSet(
     ordering_fields = ["created_at", "version"]
     ordering = ["-created_at"]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: CONFLICT})
+    @extend_schema(
+        summary="Make this version the champion", request=None, responses={200: ModelVersionSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"], permission_classes=[CanChangeChampion])
     def promote(self, request, pk=None):
         version = self.get_object()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -20,9 +19,10 @@ from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from core.api.exceptions import error_response
+from core.api.exceptions import error_response, not_found
 from core.api.filters import TimeRangeFilter
-from core.api.mixins import WritesInTransaction
+from core.api.mixins import NamedObjects, WritesInTransaction
+from core.api.serializers import DecimalField, ModelSerializer
 from core.formatting import decimal_string
 from forecasting.models import SYMBOL_RE, Asset
 
@@ -44,7 +44,7 @@ MONEY = {"max_digits": None, "decimal_places": 8}
 
 
 def _dec(value) -> str | None:
-    """Decimal strings with at most 8 places, as candles and transactions store them."""
+    """Computed sums by the rule of every decimal of the API (core.api.serializers.DecimalField)."""
     return decimal_string(value, trim=True)
 
 
@@ -63,7 +63,7 @@ class CsvTextParser(BaseParser):
         return {"csv": data}
 
 
-class PortfolioSerializer(serializers.ModelSerializer):
+class PortfolioSerializer(ModelSerializer):
     class Meta:
         model = Portfolio
         fields = ["id", "name", "description", "created_at"]
@@ -87,16 +87,16 @@ class SymbolField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class TransactionSerializer(serializers.ModelSerializer):
+class TransactionSerializer(ModelSerializer):
     symbol = SymbolField(
         source="asset",
         slug_field="symbol",
         queryset=Asset.objects.all(),
         help_text="A tracked Binance symbol such as BTCUSDT.",
     )
-    quantity = serializers.DecimalField(**DEC)
-    unit_price = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
-    fee = serializers.DecimalField(**DEC, required=False, default=Decimal("0"))
+    quantity = DecimalField(**DEC)
+    unit_price = DecimalField(**DEC, required=False, default=Decimal("0"))
+    fee = DecimalField(**DEC, required=False, default=Decimal("0"))
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
     class Meta:
@@ -146,15 +146,15 @@ class TransactionFilter(filters.FilterSet):
 
 
 def _money(**kwargs):
-    return serializers.DecimalField(**MONEY, **kwargs)
+    return DecimalField(**MONEY, **kwargs)
 
 
 HOLDING_FIELDS = {
     "symbol": serializers.CharField(),
-    "quantity": serializers.DecimalField(**DEC),
+    "quantity": DecimalField(**DEC),
     "average_cost": _money(allow_null=True),
     "cost": _money(),
-    "price": serializers.DecimalField(**DEC, allow_null=True),
+    "price": DecimalField(**DEC, allow_null=True),
     "price_time": serializers.DateTimeField(allow_null=True),
     "value": _money(allow_null=True),
     "unrealized_pnl": _money(allow_null=True),
@@ -181,7 +181,7 @@ def _example(name: str, value, **kwargs) -> OpenApiExample:
 @extend_schema_view(
     create=extend_schema(examples=[_example("A portfolio", {"name": "Long term", "description": "Held for years."})])
 )
-class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
+class PortfolioViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet):
     serializer_class = PortfolioSerializer
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
@@ -205,6 +205,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
         serializer.instance = services.portfolio_update(portfolio=serializer.instance, **data)
 
     @extend_schema(
+        summary="Get a portfolio's holdings and totals",
         responses=inline_serializer(
             "Holdings",
             {
@@ -219,7 +220,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
                 "missing_prices": serializers.ListField(child=serializers.CharField()),
                 "holdings": inline_serializer("Holding", HOLDING_FIELDS, many=True),
             },
-        )
+        ),
     )
     @action(detail=True, methods=["get"])
     def holdings(self, request, pk=None):
@@ -257,6 +258,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
         )
 
     @extend_schema(
+        summary="Get a portfolio's returns and value history",
         responses=inline_serializer(
             "Performance",
             {
@@ -270,7 +272,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
                     "ValuePoint", {"t": serializers.DateTimeField(), "value": _money(), "invested": _money()}, many=True
                 ),
             },
-        )
+        ),
     )
     @action(detail=True, methods=["get"])
     def performance(self, request, pk=None):
@@ -290,6 +292,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
         )
 
     @extend_schema(
+        summary="Get a portfolio's projected value",
         responses=inline_serializer(
             "PortfolioForecast",
             {
@@ -305,7 +308,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
                     many=True,
                 ),
             },
-        )
+        ),
     )
     @action(detail=True, methods=["get"])
     def forecast(self, request, pk=None):
@@ -339,6 +342,7 @@ class PortfolioViewSet(WritesInTransaction, viewsets.ModelViewSet):
         )
 
     @extend_schema(
+        summary="Import transactions from a CSV file",
         request={
             "multipart/form-data": inline_serializer("CsvUpload", {"file": serializers.FileField()}),
             "text/csv": {"type": "string"},
@@ -405,7 +409,7 @@ TX_EXAMPLE = {
     update=extend_schema(examples=[_example("A buy", TX_EXAMPLE)]),
     partial_update=extend_schema(examples=[_example("A note", {"note": "moved to cold storage"})]),
 )
-class TransactionViewSet(WritesInTransaction, viewsets.ModelViewSet):
+class TransactionViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSet):
     serializer_class = TransactionSerializer
     filterset_class = TransactionFilter
     ordering_fields = ["executed_at", "created_at"]
@@ -413,7 +417,10 @@ class TransactionViewSet(WritesInTransaction, viewsets.ModelViewSet):
 
     def portfolio(self) -> Portfolio:
         if not hasattr(self, "_portfolio"):
-            self._portfolio = get_object_or_404(Portfolio, id=self.kwargs["portfolio_pk"], owner=self.request.user)
+            pk = self.kwargs["portfolio_pk"]
+            self._portfolio = Portfolio.objects.filter(id=pk, owner=self.request.user).first()
+            if self._portfolio is None:  # another user's too: it does not exist for this one
+                raise not_found("portfolio", "id", pk)
         return self._portfolio
 
     def get_queryset(self):

@@ -53,7 +53,10 @@ def api_exception_handler(exc, context):
             errors = {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(errors)
     elif isinstance(exc, Http404):
-        exc = exceptions.NotFound()
+        # Django's own text ("No Portfolio matches the given query.") names a class, not what was
+        # asked for; views name the object (core.api.mixins.NamedObjects), this is the rest.
+        request = context.get("request")
+        exc = exceptions.NotFound(f"Nothing found at {request.path}." if request is not None else None)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
@@ -71,6 +74,12 @@ def api_exception_handler(exc, context):
     }
     response.data = body
     return response
+
+
+def not_found(name: str, by: str, value, *, hint: str = "") -> exceptions.NotFound:
+    """A 404 that says what was not found: "No portfolio with id 12." (plus an optional hint)."""
+    message = f"No {name} with {by} {value}"
+    return exceptions.NotFound(f"{message}; {hint}" if hint else f"{message}.")
 
 
 def error_response(message: str, *, status_code=status.HTTP_400_BAD_REQUEST, code="invalid", fields=None):

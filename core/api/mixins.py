@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.http import Http404
 from rest_framework.permissions import SAFE_METHODS
+
+from .exceptions import not_found
 
 
 class WritesInTransaction:
@@ -25,3 +28,23 @@ class WritesInTransaction:
             return super().dispatch(request, *args, **kwargs)
         with transaction.atomic():
             return super().dispatch(request, *args, **kwargs)
+
+
+class NamedObjects:
+    """Viewsets: what one of their objects is called, for their 404s ("No portfolio with id 12.",
+    where DRF would say "Not found.") and for their tag and summaries in the API docs
+    (core.api.schema). The serializer's model names it unless `object_name` says otherwise."""
+
+    object_name: str = ""
+
+    @classmethod
+    def get_object_name(cls) -> str:
+        return cls.object_name or str(cls.serializer_class.Meta.model._meta.verbose_name)
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:
+            kwarg = self.lookup_url_kwarg or self.lookup_field
+            by = "id" if self.lookup_field == "pk" else self.lookup_field
+            raise not_found(self.get_object_name(), by, self.kwargs[kwarg]) from None

@@ -1,6 +1,65 @@
-"""OpenAPI additions: every operation documents the error body for the 4xx it can answer."""
+"""OpenAPI additions: operations tagged by resource with a summary each, and every operation
+documents the error body for the 4xx it can answer."""
 
 from __future__ import annotations
+
+import re
+
+from django.utils.text import capfirst
+from drf_spectacular import openapi
+
+# The tags, in the order the docs show them; AutoSchema below derives each viewset's from its
+# object name, and a test holds every operation to this list.
+TAGS = [
+    {"name": "Assets", "description": "The tracked Binance pairs; staff may retrain or roll back their models."},
+    {"name": "Candles", "description": "Closed candles of an asset's interval."},
+    {"name": "Forecasts", "description": "Forecasts with their 80% band, and the one the pages show."},
+    {"name": "Model versions", "description": "Trained models, their backtests and which one is champion."},
+    {"name": "Training runs", "description": "Trainings queued, running and finished."},
+    {"name": "Portfolios", "description": "Your portfolios: holdings, performance, projected value, CSV import."},
+    {"name": "Transactions", "description": "The buys and sells of one of your portfolios."},
+    {"name": "Tokens", "description": "Your API tokens, and a check of the one you send."},
+]
+# Summaries of the standard actions; every other action states its own (extend_schema(summary=…)).
+SUMMARIES = {
+    "list": "List {plural}",
+    "retrieve": "Get {a} {name}",
+    "create": "Create {a} {name}",
+    "update": "Replace {a} {name}",
+    "partial_update": "Change some fields of {a} {name}",
+    "destroy": "Delete {a} {name}",
+}
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+class AutoSchema(openapi.AutoSchema):
+    """Operations grouped by the resource they act on ("Candles", not the path's first part, which
+    made everything "v1"), each with a one-line summary. Views name their objects through
+    core.api.mixins.NamedObjects; anything else states its tags and summary with extend_schema."""
+
+    def _object_name(self) -> str | None:
+        get_name = getattr(self.view, "get_object_name", None)
+        return get_name() if get_name is not None else None
+
+    def get_tags(self) -> list[str]:
+        name = self._object_name()
+        return [capfirst(name) + "s"] if name else super().get_tags()
+
+    def get_summary(self) -> str | None:
+        name, action = self._object_name(), getattr(self.view, "action", None)
+        if not name or action not in SUMMARIES:
+            return None
+        summary = SUMMARIES[action].format(a=_a(name), name=name, plural=name + "s")
+        # A list below another object says whose: "List an asset's candles".
+        parent = re.search(r"/([a-z-]+)/\{[^}]+\}/[a-z-]+/$", self.path)
+        if action == "list" and parent:
+            owner = parent.group(1).removesuffix("s").replace("-", " ")
+            summary = f"List {_a(owner)} {owner}'s {name}s"
+        return summary
+
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -36,6 +95,12 @@ DESCRIPTIONS = {
     "429": "Too many requests: see the Retry-After header.",
 }
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def add_tags(result, generator, request, public):
+    """drf-spectacular post-processing hook: the tags with their descriptions, in reading order."""
+    result["tags"] = TAGS
+    return result
 
 
 def add_error_responses(result, generator, request, public):

@@ -156,22 +156,28 @@ REST_FRAMEWORK = {
     # (core.clients.client_address): REMOTE_ADDR, unless this many proxies of ours sit in front and
     # append to X-Forwarded-For. A client cannot choose its own address by sending that header.
     "NUM_PROXIES": env.int("MUR_TRUSTED_PROXIES", default=0),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",  # tags by resource, summaries
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Make Us Rich API",
-    "DESCRIPTION": "Market data, forecasts with 80% bands, model versions and portfolios. "
-    "Decimals are strings, times ISO 8601 UTC; every 4xx has the body "
-    '{"error": {"status", "code", "message", "fields"}}.',
+    "DESCRIPTION": "Market data, forecasts with 80% bands, model versions and portfolios.\n\n"
+    "Decimals (prices, quantities, amounts) are JSON strings, every one written by one rule: plain "
+    "notation, at most 8 decimal places, no trailing zeros, so `0.25`, `100`, `0` (never `0.25000000`, "
+    "`1E+2` or `-0`). Input decimals may be strings or numbers, with or without trailing zeros. "
+    "Quantile levels, durations and model metrics are JSON numbers.\n\n"
+    "Times are ISO 8601 in UTC. Every 4xx has the body "
+    '{"error": {"status", "code", "message", "fields"}}; a 404 names what was not found.',
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: works offline
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "/api/redoc-dist",  # the sidecar's bundle, served by core.api.views.redoc_bundle
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operation ids from the path after it: `assets_list`, not `v1_assets_list`.
+    "SCHEMA_PATH_PREFIX": "/api/v1/",
     # Several models have a "kind" or "status": each choice set gets its own readable name.
     "ENUM_NAME_OVERRIDES": {
         "TransactionKindEnum": "portfolio.models.Transaction.Kind",
@@ -182,6 +188,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.add_error_responses",  # the one error body, documented on every operation
+        "core.api.schema.add_tags",  # each resource's tag, described, in reading order
     ],
 }
 

@@ -74,3 +74,32 @@ def test_swagger_ui_and_redoc_work_offline(page, live_server, browser_context):
     assert browser_context.requests
     elsewhere = [u for u in browser_context.requests if not u.startswith(live_server.url)]
     assert elsewhere == blocked, (elsewhere, blocked)
+
+
+def test_the_new_key_page_copies_the_key_and_the_curl_example(page, live_server, sign_in, browser_context):
+    browser_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    refused = []  # anything the page's Content-Security-Policy stopped, an inline handler say
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    sign_in()
+    page.goto(f"{live_server.url}/accounts/api-tokens/")
+    page.get_by_label("Name").fill("clipboard")
+    page.get_by_label("Expires after (days)").fill("7")
+    page.get_by_role("button", name="Create token").click()
+    key = page.get_by_label("Key").input_value()
+    assert key.startswith("mur_")
+
+    page.get_by_role("button", name="Copy key").click()
+    page.wait_for_function("document.getElementById('copy-status').textContent === 'Key copied to the clipboard.'")
+    assert page.evaluate("navigator.clipboard.readText()") == key
+
+    page.get_by_role("button", name="Copy command").click()
+    page.wait_for_function("document.getElementById('copy-status').textContent.startsWith('Command copied')")
+    command = f'curl -H "Authorization: Token {key}" {live_server.url}/api/v1/portfolios/'
+    assert page.evaluate("navigator.clipboard.readText()") == command
+    assert page.locator("#token-curl").inner_text() == command
+
+    # Focusing the key selects all of it, for copying by hand.
+    page.get_by_label("Key").focus()
+    selected = page.evaluate("(k => k.selectionEnd - k.selectionStart)(document.getElementById('token-key'))")
+    assert selected == len(key)
+    assert refused == []

@@ -101,3 +101,40 @@ def test_the_docs_load_their_code_from_our_static_files(client, db, path):
             assert script.status_code == 200 and "javascript" in script["Content-Type"], url
             assert b"cdn.redoc.ly" not in script.content
     assert not re.search(r"https?://(?!localhost)", re.sub(r"<script>.*?</script>", "", html, flags=re.S))
+
+
+def test_every_operation_has_a_resource_tag_a_summary_and_a_readable_id(served):
+    tags = [t["name"] for t in served["tags"]]
+    assert tags == [
+        "Assets",
+        "Candles",
+        "Forecasts",
+        "Model versions",
+        "Training runs",
+        "Portfolios",
+        "Transactions",
+        "Tokens",
+    ]
+    assert all(t["description"] for t in served["tags"])
+    operations = [(path, method, op) for path, ops in served["paths"].items() for method, op in ops.items()]
+    assert len(operations) == 35
+    ids = [op["operationId"] for _, _, op in operations]
+    assert len(set(ids)) == len(ids)
+    for path, method, op in operations:
+        where = (path, method)
+        assert len(op["tags"]) == 1 and op["tags"][0] in tags, where
+        assert op["summary"] and "\n" not in op["summary"] and len(op["summary"]) <= 80, where
+        assert re.fullmatch(r"[a-z]+(?:_[a-z]+)*", op["operationId"]), where
+        assert not op["operationId"].startswith(("v1", "api")), where
+    used = {op["tags"][0] for _, _, op in operations}
+    assert used == set(tags)  # no tag declared for nothing
+    by_id = {op["operationId"]: (path, method, op["tags"][0]) for path, method, op in operations}
+    assert by_id["assets_list"] == ("/api/v1/assets/", "get", "Assets")
+    assert by_id["assets_candles_list"] == ("/api/v1/assets/{symbol}/candles/", "get", "Candles")
+    assert by_id["portfolios_transactions_create"][2] == "Transactions"
+    assert served["paths"]["/api/v1/assets/{symbol}/candles/"]["get"]["summary"] == "List an asset's candles"
+
+
+def test_the_schema_states_the_decimal_rule(served):
+    description = served["info"]["description"]
+    assert "no trailing zeros" in description and "`0.25`" in description and "`0.25000000`" in description

@@ -4,11 +4,13 @@ session authentication with CSRF."""
 from __future__ import annotations
 
 import hashlib
+import html as html_lib
 import io
 import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -235,6 +237,34 @@ def test_create_a_token_on_the_page(world, browser):
     # The list afterwards shows the prefix, never the key.
     listing = browser.get("/accounts/api-tokens/").content.decode()
     assert token.prefix in listing and key not in listing
+
+
+def test_the_new_key_page_has_a_copy_button_and_a_working_curl_example(world, browser, settings):
+    settings.ALLOWED_HOSTS = ["testserver", "mur.example"]
+    response = browser.post(
+        "/accounts/api-tokens/", {"name": "terminal", "csrfmiddlewaretoken": csrf_of(browser)}, HTTP_HOST="mur.example"
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    key = re.search(r'id="token-key" value="([^"]+)"', html).group(1)
+    example = re.search(r'<pre class="command" id="token-curl"[^>]*><code>([^<]+)</code>', html)
+    curl = html_lib.unescape(example.group(1))
+    # The real address of the site, as the request reached it, and the header the API reads.
+    assert curl == f'curl -H "Authorization: Token {key}" http://mur.example/api/v1/portfolios/'
+    assert html.count(key) == 2  # the key's field and the example, on this answer only
+    assert re.search(r'<button type="button"[^>]*data-copy="token-key"[^>]*>Copy key</button>', html)
+    assert re.search(r'<button type="button"[^>]*data-copy="token-curl"[^>]*>Copy command</button>', html)
+    # The copying is a static script: the Content-Security-Policy runs nothing inline.
+    assert not re.search(r"<script>|\son[a-z]+=", html)
+    [script] = re.findall(r'<script src="/static/([^"]+)"', html)
+    assert finders.find(script) and script == "js/accounts/token_created.js"
+    # The example works as written: its header and path, sent to the API.
+    header, path = re.fullmatch(r'curl -H "Authorization: ([^"]+)" http://mur\.example(/\S+)', curl).groups()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=header)
+    answer = api.get(path)
+    assert answer.status_code == 200 and [p["name"] for p in answer.json()["results"]] == ["Main"]
+    assert key not in browser.get("/accounts/api-tokens/").content.decode()
 
 
 @pytest.mark.parametrize(
