@@ -33,7 +33,7 @@ from .forms import (
     add_service_errors,
 )
 from .models import Portfolio, Transaction
-from .valuation import FORECAST_METHOD
+from .valuation import FORECAST_METHOD, HOLDING_RETURN_METHOD
 
 TRANSACTIONS_PER_PAGE = 50
 Q8 = Decimal("1e-8")
@@ -162,6 +162,7 @@ def portfolio_detail(request, pk: int):
             "filtered": bool(filters.is_bound and filters.is_valid() and any(filters.cleaned_data.values())),
             "page": page,
             "forecast_method": FORECAST_METHOD,
+            "holding_return_method": HOLDING_RETURN_METHOD,
         },
     )
 
