@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
@@ -269,7 +270,10 @@ FIELDS = ("kind", "quantity", "unit_price", "fee", "executed_at", "note")
 @require_http_methods(["GET", "POST"])
 def transaction_add(request, pk: int):
     portfolio = _own_portfolio(request, pk)
-    initial = {"kind": Transaction.Kind.BUY, "fee": 0, "submission_key": uuid.uuid4().hex}
+    # Now, to the minute: most transactions are entered as they happen (the field is in UTC, as
+    # is every time on the site).
+    now = timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
+    initial = {"kind": Transaction.Kind.BUY, "fee": 0, "submission_key": uuid.uuid4().hex, "executed_at": now}
     if request.GET.get("symbol"):
         initial["symbol"] = request.GET["symbol"]
     form = TransactionForm(request.POST or None, initial=initial)

@@ -1,15 +1,19 @@
 """The price look-up behind the transaction form (GET /portfolios/price-at/): the close of the
-stored candle at a time, with where it came from, and clear JSON errors."""
+stored candle at a time, with where it came from, and clear JSON errors; and the add form's
+defaults (the time now, the script that fills the price)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from forecasting.models import Asset
+from portfolio import services
 from tests.factories import candles
 
 NEWEST = datetime(2022, 10, 11, 10, tzinfo=UTC)  # open time of the newest candle
@@ -117,3 +121,36 @@ def test_anonymous_callers_are_sent_to_sign_in(client, btc):
 
 def test_only_get_is_allowed(signed_in, btc):
     assert signed_in.post(URL, {"symbol": "BTCUSDT", "time": "2022-10-11T09:30"}).status_code == 405
+
+
+def test_the_add_form_starts_at_now_in_utc_and_loads_the_price_script(signed_in, user):
+    portfolio = services.portfolio_create(owner=user, name="Main")
+    before = timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
+    page = signed_in.get(reverse("portfolio:transaction-add", args=[portfolio.pk])).content.decode()
+    after = timezone.now().astimezone(UTC)
+    value = re.search(r'name="executed_at" value="([^"]+)"', page).group(1)
+    shown = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    assert before <= shown <= after and shown.second == 0
+    assert f'data-price-url="{URL}"' in page
+    assert 'src="/static/js/portfolio/transaction_form.js"' in page
+    assert 'id="unit-price-source"' in page
+    # The price is still required when no script fills it.
+    response = signed_in.post(
+        reverse("portfolio:transaction-add", args=[portfolio.pk]),
+        {"symbol": "BTCUSDT", "kind": "buy", "quantity": "1", "unit_price": "", "executed_at": value},
+    )
+    assert response.context["form"].errors["unit_price"] == ["This field is required."]
+
+
+def test_the_edit_form_keeps_the_transactions_time(signed_in, user, btc):
+    portfolio = services.portfolio_create(owner=user, name="Main")
+    tx = services.transaction_create(
+        portfolio=portfolio,
+        asset=btc,
+        kind="buy",
+        quantity=Decimal("1"),
+        unit_price=Decimal("120"),
+        executed_at=NEWEST - timedelta(hours=3),
+    )
+    page = signed_in.get(reverse("portfolio:transaction-edit", args=[portfolio.pk, tx.pk])).content.decode()
+    assert 'name="executed_at" value="2022-10-11T07:00:00"' in page
