@@ -60,6 +60,7 @@ PAGES = {
     "assets/": Page("signed-in"),
     "assets/<str:symbol>/": Page("signed-in"),
     "assets/<str:symbol>/prices.json": Page("signed-in"),
+    "assets/<str:symbol>/training.json": Page("signed-in"),
     "portfolios/": Page("signed-in", post=True),
     # Market data for the transaction form: anyone signed in, whatever they own.
     "portfolios/price-at/": Page("signed-in", query="?symbol=BTCUSDT&time=2022-06-30T12:00:00"),
