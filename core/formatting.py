@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 DASH = "—"
 _PLACES = {8: Decimal("1e-8")}
@@ -51,3 +51,47 @@ def _plain(value) -> str | None:
     if isinstance(value, str) and _FIXED.fullmatch(value):
         return value
     return None
+
+
+# --- amounts on pages ---------------------------------------------------------------------------
+# One rule each for money, unit prices and quantities, used by every page that shows them (the
+# portfolio template filters wrap these). Exact decimals throughout: a float would turn
+# 0.00001234 into 1.234e-05 and round 0.005 the wrong way.
+
+_CENT = Decimal("0.01")
+_PRICE_DIGITS = 4  # as `significant`: enough for BTC (30,020.00) and a sub-cent pair (0.00001234)
+_WIDE = 80  # a value or a cost can reach 1e38; to 8 places that is more than the default 28 digits
+
+
+def money_text(value, *, signed: bool = False) -> str:
+    """An amount of money: always two decimals, with thousands separators (30,020.00). `signed`
+    puts "+" before a gain that does not round to zero."""
+    if value is None or value == "":
+        return DASH
+    with localcontext(prec=_WIDE):
+        rounded = Decimal(value).quantize(_CENT, ROUND_HALF_EVEN)
+    text = format(rounded if rounded else abs(rounded), ",f")  # a loss under half a cent is 0.00, not -0.00
+    return f"+{text}" if signed and rounded > 0 else text
+
+
+def price_text(value) -> str:
+    """A unit price: four significant digits but never fewer than two decimals nor more than the
+    eight stored, trailing zeros past two dropped: 30,020.00, 277.81, 1.235, 0.5234, 0.00001234."""
+    if value is None or value == "":
+        return DASH
+    value = Decimal(value)
+    with localcontext(prec=_WIDE):
+        places = 2 if value == 0 else max(2, min(8, _PRICE_DIGITS - 1 - value.adjusted()))
+        text = format(value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN), ",f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
+def quantity_text(value) -> str:
+    """A quantity of an asset: every stored decimal that is not a trailing zero, so 0.00012345 BTC
+    and 1,250 ADA both read as held."""
+    if value is None or value == "":
+        return DASH
+    with localcontext(prec=_WIDE):
+        rounded = Decimal(value).quantize(_PLACES[8], ROUND_HALF_EVEN).normalize()
+    return format(rounded, ",f")

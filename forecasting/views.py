@@ -1,11 +1,11 @@
 import re
-from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
+from core.formatting import price_text
 from core.times import ms_to_datetime
 
 from .metrics import metric_headings, metric_rows, metric_text
@@ -217,11 +217,8 @@ def _forecast_label(forecast: Forecast, champion: ModelVersion | None) -> str:
 
 
 def _price(value) -> str:
-    """A price for reading: cents above 1, six significant digits below (sub-cent pairs)."""
-    if value is None:
-        return "—"
-    value = Decimal(value)
-    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6g}"
+    """A price for reading, by the site's one rule for unit prices."""
+    return price_text(value)
 
 
 def _headline(price: PriceNow | None) -> dict | None:

@@ -24,6 +24,13 @@ def add_service_errors(form: forms.Form, exc: ValidationError, rename: dict[str,
         form.add_error(name if name in form.fields else None, field_errors)
 
 
+def clean_symbol_text(value: str) -> str:
+    symbol = value.strip().upper()
+    if not SYMBOL_RE.fullmatch(symbol):
+        raise ValidationError("A Binance symbol is 2 to 20 letters and digits, e.g. BTCUSDT.")
+    return symbol
+
+
 class PortfolioForm(forms.Form):
     name = forms.CharField(max_length=Portfolio._meta.get_field("name").max_length)
     description = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
@@ -82,10 +89,7 @@ class TransactionForm(forms.Form):
         self.untracked_symbol: str | None = None
 
     def clean_symbol(self) -> str:
-        symbol = self.cleaned_data["symbol"].strip().upper()
-        if not SYMBOL_RE.fullmatch(symbol):
-            raise ValidationError("A Binance symbol is 2 to 20 letters and digits, e.g. BTCUSDT.")
-        return symbol
+        return clean_symbol_text(self.cleaned_data["symbol"])
 
     def clean_fee(self):
         fee = self.cleaned_data.get("fee")
@@ -96,6 +100,17 @@ class TransactionForm(forms.Form):
         # The bound field copied the label when the form was cleaned: set both.
         self.fields["track"].label = self["track"].label = f"Track {symbol}"
         self.add_error("symbol", message)
+
+
+class PriceAtForm(forms.Form):
+    """The price look-up of the transaction form: a symbol and a time, read as UTC when it carries
+    no offset (as the form's date field is)."""
+
+    symbol = forms.CharField(max_length=20)
+    time = forms.DateTimeField()
+
+    def clean_symbol(self) -> str:
+        return clean_symbol_text(self.cleaned_data["symbol"])
 
 
 class TransactionFilterForm(forms.Form):

@@ -5,6 +5,7 @@ from . import views
 app_name = "portfolio"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("price-at/", views.price_at, name="price-at"),
     path("<int:pk>/", views.portfolio_detail, name="detail"),
     path("<int:pk>/edit/", views.portfolio_edit, name="edit"),
     path("<int:pk>/delete/", views.portfolio_delete, name="delete"),

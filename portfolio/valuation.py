@@ -24,6 +24,10 @@ RETURN_METHOD = (
     "Modified Dietz: the change in value less money put in or taken out, divided by the starting "
     "value plus the money moved, weighted by how long it was in the portfolio."
 )
+HOLDING_RETURN_METHOD = (
+    "Return: an asset's total profit and loss as a share of everything paid for it (buys and "
+    "transfers in at their price, fees included); rewards count as profit, not as money paid."
+)
 FORECAST_METHOD = (
     "Each holding's quantity times its asset's newest forecast; the band adds the assets' 10% and "
     "90% quantiles as if all moved together, which is cautious (wide) for coins that rarely do."
@@ -37,6 +41,7 @@ class Holding:
     price: Decimal | None
     price_time: datetime | None
     price_24h: Decimal | None
+    share: Decimal | None = None  # % of the portfolio's market value; set by summarize()
 
     @property
     def quantity(self) -> Decimal:
@@ -57,6 +62,16 @@ class Holding:
     @property
     def total_pnl(self) -> Decimal | None:
         return None if self.unrealized is None else self.unrealized + self.position.realized
+
+    @property
+    def return_pct(self) -> Decimal | None:
+        """Total P&L in % of the money paid for the asset (HOLDING_RETURN_METHOD); None when
+        nothing was paid (rewards or free transfers only) or the price of what is held is unknown."""
+        # Sold out, nothing is left to price: the realized P&L is the whole result.
+        pnl = self.position.realized if self.position.quantity == 0 else self.total_pnl
+        if pnl is None or not self.position.invested:
+            return None
+        return pnl / self.position.invested * 100
 
 
 @dataclass
@@ -85,15 +100,16 @@ class Summary:
             return None
         return (self.value - self.value_24h) / self.value_24h * 100
 
+    @property
+    def newest_candle(self) -> datetime | None:
+        """Open time of the newest candle whose close prices the holdings (the asset page names
+        candles by their open time too)."""
+        times = [h.price_time for h in self.holdings + self.closed if h.price_time]
+        return max(times) if times else None
+
     def allocation(self) -> list[dict]:
         """Share of the market value per asset, largest first."""
-        if not self.value:
-            return []
-        rows = [
-            {"symbol": h.asset.symbol, "value": h.value, "share": h.value / self.value * 100}
-            for h in self.holdings
-            if h.value
-        ]
+        rows = [{"symbol": h.asset.symbol, "value": h.value, "share": h.share} for h in self.holdings if h.share]
         return sorted(rows, key=lambda r: r["value"], reverse=True)
 
 
@@ -118,6 +134,9 @@ def summarize(rows: list[TxRow], prices: dict[int, dict]) -> Summary:
         unrealized += h.unrealized
         # The value a day ago of what is held now (24h change of the holdings, not of the flows).
         value_24h = None if value_24h is None or h.value_24h is None else value_24h + h.value_24h
+    for h in holdings:
+        # Of the value that has a price: a holding without one is left out of the value too.
+        h.share = h.value / value * 100 if value and h.value is not None else None
     holdings.sort(key=lambda h: h.value or ZERO, reverse=True)
     return Summary(holdings, closed, value, value_24h, cost, realized, unrealized, missing, len(rows))
 

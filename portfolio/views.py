@@ -4,6 +4,7 @@ or transaction answers 404 rather than revealing that it exists."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from decimal import Decimal
 
 from django.contrib import messages
@@ -11,16 +12,18 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from core.formatting import decimal_string
 from core.times import datetime_to_ms
 from forecasting.binance import BinanceError
 from forecasting.models import Asset
+from forecasting.selectors.market_data import candle_at
 from forecasting.services.market_data import MarketDataError, asset_track
 
 from . import selectors, services, transactions_csv
@@ -28,12 +31,13 @@ from .forms import (
     CSV_COLUMNS_HELP,
     CsvImportForm,
     PortfolioForm,
+    PriceAtForm,
     TransactionFilterForm,
     TransactionForm,
     add_service_errors,
 )
 from .models import Portfolio, Transaction
-from .valuation import FORECAST_METHOD
+from .valuation import FORECAST_METHOD, HOLDING_RETURN_METHOD
 
 TRANSACTIONS_PER_PAGE = 50
 Q8 = Decimal("1e-8")
@@ -162,6 +166,7 @@ def portfolio_detail(request, pk: int):
             "filtered": bool(filters.is_bound and filters.is_valid() and any(filters.cleaned_data.values())),
             "page": page,
             "forecast_method": FORECAST_METHOD,
+            "holding_return_method": HOLDING_RETURN_METHOD,
         },
     )
 
@@ -265,7 +270,10 @@ FIELDS = ("kind", "quantity", "unit_price", "fee", "executed_at", "note")
 @require_http_methods(["GET", "POST"])
 def transaction_add(request, pk: int):
     portfolio = _own_portfolio(request, pk)
-    initial = {"kind": Transaction.Kind.BUY, "fee": 0, "submission_key": uuid.uuid4().hex}
+    # Now, to the minute: most transactions are entered as they happen (the field is in UTC, as
+    # is every time on the site).
+    now = timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
+    initial = {"kind": Transaction.Kind.BUY, "fee": 0, "submission_key": uuid.uuid4().hex, "executed_at": now}
     if request.GET.get("symbol"):
         initial["symbol"] = request.GET["symbol"]
     form = TransactionForm(request.POST or None, initial=initial)
@@ -338,6 +346,42 @@ def transaction_delete(request, pk: int, tx_id: int):
             return redirect("portfolio:detail", pk=pk)
     return render(
         request, "portfolio/transaction_confirm_delete.html", {"portfolio": tx.portfolio, "tx": tx, "errors": errors}
+    )
+
+
+@login_required
+@require_GET
+def price_at(request):
+    """The unit price the transaction form offers for a symbol and time: the close of the stored
+    candle at that time (forecasting's candle_at). Market data, so anyone signed in may ask."""
+    form = PriceAtForm(request.GET)
+    if not form.is_valid():
+        fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
+        name, first = next(iter(fields.items()))
+        return JsonResponse({"error": f"{name}: {first[0]}", "fields": fields}, status=400)
+    symbol, when = form.cleaned_data["symbol"], form.cleaned_data["time"].astimezone(UTC)
+    asset = Asset.objects.filter(symbol=symbol).first()
+    if asset is None:
+        return JsonResponse({"error": f"No prices are stored for {symbol}."}, status=404)
+    candle = candle_at(asset=asset, when=when)
+    if candle is None:
+        return JsonResponse(
+            {"error": f"No {symbol} candle is stored at or before {when:%Y-%m-%d %H:%M} UTC."}, status=404
+        )
+    opened = candle.open_time.astimezone(UTC)
+    source = f"Filled from the {symbol} {candle.interval} candle of {opened:%Y-%m-%d %H:%M} UTC (close)"
+    if when > candle.close_time:  # after the newest candle, or in a gap of the data
+        source += ", the newest stored before that time"
+    return JsonResponse(
+        {
+            "symbol": symbol,
+            "quote": asset.quote_asset,
+            "interval": candle.interval,
+            "price": decimal_string(candle.close, trim=True),
+            "open_time": candle.open_time,
+            "close_time": candle.close_time,
+            "source": f"{source}. You can change it.",
+        }
     )
 
 

@@ -141,6 +141,15 @@ def any_of(conditions) -> Q:
     return out
 
 
+def candle_at(*, asset: Asset, when: datetime) -> Candle | None:
+    """The candle whose close was the price at `when`: the newest one opened at or before it. That
+    is the candle containing `when`, or the newest candle when `when` is later, or the last one
+    before a gap in the data; None before the first candle. One look-up on the unique index."""
+    return (
+        Candle.objects.filter(asset=asset, interval=asset.interval, open_time__lte=when).order_by("-open_time").first()
+    )
+
+
 def newest_candle_ages(*, now: datetime | None = None) -> list[dict]:
     """Newest candle per tracked asset and how old it is (seconds since it closed)."""
     now = now or timezone.now()

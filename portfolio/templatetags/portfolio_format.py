@@ -1,14 +1,17 @@
-"""Display of stored decimals: quantized for reading, never through floats."""
+"""Display of stored decimals on the portfolio pages. The rules are core.formatting's (one place
+for every page); these filters add the currency or unit after the number when given one:
+{{ h.value|money:quote }} → "180.00 <span class="unit">USDT</span>"."""
 
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from django import template
+from django.utils.html import format_html
+
+from core.formatting import DASH, money_text, price_text, quantity_text
 
 register = template.Library()
 
 CENT = Decimal("0.01")
-UNIT8 = Decimal("1e-8")
-DASH = "—"
 
 
 def _missing(value) -> bool:
@@ -16,51 +19,56 @@ def _missing(value) -> bool:
     return value is None or value == ""
 
 
-# Quantities and prices stay under 1e19 (portfolio.services.MAX_DECIMAL), so a value or a cost is
-# under 1e38 plus fees; to 8 places that needs 46 digits, more than the default context's 28.
-WIDE = 80
-
-
-def _money(value: Decimal) -> str:
-    # Under 1 a coin price needs its small digits (0.00001234); above, cents are enough.
-    with localcontext(prec=WIDE):
-        if value == 0 or abs(value) >= 1:
-            return format(value.quantize(CENT, ROUND_HALF_EVEN), ",f")
-        text = format(value.quantize(UNIT8, ROUND_HALF_EVEN).normalize(), "f")
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}"
+def _with_unit(text: str, unit) -> str:
+    # The unit in its own element, so a table of amounts can set it smaller than the digits.
+    return format_html('{} <span class="unit">{}</span>', text, unit) if unit and text != DASH else text
 
 
 @register.filter
-def money(value) -> str:
-    return DASH if _missing(value) else _money(Decimal(value))
+def money(value, unit="") -> str:
+    """Money: two decimals."""
+    return _with_unit(money_text(None if _missing(value) else value), unit)
 
 
 @register.filter
-def signed_money(value) -> str:
-    if _missing(value):
-        return DASH
-    value = Decimal(value)
-    text = _money(value)
-    # No "+" on a gain that rounds to nothing.
-    return ("+" if value > 0 and text.strip("0.,") else "") + text
+def signed_money(value, unit="") -> str:
+    """Money with "+" on a gain (none on one that rounds to nothing)."""
+    return _with_unit(money_text(None if _missing(value) else value, signed=True), unit)
 
 
 @register.filter
-def quantity(value) -> str:
-    if _missing(value):
-        return DASH
-    with localcontext(prec=WIDE):
-        return format(Decimal(value).quantize(UNIT8, ROUND_HALF_EVEN).normalize(), ",f")
+def price(value, unit="") -> str:
+    """A unit price: significant digits for a sub-cent coin, cents from 1 up."""
+    return _with_unit(price_text(None if _missing(value) else value), unit)
+
+
+@register.filter
+def quantity(value, unit="") -> str:
+    return _with_unit(quantity_text(None if _missing(value) else value), unit)
 
 
 @register.filter
 def percent(value) -> str:
     if _missing(value):
         return DASH
-    with localcontext(prec=WIDE):
+    with localcontext(prec=80):
         value = Decimal(value).quantize(CENT, ROUND_HALF_EVEN)
-    return ("+" if value > 0 else "") + format(value, ",f") + "%"
+    return ("+" if value > 0 else "") + format(value if value else abs(value), ",f") + "%"
+
+
+@register.filter
+def share(value) -> str:
+    """A part of a whole, in percent: no sign."""
+    if _missing(value):
+        return DASH
+    with localcontext(prec=80):
+        return format(Decimal(value).quantize(CENT, ROUND_HALF_EVEN), ",f") + "%"
+
+
+@register.filter
+def sort_key(value) -> str:
+    """The exact number for sorting a table column in the browser; empty when there is none."""
+    return "" if _missing(value) else format(Decimal(value), "f")
 
 
 @register.filter

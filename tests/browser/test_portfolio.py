@@ -1,6 +1,8 @@
 """The portfolio pages in headless Chromium: sign up, create a portfolio, add transactions through
 the form, see the holdings and every chart drawn with the expected number of points, a bad CSV's
-line errors, another user's 404, and the page on a phone screen."""
+line errors, another user's 404, and the page on a phone screen.
+
+Sorting the holdings and the form's price from the candles: test_holdings_and_form.py."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from core.formatting import price_text
 from forecasting.models import Asset, Candle, Forecast
 from tests.support.browser import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 ROWS = 2000  # the newest ~83 days of hourly candles: enough for a forecast, quick to import
-SCREENSHOT = Path("/tmp/mur-portfolio-375.png")
 
 
 def import_recent(data_dir: Path, tmp_path: Path, symbol: str) -> Asset:
@@ -146,13 +148,15 @@ def test_sign_up_build_a_portfolio_and_see_it_drawn(page, live_server, market, t
 
     # Holdings, by hand: BTC cost 0.5 × 30000 + 10 = 15010; the sale of 0.1 takes 15010 / 5 = 3002 of
     # it and brought 3100 − 5 = 3095, so realized +93; 0.4 left at an average of 12008 / 0.4 = 30020.
-    btc_row = page.locator("#holdings-table tr[data-symbol='BTCUSDT']")
-    btc_cells = btc_row.locator("td").all_inner_texts()
-    assert btc_cells[0] == "0.4" and btc_cells[1] == "30,020.00" and btc_cells[5] == "+93.00", btc_cells
+    # Cells: quantity, average cost, price, value, allocation, unrealized, realized, total, return.
+    btc_cells = page.locator("#holdings-table tr[data-symbol='BTCUSDT'] td").all_inner_texts()
+    assert btc_cells[0] == "0.4 BTC" and btc_cells[1] == "30,020.00 USDT" and btc_cells[6] == "+93.00 USDT", btc_cells
     eth_cells = page.locator("#holdings-table tr[data-symbol='ETHUSDT'] td").all_inner_texts()
-    assert eth_cells[0] == "4" and eth_cells[1] == "2,000.00" and eth_cells[5] == "0.00", eth_cells
+    assert eth_cells[0] == "4 ETH" and eth_cells[1] == "2,000.00 USDT" and eth_cells[6] == "0.00 USDT", eth_cells
     btc_close = Candle.objects.get(asset=btc, open_time=end).close
-    assert btc_cells[2] == f"{btc_close.quantize(Decimal('0.01')):,f}"
+    assert btc_cells[2] == f"{price_text(btc_close)} USDT"
+    shares = [Decimal(c[4].rstrip("%")) for c in (btc_cells, eth_cells)]
+    assert abs(sum(shares) - 100) <= Decimal("0.01"), shares
     assert "Average cost" in page.inner_text("#cost-basis-method")
     assert page.locator("#transactions-table tbody tr").count() == 3
 
@@ -192,7 +196,7 @@ def test_sign_up_build_a_portfolio_and_see_it_drawn(page, live_server, market, t
     assert response.status == 404
 
 
-def test_portfolio_page_fits_a_phone(page, live_server, market, sign_in, site_user):
+def test_portfolio_page_fits_a_phone(page, live_server, market, sign_in, site_user, tmp_path):
     from portfolio import services
 
     btc, eth = market["BTCUSDT"], market["ETHUSDT"]
@@ -238,7 +242,7 @@ def test_portfolio_page_fits_a_phone(page, live_server, market, sign_in, site_us
         "#allocation-chart",
         "#history-chart",
         "#forecast-chart",
-        "#holdings-table",
+        "#holdings .table-wrap",
         "#transactions-table",
         "#returns-table",
         ".page-head .actions",
@@ -246,10 +250,14 @@ def test_portfolio_page_fits_a_phone(page, live_server, market, sign_in, site_us
     ):
         box = page.locator(selector).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 375, selector
-    # Table rows stack into label/value lines rather than a table that scrolls sideways.
-    assert page.locator("#holdings-table thead").bounding_box()["height"] <= 1
+    # Transactions stack into label/value lines; the holdings keep their sortable headers and
+    # scroll sideways inside their box.
+    assert page.locator("#transactions-table thead").bounding_box()["height"] <= 1
+    assert page.locator("#holdings-table thead").is_visible()
+    assert page.locator("#holdings .table-wrap").evaluate("w => w.scrollWidth > w.clientWidth")
     for field in ("asset", "kind", "date_from", "date_to"):
         assert page.locator(f"label[for='id_{field}']").is_visible(), field
 
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert SCREENSHOT.stat().st_size > 20_000
+    shot = tmp_path / "portfolio-375.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from forecasting.models import Asset, Candle, ModelVersion, TrainingRun
+from forecasting.models import Asset, Candle, ModelVersion, StoredFile, TrainingRun
 from forecasting.services.market_data import asset_track, read_klines_csv
 from forecasting.services.training_runs import training_run_request
 from tests.reliability import record
@@ -160,12 +160,14 @@ def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_
     assert "Retry in 2s" in text  # given back and retried, not left running
     assert final.status == "succeeded", final.error
     assert final.worker == worker_hostname(name) and final.epoch >= 1
-    # One run, one version; its artifact is the only file (nothing orphaned or half-written).
+    # One run, one version; its artifact is the only one stored (nothing orphaned or half-written),
+    # and nothing was written to disk.
     assert TrainingRun.objects.count() == 1
     version = ModelVersion.objects.get(asset=btc)
     assert version.training_run_id == run.id
-    files = sorted(p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file())
+    files = sorted(StoredFile.objects.values_list("name", flat=True))
     assert files == [version.artifact.name]
+    assert not any(p.is_file() for p in media.rglob("*"))
     record(
         "faults",
         f"PostgreSQL connection terminated during a training's {cut} on a Celery worker",

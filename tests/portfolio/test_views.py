@@ -216,7 +216,8 @@ def test_dashboard_lists_value_24h_change_and_profit_and_loss(signed_in, user, w
     response = signed_in.get(reverse("portfolio:dashboard"))
     page = text(response)
     row = re.search(r"Long term (.*?) Zero yet", page).group(1)
-    assert row.split() == ["180.00", "USDT", "+15.00", "+9.09%", "+32.00", "2"]
+    # Every amount says its currency.
+    assert row.split() == ["180.00", "USDT", "+15.00", "USDT", "+9.09%", "+32.00", "USDT", "2"]
     assert "No portfolio yet" not in page
 
 
@@ -226,14 +227,21 @@ def test_dashboard_lists_value_24h_change_and_profit_and_loss(signed_in, user, w
 def test_portfolio_page_holdings_methods_and_returns(signed_in, worked, portfolio):
     response = signed_in.get(reverse("portfolio:detail", args=[portfolio.pk]))
     page = text(response)
-    # Asset, quantity, average cost, price, market value, unrealized, realized, total.
-    assert "BTCUSDT 1.5 101.00 120.00 180.00 +28.50 +3.50 +32.00" in page
+    # Asset, quantity, average cost, price, market value, allocation, unrealized, realized, total,
+    # return (total P&L over the 202 paid: 32 / 202 = 15.84%), every amount with its currency.
+    assert (
+        "BTCUSDT 1.5 BTC 101.00 USDT 120.00 USDT 180.00 USDT 100.00% +28.50 USDT +3.50 USDT +32.00 USDT +15.84%" in page
+    )
+    assert "Value 180.00 USDT" in page and "Cost basis of holdings 151.50 USDT" in page
+    assert "+28.50 USDT unrealized, +3.50 USDT realized" in page
+    # The newest candle by its open time, as the asset page names it (not its close, 23:59:59).
+    assert "Prices are the closes of the newest candles (newest candle 2022-06-30 23:00 UTC" in page
     assert valuation.COST_BASIS_METHOD in page
     assert valuation.RETURN_METHOD in page
     for label in ("24 hours", "7 days", "30 days", "Year to date", "1 year", "Since start"):
-        assert re.search(rf"{label} [+-]?[\d,]+\.\d\d [+-]?[\d,]+\.\d\d%", page), label
+        assert re.search(rf"{label} [+-]?[\d,]+\.\d\d USDT [+-]?[\d,]+\.\d\d%", page), label
     # Since start, by hand: the value 180 less the net money moved in (202 − 54 = 148) is +32.
-    assert re.search(r"Since start \+32\.00 ", page)
+    assert re.search(r"Since start \+32\.00 USDT ", page)
     # No forecast in the database: the empty state says so and what happens next.
     assert "No forecast yet" in page
     charts = response.context["charts"]

@@ -33,6 +33,7 @@ from .conftest import ROLES, client_for
 class Page:
     access: str
     post: bool = False  # the view takes a form by POST
+    query: str = ""  # what a GET sends after the path, for views that need parameters
 
 
 # access: who gets the page (200), and what everyone else gets.
@@ -59,7 +60,10 @@ PAGES = {
     "assets/": Page("signed-in"),
     "assets/<str:symbol>/": Page("signed-in"),
     "assets/<str:symbol>/prices.json": Page("signed-in"),
+    "assets/<str:symbol>/training.json": Page("signed-in"),
     "portfolios/": Page("signed-in", post=True),
+    # Market data for the transaction form: anyone signed in, whatever they own.
+    "portfolios/price-at/": Page("signed-in", query="?symbol=BTCUSDT&time=2022-06-30T12:00:00"),
     "portfolios/<int:pk>/": Page("owner"),
     "portfolios/<int:pk>/edit/": Page("owner", post=True),
     "portfolios/<int:pk>/transactions/add/": Page("owner", post=True),
@@ -223,7 +227,7 @@ def test_every_page_answers_each_role_as_classified(world, settings, role):
     pages = [r for r in all_routes() if not r.startswith(API_PREFIX)]
     for route in pages:
         page = classify(route)
-        path = fill(route, world)
+        path = fill(route, world) + page.query
         response = client.get(path)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         status, location = expected(page, role, path, route)

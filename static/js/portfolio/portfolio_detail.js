@@ -3,12 +3,21 @@
 (function () {
   var me = document.getElementById("portfolio-detail-js");
   var data = JSON.parse(document.getElementById("portfolio-charts").textContent);
-  var quote = me.dataset.quote ? " " + me.dataset.quote : "";
+  var quote = me.dataset.quote || "";
   var PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16",
                  "#6b7280", "#f97316"];
 
+  // Money as the page writes it (core.formatting.money_text): two decimals, "," for thousands,
+  // then the currency. The axes carry the currency in their title and ticks without cents.
+  var EN = "en-US";
   function money(v) {
-    return Number(v).toLocaleString(undefined, { maximumFractionDigits: Math.abs(v) >= 1 ? 2 : 8 }) + quote;
+    return Number(v).toLocaleString(EN, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) + (quote ? " " + quote : "");
+  }
+  function moneyAxis() {
+    return {
+      title: { display: Boolean(quote), text: "Value (" + quote + ")" },
+      ticks: { callback: function (v) { return Number(v).toLocaleString(EN, { maximumFractionDigits: 2 }); } },
+    };
   }
   function day(ms) { return new Date(ms).toISOString().slice(0, 10); }
   function minute(ms) { return new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC"; }
@@ -60,7 +69,7 @@
             callbacks: {
               label: function (item) {
                 var r = rows[item.dataIndex];
-                return r.label + ": " + money(r.value) + " (" + Number(r.share).toFixed(1) + "%)";
+                return r.label + ": " + money(r.value) + " (" + Number(r.share).toFixed(2) + "%)";
               },
             },
           },
@@ -90,7 +99,7 @@
       },
       options: Object.assign({}, base, {
         interaction: { mode: "index", intersect: false },
-        scales: { x: timeAxis(day, points.length > 1 ? daySteps(points) : 0), y: { ticks: { callback: function (v) { return v.toLocaleString(); } } } },
+        scales: { x: timeAxis(day, points.length > 1 ? daySteps(points) : 0), y: moneyAxis() },
         plugins: {
           legend: { position: "bottom" },
           tooltip: { callbacks: {
@@ -134,7 +143,7 @@
         // "nearest" on x: the single "value now" point must not join every step's tooltip.
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: { x: timeAxis(function (v) { return minute(v).slice(5, 16); }, 6 * HOUR),
-                  y: { ticks: { callback: function (v) { return v.toLocaleString(); } } } },
+                  y: moneyAxis() },
         plugins: {
           legend: { position: "bottom", labels: { filter: function (l) { return l.text !== "10% quantile"; } } },
           tooltip: { callbacks: {
