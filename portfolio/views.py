@@ -23,7 +23,7 @@ from core.formatting import decimal_string
 from core.times import datetime_to_ms
 from forecasting.binance import BinanceError
 from forecasting.models import Asset
-from forecasting.selectors.market_data import candle_at
+from forecasting.selectors.market_data import DATA_OLD_AFTER_INTERVALS, candle_at
 from forecasting.services.market_data import MarketDataError, asset_track
 
 from . import selectors, services, transactions_csv
@@ -88,7 +88,24 @@ def dashboard(request):
     rows = [
         {"portfolio": p, "summary": s, "quote": _quote(s)} for p, s in selectors.portfolio_summaries(user=request.user)
     ]
-    return render(request, "portfolio/dashboard.html", {"rows": rows, "form": form})
+    age = _data_age([h for row in rows for h in row["summary"].holdings])
+    return render(request, "portfolio/dashboard.html", {"rows": rows, "form": form, "data_age": age})
+
+
+def _data_age(holdings) -> dict | None:
+    """The held asset with the oldest newest candle, as the data-age line shows it (the include's
+    `price`: open and close time, and whether it is older than a few intervals)."""
+    priced = [h for h in holdings if h.price_time is not None and h.asset is not None]
+    if not priced:
+        return None
+    stalest = min(priced, key=lambda h: h.price_time + h.asset.interval_delta)
+    closed = stalest.price_time + stalest.asset.interval_delta
+    return {
+        "open_time": stalest.price_time,
+        "close_time": closed,
+        "old": timezone.now() - closed > stalest.asset.interval_delta * DATA_OLD_AFTER_INTERVALS,
+        "symbol": stalest.asset.symbol,
+    }
 
 
 # --- portfolio page -----------------------------------------------------------------------------
@@ -161,6 +178,7 @@ def portfolio_detail(request, pk: int):
             "forecast": forecast,
             "forecast_baseline": bool(forecast and "baseline" in forecast["kinds"]),
             "forecast_cover": _forecast_cover(forecast) if forecast else "",
+            "data_age": _data_age(summary.holdings),
             "charts": _chart_data(detail),
             "filters": filters,
             "filtered": bool(filters.is_bound and filters.is_valid() and any(filters.cleaned_data.values())),

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from forecasting.models import Asset, Forecast
+from forecasting.models import Asset, Candle, Forecast
 from portfolio import services, transactions_csv, valuation
 from portfolio.models import Portfolio, Transaction
 from tests.factories import candles
@@ -768,3 +768,26 @@ def test_a_form_submitted_twice_adds_one_transaction(signed_in, portfolio, btc):
     # A new form is a new transaction, even with the same values.
     assert signed_in.post(url, add_transaction_form(signed_in, portfolio)).status_code == 302
     assert portfolio.transactions.count() == 2
+
+
+def test_portfolio_pages_warn_when_the_prices_are_old(signed_in, worked, portfolio, btc):
+    """The newest candle is from 2022: both the dashboard and the portfolio page say so, naming it."""
+    for url in (reverse("portfolio:dashboard"), reverse("portfolio:detail", args=[portfolio.pk])):
+        page = text(signed_in.get(url))
+        assert "Old prices. Newest candle (BTCUSDT): 2022-06-30 23:00 UTC" in page and "closed 4 years" in page
+    # A candle from the last hour: no warning, the dashboard still says how old it is.
+    fresh = timezone.now().replace(minute=0, second=0, microsecond=0) - HOUR
+    Candle.objects.create(
+        asset=btc,
+        interval="1h",
+        open_time=fresh,
+        close_time=fresh + HOUR - timedelta(milliseconds=1),
+        open=Decimal("120"),
+        high=Decimal("121"),
+        low=Decimal("119"),
+        close=Decimal("120"),
+        volume=Decimal("1"),
+    )
+    dashboard = text(signed_in.get(reverse("portfolio:dashboard")))
+    assert "Old prices." not in dashboard and f"Newest candle (BTCUSDT): {fresh:%Y-%m-%d %H:%M} UTC" in dashboard
+    assert "Old prices." not in text(signed_in.get(reverse("portfolio:detail", args=[portfolio.pk])))
