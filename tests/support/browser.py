@@ -39,17 +39,23 @@ def playwright(monkeypatch):
         connections.close_all()
 
 
-@pytest.fixture
-def browser_context(playwright, tmp_path, live_server):
-    """A fresh profile per test, and no request may leave the live server: the page must work offline."""
+def launch(playwright, profile: Path, timeout_ms: int = 15_000):
+    """The system Chromium, headless, with a fresh profile in `profile`, 1280 px wide."""
     context = playwright.chromium.launch_persistent_context(
-        user_data_dir=str(tmp_path / "chromium-profile"),
+        user_data_dir=str(profile),
         executable_path=str(CHROMIUM),
         headless=True,
         args=CHROMIUM_ARGS,
         viewport={"width": 1280, "height": 900},
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(timeout_ms)
+    return context
+
+
+@pytest.fixture
+def browser_context(playwright, tmp_path, live_server):
+    """A fresh profile per test, and no request may leave the live server: the page must work offline."""
+    context = launch(playwright, tmp_path / "chromium-profile")
     context.requests = []  # every URL the pages asked for, in order
     context.on("request", lambda request: context.requests.append(request.url))
     origin = live_server.url

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import launch
 from tests.support.processes import ROOT, clean_env, free_port, wait_for, write_klines
 
 
@@ -68,14 +68,7 @@ def test_a_fresh_offline_start_shows_forecast_bands_at_once_and_a_model_within_m
         assert re.search(rf"{symbol}: first forecast made \(baseline, .*\); first training queued\.", site["setup"])
     assert "Sample portfolio" in site["setup"]
 
-    context = playwright.chromium.launch_persistent_context(
-        user_data_dir=str(tmp_path / "profile"),
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=CHROMIUM_ARGS,
-        viewport={"width": 1280, "height": 900},
-    )
-    context.set_default_timeout(20_000)
+    context = launch(playwright, tmp_path / "profile", timeout_ms=20_000)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
