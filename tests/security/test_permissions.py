@@ -96,12 +96,14 @@ def test_admin_actions_need_the_same_permission(world, no_broker, operator, acti
 
 
 def test_only_staff_see_who_started_a_run(world):
-    for who in ("api:staff", "admin:staff", "command", "api:owner"):
+    for who in ("api:staff", "admin:staff", "command", "first candles", "api:owner"):
         TrainingRun.objects.create(asset=world.eth, triggered_by=who, status=TrainingRun.Status.FAILED)
     expected = {
         "api:staff": "staff",
         "admin:staff": "staff",
-        "command": "staff",
+        # A source, not a person, is shown as it is.
+        "command": "command",
+        "first candles": "first candles",
         "api:owner": "you",
         "schedule": "schedule",
     }
@@ -114,4 +116,4 @@ def test_only_staff_see_who_started_a_run(world):
             if role == "other" and seen == "you":
                 seen = "staff"
             assert run["triggered_by"] == seen, (role, raw[run["id"]])
-    record("security", "non-staff see who started a run only as schedule, you or staff", probes=3)
+    record("security", "non-staff see who started a run only as its source (schedule, command, first candles), you or staff", probes=3)
