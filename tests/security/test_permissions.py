@@ -116,4 +116,8 @@ def test_only_staff_see_who_started_a_run(world):
             if role == "other" and seen == "you":
                 seen = "staff"
             assert run["triggered_by"] == seen, (role, raw[run["id"]])
-    record("security", "non-staff see who started a run only as its source (schedule, command, first candles), you or staff", probes=3)
+    record(
+        "security",
+        "non-staff see who started a run only as its source (schedule, command, first candles), you or staff",
+        probes=3,
+    )
