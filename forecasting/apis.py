@@ -334,7 +334,12 @@ class AssetViewSet(WritesInTransaction, NamedObjects, viewsets.ReadOnlyModelView
 
     @extend_schema(
         summary="Roll back to the previous champion",
-        request=None,
+        description=(
+            "Retires the champion and brings back the one it replaced. With no earlier version the "
+            'answer is 409, unless the body says `{"to_baseline": true}`: the statistical baseline '
+            "band then serves until a model is promoted."
+        ),
+        request=inline_serializer("RollbackRequest", {"to_baseline": serializers.BooleanField(required=False)}),
         responses={
             200: inline_serializer(
                 "RollbackResult",
@@ -346,12 +351,23 @@ class AssetViewSet(WritesInTransaction, NamedObjects, viewsets.ReadOnlyModelView
     @action(detail=True, methods=["post"], permission_classes=[CanChangeChampion])
     def rollback(self, request, symbol=None):
         asset = self.get_object()
+        to_baseline = request.data.get("to_baseline", False) if isinstance(request.data, dict) else False
+        if not isinstance(to_baseline, bool):
+            return error_response(
+                "to_baseline must be true or false.",
+                status_code=400,
+                code="invalid",
+                fields={"to_baseline": ["Must be a boolean."]},
+            )
         try:
-            # The answer names what serves next (null: the statistical baseline band), so the client
-            # is told when nothing earlier could take over.
-            restored = model_version_rollback(asset=asset, to_baseline=True)
+            # Leaving the asset to the baseline band is asked for explicitly, never done silently; the
+            # answer names what serves next (null: the statistical baseline band).
+            restored = model_version_rollback(asset=asset, to_baseline=to_baseline)
         except ModelVersionError as exc:
-            return error_response(str(exc), status_code=409, code="conflict")
+            message = str(exc)
+            if "no earlier version" in message:
+                message += ' Send {"to_baseline": true} to roll back anyway.'
+            return error_response(message, status_code=409, code="conflict")
         return Response({"symbol": asset.symbol, "champion": restored.version if restored else None})
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from forecasting.models import Candle, TrainingRun
+from forecasting.models import Candle, ModelVersion, TrainingRun
 from portfolio.models import Transaction
 from tests.support.world import HOUR, ISO_UTC, NEWEST, T0, assert_error, make_candles, make_forecast
 
@@ -532,7 +532,17 @@ def test_retrain_answers_202_with_the_runs_url(world, no_broker, django_capture_
 def test_rollback_restores_the_previous_champion_then_conflicts(world, no_broker):
     staff = world.client("staff")
     assert staff.post("/api/v1/assets/BTCUSDT/rollback/").json() == {"symbol": "BTCUSDT", "champion": 1}
-    assert staff.post("/api/v1/assets/BTCUSDT/rollback/").json() == {"symbol": "BTCUSDT", "champion": None}
+    # Nothing earlier: the API never leaves the asset to the baseline band unless told to.
+    refused = assert_error(staff.post("/api/v1/assets/BTCUSDT/rollback/"), 409)
+    assert refused["message"] == (
+        "BTCUSDT v1 has no earlier version to roll back to: rolling it back would leave the statistical "
+        'baseline band serving. Send {"to_baseline": true} to roll back anyway.'
+    )
+    assert ModelVersion.objects.get(asset=world.btc, version=1).status == "champion"
+    bad = assert_error(staff.post("/api/v1/assets/BTCUSDT/rollback/", {"to_baseline": "yes"}, format="json"), 400)
+    assert bad["fields"] == {"to_baseline": ["Must be a boolean."]}
+    answer = staff.post("/api/v1/assets/BTCUSDT/rollback/", {"to_baseline": True}, format="json")
+    assert answer.json() == {"symbol": "BTCUSDT", "champion": None}
     error = assert_error(staff.post("/api/v1/assets/BTCUSDT/rollback/"), 409)
     assert error["message"] == "BTCUSDT has no champion to roll back."
 
