@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 
 from accounts.models import ApiToken
 from accounts.services import hash_key
-from forecasting.models import Asset, Candle, Forecast, ModelVersion, TrainingRun
+from forecasting.models import Asset, BacktestTrack, Candle, Forecast, ModelVersion, StoredFile, TrainingRun
 from portfolio.models import Portfolio, Transaction
 
 # Well in the past, so nothing depends on today's date.
@@ -117,6 +117,31 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     baseline_metrics = factory.LazyFunction(lambda: {"naive": {"mae": 2.0}})
     backtest = factory.LazyFunction(lambda: {"origins": 10, "horizon": 24})
     hyperparameters = factory.LazyFunction(lambda: {"hidden": 32})
+
+
+class BacktestTrackFactory(factory.django.DjangoModelFactory):
+    """Two origins an hour apart, one step ahead: the model's band and the close that followed."""
+
+    class Meta:
+        model = BacktestTrack
+
+    version = factory.SubFactory(ModelVersionFactory)
+    data = factory.LazyFunction(
+        lambda: {
+            "origin_times": [int((NEWEST - 2 * HOUR).timestamp() * 1000), int((NEWEST - HOUR).timestamp() * 1000)],
+            "last_close": [100.0, 101.0],
+            "steps": {"1": {"actual": [101.0, 99.0], "model": [[99.0, 100.0, 102.0], [100.0, 101.0, 103.0]]}},
+        }
+    )
+
+
+class StoredFileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StoredFile
+
+    name = factory.Sequence(lambda n: f"models/BTCUSDT/{n:016x}.pt")
+    data = b"artifact"
+    size = factory.LazyAttribute(lambda f: len(f.data))
 
 
 class ForecastFactory(factory.django.DjangoModelFactory):
