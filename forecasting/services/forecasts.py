@@ -40,9 +40,9 @@ def forecast_make(*, asset: Asset) -> Forecast:
     if model is not None:
         if model.aci_start_time is not None:
             # The adaptive band replays every outcome since its start: read candles from there.
-            series, _ = candle_series(asset=asset, since=ms_to_datetime(model.aci_start_time))
+            series, _ = candle_series(asset=asset, since=ms_to_datetime(model.aci_start_time), digest=False)
         else:
-            series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES)
+            series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES, digest=False)
         out = model.forecast(series)
         kind, source = Forecast.Kind.MODEL, f"v{champion.version}"
         age_limit = timedelta(hours=settings.MODEL_MAX_AGE_HOURS)
@@ -77,7 +77,7 @@ def _baseline_forecast(asset: Asset) -> tuple[dict, str]:
     from ..ml.seasonal import fit_seasonal_band
 
     config = replace(train_config(asset), seasonal=True)
-    series, _ = candle_series(asset=asset, days=settings.TRAIN_DAYS)
+    series, _ = candle_series(asset=asset, days=settings.TRAIN_DAYS, digest=False)
     # Fitted before the last BACKTEST_DAYS, as in the backtest: that month is then covered by its
     # adaptive updates instead of its fit.
     train_end = max(len(series) - backtest_steps(series), 0)
