@@ -124,6 +124,10 @@ class ComparisonSerializer(serializers.Serializer):
         help_text="What serves and how it compares with the statistical baseline (the "
         "seasonal band), in plain words, as on the asset page."
     )
+    verdict = serializers.CharField(
+        help_text="One sentence without jargon: is the range better than the plain statistical one, how "
+        "often it held the price, and whether the middle line is worth reading."
+    )
     model_version = serializers.IntegerField(
         allow_null=True, help_text="The version compared: the champion, else the newest version."
     )

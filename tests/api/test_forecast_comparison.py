@@ -47,6 +47,9 @@ def test_with_a_champion_it_compares_the_champion_with_the_statistical_band(worl
     assert comparison == {
         "text": "Over the last 30 days of its backtest model v2's band was 2.0% sharper than the statistical band "
         "(by pinball loss), at 81.0% coverage against the statistical band's 80.0% (the aim is 80%).",
+        "verdict": "The model's range of likely prices is better than the plain statistical range (2.0%); it held "
+        "the actual price 81 times in 100 in its backtest (it aims at 80). Its middle line beat “the price stays "
+        "the same” by 25.0%.",
         "model_version": 2,
         "pinball_ratio": pytest.approx(0.98),
         "model_coverage": 0.81,
@@ -54,6 +57,7 @@ def test_with_a_champion_it_compares_the_champion_with_the_statistical_band(worl
         "backtest_days": 30.0,
     }
     assert comparison["text"] in page_words(world)
+    assert comparison["verdict"] in page_words(world)
 
 
 def test_a_champion_backtested_before_the_statistical_band_has_no_numbers(world):
@@ -61,6 +65,7 @@ def test_a_champion_backtested_before_the_statistical_band_has_no_numbers(world)
     assert comparison == {
         "text": "Model v2 serves; it was backtested before the statistical band was part of the backtest, so the "
         "two were not compared.",
+        "verdict": "A trained model serves; its backtest has no comparison with the statistical range.",
         "model_version": 2,
         "pinball_ratio": None,
         "model_coverage": None,
@@ -81,6 +86,8 @@ def test_with_no_champion_it_says_why_the_statistical_band_serves(world):
     }
     assert latest(world, "ETHUSDT")["comparison"] == {
         "text": "The statistical band is served: no model has been trained yet.",
+        "verdict": "A statistical range of likely prices serves (no trained model yet): it widens when the market "
+        "is jumpy and narrows when it is calm, nothing more.",
         **nothing,
     }
 
@@ -96,6 +103,7 @@ def test_with_no_champion_it_says_why_the_statistical_band_serves(world):
         "text": "The statistical band is served: the latest model, v1, did not beat it. Over the last 30 days of its "
         "backtest its band was 2.0% less sharp than the statistical band (by pinball loss), at 83.0% "
         "coverage against the statistical band's 80.0% (the aim is 80%).",
+        "verdict": "The plain statistical range serves, because the latest model's range was not better.",
         "model_version": 1,
         "pinball_ratio": pytest.approx(1.02),
         "model_coverage": 0.83,

@@ -78,11 +78,14 @@ def test_the_schema_describes_the_latest_forecasts_comparison(served):
     assert "comparison" in schemas["LatestForecast"]["required"]
     comparison = schemas["Comparison"]
     assert comparison["properties"]["text"]["type"] == "string"
+    assert (
+        comparison["properties"]["verdict"]["type"] == "string" and comparison["properties"]["verdict"]["description"]
+    )
     numbers = ("model_version", "pinball_ratio", "model_coverage", "baseline_coverage", "backtest_days")
     for name in numbers:
         field = comparison["properties"][name]
         assert field["nullable"] is True and field["description"], name
-    assert set(comparison["required"]) == {"text", *numbers}
+    assert set(comparison["required"]) == {"text", "verdict", *numbers}
 
 
 @pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
