@@ -108,12 +108,15 @@ def _time(value: datetime) -> str:
 
 
 def _bound(text: str, side: str):
+    if text == date.max.isoformat() and side == "end":
+        return ("lte", datetime.max.replace(tzinfo=UTC))  # the last day has no day after it: no bound
     if len(text) == 10:
         day = date.fromisoformat(text)
         if side == "start":
             return ("gte", datetime.combine(day, time.min, UTC))
         return ("lt", datetime.combine(day + timedelta(days=1), time.min, UTC))
-    return ("gte" if side == "start" else "lte", datetime.fromisoformat(text.replace("Z", "+00:00")))
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return ("gte" if side == "start" else "lte", moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def _int(text, default: int, *, strict: bool) -> int:
@@ -220,6 +223,13 @@ QUERIES = [
     {"ordering": "not_a_field", "limit": 5},
     {"ordering": "-open_time,open_time", "limit": 5},
     {"interval": "1d", "limit": 5},  # not a parameter of this list: ignored
+    {"end": "9999-12-31", "limit": 2},
+    {"start": "2022-06-30T20:00:00.000Z", "end": "2022-06-30T21:59:59.999999+00:00"},
+    {"start": "2022-06-30T20:00:00.5Z"},
+    {"start": "2022-06-30T20:00:00"},  # no offset: UTC
+    {"start": "0067-07-24T22:36:35+23:39", "limit": 2},
+    {"start": "", "end": "", "ordering": "", "limit": 2},
+    {"ordering": "-open_time", "start": "2022-06-20", "end": "2022-06-21", "limit": 10, "offset": 40},
 ]
 
 
@@ -256,3 +266,14 @@ def test_symbol_in_any_case_and_other_renderers(candle_world):
     html = candle_world.get("/api/v1/assets/BTCUSDT/candles/", {"limit": 2}, HTTP_ACCEPT="text/html")
     assert html.status_code == 200 and html["Content-Type"].startswith("text/html")
     assert b"0.00000001" in html.content
+
+
+def test_a_range_page_is_one_query(candle_world, django_assert_num_queries):
+    """The token and the page: no asset query, and no COUNT when the page shows the end."""
+    path = "/api/v1/assets/BTCUSDT/candles/"
+    candle_world.get(path, {"limit": 1})  # the token's last use is written once
+    # Plus a savepoint and its release: the test's transaction is around the request.
+    for query, queries in [({"start": "2022-06-26T23:00:00Z", "limit": 100}, 2), ({"limit": 10}, 3)]:
+        with django_assert_num_queries(queries + 2):
+            response = candle_world.get(path, query)
+        assert response.json() == expected("BTCUSDT", query)
