@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import CharField, OuterRef, Q, Subquery
+from django.db.models import CharField, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -144,10 +144,14 @@ def portfolio_steps(*, portfolio: Portfolio, end: datetime) -> list[Step]:
     day before the one 24 hours ahead of `end` begins in, and every transaction after that (the
     24h return starts within those days, at a time a day's sum cannot split)."""
     recent = flow_day(end - timedelta(hours=24))
-    flows = DailyFlow.objects.filter(portfolio=portfolio, day__lt=recent).values_list(
-        "asset_id", "day", "closing", "quantity", "flow", "flow_time"
+    # The sums as text, parsed here: a year of ten assets is thousands of rows, and the field's
+    # converter per value was a third of the page's time at 100,000 transactions (bench/pages.py).
+    flows = (
+        DailyFlow.objects.filter(portfolio=portfolio, day__lt=recent)
+        .annotate(q=Cast("quantity", TextField()), f=Cast("flow", TextField()), ft=Cast("flow_time", TextField()))
+        .values_list("asset_id", "day", "closing", "q", "f", "ft")
     )
-    steps = [day_step(*values) for values in flows]
+    steps = [day_step(a, day, closing, Decimal(q), Decimal(f), Decimal(ft)) for a, day, closing, q, f, ft in flows]
     last = portfolio.transactions.filter(executed_at__gt=day_end(recent - timedelta(days=1)))
     return steps + steps_of(transaction_rows(transactions=last))
 
