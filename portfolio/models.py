@@ -75,3 +75,66 @@ class Transaction(models.Model):
     @property
     def signed_quantity(self) -> Decimal:
         return self.quantity if self.kind in self.INBOUND else -self.quantity
+
+
+class ExactDecimalField(models.TextField):
+    """A Decimal kept exactly as the holdings engine computed it. The engine's divisions give up to
+    28 significant digits at any scale, which a fixed-scale numeric column would round; the stored
+    state must equal a replay of the history to the last digit."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Decimal(value)
+
+    def to_python(self, value):
+        return value if value is None or isinstance(value, Decimal) else Decimal(value)
+
+    def get_prep_value(self, value):
+        return None if value is None else str(value)
+
+
+class PositionState(models.Model):
+    """What the holdings engine gives for one asset of a portfolio after its whole history, kept up
+    to date by the services in the same database transaction as every change to that history, so
+    the portfolio page reads it instead of replaying every transaction."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="position_states")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    quantity = ExactDecimalField()
+    cost = ExactDecimalField()
+    realized = ExactDecimalField()
+    invested = ExactDecimalField()
+    withdrawn = ExactDecimalField()
+    rewards = ExactDecimalField()
+    fees = ExactDecimalField()
+    first_at = models.DateTimeField()
+    transactions = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["portfolio", "asset"], name="position_unique_asset")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} of {self.asset_id}"
+
+
+class DailyFlow(models.Model):
+    """One asset's transactions of one day in a portfolio, summed: what value over time and the
+    period returns need, without reading every transaction. A day ends at 23:59:59.999 UTC, the
+    moment of the daily value point (valuation.flow_day). Rows at exactly that moment are summed
+    apart (`closing`): a period starting at that point counts them, and not the day's earlier ones."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="daily_flows")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    closing = models.BooleanField()
+    quantity = ExactDecimalField()  # net change of the quantity held
+    flow = ExactDecimalField()  # net money put in (valuation's flow)
+    flow_time = ExactDecimalField()  # sum of flow × its time in µs since the epoch (time-weighting)
+    transactions = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "asset", "day", "closing"], name="dailyflow_unique_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} on {self.day}"

@@ -2,7 +2,9 @@
 value (the arithmetic is portfolio/valuation.py).
 
 Every function reads with a fixed number of queries, however many transactions or holdings a
-portfolio has: transactions in one query, prices in one or two, forecasts in two.
+portfolio has. The page reads the state the services keep (PositionState, DailyFlow) and only the
+last two days' transactions, not the whole history: positions in one query, the days' sums in one,
+the last transactions in one, prices in one or two, forecasts in two.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import CharField, OuterRef, Q, Subquery
+from django.db.models import CharField, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -20,16 +22,21 @@ from forecasting.intervals import interval_delta
 from forecasting.models import Asset, Candle
 from forecasting.selectors.forecasts import forecasts_latest
 
-from .models import Portfolio, Transaction
-from .positions import TxRow
+from .models import DailyFlow, Portfolio, PositionState
+from .positions import Position, TxRow
 from .valuation import (
     COST_BASIS_METHOD,
     RETURN_METHOD,
+    Step,
     Summary,
-    period_returns,
+    day_end,
+    day_step,
+    flow_day,
+    period_returns_steps,
     projected_value,
-    summarize,
-    value_history,
+    steps_of,
+    summarize_positions,
+    value_history_steps,
 )
 
 TX_FIELDS = ("id", "asset_id", "kind", "quantity", "unit_price", "fee")
@@ -104,20 +111,49 @@ def prices_latest(*, asset_ids) -> dict[int, dict]:
     }
 
 
+POSITION_FIELDS = ("asset_id", "quantity", "cost", "realized", "invested", "withdrawn", "rewards", "fees")
+
+
+def positions_stored(*, portfolios) -> dict[int, list[Position]]:
+    """Per portfolio, its positions as the services keep them (what a replay of its whole history
+    gives), in one query; an asset first held earlier comes first, as in a replay."""
+    states = PositionState.objects.filter(portfolio__in=portfolios).order_by("first_at", "asset_id")
+    out: dict[int, list[Position]] = defaultdict(list)
+    for portfolio_id, *values, count, first_at in _values_with_time(
+        states, "first_at", "portfolio_id", *POSITION_FIELDS, "transactions"
+    ):
+        out[portfolio_id].append(Position(*values, first_at=first_at, transactions=count))
+    return out
+
+
 def portfolio_summary(*, portfolio: Portfolio) -> Summary:
-    rows = transaction_rows(transactions=portfolio.transactions.all())
-    return summarize(rows, prices_latest(asset_ids={r.asset_id for r in rows}))
+    positions = positions_stored(portfolios=[portfolio.id]).get(portfolio.id, [])
+    return summarize_positions(positions, prices_latest(asset_ids={p.asset_id for p in positions}))
 
 
 def portfolio_summaries(*, user) -> list[tuple[Portfolio, Summary]]:
     """Every portfolio of the user with its summary, in three queries whatever their size."""
     portfolios = list(Portfolio.objects.filter(owner=user))
-    by_portfolio: dict[int, list[TxRow]] = defaultdict(list)
-    transactions = Transaction.objects.filter(portfolio__owner=user).order_by("executed_at", "id")
-    for values in _values_with_time(transactions, "executed_at", "portfolio_id", *TX_FIELDS):
-        by_portfolio[values[0]].append(TxRow(*values[1:]))
-    prices = prices_latest(asset_ids={r.asset_id for rows in by_portfolio.values() for r in rows})
-    return [(p, summarize(by_portfolio.get(p.id, []), prices)) for p in portfolios]
+    by_portfolio = positions_stored(portfolios=[p.id for p in portfolios])
+    prices = prices_latest(asset_ids={pos.asset_id for positions in by_portfolio.values() for pos in positions})
+    return [(p, summarize_positions(by_portfolio.get(p.id, []), prices)) for p in portfolios]
+
+
+def portfolio_steps(*, portfolio: Portfolio, end: datetime) -> list[Step]:
+    """What value over time and the returns read, in two queries: the stored day sums up to the
+    day before the one 24 hours ahead of `end` begins in, and every transaction after that (the
+    24h return starts within those days, at a time a day's sum cannot split)."""
+    recent = flow_day(end - timedelta(hours=24))
+    # The sums as text, parsed here: a year of ten assets is thousands of rows, and the field's
+    # converter per value was a third of the page's time at 100,000 transactions (bench/pages.py).
+    flows = (
+        DailyFlow.objects.filter(portfolio=portfolio, day__lt=recent)
+        .annotate(q=Cast("quantity", TextField()), f=Cast("flow", TextField()), ft=Cast("flow_time", TextField()))
+        .values_list("asset_id", "day", "closing", "q", "f", "ft")
+    )
+    steps = [day_step(a, day, closing, Decimal(q), Decimal(f), Decimal(ft)) for a, day, closing, q, f, ft in flows]
+    last = portfolio.transactions.filter(executed_at__gt=day_end(recent - timedelta(days=1)))
+    return steps + steps_of(transaction_rows(transactions=last))
 
 
 def candles_daily_close(*, assets, start: datetime, end: datetime) -> dict[int, list[tuple[datetime, Decimal]]]:
@@ -155,26 +191,28 @@ def portfolio_projection(
 
 def portfolio_detail(*, portfolio: Portfolio, now: datetime | None = None) -> dict:
     """Everything the portfolio page shows, in a fixed number of queries."""
-    rows = transaction_rows(transactions=portfolio.transactions.all())
-    prices = prices_latest(asset_ids={r.asset_id for r in rows})
-    summary = summarize(rows, prices)
+    positions = positions_stored(portfolios=[portfolio.id]).get(portfolio.id, [])
+    prices = prices_latest(asset_ids={p.asset_id for p in positions})
+    summary = summarize_positions(positions, prices)
     # The newest price is the close of the newest candle: it is the value at that candle's close time.
     times = [v["close_time"] for v in prices.values() if v["close_time"]]
     end = max(times) if times else None
-    history = []
-    if rows and end:
+    first = min((p.first_at for p in positions), default=None)
+    history, steps = [], []
+    if positions and end:
+        steps = portfolio_steps(portfolio=portfolio, end=end)
         assets = [v["asset"] for v in prices.values()]
-        closes = candles_daily_close(assets=assets, start=min(r.executed_at for r in rows), end=end)
-        history = value_history(rows, closes, end)
+        closes = candles_daily_close(assets=assets, start=first, end=end)
+        history = value_history_steps(steps, first, closes, end)
         if history and not summary.missing_prices:
             history[-1]["value"] = summary.value  # the newest point at the newest prices, not a daily close
     forecast = None
-    if rows:
+    if positions:
         forecast = projected_value(summary, forecasts_latest(asset_ids=prices.keys()), now or timezone.now())
     return {
         "summary": summary,
         "history": history,
-        "returns": period_returns(rows, history, summary, end),
+        "returns": period_returns_steps(steps, first, history, summary, end),
         "forecast": forecast,
         "as_of": end,
         "cost_basis_method": COST_BASIS_METHOD,

@@ -1,5 +1,7 @@
 """Writing portfolios and transactions. Every change is checked against the whole history of
-the asset in the portfolio, so no sell or transfer out ever exceeds what was held at its time."""
+the asset in the portfolio, so no sell or transfer out ever exceeds what was held at its time,
+and the replay that checks it also gives the asset's stored state (PositionState, DailyFlow),
+written in the same database transaction as the change."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from django.utils import timezone
 
 from forecasting.models import Asset
 
-from .models import Portfolio, Transaction
-from .positions import Oversold, TxRow, replay
+from .models import DailyFlow, Portfolio, PositionState, Transaction
+from .positions import Ledger, Oversold, TxRow, replay
+from .valuation import day_sums
 
 # One digit short of the columns' 20: SQLite keeps decimals as floats, and a value rounded up
 # to 1e20 there could no longer be read back.
@@ -55,7 +58,9 @@ def check_history(
     replace: Transaction | None = None,
     add: list[Transaction] = (),
     drop: int | None = None,
-) -> None:
+) -> tuple[list[TxRow], Ledger]:
+    """The assets' histories with the change, replayed: ValidationError at an oversell, else the
+    rows and the ledger, for state_write."""
     rows = [
         TxRow(*v)
         for v in portfolio.transactions.filter(asset_id__in=list(asset_ids)).values_list(
@@ -69,9 +74,65 @@ def check_history(
         rows.append(_row(replace))
     rows.extend(_row(t) for t in add)
     try:
-        replay(rows)
+        ledger = replay(rows)
     except Oversold as exc:
         raise ValidationError({"quantity": f"Not enough {asset_name(exc.row.asset_id)}: {exc}."}) from exc
+    return rows, ledger
+
+
+def state_write(portfolio_id: int, asset_ids, rows: list[TxRow], ledger: Ledger, *, models=None) -> None:
+    """Replace the stored state of `asset_ids` by what `rows` (their whole histories, already
+    replayed into `ledger`) give. Callers hold the portfolio's lock, inside the transaction that
+    changes the rows. `models`: the (PositionState, DailyFlow) classes a migration passes."""
+    position_model, flow_model = models or (PositionState, DailyFlow)
+    asset_ids = set(asset_ids)
+    position_model.objects.filter(portfolio_id=portfolio_id, asset_id__in=asset_ids).delete()
+    position_model.objects.bulk_create(
+        position_model(
+            portfolio_id=portfolio_id,
+            asset_id=p.asset_id,
+            quantity=p.quantity,
+            cost=p.cost,
+            realized=p.realized,
+            invested=p.invested,
+            withdrawn=p.withdrawn,
+            rewards=p.rewards,
+            fees=p.fees,
+            first_at=p.first_at,
+            transactions=p.transactions,
+        )
+        for asset_id, p in ledger.positions.items()
+        if asset_id in asset_ids
+    )
+    flow_model.objects.filter(portfolio_id=portfolio_id, asset_id__in=asset_ids).delete()
+    sums = day_sums([r for r in rows if r.asset_id in asset_ids])
+    flow_model.objects.bulk_create(
+        (
+            flow_model(
+                portfolio_id=portfolio_id,
+                asset_id=asset_id,
+                day=day,
+                closing=closing,
+                quantity=quantity,
+                flow=flow,
+                flow_time=flow_time,
+                transactions=count,
+            )
+            for (asset_id, day, closing), (quantity, flow, flow_time, count) in sums.items()
+        ),
+        batch_size=1000,
+    )
+
+
+def portfolio_state_rebuild(*, portfolio: Portfolio) -> None:
+    """The stored state of every asset of the portfolio, from its whole history: for portfolios
+    written before the state existed, or rows changed around the services."""
+    with transaction.atomic():
+        lock(portfolio)
+        asset_ids = set(portfolio.transactions.values_list("asset_id", flat=True).distinct())
+        asset_ids |= set(portfolio.position_states.values_list("asset_id", flat=True))
+        rows, ledger = check_history(portfolio, asset_ids)
+        state_write(portfolio.id, asset_ids, rows, ledger)
 
 
 def asset_name(asset_id: int) -> str:
@@ -175,8 +236,9 @@ def transaction_create(
         submission_key=submission_key[:64],
     )
     validate_transaction(tx)
-    check_history(portfolio, {asset.id}, add=[tx])
+    rows, ledger = check_history(portfolio, {asset.id}, add=[tx])
     tx.save()
+    state_write(portfolio.id, {asset.id}, rows, ledger)
     return tx
 
 
@@ -187,13 +249,15 @@ def transaction_update(*, tx: Transaction, **fields) -> Transaction:
     for name, value in fields.items():
         setattr(tx, name, value.strip() if name == "note" else value)
     validate_transaction(tx)
-    check_history(tx.portfolio, {old_asset, tx.asset_id}, replace=tx)
+    rows, ledger = check_history(tx.portfolio, {old_asset, tx.asset_id}, replace=tx)
     tx.save()
+    state_write(tx.portfolio_id, {old_asset, tx.asset_id}, rows, ledger)
     return tx
 
 
 @transaction.atomic
 def transaction_delete(*, tx: Transaction) -> None:
     lock(tx.portfolio)
-    check_history(tx.portfolio, {tx.asset_id}, drop=tx.id)
+    rows, ledger = check_history(tx.portfolio, {tx.asset_id}, drop=tx.id)
     tx.delete()
+    state_write(tx.portfolio_id, {tx.asset_id}, rows, ledger)

@@ -19,8 +19,8 @@ from django.utils.dateparse import parse_datetime
 from forecasting.models import Asset
 
 from .models import Portfolio, Transaction
-from .positions import Oversold, TxRow, replay
-from .services import MAX_DECIMAL, asset_name, lock, transaction_rule_errors
+from .positions import Ledger, Oversold, TxRow, replay
+from .services import MAX_DECIMAL, asset_name, lock, state_write, transaction_rule_errors
 
 CSV_COLUMNS = ["executed_at", "kind", "symbol", "quantity", "unit_price", "fee", "note"]
 CSV_HELP = {
@@ -130,8 +130,9 @@ def transactions_import_csv(*, portfolio: Portfolio, text: str, now: datetime | 
         raise CsvImportError(report)
     with transaction.atomic():
         lock(portfolio)  # from here on no other writer of this portfolio runs, so what is read stays true
-        new = _check_history(portfolio, new, report)
+        new, rows, ledger = _check_history(portfolio, new, report)
         Transaction.objects.bulk_create([t for _, t in new], batch_size=1000)
+        state_write(portfolio.id, {t.asset_id for _, t in new}, rows, ledger)
     report.created = len(new)
     return report
 
@@ -291,9 +292,10 @@ _LINE_BASE = 10**12  # ids of rows from a file: after every stored row at the sa
 
 def _check_history(
     portfolio: Portfolio, new: list[tuple[int, Transaction]], report: CsvReport
-) -> list[tuple[int, Transaction]]:
+) -> tuple[list[tuple[int, Transaction]], list[TxRow], Ledger]:
     """Under the portfolio's lock: lines already stored become duplicates, and the rest must keep
-    every asset's history free of oversells. CsvImportError otherwise."""
+    every asset's history free of oversells. CsvImportError otherwise; else the lines to store, and
+    the histories with them and their replay (for the stored state)."""
     stored = _stored(portfolio)
     fresh = _split_duplicates(stored, new, report)
     for _, tx in fresh:
@@ -303,9 +305,9 @@ def _check_history(
         for line, t in fresh
     ]
     try:
-        replay(rows)
+        ledger = replay(rows)
     except Oversold as exc:
         where = f"line {exc.row.id - _LINE_BASE}" if exc.row.id >= _LINE_BASE else "an existing transaction"
         report.errors.append(f"{where}: not enough {asset_name(exc.row.asset_id)}: {exc}")
         raise CsvImportError(report) from exc
-    return fresh
+    return fresh, rows, ledger

@@ -6,8 +6,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
+from decimal import Context, Decimal
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -114,11 +114,16 @@ class Summary:
 
 
 def summarize(rows: list[TxRow], prices: dict[int, dict]) -> Summary:
-    ledger = replay(rows)
+    return summarize_positions(list(replay(rows).positions.values()), prices)
+
+
+def summarize_positions(positions: list[Position], prices: dict[int, dict]) -> Summary:
+    """The summary of positions (a replay's, or the stored ones) at the prices given."""
     holdings, closed, missing = [], [], []
     value = cost = realized = unrealized = ZERO
     value_24h: Decimal | None = ZERO
-    for asset_id, pos in ledger.positions.items():
+    for pos in positions:
+        asset_id = pos.asset_id
         info = prices.get(asset_id, {})
         h = Holding(info.get("asset"), pos, info.get("close"), info.get("time"), info.get("close_24h"))
         realized += pos.realized
@@ -138,7 +143,75 @@ def summarize(rows: list[TxRow], prices: dict[int, dict]) -> Summary:
         # Of the value that has a price: a holding without one is left out of the value too.
         h.share = h.value / value * 100 if value and h.value is not None else None
     holdings.sort(key=lambda h: h.value or ZERO, reverse=True)
-    return Summary(holdings, closed, value, value_24h, cost, realized, unrealized, missing, len(rows))
+    transactions = sum(p.transactions for p in positions)
+    return Summary(holdings, closed, value, value_24h, cost, realized, unrealized, missing, transactions)
+
+
+# --- flows: what value over time and returns read -------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Sums of flow × time reach 40 digits; the default 28 would round them.
+WIDE = Context(prec=80)
+
+
+@dataclass(slots=True)
+class Step:
+    """A change of what is held and of the money put in: one transaction (flow_time None), or one
+    asset's transactions of a day summed (DailyFlow), then at the day's end."""
+
+    executed_at: datetime
+    asset_id: int
+    quantity: Decimal  # signed: + in, − out
+    flow: Decimal
+    flow_time: Decimal | None = None  # of a day: sum of flow × its time in µs since the epoch
+
+
+def flow_day(t: datetime) -> date:
+    """The day whose value point (23:59:59.999 UTC) is the first at or after t."""
+    return (t.astimezone(UTC) + timedelta(microseconds=999)).date()
+
+
+def day_end(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 23, 59, 59, 999000, tzinfo=UTC)
+
+
+def _micros(t: datetime) -> int:
+    return (t - EPOCH) // MICROSECOND
+
+
+def steps_of(rows: list[TxRow]) -> list[Step]:
+    return [Step(r.executed_at, r.asset_id, r.quantity if r.kind in INBOUND else -r.quantity, _flow(r)) for r in rows]
+
+
+def day_sums(rows: list[TxRow]) -> dict[tuple[int, date, bool], tuple[Decimal, Decimal, Decimal, int]]:
+    """Per (asset, flow_day, at the day's end exactly): net quantity, net flow, flow × time (µs)
+    and the number of rows."""
+    out: dict[tuple[int, date, bool], tuple[Decimal, Decimal, Decimal, int]] = {}
+    # In time order, so the sums add in the order a replay adds them.
+    for r in sorted(rows, key=attrgetter("executed_at")):
+        day = flow_day(r.executed_at)
+        key = (r.asset_id, day, r.executed_at == day_end(day))
+        q, f, ft, n = out.get(key, (ZERO, ZERO, ZERO, 0))
+        flow = _flow(r)
+        out[key] = (
+            q + (r.quantity if r.kind in INBOUND else -r.quantity),
+            f + flow,
+            WIDE.add(ft, WIDE.multiply(flow, Decimal(_micros(r.executed_at)))),
+            n + 1,
+        )
+    return out
+
+
+_day_ends: dict[date, datetime] = {}
+
+
+def day_step(asset_id: int, day: date, closing: bool, quantity: Decimal, flow: Decimal, flow_time: Decimal) -> Step:
+    """A day's sums as one step: at the day's end for the rows of that very moment, else just
+    before it, so a period starting at the day's end leaves the earlier rows out, as a replay does."""
+    t = _day_ends.get(day)
+    if t is None:  # a year of ten assets asks for each day ten times
+        t = _day_ends[day] = day_end(day)
+    return Step(t if closing else t - MICROSECOND, asset_id, quantity, flow, flow_time)
 
 
 # --- value over time ----------------------------------------------------------------------------
@@ -156,14 +229,22 @@ def value_history(
     rows: list[TxRow], closes: dict[int, list[tuple[datetime, Decimal]]], end: datetime | None
 ) -> list[dict]:
     """Daily market value and net money put in, from the first transaction's day to `end`."""
-    if not rows or end is None:
+    first = min((r.executed_at for r in rows), default=None)
+    return value_history_steps(steps_of(rows), first, closes, end)
+
+
+def value_history_steps(
+    steps: list[Step], first: datetime | None, closes: dict[int, list[tuple[datetime, Decimal]]], end: datetime | None
+) -> list[dict]:
+    """value_history from steps; `first` is the first transaction's time."""
+    if not steps or first is None or end is None:
         return []
-    # One pass over the rows in time order beside the days (the order within an instant does not
+    # One pass over the steps in time order beside the days (the order within an instant does not
     # change what is held at a day's end).
-    ordered = sorted(rows, key=attrgetter("executed_at"))
-    if ordered[0].executed_at > end:  # no price yet since the first transaction
+    ordered = sorted(steps, key=attrgetter("executed_at"))
+    if first > end:  # no price yet since the first transaction
         return []
-    day = ordered[0].executed_at.astimezone(UTC).replace(hour=23, minute=59, second=59, microsecond=999000)
+    day = first.astimezone(UTC).replace(hour=23, minute=59, second=59, microsecond=999000)
     points, price_pos, held = [], defaultdict(int), defaultdict(lambda: ZERO)
     last_price: dict[int, Decimal] = {}
     invested, n = ZERO, 0
@@ -171,8 +252,8 @@ def value_history(
         t = min(day, end)
         while n < len(ordered) and ordered[n].executed_at <= t:
             r = ordered[n]
-            held[r.asset_id] += r.quantity if r.kind in INBOUND else -r.quantity
-            invested += _flow(r)
+            held[r.asset_id] += r.quantity
+            invested += r.flow
             n += 1
         value = ZERO
         for asset_id, quantity in held.items():
@@ -211,22 +292,33 @@ PERIODS = (
 
 
 def period_returns(rows: list[TxRow], history: list[dict], summary: Summary, end: datetime | None) -> dict[str, dict]:
+    first = min((r.executed_at for r in rows), default=None)
+    return period_returns_steps(steps_of(rows), first, history, summary, end)
+
+
+def period_returns_steps(
+    steps: list[Step], first: datetime | None, history: list[dict], summary: Summary, end: datetime | None
+) -> dict[str, dict]:
     """Modified Dietz return per period, ending at the newest price. 24h starts from the hourly
-    prices a day before; longer periods from the daily value at or just before their start."""
+    prices a day before; longer periods from the daily value at or just before their start.
+    A day's summed step must end before the 24 hours do (the selector keeps the last days' rows)."""
     out: dict[str, dict] = {}
-    if not rows or end is None or not summary.value and not summary.holdings:
+    if not steps or first is None or end is None or not summary.value and not summary.holdings:
         return out
-    first = min(r.executed_at for r in rows)
     # Suffix sums over the flows in time order, so each period is one bisect rather than a pass
     # over the whole history: the money moved from flow i on, and that money × time to `end` (µs).
-    flows = [(r.executed_at, f) for r in sorted(rows, key=attrgetter("executed_at")) if (f := _flow(r))]
-    times = [t for t, _ in flows]
+    flows = [s for s in sorted(steps, key=attrgetter("executed_at")) if s.flow]
+    times = [s.executed_at for s in flows]
     net_from, held_from = [ZERO] * (len(flows) + 1), [ZERO] * (len(flows) + 1)
+    end_us = Decimal(_micros(end))
     for i in range(len(flows) - 1, -1, -1):
-        t, flow = flows[i]
-        net_from[i] = net_from[i + 1] + flow
-        # Flows after the newest price are in the value but held for none of the period.
-        held_from[i] = held_from[i + 1] + flow * max((end - t) // MICROSECOND, 0)
+        s = flows[i]
+        net_from[i] = net_from[i + 1] + s.flow
+        if s.flow_time is None:
+            # Flows after the newest price are in the value but held for none of the period.
+            held_from[i] = held_from[i + 1] + s.flow * max((end - s.executed_at) // MICROSECOND, 0)
+        else:  # a day's flows, all before `end`: sum of flow × (end − t)
+            held_from[i] = held_from[i + 1] + WIDE.subtract(WIDE.multiply(s.flow, end_us), s.flow_time)
     for key, span in PERIODS:
         if key == "all":
             start = first
@@ -238,7 +330,7 @@ def period_returns(rows: list[TxRow], history: list[dict], summary: Summary, end
         if start <= first:
             start = first
         elif key == "24h":
-            v0 = _value_24h_ago(rows, summary, start)
+            v0 = _value_24h_ago(steps, summary, start)
         else:
             point = _point_at(history, start)
             if point is None:  # within the first day: the period is the whole history
@@ -257,13 +349,13 @@ def period_returns(rows: list[TxRow], history: list[dict], summary: Summary, end
     return out
 
 
-def _value_24h_ago(rows: list[TxRow], summary: Summary, start: datetime) -> Decimal | None:
+def _value_24h_ago(steps: list[Step], summary: Summary, start: datetime) -> Decimal | None:
     """What was held at `start` at the closes a day before the newest (not today's quantities,
     which would count a buy of the last day both in the start value and as a flow)."""
     held: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    for r in rows:
+    for r in steps:
         if r.executed_at <= start:
-            held[r.asset_id] += r.quantity if r.kind in INBOUND else -r.quantity
+            held[r.asset_id] += r.quantity
     prices = {h.position.asset_id: h.price_24h for h in summary.holdings + summary.closed}
     value = ZERO
     for asset_id, quantity in held.items():

@@ -14,6 +14,7 @@ from accounts.models import ApiToken
 from accounts.services import hash_key
 from forecasting.models import Asset, BacktestTrack, Candle, Forecast, ModelVersion, StoredFile, TrainingRun
 from portfolio.models import Portfolio, Transaction
+from portfolio.services import portfolio_state_rebuild
 
 # Well in the past, so nothing depends on today's date.
 NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)
@@ -186,6 +187,13 @@ class TransactionFactory(factory.django.DjangoModelFactory):
     quantity = Decimal("1")
     unit_price = Decimal("100")
     executed_at = NEWEST - 24 * HOUR
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Written around the services, so the portfolio's stored state is rebuilt as they would.
+        tx = super()._create(model_class, *args, **kwargs)
+        portfolio_state_rebuild(portfolio=tx.portfolio)
+        return tx
 
 
 class ApiTokenFactory(factory.django.DjangoModelFactory):

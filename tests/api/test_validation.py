@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from forecasting.models import Candle, ModelVersion, TrainingRun
 from portfolio.models import Transaction
+from portfolio.services import portfolio_state_rebuild
 from tests.support.world import HOUR, ISO_UTC, NEWEST, T0, assert_error, make_candles, make_forecast
 
 TX = {
@@ -320,7 +321,7 @@ def test_the_portfolio_forecast_does_not_compute_the_value_history(world, monkey
         raise AssertionError("the forecast computed the value history")
 
     monkeypatch.setattr(selectors, "candles_daily_close", forbidden)
-    monkeypatch.setattr(selectors, "value_history", forbidden)
+    monkeypatch.setattr(selectors, "value_history_steps", forbidden)
     body = world.client("owner").get(f"/api/v1/portfolios/{world.portfolio.id}/forecast/").json()
     assert len(body["points"]) == 3
 
@@ -338,6 +339,7 @@ def test_huge_holdings_are_answered_not_crashed(world):
         unit_price=Decimal("1"),
         executed_at=T0,
     )
+    portfolio_state_rebuild(portfolio=world.portfolio)
     response = world.client("owner").get(f"/api/v1/portfolios/{world.portfolio.id}/holdings/")
     assert response.status_code == 200
     value = selectors.portfolio_summary(portfolio=world.portfolio).value

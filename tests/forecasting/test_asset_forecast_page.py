@@ -20,6 +20,7 @@ from forecasting.models import Forecast, ModelVersion, TrainingRun
 from forecasting.selectors.forecasts import forecast_track_record
 from forecasting.services.forecasts import forecast_make
 from forecasting.services.market_data import asset_track, candles_import_file
+from portfolio.services import portfolio_state_rebuild
 from tests.factories import ModelVersionFactory
 
 HOUR = timedelta(hours=1)
@@ -373,6 +374,7 @@ def test_the_asset_page_and_the_portfolio_serve_the_same_forecast(btc, klines, c
         unit_price=Decimal("1"),
         executed_at=origin - 48 * HOUR,
     )
+    portfolio_state_rebuild(portfolio=folio)
     values = expected.steps[0]["values"]
     assert portfolio_projection(portfolio=folio)["points"][0]["median"] == 2 * Decimal(values[len(values) // 2])
 

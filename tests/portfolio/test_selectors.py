@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from forecasting.models import Asset, Candle, Forecast, ModelVersion
 from portfolio.models import Portfolio, Transaction
 from portfolio.selectors import candles_daily_close, portfolio_detail, portfolio_summaries, portfolio_summary
+from portfolio.services import portfolio_state_rebuild
 
 HOUR, DAY, MS = timedelta(hours=1), timedelta(days=1), timedelta(milliseconds=1)
 
@@ -41,8 +42,9 @@ def make_asset(symbol) -> Asset:
 
 
 def add(portfolio, asset, kind, quantity, price, fee="0", *, when) -> Transaction:
-    # Straight to the table: these tests read, and the histories here are valid by construction.
-    return Transaction.objects.create(
+    # Straight to the table: these tests read, and the histories here are valid by construction;
+    # the stored state is rebuilt as the services would keep it.
+    tx = Transaction.objects.create(
         portfolio=portfolio,
         asset=asset,
         kind=kind,
@@ -51,6 +53,8 @@ def add(portfolio, asset, kind, quantity, price, fee="0", *, when) -> Transactio
         fee=D(fee),
         executed_at=when,
     )
+    portfolio_state_rebuild(portfolio=portfolio)
+    return tx
 
 
 @pytest.fixture
@@ -427,6 +431,7 @@ def build(portfolio, *, transactions: int, holdings: int) -> None:
             for sells in [i % 4 == 3 and i >= 4 * holdings]
         ]
     )
+    portfolio_state_rebuild(portfolio=portfolio)
 
 
 @pytest.mark.parametrize("transactions, holdings", [(10, 1), (1000, 1), (10, 5), (1000, 5)])
@@ -437,5 +442,6 @@ def test_portfolio_detail_query_count_does_not_grow(folio, transactions, holding
     assert d["summary"].transactions == transactions
     assert len(d["summary"].holdings) == holdings
     assert d["forecast"] is not None and d["history"] and d["returns"]
-    # transactions, prices, daily closes, newest forecast ids, forecasts
-    assert len(ctx.captured_queries) == 5, [q["sql"][:120] for q in ctx.captured_queries]
+    # stored positions, prices, stored day sums, the last days' transactions, daily closes,
+    # newest forecast ids, forecasts
+    assert len(ctx.captured_queries) == 7, [q["sql"][:120] for q in ctx.captured_queries]

@@ -18,6 +18,7 @@ from django.utils import timezone
 from forecasting.models import Asset, Candle, Forecast
 from portfolio import services, transactions_csv, valuation
 from portfolio.models import Portfolio, Transaction
+from portfolio.services import portfolio_state_rebuild
 from tests.factories import candles
 from tests.support.pages import add_transaction_form
 
@@ -329,6 +330,7 @@ def test_transactions_are_paged_50_at_a_time_and_filtered(signed_in, portfolio, 
         )
     ]
     Transaction.objects.bulk_create(rows)
+    portfolio_state_rebuild(portfolio=portfolio)
     url = reverse("portfolio:detail", args=[portfolio.pk])
 
     first = signed_in.get(url).content.decode()
@@ -399,6 +401,7 @@ def test_the_page_and_the_api_filter_transactions_alike(signed_in, user, portfol
         )
     ]
     Transaction.objects.bulk_create(rows)
+    portfolio_state_rebuild(portfolio=portfolio)
     page = signed_in.get(reverse("portfolio:detail", args=[portfolio.pk]), query).content.decode()
     on_page = sorted(int(i) for i in re.findall(r'data-tx="(\d+)"', page))
     api = APIClient()
@@ -437,6 +440,7 @@ def bulk_buys(portfolio, assets, count: int) -> None:
             for i in range(count)
         ]
     )
+    portfolio_state_rebuild(portfolio=portfolio)
 
 
 def test_portfolio_page_query_count_does_not_grow_with_transactions(signed_in, user, btc):
@@ -444,10 +448,10 @@ def test_portfolio_page_query_count_does_not_grow_with_transactions(signed_in, u
     make_candles(eth, default=Decimal("10"))
     baseline_forecast(btc)
     baseline_forecast(eth)
-    small = services.portfolio_create(owner=user, name="Ten")
-    large = services.portfolio_create(owner=user, name="Thousand")
-    bulk_buys(small, [btc, eth], 10)
-    bulk_buys(large, [btc, eth], 1000)
+    small = services.portfolio_create(owner=user, name="Hundred")
+    large = services.portfolio_create(owner=user, name="Two thousand")
+    bulk_buys(small, [btc, eth], 100)
+    bulk_buys(large, [btc, eth], 2000)
 
     small_queries = page_queries(signed_in, small)
     large_queries = page_queries(signed_in, large)
@@ -456,9 +460,25 @@ def test_portfolio_page_query_count_does_not_grow_with_transactions(signed_in, u
     # Both pages really drew their holdings, the history and the projection.
     response = signed_in.get(reverse("portfolio:detail", args=[large.pk]))
     assert len(response.context["summary"].holdings) == 2
-    assert response.context["summary"].transactions == 1000
+    assert response.context["summary"].transactions == 2000
+    assert len(response.context["charts"]["history"]) > 1
     assert response.context["charts"]["forecast"] is not None
     assert response.content.decode().count("data-tx=") == 50
+
+
+def test_dashboard_query_count_does_not_grow_with_transactions(signed_in, user, btc):
+    eth = Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT", interval="1h")
+    make_candles(eth, default=Decimal("10"))
+    folio = services.portfolio_create(owner=user, name="Growing")
+    counts = []
+    for total in (100, 2000):
+        bulk_buys(folio, [btc, eth], total - folio.transactions.count())
+        with CaptureQueriesContext(connection) as queries:
+            response = signed_in.get(reverse("portfolio:dashboard"))
+        assert response.status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert response.context["rows"][0]["summary"].transactions == 2000
 
 
 # --- transaction forms --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from portfolio.models import Portfolio, Transaction
+from portfolio.services import portfolio_state_rebuild
 from tests.reliability import record
 
 pytestmark = pytest.mark.browser
@@ -31,6 +32,7 @@ def test_pages_swagger_and_redoc_work_under_the_policy(page, live_server, sign_i
         unit_price=Decimal("20000"),
         executed_at=newest - timedelta(days=60),
     )
+    portfolio_state_rebuild(portfolio=folio)
     console = []
     page.on("console", lambda msg: console.append(msg.text))
     page.add_init_script(WATCH)

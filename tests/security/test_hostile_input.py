@@ -16,6 +16,7 @@ from django.utils.html import escape
 
 from accounts.models import ApiToken
 from portfolio.models import Portfolio, Transaction
+from portfolio.services import portfolio_state_rebuild
 from tests.reliability import record
 from tests.support.world import assert_error
 
@@ -162,6 +163,7 @@ def field_names(form: Form) -> list[str]:
 def restore(w) -> None:
     Portfolio.objects.filter(id=w.portfolio.id).update(name="Main", description="Long term")
     Transaction.objects.filter(id=w.buy.id).update(quantity=1, unit_price=100, fee=1, note="")
+    portfolio_state_rebuild(portfolio=w.portfolio)
 
 
 @pytest.mark.parametrize("form", FORMS, ids=lambda f: f.title)
