@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from accounts.models import ApiToken
 from accounts.services import hash_key
 from forecasting.models import Asset, BacktestTrack, Candle, Forecast, ModelVersion, StoredFile, TrainingRun
-from portfolio.models import Portfolio, Transaction
+from portfolio.models import DailyFlow, Portfolio, PositionState, Transaction
 from portfolio.services import portfolio_state_rebuild
 
 # Well in the past, so nothing depends on today's date.
@@ -208,3 +208,33 @@ class ApiTokenFactory(factory.django.DjangoModelFactory):
     key = factory.Sequence(lambda n: f"mur_test-key-{n:040d}")
     key_hash = factory.LazyAttribute(lambda t: hash_key(t.key))
     prefix = factory.LazyAttribute(lambda t: t.key[:12])
+
+
+class PositionStateFactory(factory.django.DjangoModelFactory):
+    """One bought unit at 100: what the services keep after a single buy (tests that need the
+    state of a real history build it with portfolio_state_rebuild)."""
+
+    class Meta:
+        model = PositionState
+
+    portfolio = factory.SubFactory(PortfolioFactory)
+    asset = factory.SubFactory(AssetFactory)
+    quantity = Decimal("1")
+    cost = invested = Decimal("100")
+    realized = withdrawn = rewards = fees = Decimal("0")
+    first_at = NEWEST
+    transactions = 1
+
+
+class DailyFlowFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DailyFlow
+
+    portfolio = factory.SubFactory(PortfolioFactory)
+    asset = factory.SubFactory(AssetFactory)
+    day = NEWEST.date()
+    closing = False
+    quantity = Decimal("1")
+    flow = Decimal("100")
+    flow_time = Decimal("100") * int(NEWEST.timestamp() * 1_000_000)
+    transactions = 1
