@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+from checkout import django_in_checkout  # noqa: E402
 from ingest import data_dir, machine, pg_admin, publish  # noqa: E402
 
 BENCH_DB = "mur_bench_candles"
@@ -49,21 +50,8 @@ def child(tree: str, database_url: str, requests: int) -> None:
     """Runs inside the checkout `tree`; prints one JSON line of median milliseconds per endpoint."""
     import time
 
-    sys.path.insert(0, tree)
-    os.chdir(tree)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "mur_site.settings.test",
-            "DATABASE_URL": database_url,
-            "MUR_API_USER_RATE": "1000000/s",
-            "MUR_KLINES_DIR": "",
-        }
-    )
-    import django
-
-    django.setup()
+    django_in_checkout(tree, database_url)
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
@@ -72,7 +60,6 @@ def child(tree: str, database_url: str, requests: int) -> None:
     from forecasting.services.forecasts import forecast_make
     from forecasting.services.market_data import asset_track, candles_import_file
 
-    call_command("migrate", verbosity=0)
     if not Asset.objects.filter(symbol="BTCUSDT").exists():
         asset = asset_track(symbol="BTCUSDT", interval="1h", base_asset="BTC", quote_asset="USDT")
         candles_import_file(asset=asset, path=data_dir() / "BTCUSDT-1h.csv")

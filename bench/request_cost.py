@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+from checkout import django_in_checkout  # noqa: E402
 from ingest import machine, pg_admin, publish  # noqa: E402
 
 PATH = "/api/v1/ping/"
@@ -41,24 +42,10 @@ def child(tree: str, database_url: str, requests: int) -> None:
     import pstats
     import time
 
-    sys.path.insert(0, tree)
-    os.chdir(tree)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "mur_site.settings.test",
-            "DATABASE_URL": database_url,
-            "MUR_API_USER_RATE": "1000000/s",
-            "MUR_KLINES_DIR": "",
-        }
-    )
-    import django
-
-    django.setup()
+    django_in_checkout(tree, database_url)
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.test import Client
 
-    call_command("migrate", verbosity=0)
     try:
         from accounts.services import token_create
     except ImportError:  # a checkout from before the accounts app
