@@ -442,6 +442,9 @@ class AssetCandleViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin, 
         paginator.request = request
         paginator.limit = limit = paginator.get_limit(request)
         paginator.offset = offset = paginator.get_offset(request)
+        # An offset past any asset's candles reads an empty page; capped, it also stays within the
+        # database's bigint (the links still carry the offset asked for).
+        offset = min(offset, MAX_OFFSET)
         # One candle past the page says whether there is more; when there is not, the count follows
         # from the page and the COUNT query (a scan of the asset's candles) is not needed.
         page = _candle_page_plain(request, self.kwargs["symbol"].upper(), limit + 1, offset)
@@ -468,6 +471,7 @@ class AssetCandleViewSet(WritesInTransaction, _PerAsset, mixins.ListModelMixin, 
 # unknown, or the range empty?), goes the filter set's way, which answers errors as before.
 _TIME_PARAM = re.compile(r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?(?:Z|[+-]\d\d:\d\d))?")
 _OPERATORS = {"gte": ">=", "lte": "<=", "lt": "<"}
+MAX_OFFSET = 2**62
 
 
 def _time_param(text: str | None):
