@@ -29,14 +29,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from checkout import django_in_checkout  # noqa: E402
+from checkout import django_in_checkout, run_child  # noqa: E402
 from ingest import data_dir, machine, pg_admin, publish  # noqa: E402
 
 BENCH_DB = "mur_bench_candles"
@@ -98,15 +97,7 @@ def child(tree: str, database_url: str, requests: int) -> None:
 
 
 def measure(tree: Path, database_url: str, requests: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", str(tree), database_url, str(requests)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if out.returncode != 0:
-        sys.exit(f"measuring {tree} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, tree, database_url, requests, timeout=1800)
 
 
 def main() -> None:

@@ -25,3 +25,19 @@ def django_in_checkout(tree: str, database_url: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def run_child(script: str, tree, database_url: str, requests: int, timeout: int) -> dict:
+    """Run `script --child <tree> <database_url> <requests>` and return the JSON line it printed last."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, script, "--child", str(tree), database_url, str(requests)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if out.returncode != 0:
+        sys.exit(f"measuring {tree} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -21,14 +21,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from checkout import django_in_checkout  # noqa: E402
+from checkout import django_in_checkout, run_child  # noqa: E402
 from ingest import machine, pg_admin, publish  # noqa: E402
 
 PATH = "/api/v1/ping/"
@@ -71,15 +70,7 @@ def child(tree: str, database_url: str, requests: int) -> None:
 
 
 def measure(tree: Path, pg_url: str, db: str, requests: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", str(tree), f"{pg_url}/{db}", str(requests)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if out.returncode != 0:
-        sys.exit(f"measuring {tree} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, tree, f"{pg_url}/{db}", requests, timeout=900)
 
 
 def main() -> None:
