@@ -189,3 +189,40 @@ def test_the_price_is_filled_from_the_candle_at_the_time(page, live_server, asse
     page.wait_for_url(f"{live_server.url}/portfolios/{portfolio.pk}/")
     tx = Transaction.objects.get(portfolio=portfolio)
     assert (tx.unit_price, tx.executed_at) == (close_at(btc, candle), candle)
+
+
+def test_a_late_price_never_lands_under_the_cursor(page, live_server, assets, sign_in, site_user):
+    # The person moves to the price field while the look-up is on its way: the answer must not be
+    # written into the field they are typing in (it would be joined to their digits).
+    btc = assets["BTCUSDT"]
+    end = newest_open(btc)
+    portfolio = services.portfolio_create(owner=site_user, name="Main")
+    price = page.locator("#id_unit_price")
+    held = []
+    page.route("**/portfolios/price-at/**", lambda route: held.append(route))
+
+    sign_in()
+    page.goto(f"{live_server.url}/portfolios/{portfolio.pk}/transactions/add/")
+    page.fill("#id_symbol", "BTCUSDT")
+    page.click("#id_unit_price")  # leaving the symbol asks at once
+    for _ in range(50):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the form never asked for the price"
+    with page.expect_response("**/portfolios/price-at/**") as answer:
+        for route in held:
+            route.continue_()
+    answer.value.finished()
+    page.wait_for_timeout(300)  # the answer's handlers run after its body is read
+    page.keyboard.type("31000")
+    expect(price).to_have_value("31000")
+    page.keyboard.press("Tab")
+    page.wait_for_timeout(500)  # longer than the pause before asking, and the answer
+    expect(price).to_have_value("31000")
+
+    # Left empty, the field is filled once the person leaves it.
+    page.unroute("**/portfolios/price-at/**")
+    page.fill("#id_unit_price", "")
+    page.keyboard.press("Tab")
+    expect(price).to_have_value(decimal_string(close_at(btc, end), trim=True))

@@ -15,8 +15,12 @@
   var asked = 0;  // the newest request: answers to older ones are ignored
   var timer = null;
 
-  // On the edit form, or after a refused submission, the price shown is the person's.
-  function ours() { return price.value === "" || price.value === filled; }
+  // On the edit form, or after a refused submission, the price shown is the person's. While the
+  // field has focus the person may be typing: a late answer written under the cursor would be
+  // joined to their digits, so it waits until they leave the field.
+  function ours() {
+    return document.activeElement !== price && (price.value === "" || price.value === filled);
+  }
 
   function say(text) {
     note.textContent = text;
@@ -64,6 +68,9 @@
       filled = null;
       say("");
     }
+  });
+  price.addEventListener("blur", function () {
+    if (price.value === "") lookUp();  // left empty: the answer held back while it had focus
   });
 
   lookUp();  // a symbol given in the address (?symbol=) and the default time: fill at once
