@@ -166,8 +166,8 @@ def run_month(job: tuple) -> dict:
     gate = backtest(model, data.head(n_train), test_start=test_start, seasonal=band)["methods"]
     served = backtest(model, data, test_start=n_train, seasonal=band)
     m = served["methods"]
-    # Production forecasts from the candles since the band started adapting (validation's start).
-    since = data.times >= model.aci_start_time
+    # Production forecasts from the candles it reads (model.history_start), no more.
+    since = data.times >= model.history_start(data.interval_ms)
     recent = Series(
         data.times[since],
         data.open[since],

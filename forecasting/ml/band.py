@@ -26,6 +26,7 @@ class BandForecaster:
     calibration: np.ndarray
     aci_rate: float
     aci_start_time: int | None
+    mix: np.ndarray | None = None  # (H,) fast-volatility weight per step (data.fit_mix), or None
 
     def frame(self, series: Series) -> Frame:
         return build_frame(
@@ -35,7 +36,17 @@ class BandForecaster:
             profile=self.profile,
             horizon=self.config.horizon,
             range_weight=self.config.range_weight,
+            slow_window=self.config.slow_window,
+            mix=self.mix,
         )
+
+    def history_start(self, interval_ms: int) -> int | None:
+        """The open time from which a forecast must read candles to compute what training computed:
+        the adaptive band replays every outcome since its start, and the slow volatility at that
+        start looks `slow_window` steps further back. None: no such point (read a fixed number)."""
+        if self.aci_start_time is None:
+            return None
+        return int(self.aci_start_time) - self.config.slow_window * interval_ms
 
     def raw_quantiles(self, series: Series, frame: Frame) -> np.ndarray:
         """(n, H, Q) quantiles in scaled units before the band's calibration."""

@@ -176,7 +176,10 @@ class Frame:
     valid: np.ndarray  # (n,) bool
     # (n, H): sqrt of the seasonal variance multipliers summed over the target steps t+1..t+h, or
     # None for no seasonality (then sqrt(h)). Target times are on the calendar, so known at t.
+    # With a slow volatility mixed in (build_frame's `mix`), the mix's ratio to sigma is folded in.
     season: np.ndarray | None = None
+    # (n,): the slow volatility (build_frame's `slow_window`), or None.
+    slow: np.ndarray | None = None
 
     def horizon_scale(self, horizon: int) -> np.ndarray:
         """(n, H): the volatility of the h-step log-return expected at each origin."""
@@ -192,6 +195,7 @@ class Frame:
             self.seg[idx],
             self.valid[idx],
             None if self.season is None else self.season[idx],
+            None if self.slow is None else self.slow[idx],
         )
 
 
@@ -264,12 +268,21 @@ def build_frame(
     profile: np.ndarray | None = None,
     horizon: int = 0,
     range_weight: float = 0.0,
+    slow_window: int = 0,
+    mix: np.ndarray | None = None,
 ) -> Frame:
     """Features and scales of every step. With a seasonal `profile`, returns are divided by their
     place's volatility before the EWMA and the features (so they are deseasonalised) and
     `horizon` steps of seasonal scale are computed. `range_weight` is the share of each step's
     variance taken from its high-low range rather than its squared return: the range sees the
-    whole hour, not two prices, so the volatility level is far less noisy."""
+    whole hour, not two prices, so the volatility level is far less noisy.
+
+    `slow_window` > 0 also computes the mean of the same variances over that many steps
+    (`Frame.slow`); with `mix` (H,), the h-step scale is sqrt(mix[h] sigma^2 + (1 - mix[h]) slow^2)
+    instead of sigma: bursts of volatility fade, so the further ahead, the more the longer-run level
+    counts (fit_mix). A window rather than a slow EWMA so that its value at a step depends on a
+    known, bounded stretch of candles: a forecast that reads `slow_window` candles before its first
+    origin computes exactly what training computed."""
     seg = segment_ids(series)
     log_c = np.log(series.close)
     r = np.full(len(series), np.nan)
@@ -287,6 +300,14 @@ def build_frame(
         parkinson = PARKINSON * np.log(series.high / series.low) ** 2 / here**2
         squares = (1 - range_weight) * squares + range_weight * np.where(np.isfinite(r), parkinson, np.nan)
     sigma = ewma_volatility(r, seg, ewma_halflife, squares)
+    slow = _window_volatility(squares, seg, slow_window) if slow_window else None
+    if mix is not None:
+        if slow is None or len(mix) < horizon:
+            raise SeriesError("a volatility mix needs the slow volatility and a weight per horizon step")
+        if season is None:
+            season = np.broadcast_to(np.sqrt(np.arange(1, horizon + 1)), (len(series), horizon))
+        w = np.asarray(mix, dtype=float)[None, :horizon]
+        season = season[:, :horizon] * np.sqrt(w + (1 - w) * (slow / sigma)[:, None] ** 2)
     prev_sigma = np.concatenate([[np.nan], sigma[:-1]])
     prev_sigma[np.concatenate([[True], np.diff(seg) != 0])] = np.nan
     log_v = np.log1p(series.volume)
@@ -311,7 +332,47 @@ def build_frame(
     pos = segment_position(seg)
     valid = (pos >= min_history) & np.all(np.isfinite(feats), axis=1)
     feats = np.where(np.isfinite(feats), feats, 0.0)
-    return Frame(features=feats, log_close=log_c, sigma=sigma, seg=seg, valid=valid, season=season)
+    return Frame(features=feats, log_close=log_c, sigma=sigma, seg=seg, valid=valid, season=season, slow=slow)
+
+
+MIX_GRID = np.linspace(0.0, 1.0, 21)
+
+
+def fit_mix(frame: Frame, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per horizon step, the weight of the fast volatility against the slow one (Frame.slow) that
+    best forecasts the variance of the h-step return on the masked targets, by QLIKE loss: the
+    loss that ranks variance forecasts correctly through noisy squared returns. The overall level
+    is left to the quantiles fitted after (QLIKE at its best scale), so only the shape is chosen.
+    `y` is in units of the unmixed scale (targets of a frame built without `mix`)."""
+    if frame.slow is None:
+        raise SeriesError("fitting a volatility mix needs the slow volatility")
+    horizon = y.shape[1]
+    fast2 = frame.sigma**2
+    ratio2 = (frame.slow / frame.sigma) ** 2
+    out = np.ones(horizon)
+    for k in range(horizon):
+        rows = mask[:, k]
+        if rows.sum() < 50:
+            continue  # too few to choose: the fast volatility alone, as without a mix
+        z2 = (y[rows, k] ** 2) * fast2[rows]  # the squared return in deseasonalised units
+        f2, q2 = fast2[rows], ratio2[rows]
+        losses = []
+        for w in MIX_GRID:
+            v = f2 * (w + (1 - w) * q2)
+            losses.append(np.log(np.mean(z2 / v)) + np.mean(np.log(v)))
+        out[k] = MIX_GRID[int(np.argmin(losses))]
+    return out
+
+
+def _window_volatility(squares: np.ndarray, seg: np.ndarray, window: int) -> np.ndarray:
+    """sqrt of the mean of the finite `squares` over the last `window` steps of each step's
+    segment (fewer at a segment's start), floored as ewma_volatility is."""
+    ok = np.isfinite(squares)
+    total = _segment_rolling_mean(np.where(ok, squares, 0.0), seg, window)
+    share = _segment_rolling_mean(ok.astype(float), seg, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(share > 0, total / np.where(share > 0, share, 1.0), np.nan)
+    return np.maximum(np.sqrt(var), 1e-5)
 
 
 def _segment_rolling_mean(x: np.ndarray, seg: np.ndarray, window: int) -> np.ndarray:

@@ -29,7 +29,7 @@ from .band import (  # noqa: F401  (re-exported: the benchmarks import them from
     to_prices,
 )
 from .config import LEGACY_SETTINGS, TrainConfig  # noqa: F401  (re-exported)
-from .data import Frame, Series, SeriesError, seasonal_profile, targets
+from .data import Frame, Series, SeriesError, fit_mix, seasonal_profile, targets
 from .model import QuantileEnsemble, QuantileLSTM
 from .seasonal import base_quantiles
 
@@ -60,6 +60,7 @@ class TrainedModel(BandForecaster):
     # is kept against it (fitted on validation): 0 is the seasonal band's shape, 1 the LSTM's.
     base: np.ndarray | None = None
     blend: float = 1.0
+    mix: np.ndarray | None = None  # (H,) fast-volatility weight per step against the slow one
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -99,6 +100,7 @@ class TrainedModel(BandForecaster):
                 "profile": torch.as_tensor(np.zeros(0) if self.profile is None else self.profile),
                 "base": torch.as_tensor(np.zeros((0, 0)) if self.base is None else self.base),
                 "blend": float(self.blend),
+                "mix": torch.as_tensor(np.zeros(0) if self.mix is None else self.mix),
                 "meta": self.meta,
             },
             buf,
@@ -119,6 +121,8 @@ class TrainedModel(BandForecaster):
         profile = None if profile is None or profile.numel() == 0 else profile.numpy()
         base = blob.get("base")
         base = None if base is None or base.numel() == 0 else base.numpy()
+        mix = blob.get("mix")
+        mix = None if mix is None or mix.numel() == 0 else mix.numpy()
         config = TrainConfig(**cfg)
         module = _new_module(config, blob["scaler_mean"].shape[0])
         module.load_state_dict(blob["state_dict"])
@@ -135,6 +139,7 @@ class TrainedModel(BandForecaster):
             profile=profile,
             base=base,
             blend=float(blob.get("blend", 1.0)),
+            mix=mix,
         )
 
 
@@ -291,6 +296,12 @@ def train(
     frame = shell.frame(series)
     y, mask = targets(frame, config.horizon)
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
+    if config.slow_window:
+        # Targets in units of the mixed volatility, so the LSTM forecasts what the mix leaves.
+        shell.mix = fit_mix(frame, y, train_mask)
+        frame = shell.frame(series)
+        y, mask = targets(frame, config.horizon)
+        train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     fit_rows = frame.valid & (np.arange(len(series)) < val_start)
     mean = frame.features[fit_rows].mean(axis=0)
     scale = frame.features[fit_rows].std(axis=0)
@@ -330,6 +341,7 @@ def train(
         scaler_scale=scale,
         calibration=np.zeros(config.horizon),
         profile=profile,
+        mix=shell.mix,
     )
     model.shrink = _fit_shrink(model, series, val_mask, y)
     if config.seasonal:

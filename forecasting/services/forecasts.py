@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from core.times import ms_to_datetime
 
+from ..intervals import interval_ms
 from ..ml.data import SeriesError
 from ..models import Asset, Forecast, ModelVersion
 from ..selectors.market_data import candle_series
@@ -38,9 +39,9 @@ def forecast_make(*, asset: Asset) -> Forecast:
         except ArtifactError:
             champion = None  # flagged; the previous good version (if any) is champion now
     if model is not None:
-        if model.aci_start_time is not None:
-            # The adaptive band replays every outcome since its start: read candles from there.
-            series, _ = candle_series(asset=asset, since=ms_to_datetime(model.aci_start_time), digest=False)
+        start = model.history_start(interval_ms(asset.interval))
+        if start is not None:
+            series, _ = candle_series(asset=asset, since=ms_to_datetime(start), digest=False)
         else:
             series, _ = candle_series(asset=asset, limit=FORECAST_CANDLES, digest=False)
         out = model.forecast(series)

@@ -76,6 +76,7 @@ def test_an_artifact_keeps_its_seasonal_profile_and_blend(recent, recent_model):
     np.testing.assert_array_equal(loaded.profile, recent_model.profile)
     np.testing.assert_array_equal(loaded.base, recent_model.base)
     assert loaded.blend == recent_model.blend
+    np.testing.assert_array_equal(loaded.mix, recent_model.mix)
     assert loaded.forecast(recent) == recent_model.forecast(recent)
 
 
@@ -83,14 +84,15 @@ def test_a_format_1_artifact_runs_as_it_was_trained(recent, recent_model):
     # Before the seasonal profile: no profile, no blend, and settings it never had stay off.
     blob = torch.load(io.BytesIO(recent_model.to_bytes()), weights_only=True)
     blob["format"] = 1
-    for key in ("profile", "base", "blend"):
+    for key in ("profile", "base", "blend", "mix"):
         del blob[key]
-    for key in ("seasonal", "aci_pooled", "range_weight", "ensemble", "max_shrink"):
+    for key in ("seasonal", "aci_pooled", "range_weight", "ensemble", "max_shrink", "slow_window"):
         del blob["config"][key]
     buf = io.BytesIO()
     torch.save(blob, buf)
     old = TrainedModel.from_bytes(buf.getvalue())
-    assert old.profile is None and old.base is None and old.blend == 1.0
+    assert old.profile is None and old.base is None and old.blend == 1.0 and old.mix is None
+    assert old.config.slow_window == 0 and old.frame(recent).slow is None
     assert not old.config.seasonal and old.config.range_weight == 0.0 and not old.config.aci_pooled
     assert old.frame(recent).season is None
     assert np.isfinite(np.array(old.forecast(recent)["prices"])).all()
