@@ -219,6 +219,32 @@ print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)
     assert result.stdout.split()[-2:] == ["False", "False"]
 
 
+def test_an_asset_page_with_past_forecasts_loads_no_model_stack(tmp_path):
+    """The asset page's past forecasts need three numbers from the model code, not scipy and
+    scikit-learn: importing those cost each web worker seconds on its first asset page."""
+    code = """
+import sys, django
+django.setup()
+from django.core.management import call_command
+call_command('migrate', verbosity=0)
+from django.test import Client
+from forecasting.models import ModelVersion
+from tests.factories import BacktestTrackFactory, UserFactory, candles
+track = BacktestTrackFactory(version__status=ModelVersion.Status.CHAMPION)
+candles(track.version.asset, [100 + k % 5 for k in range(48)])
+client = Client(HTTP_HOST='localhost')
+client.force_login(UserFactory())
+page = client.get('/assets/%s/' % track.version.asset.symbol)
+print(page.status_code, 'Past forecasts' in page.content.decode())
+print(*(name in sys.modules for name in ('scipy.stats', 'sklearn', 'torch')))
+"""
+    result = run_python(code, clean_env("mur_site.settings.test", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+    assert result.returncode == 0, result.stderr
+    shown, loaded = result.stdout.strip().splitlines()[-2:]
+    assert shown == "200 True"
+    assert loaded == "False False False"
+
+
 _STORAGE_PROBE = """
 import json, django
 django.setup()

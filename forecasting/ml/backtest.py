@@ -20,6 +20,7 @@ from sklearn.metrics import (
 )
 
 from .band import BandForecaster, to_prices
+from .config import TRACK_AHEAD
 from .data import Series, SeriesError, build_frame, segment_ids
 from .seasonal import fit_seasonal_band
 
@@ -156,9 +157,6 @@ def backtest(
     )
     result["track"] = track(series, idx, forecasts, horizon=cfg.horizon)
     return result
-
-
-TRACK_AHEAD = (1, 6, 24)
 
 
 def track(series: Series, idx: np.ndarray, forecasts: dict[str, Forecasts], *, horizon: int) -> dict:

@@ -6,6 +6,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# The steps ahead whose backtest forecasts are kept for the asset page's past forecasts. Here and
+# not in backtest.py: the page reads it, and a web process should not import scipy and
+# scikit-learn (seconds on the first asset page a worker serves) to learn three numbers.
+TRACK_AHEAD = (1, 6, 24)
+
 # How models behaved before each of these settings existed.
 LEGACY_SETTINGS = {
     "seasonal": False,

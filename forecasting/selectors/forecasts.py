@@ -15,6 +15,7 @@ from django.db.models.functions import Cast, Concat
 
 from core.times import datetime_to_ms
 
+from ..ml.config import TRACK_AHEAD
 from ..models import Asset, BacktestTrack, Candle, Forecast, ModelVersion, TrainingRun
 
 # A forecast whose origin is more than this many candles behind the newest candle missed its
@@ -225,8 +226,6 @@ def backtest_track_record(*, asset: Asset, champion: ModelVersion | None, ahead:
     """Past forecasts from a backtest, for an asset whose live forecasts have not resolved yet:
     the champion's own, or with no champion the statistical baseline's in the newest version's
     backtest (the band that serves then). None when no version has a stored track. Two queries."""
-    from ..ml.backtest import TRACK_AHEAD
-
     if ahead not in TRACK_AHEAD:
         return None
     if champion is not None:
