@@ -371,6 +371,8 @@ def compare(names: list[str], out_name: str) -> None:
             for k in defaults
             if k not in config and k in LEGACY_SETTINGS and _differs(LEGACY_SETTINGS[k], defaults[k])
         ]
+        # A setting that has since been renamed or removed, as the run named it.
+        diff += [f"{k}={config[k]}" for k in config if k not in defaults and k != "threads"]
         # Runs written before --train-days existed read one year.
         days = r.get("train_days", 365)
         if days != TRAIN_DAYS:
