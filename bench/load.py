@@ -1,7 +1,9 @@
 """Load benchmark: 50 people at once on the production shape (gunicorn, Celery workers, PostgreSQL,
 Redis) for 60 s, then a check that every acknowledged write is stored once and nothing else is.
+With --steps, several numbers of people one after another against the same servers (for example
+50 100 200 500), each step checked the same way, with where the machine's CPU time went.
 
-    .venv/bin/python bench/load.py [--users 50] [--seconds 60] [--workers 3]
+    .venv/bin/python bench/load.py [--users 50 | --steps 50 100 200 500] [--seconds 60] [--workers 3]
         [--pg-url postgres://postgres@127.0.0.1:5432] [--redis-url redis://127.0.0.1:6379/13]
 
 On PostgreSQL this script creates and drops a database ("mur_bench_load"): BTCUSDT, ETHUSDT and
@@ -28,7 +30,8 @@ carries a unique note, so afterwards the database says which writes are there:
   - an add refused with a 4xx/5xx must not be stored; one that timed out may be, and is reported;
   - no row may carry a note the load did not send.
 Targets: no 5xx, no lost and no duplicated write; every task enqueued ran. Writes
-bench/results/load.json and load.md; process logs stay in var/bench-load/.
+bench/results/load.json and load.md (load_steps.json and .md with --steps); process logs stay in
+var/bench-load/.
 """
 
 from __future__ import annotations
@@ -499,13 +502,14 @@ def drive(plan: dict) -> dict:
 # --- parent: the writes against the database ----------------------------------------------------------
 
 
-def verify_writes(database_url: str, writes: list[dict]) -> dict:
-    """Every write's outcome in the database, by its note."""
+def verify_writes(database_url: str, writes: list[dict], run: str) -> dict:
+    """Every write's outcome in the database, by its note (the notes of this run, or step, only)."""
     import psycopg
 
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT note, count(*) FROM portfolio_transaction WHERE note LIKE %s GROUP BY note", (f"{NOTE_PREFIX}%",)
+            "SELECT note, count(*) FROM portfolio_transaction WHERE note LIKE %s GROUP BY note",
+            (f"{NOTE_PREFIX}{run}:%",),
         ).fetchall()
     stored = dict(rows)
     adds = {w["marker"]: w for w in writes if w["op"] == "add"}
@@ -558,7 +562,7 @@ def percentile(values: list[float], p: float) -> float | None:
     return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 1)
 
 
-def summarize(driven: dict, checked: dict, tasks: dict, args, data: dict) -> dict:
+def summarize(driven: dict, checked: dict, tasks: dict, args, data: dict, users: int) -> dict:
     reqs = driven["requests"]
     by_kind = defaultdict(list)
     for kind, status, ms, ok in reqs:
@@ -596,8 +600,9 @@ def summarize(driven: dict, checked: dict, tasks: dict, args, data: dict) -> dic
         "no_refused_write_stored": wrong == 0,
         "every_task_ran": tasks["lost"] == 0,
     }
+    timeouts = sum(n for st, n in statuses.items() if not st.isdigit())
     return {
-        "users": args.users,
+        "users": users,
         "seconds": args.seconds,
         "elapsed_s": round(driven["elapsed"], 1),
         "think_s": list(args.think),
@@ -612,6 +617,7 @@ def summarize(driven: dict, checked: dict, tasks: dict, args, data: dict) -> dic
         "statuses": dict(sorted(statuses.items())),
         "errors_by_status": dict(sorted(errors.items())),
         "five_xx": five_xx,
+        "no_answer": timeouts,
         "kinds": kinds,
         "writes": {
             "adds": count("add"),
@@ -759,6 +765,13 @@ def flush_redis(redis_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=50, help="simulated users, each with its own account")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        help="run these numbers of users one after another against the same servers (e.g. 50 100 200 500); "
+        "writes bench/results/load_steps.json and .md",
+    )
     parser.add_argument("--seconds", type=float, default=60, help="how long the load lasts")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (docker-compose.yml: 3)")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (ingest, forecast)")
@@ -811,73 +824,237 @@ def main() -> None:
     flush_redis(args.redis_url)
     pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     pg_admin(pg_url, f"CREATE DATABASE {BENCH_DB}")
+    steps = args.steps or [args.users]
     procs: list[subprocess.Popen] = []
+    results = []
     try:
-        print(f"Loading {', '.join(SYMBOLS)} candles, forecasts and {args.users} users ...", flush=True)
-        data = last_json(child("--setup", str(args.users), env=env), "setup", timeout=900)
-        users = data.pop("users")
+        most = max(steps)
+        print(f"Loading {', '.join(SYMBOLS)} candles, forecasts and {most} users ...", flush=True)
+        data = last_json(child("--setup", str(most), env=env), "setup", timeout=1800)
+        people = data.pop("users")
         port = free_port()
         procs.append(start_gunicorn(env, port, args.workers, log=RUN_DIR / "gunicorn.log", timeout=60, access_log=True))
         worker_log = RUN_DIR / "worker.log"
         procs.append(start_celery_worker(env, "ingest,forecast", args.concurrency, "load-worker", worker_log))
         base = f"http://127.0.0.1:{port}"
-        print(
-            f"gunicorn ({args.workers} workers) on {base}, Celery worker ready; {args.users} users for "
-            f"{args.seconds:g} s (load average {os.getloadavg()[0]:.2f}) ...",
-            flush=True,
-        )
-        run = f"{int(time.time())}"
-        plan = {
-            "base": base,
-            "seconds": args.seconds,
-            "think": args.think,
-            "seed": args.seed,
-            "run": run,
-            "users": users,
-            "assets": data["assets"],
-            "out": str(RUN_DIR / "driven.json"),
-        }
-        plan_path = RUN_DIR / "plan.json"
-        plan_path.write_text(json.dumps(plan))
-        ticking = child("--ticker", str(args.seconds), env=env)
-        driving = child("--drive", str(plan_path), env=env, capture=False)
-        if driving.wait(timeout=args.seconds + REQUEST_TIMEOUT + 120) != 0:
-            sys.exit("the load process failed; see its output above")
-        enqueued = last_json(ticking, "the task ticker", timeout=60)
-        driven = json.loads(Path(plan["out"]).read_text())
-        # The queue drains after the load: every task enqueued must have run once.
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and any(worker_tasks(worker_log)[k] < n for k, n in enqueued.items()):
-            time.sleep(1)
-        succeeded = worker_tasks(worker_log)
-        import psycopg
-
-        with psycopg.connect(database_url) as conn:
-            forecasts = conn.execute("SELECT count(*) FROM forecasting_forecast").fetchone()[0]
-        tasks = {
-            "enqueued": enqueued,
-            "succeeded": dict(succeeded),
-            "lost": sum(max(0, n - succeeded[k]) for k, n in enqueued.items()),
-            "forecasts_before": data["forecasts"],
-            "forecasts_after": forecasts,
-        }
-        checked = verify_writes(database_url, driven["writes"])
+        for users in steps:
+            results.append(
+                run_step(
+                    args,
+                    users,
+                    people[:users],
+                    data,
+                    base=base,
+                    env=env,
+                    database_url=database_url,
+                    worker_log=worker_log,
+                    servers=procs,
+                    machine_at_start=started_machine if users == steps[0] else machine(),
+                )
+            )
     finally:
         for proc in reversed(procs):
             stop(proc)
         if not args.keep:
             pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
-    results = {
-        "machine": started_machine,
-        "load_1m_end": round(os.getloadavg()[0], 2),
-        **summarize(driven, checked, tasks, args, data),
-    }
-    report = markdown(results)
-    publish("load", results, report)
+    if len(results) == 1:
+        publish("load", results[0], markdown(results[0]))
+        met = results[0]["target_met"]
+    else:
+        stepped = {"machine": started_machine, "steps": results, "limits": limits(results)}
+        publish("load_steps", stepped, steps_markdown(stepped))
+        met = all(r["target_met"] for r in results)
     print(f"logs in {RUN_DIR}")
-    print(f"Target (no 5xx, no lost or duplicated write): {'MET' if results['target_met'] else 'NOT MET'}")
-    sys.exit(0 if results["target_met"] else 1)
+    print(f"Target (no 5xx, no lost or duplicated write): {'MET' if met else 'NOT MET'}")
+    sys.exit(0 if met else 1)
+
+
+def run_step(
+    args, users: int, people: list, data: dict, *, base, env, database_url, worker_log, servers, machine_at_start
+):
+    """One step: `users` people for args.seconds against servers already running, then its writes
+    and tasks accounted for (its own notes and its own share of the worker's log)."""
+    print(
+        f"{users} users for {args.seconds:g} s on {base} (load average {os.getloadavg()[0]:.2f}) ...",
+        flush=True,
+    )
+    run = f"{int(time.time())}-{users}"
+    plan = {
+        "base": base,
+        "seconds": args.seconds,
+        "think": args.think,
+        "seed": args.seed,
+        "run": run,
+        "users": people,
+        "assets": data["assets"],
+        "out": str(RUN_DIR / f"driven-{users}.json"),
+    }
+    plan_path = RUN_DIR / f"plan-{users}.json"
+    plan_path.write_text(json.dumps(plan))
+    before_tasks = worker_tasks(worker_log)
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        forecasts_before = conn.execute("SELECT count(*) FROM forecasting_forecast").fetchone()[0]
+    ticking = child("--ticker", str(args.seconds), env=env)
+    cpu_before = cpu_by_part(servers)
+    driving = child("--drive", str(plan_path), env=env, capture=False)
+    if driving.wait(timeout=args.seconds + REQUEST_TIMEOUT + 120) != 0:
+        sys.exit("the load process failed; see its output above")
+    cpu_after = cpu_by_part(servers)
+    load_end = round(os.getloadavg()[0], 2)
+    enqueued = last_json(ticking, "the task ticker", timeout=60)
+    driven = json.loads(Path(plan["out"]).read_text())
+
+    def ran() -> Counter:
+        now = worker_tasks(worker_log)
+        return Counter({k: now[k] - before_tasks[k] for k in now})
+
+    # The queue drains after the load: every task enqueued must have run once.
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and any(ran()[k] < n for k, n in enqueued.items()):
+        time.sleep(1)
+    succeeded = ran()
+    with psycopg.connect(database_url) as conn:
+        forecasts = conn.execute("SELECT count(*) FROM forecasting_forecast").fetchone()[0]
+    tasks = {
+        "enqueued": enqueued,
+        "succeeded": dict(succeeded),
+        "lost": sum(max(0, n - succeeded[k]) for k, n in enqueued.items()),
+        "forecasts_before": forecasts_before,
+        "forecasts_after": forecasts,
+    }
+    checked = verify_writes(database_url, driven["writes"], run)
+    out = {
+        "machine": machine_at_start,
+        "load_1m_end": load_end,
+        "cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 1) for k in cpu_after},
+        **summarize(driven, checked, tasks, args, data, users),
+    }
+    print(
+        f"  {out['requests']:,} requests, {out['rps']}/s, p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms, "
+        f"5xx {out['five_xx']}, no answer {out['no_answer']}, lost {out['writes']['lost_total']}, "
+        f"duplicated {out['writes']['duplicated']}; CPU s {out['cpu_seconds']}",
+        flush=True,
+    )
+    return out
+
+
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds so far) for every process (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # fields[1] is ppid; utime, stime, cutime, cstime are fields[11:15] (stat fields 14-17).
+        cpu = sum(int(v) for v in fields[11:15]) / tick
+        table[int(entry.name)] = (int(fields[1]), name, cpu)
+    return table
+
+
+def cpu_by_part(servers: list[subprocess.Popen]) -> dict[str, float]:
+    """CPU seconds so far of gunicorn, the Celery worker (each with its children), PostgreSQL and
+    Redis: the difference over a step says which part the machine's time went to."""
+    table = _proc_table()
+    children = defaultdict(list)
+    for pid, (ppid, _, _) in table.items():
+        children[ppid].append(pid)
+
+    def tree(pid: int) -> float:
+        total, todo = 0.0, [pid]
+        while todo:
+            p = todo.pop()
+            if p in table:
+                total += table[p][2]
+            todo.extend(children.get(p, []))
+        return total
+
+    out = {"gunicorn": tree(servers[0].pid), "celery": tree(servers[1].pid)}
+    out["postgres"] = sum(cpu for _, name, cpu in table.values() if name.startswith("postgres"))
+    out["redis"] = sum(cpu for _, name, cpu in table.values() if name.startswith("redis-server"))
+    return out
+
+
+def limits(results: list[dict]) -> dict:
+    """The first step whose p99 passes 1 s, and where the machine's time went at the largest step."""
+    first_slow = next((r["users"] for r in results if (r["p99_ms"] or 0) > 1000), None)
+    top = results[-1]
+    cpu = top["cpu_seconds"]
+    busiest = max(cpu, key=cpu.get) if cpu else None
+    return {
+        "first_step_p99_over_1s": first_slow,
+        "busiest_part_at_top": busiest,
+        "cpu_share_at_top": {k: round(v / max(sum(cpu.values()), 1e-9), 2) for k, v in cpu.items()},
+        "cores_busy_at_top": round(sum(cpu.values()) / max(top["elapsed_s"], 1e-9), 2),
+    }
+
+
+def steps_markdown(r: dict) -> str:
+    m, steps, lim = r["machine"], r["steps"], r["limits"]
+    first = steps[0]
+    lines = [
+        "# Load benchmark: " + ", ".join(str(s["users"]) for s in steps) + " users, step by step",
+        "",
+        f"{m['date']}, {m['nproc']} CPUs shared with other work (load average {m['load_1m']} at start), Python "
+        f"{m['python']}, {m['platform']}, commit {m['commit']}.",
+        "",
+        f"The docker-compose shape on one machine: gunicorn with {first['gunicorn_workers']} sync workers, "
+        f"PostgreSQL, Redis (cache, throttle store, broker), one Celery worker (concurrency "
+        f"{first['celery_concurrency']}) on the ingest and forecast queues, and the simulated users' client (aiohttp, "
+        "one process) all on the same cores. Each step runs its users for "
+        f"{first['seconds']:g} s with {first['think_s'][0]:g} to {first['think_s'][1]:g} s of thinking between "
+        "actions, against the same servers and database; each step's writes are checked by their own notes.",
+        "",
+        "| users | requests | per second | p50 ms | p99 ms | 5xx | no answer | writes acknowledged | lost | "
+        "duplicated | refused but stored | tasks missing | CPU s: gunicorn / Celery / PostgreSQL / Redis | load "
+        "at end |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for s in steps:
+        w, c = s["writes"], s["cpu_seconds"]
+        lines.append(
+            f"| {s['users']} | {s['requests']:,} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['five_xx']} | "
+            f"{s['no_answer']} | {w['adds_acknowledged'] + w['deletes_acknowledged']} | {w['lost_total']} | "
+            f"{w['duplicated']} | {w['stored_despite_refusal'] + w['unexpected_rows']} | {s['tasks']['lost']} | "
+            f"{c.get('gunicorn', 0)} / {c.get('celery', 0)} / {c.get('postgres', 0)} / {c.get('redis', 0)} | "
+            f"{s['load_1m_end']} |"
+        )
+    kinds = sorted({k for s in steps for k in s["kinds"]})
+    lines += [
+        "",
+        "p50 / p99 ms per request kind and step:",
+        "",
+        "| request | " + " | ".join(f"{s['users']} users" for s in steps) + " |",
+        "|---|" + "---:|" * len(steps),
+    ]
+    for kind in kinds:
+        cells = []
+        for s in steps:
+            k = s["kinds"].get(kind)
+            cells.append(f"{k['p50_ms']} / {k['p99_ms']}" if k else "—")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    slow = lim["first_step_p99_over_1s"]
+    share = ", ".join(f"{k} {v:.0%}" for k, v in lim["cpu_share_at_top"].items())
+    lines += [
+        "",
+        (f"p99 first passes 1 s at {slow} users." if slow else "p99 stays under 1 s at every step."),
+        f"At the largest step the servers kept {lim['cores_busy_at_top']} of the {m['nproc']} cores busy "
+        f"({share} of their CPU time; the load client's own time is not counted).",
+        "",
+        "Targets per step: no 5xx, no lost or duplicated write, no refused write stored, every task ran: "
+        + ", ".join(f"{s['users']} users {'MET' if s['target_met'] else 'NOT MET'}" for s in steps)
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
