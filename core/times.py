@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from django.db.models import BigIntegerField, Func
+
 
 def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
@@ -18,3 +20,20 @@ def datetime_to_ms(dt: datetime) -> int:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class EpochMs(Func):
+    """A datetime column as integer milliseconds since the epoch, computed by the database: reading
+    years of candles, converting each value to a datetime and back costs more than the query."""
+
+    output_field = BigIntegerField()
+    arity = 1
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(EXTRACT(EPOCH FROM %(expressions)s) * 1000)::bigint")
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django keeps SQLite datetimes as ISO text; julianday reads it (UTC, as Django writes it).
+        return self.as_sql(
+            compiler, connection, template="CAST(ROUND((julianday(%(expressions)s) - 2440587.5) * 86400000) AS INTEGER)"
+        )
