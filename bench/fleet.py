@@ -256,10 +256,14 @@ def _read(proc: subprocess.Popen) -> dict:
 
 
 def report(results: list[dict], args) -> str:
+    m = machine()
     lines = [
         "# Fleet: many assets on one forecast worker and one trainer",
         "",
-        f"Machine: {machine()}. {args.days} days of hourly candles per asset, {args.cycles} hourly cycles.",
+        f"{m['date']}, {m['nproc']} CPUs shared with other work (load average {m['load_1m']} at start), Python "
+        f"{m['python']}, commit {m['commit']}. {args.days} days of hourly candles per asset, {args.cycles} hourly "
+        "cycles; a cycle is every asset's refresh (one new candle through python-binance) and forecast, one after "
+        "another in one process, as one forecast worker runs them.",
         "",
         "| assets | backfill s | hourly cycle s (median) | target | queries / asset / cycle | RSS MB after cycles |"
         " retrain s | per asset s (median) | promoted | trainer RSS MB |",
