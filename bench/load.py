@@ -795,6 +795,11 @@ def main() -> None:
         help="a Redis database for this run alone: it is flushed first",
     )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
+    parser.add_argument(
+        "--db-conn-max-age",
+        type=int,
+        help="MUR_DB_CONN_MAX_AGE for the servers (seconds a database connection is kept; 0: one per request)",
+    )
     parser.add_argument("--setup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ticker", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--drive", help=argparse.SUPPRESS)
@@ -818,6 +823,8 @@ def main() -> None:
     pg_url = args.pg_url.rstrip("/")
     database_url = f"{pg_url}/{BENCH_DB}"
     env = server_env(database_url, args.redis_url)
+    if args.db_conn_max_age is not None:
+        env["MUR_DB_CONN_MAX_AGE"] = str(args.db_conn_max_age)
     if RUN_DIR.exists():
         shutil.rmtree(RUN_DIR)
     RUN_DIR.mkdir(parents=True)

@@ -77,11 +77,18 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+DB_CONN_MAX_AGE = env.int("MUR_DB_CONN_MAX_AGE", default=300)  # PostgreSQL only, see below
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters bound by the server, and a statement run five times on a connection is prepared:
     # the queries every request makes (the API token, the latest forecast's state) are then planned
     # once per connection instead of on every request. No connection pooler sits in between.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
+    # A connection kept across requests (checked before reuse): opening one per request made
+    # PostgreSQL spend as much CPU as gunicorn under load (new backends, authentication, catalog
+    # caches), and a statement is only ever prepared on a connection that lives. 0 closes each
+    # connection at the end of its request, as Django does by default.
+    DATABASES["default"]["CONN_MAX_AGE"] = DB_CONN_MAX_AGE
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web, worker and beat processes write the same file. WAL lets readers go on while one
     # writes; IMMEDIATE takes the write lock when a transaction begins, so two writers queue for it

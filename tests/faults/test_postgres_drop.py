@@ -179,3 +179,44 @@ def test_connection_cut_mid_training_gives_the_run_back_and_the_retry_completes_
         retry_seconds=2,
         seconds_from_cut_to_finished=seconds_to_finish,
     )
+
+
+def test_the_web_tier_keeps_its_connection_and_survives_losing_it(on_postgres, private_redis, tmp_path):
+    """gunicorn keeps its PostgreSQL connection across requests (a new one per request made
+    PostgreSQL spend as much CPU as gunicorn under load), and a kept connection that the server
+    dropped is noticed before use: the next request answers as before, on a new connection."""
+    import requests
+
+    from .conftest import start_gunicorn
+
+    app = "web-kept"
+    web, base = start_gunicorn(
+        subprocess_env(private_redis.url, tmp_path / "media", app=app, MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS="0"),
+        tmp_path / "web.log",
+    )
+    admin = pg_admin()
+    try:
+
+        def answer():
+            r = requests.get(f"{base}/healthz", timeout=10)
+            assert r.json()["database"]["ok"], r.text
+            return r.status_code
+
+        first = answer()
+        kept = {pid for pid, *_ in backends(admin, app)}
+        assert kept, "no connection outlived its request"
+        for _ in range(10):
+            assert answer() == first
+        # The same ones, plus at most one for gunicorn's second thread (conftest: 2 threads).
+        now = {pid for pid, *_ in backends(admin, app)}
+        assert kept <= now and len(now) <= 2, (kept, now)
+        kept = now
+        assert terminate(admin, app) == len(kept)
+        wait_for(lambda: not backends(admin, app), 10, "the dropped connections to go", tmp_path / "web.log")
+        for _ in range(4):
+            assert answer() == first  # no 500: the dropped connection was checked and replaced
+        renewed = {pid for pid, *_ in backends(admin, app)}
+        assert renewed and not renewed & kept
+    finally:
+        admin.close()
+        stop(web)
