@@ -104,6 +104,12 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_now_mb() -> float:
+    """Resident memory now (the peak hides whether it keeps growing)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def child_worker(database_url: str, api_url: str, count: int, cycles: int) -> None:
     """Track and backfill, then one cycle per "go" line on stdin; one JSON line per phase on stdout."""
     _django(database_url, api_url)
@@ -156,13 +162,14 @@ def child_trainer(database_url: str, api_url: str) -> None:
     from forecasting.models import Asset, ModelVersion, TrainingRun
     from forecasting.services.training_runs import training_run_execute
 
-    per_asset = []
+    per_asset, rss_now = [], []
     t0 = time.perf_counter()
     for asset in Asset.objects.filter(tracked=True).order_by("symbol"):
         run = TrainingRun.objects.create(asset=asset, triggered_by="schedule")
         t = time.perf_counter()
         training_run_execute(run_id=run.id, worker="fleet-bench")
         per_asset.append(time.perf_counter() - t)
+        rss_now.append(_rss_now_mb())
     print(
         json.dumps(
             {
@@ -172,6 +179,7 @@ def child_trainer(database_url: str, api_url: str) -> None:
                 "succeeded": TrainingRun.objects.filter(status="succeeded").count(),
                 "promoted": ModelVersion.objects.filter(status="champion").count(),
                 "rss_mb": _rss_mb(),
+                "rss_after_each_mb": rss_now,
             }
         ),
         flush=True,
@@ -255,6 +263,11 @@ def _read(proc: subprocess.Popen) -> dict:
     return json.loads(line)
 
 
+def _span(retrain: dict) -> str:
+    after = retrain.get("rss_after_each_mb") or []  # not recorded by runs before it existed
+    return f"{min(after):.0f}-{max(after):.0f}" if after else "not recorded"
+
+
 def report(results: list[dict], args) -> str:
     m = machine()
     lines = [
@@ -266,7 +279,7 @@ def report(results: list[dict], args) -> str:
         "another in one process, as one forecast worker runs them.",
         "",
         "| assets | backfill s | hourly cycle s (median) | target | queries / asset / cycle | RSS MB after cycles |"
-        " retrain s | per asset s (median) | promoted | trainer RSS MB |",
+        " retrain s | per asset s (median) | promoted | trainer RSS MB: peak (after each training, min-max) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -280,7 +293,7 @@ def report(results: list[dict], args) -> str:
             f"| {queries:.1f} | {rss} | "
             + (
                 f"{retrain['seconds']:.0f} | {statistics.median(retrain['per_asset']):.1f} | "
-                f"{retrain['promoted']} of {r['assets']} | {retrain['rss_mb']:.0f} |"
+                f"{retrain['promoted']} of {r['assets']} | {retrain['rss_mb']:.0f} ({_span(retrain)}) |"
                 if retrain
                 else "— | — | — | — |"
             )
