@@ -19,6 +19,10 @@ from accounts.services import token_create
 from forecasting.intervals import INTERVAL_MS
 from forecasting.models import Asset, Candle
 
+# The fast path is PostgreSQL's SQL, and SQLite keeps decimals as doubles (the 28-digit edges below
+# would not survive it); on SQLite the serializer writes the page (tests/system/test_sqlite_concurrency.py).
+pytestmark = pytest.mark.usefixtures("on_postgres")
+
 NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 COUNT = 1100

@@ -18,7 +18,13 @@ from accounts.services import token_create
 from forecasting.models import Asset
 from portfolio.services import portfolio_create
 user = get_user_model().objects.create_user(username="racer", password="a-long-passphrase-1")
-Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
+btc = Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
+from datetime import UTC, datetime, timedelta
+from forecasting.models import Candle
+for h in range(3):
+    t = datetime(2022, 6, 30, 20 + h, tzinfo=UTC)
+    Candle.objects.create(asset=btc, interval="1h", open_time=t, close_time=t + timedelta(minutes=59, seconds=59.999),
+        open="20000.5", high="20100", low="19900.25", close="20050.10000000", volume="12.5")
 p = portfolio_create(owner=user, name="Race")
 print("KEY", token_create(user=user, name="race")[1], p.id)
 """
@@ -100,6 +106,21 @@ def test_racing_writes_on_sqlite_get_no_500(tmp_path):
                 t.join()
         # The local run as a person sees it with debug off: static files and the favicon are served
         # without collectstatic, and a missing page is the site's 404, not Django's debug page.
+        # The candles API (its fast path is PostgreSQL's SQL) answers on SQLite with the same body.
+        req = urllib.request.Request(f"{base}/api/v1/assets/BTCUSDT/candles/?limit=2&ordering=-open_time")
+        req.add_header("Authorization", f"Token {key}")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            page = json.loads(r.read())
+        assert page["count"] == 3 and len(page["results"]) == 2, page
+        assert page["results"][0] == {
+            "open_time": "2022-06-30T22:00:00.000000Z",
+            "close_time": "2022-06-30T22:59:59.999000Z",
+            "open": "20000.5",
+            "high": "20100",
+            "low": "19900.25",
+            "close": "20050.1",
+            "volume": "12.5",
+        }
         assert _request(f"{base}/static/css/site.css") == 200
         with urllib.request.urlopen(f"{base}/favicon.ico", timeout=10) as r:
             assert r.status == 200 and r.headers["Content-Type"].startswith("image/svg")
