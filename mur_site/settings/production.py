@@ -10,6 +10,8 @@ DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set for production settings.")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Exchange API secrets are encrypted with these keys: without them nothing could be read back.
 if not FERNET_KEYS:
     raise ImproperlyConfigured(
@@ -17,8 +19,6 @@ if not FERNET_KEYS:
         'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
     )
 check_fernet_keys(FERNET_KEYS)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 # HTTPS is terminated by the proxy in front, which says so in X-Forwarded-Proto.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
