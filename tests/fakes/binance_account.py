@@ -59,6 +59,11 @@ class FakeAccount:
         return {coin: q for coin, q in self.balances.items() if coin != "USDT" and q != 0}
 
 
+def _covers(balance: dict, base: str, quote: str, qty: Decimal, quote_qty: Decimal, is_buyer: bool) -> bool:
+    spend_coin, spend = (quote, quote_qty) if is_buyer else (base, qty)
+    return balance.get(spend_coin, Decimal(0)) >= spend * 2
+
+
 def _price_in(rng: random.Random, row: list) -> Decimal:
     low, high = Decimal(row[3]), Decimal(row[2])
     return low + (high - low) * Decimal(rng.randint(0, 1000)) / 1000
@@ -162,12 +167,17 @@ def generate_account(
             commission, commission_asset = d8(qty * Decimal("0.001")), base
         else:
             commission, commission_asset = d8(quote_qty * Decimal("0.001")), quote
-        # Never more than held (a real account cannot oversell either).
-        spend_coin, spend = (quote, quote_qty) if is_buyer else (base, qty)
-        if balance.get(spend_coin, Decimal(0)) < spend * 2 or (
+        # Never more than held (a real account cannot oversell either): the other side, or no trade.
+        if not _covers(balance, base, quote, qty, quote_qty, is_buyer):
+            is_buyer = not is_buyer
+            if not use_bnb:
+                commission_asset = base if is_buyer else quote
+                commission = d8((qty if is_buyer else quote_qty) * Decimal("0.001"))
+        if not _covers(balance, base, quote, qty, quote_qty, is_buyer) or (
             commission_asset == "BNB" and balance.get("BNB", Decimal(0)) < commission * 2
         ):
             continue
+        spend_coin, spend = (quote, quote_qty) if is_buyer else (base, qty)
         get_coin, get = (base, qty) if is_buyer else (quote, quote_qty)
         balance[spend_coin] -= spend
         balance[get_coin] = balance.get(get_coin, Decimal(0)) + get
