@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from forecasting.binance import BinanceError
 from forecasting.models import Asset, Candle
@@ -38,7 +39,7 @@ from ..models import ExchangeConnection, Transaction
 from ..services import check_history, lock, state_write
 from . import crypto
 from .client import BinanceAccount, ExchangeError, forbidden_rights, rights_message
-from .services import account_client
+from .services import account_client, schedule_name
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,9 @@ def exchange_sync(*, connection_id: int, client: BinanceAccount | None = None) -
     """Sync one connection (see the module's docstring); None when it was not claimed."""
     connection = _claim(connection_id)
     if connection is None:
+        if not ExchangeConnection.objects.filter(id=connection_id).exists():
+            # Deleted with its portfolio or owner: its schedule goes too.
+            PeriodicTask.objects.filter(name=schedule_name(connection_id)).delete()
         log.info("Exchange connection %s is gone, suspended or already syncing", connection_id)
         return None
     report = SyncReport()

@@ -131,6 +131,7 @@ class FakeBinanceServer:
             self.now_ms = None
             self.accounts.clear()
             self.clock_offset_ms = 0
+            self._weight_minute, self._weight_used = 0, 0
 
     # -- faults and request log ----------------------------------------------------------------
 

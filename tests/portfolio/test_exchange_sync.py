@@ -258,3 +258,57 @@ def test_coins_without_a_tracked_asset_start_tracking(binance_account, fake_bina
     assert conn.state == "active", conn.message
     bnb = Asset.objects.get(symbol="BNBUSDT")
     assert bnb.tracked and bnb.tracked_by == conn.portfolio.owner
+
+
+def test_a_cross_pair_records_both_legs_valued_through_usdt(connection, binance_account):
+    exchange_sync(connection_id=connection.id)
+    trade = binance_account.trades["ETHBTC"][0]
+    ext = f"binance:trade:ETHBTC:{trade['id']}"
+    base = Transaction.objects.select_related("asset").get(external_id=ext)
+    quote = Transaction.objects.select_related("asset").get(external_id=f"{ext}:quote")
+    assert (base.asset.symbol, quote.asset.symbol) == ("ETHUSDT", "BTCUSDT")
+    assert {base.kind, quote.kind} == {"buy", "sell"}
+    assert base.quantity == Decimal(trade["qty"]) and quote.quantity == Decimal(trade["quoteQty"])
+    # The ETH leg's value is the BTC leg's: price in BTC times BTC's USDT candle close.
+    assert base.unit_price == (Decimal(trade["price"]) * quote.unit_price).quantize(Decimal("1e-8"))
+    fee = Transaction.objects.get(external_id=f"{ext}:fee")
+    assert fee.kind == "fee" and fee.quantity == Decimal(trade["commission"])
+    # A USDT commission (a sell on a USDT pair) is the trade's own fee.
+    sold = next(t for t in binance_account.trades["BTCUSDT"] if not t["isBuyer"] and t["commissionAsset"] == "USDT")
+    row = Transaction.objects.get(external_id=f"binance:trade:BTCUSDT:{sold['id']}")
+    assert row.fee == Decimal(sold["commission"])
+    assert not Transaction.objects.filter(external_id=f"binance:trade:BTCUSDT:{sold['id']}:fee").exists()
+
+
+def test_the_sync_waits_for_the_next_minute_near_the_weight_budget(connection, binance_account, fake_binance):
+    from tests.support.exchange import account_client
+
+    waits = []
+    client = account_client(binance_account, fake_binance, weight_limit=60, sleep=waits.append)
+    exchange_sync(connection_id=connection.id, client=client)
+    assert waits and all(0 < w <= 61 for w in waits)
+
+
+def test_the_task_takes_the_connection_id_only(connection, binance_account, settings):
+    from portfolio.tasks import exchange_sync_task
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    result = exchange_sync_task.delay(connection.id).get()
+    assert result["connection_id"] == connection.id and result["created"] > 0
+    assert exchange_sync_task.delay(10**9).get() is None  # gone: nothing to do
+
+
+def test_a_connection_deleted_with_its_portfolio_takes_its_schedule_at_the_next_run(binance_account, db):
+    from django_celery_beat.models import PeriodicTask
+
+    from portfolio.exchange.services import connection_create, schedule_name
+    from tests import factories
+
+    portfolio = factories.PortfolioFactory()
+    conn = connection_create(
+        portfolio=portfolio, api_key=binance_account.api_key, api_secret=binance_account.api_secret
+    )
+    portfolio.delete()
+    assert PeriodicTask.objects.filter(name=schedule_name(conn.id)).exists()
+    assert exchange_sync(connection_id=conn.id) is None
+    assert not PeriodicTask.objects.filter(name=schedule_name(conn.id)).exists()
