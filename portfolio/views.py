@@ -482,8 +482,9 @@ def connection_add(request, pk: int):
     return render(request, "portfolio/connection_form.html", {"portfolio": portfolio, "form": form})
 
 
-@login_required
+# A GET is refused (405) for everyone before sign-in is asked for, as signing out is.
 @require_http_methods(["POST"])
+@login_required
 def connection_sync(request, pk: int, connection_id: int):
     connection = _own_connection(request, pk, connection_id)
     if exchange_services.connection_sync_request(connection=connection):
