@@ -94,13 +94,16 @@ class BinanceAccount(BinanceMarketData):
             )
             self._sleep(delay)
 
+    def _call(self, what: str, fn: Callable, **params):
+        self.requests += 1  # calls made (klines for prices included), for the sync's report
+        return super()._call(what, fn, **params)
+
     def signed(self, what: str, fn: Callable, **params):
         """A request with Binance's errors as ExchangeError; a clock Binance finds off is measured
         against its server time and the request tried once more."""
         self._pace(what)
         for attempt in (0, 1):
             try:
-                self.requests += 1
                 return self._call(what, fn, **params)
             except BinanceError as exc:
                 cause = exc.__cause__
