@@ -190,7 +190,7 @@ def portfolio_detail(request, pk: int):
             "forecast_method": FORECAST_METHOD,
             "holding_return_method": HOLDING_RETURN_METHOD,
             "connections": connections,
-            "syncing": any(c.sync_status != "idle" for c in connections),
+            "sync_running": any(c.sync_status == ExchangeConnection.SyncStatus.RUNNING for c in connections),
         },
     )
 

@@ -33,9 +33,9 @@ class ExchangeError(Exception):
     """A request to the exchange failed; the message says what to do. `kind` is one of key,
     signature, clock, rights, rate, down, other."""
 
-    def __init__(self, message: str, *, kind: str = "other"):
+    def __init__(self, message: str, *, kind: str = "other", code: int | None = None):
         super().__init__(message)
-        self.kind = kind
+        self.kind, self.code = kind, code
 
 
 def forbidden_rights(permissions: dict) -> list[str]:
@@ -197,4 +197,4 @@ def _explain(exc: BinanceError, cause, code: int | None, what: str) -> ExchangeE
             f"and the next sync continues where this one stopped.",
             kind="down",
         )
-    return ExchangeError(f"Binance refused {what}: {exc}", kind="other")
+    return ExchangeError(f"Binance refused {what}: {exc}", kind="other", code=code)

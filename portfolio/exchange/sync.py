@@ -56,6 +56,7 @@ PRICE_GAP_HOURS = 24  # a missing candle is replaced by the last one at most thi
 # A running sync whose heartbeat is older than this lost its worker; another may take over.
 STALE_AFTER = timedelta(minutes=15)
 DEPOSIT_SUCCESS, WITHDRAWAL_COMPLETED = 1, 6
+INVALID_SYMBOL = -1121
 Q8 = Decimal("0.00000001")
 STREAM_ORDER = {"deposits": 0, "trades": 1, "withdrawals": 2}
 
@@ -259,7 +260,14 @@ def _fetch(connection: ExchangeConnection, client: BinanceAccount, report: SyncR
         _progress(connection, f"Reading trades of {symbol} ({i} of {len(pairs)} pairs)")
         from_id = int(connection.cursors.get(f"trades:{symbol}", 0))
         while True:
-            page = client.my_trades(symbol, from_id=from_id, limit=TRADES_LIMIT)
+            try:
+                page = client.my_trades(symbol, from_id=from_id, limit=TRADES_LIMIT)
+            except ExchangeError as exc:
+                if exc.code != INVALID_SYMBOL:
+                    raise
+                # Listed but not tradeable through this endpoint any more (delisted, halted).
+                report.skipped[f"pairs Binance no longer answers for ({symbol})"] += 1
+                break
             for t in page:
                 records.append(Record(int(t["time"]), f"trades:{symbol}", int(t["id"]) + 1, int(t["id"]), t))
             report.trades += len(page)

@@ -93,6 +93,8 @@ class FakeBinanceServer:
         self.accounts: dict = {}  # API key: FakeAccount
         # Added to the real clock for the signed endpoints' timestamp check (a skewed server).
         self.clock_offset_ms = 0
+        # Pairs still in exchangeInfo whose trades Binance no longer answers for (-1121).
+        self.delisted: set[str] = set()
         self._weight_minute, self._weight_used = 0, 0
         self._lock = threading.Lock()
         self._httpd = _HTTPServer((host, port), _Handler)
@@ -131,6 +133,7 @@ class FakeBinanceServer:
             self.now_ms = None
             self.accounts.clear()
             self.clock_offset_ms = 0
+            self.delisted.clear()
             self._weight_minute, self._weight_used = 0, 0
 
     # -- faults and request log ----------------------------------------------------------------
@@ -465,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not symbol:
             raise _ApiError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
         known = set(self.fake.symbols()) | set(account.pairs)
-        if symbol not in known:
+        if symbol not in known or symbol in self.fake.delisted:
             raise _invalid_symbol()
         limit = int(params.get("limit", 500))
         if not 1 <= limit <= 1000:

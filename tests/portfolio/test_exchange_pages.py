@@ -87,3 +87,17 @@ def test_staff_can_sync_any_connection_from_admin(admin_client, connection):
     assert response.status_code == 302
     connection.refresh_from_db()
     assert connection.sync_status == "queued"
+
+
+def test_a_running_sync_shows_its_progress_and_the_page_follows_it(client, connection):
+    ExchangeConnection.objects.filter(id=connection.id).update(
+        sync_status="running", progress_done=2000, progress_total=5000, progress_note="Imported 2000 of 5000 records"
+    )
+    client.force_login(connection.portfolio.owner)
+    page = client.get(f"/portfolios/{connection.portfolio.id}/").content.decode()
+    assert "Syncing: Imported 2000 of 5000 records" in page
+    assert '<progress max="5000" value="2000">' in page
+    assert '<meta http-equiv="refresh" content="15">' in page
+    ExchangeConnection.objects.filter(id=connection.id).update(sync_status="queued")
+    page = client.get(f"/portfolios/{connection.portfolio.id}/").content.decode()
+    assert "Sync queued" in page and "http-equiv" not in page

@@ -312,3 +312,13 @@ def test_a_connection_deleted_with_its_portfolio_takes_its_schedule_at_the_next_
     assert PeriodicTask.objects.filter(name=schedule_name(conn.id)).exists()
     assert exchange_sync(connection_id=conn.id) is None
     assert not PeriodicTask.objects.filter(name=schedule_name(conn.id)).exists()
+
+
+def test_a_pair_binance_no_longer_answers_for_is_reported_and_skipped(connection, binance_account, fake_binance):
+    binance_account.pairs["BTCBNB"] = ("BTC", "BNB")  # listed, no trades, refused by myTrades
+    fake_binance.delisted.add("BTCBNB")
+    exchange_sync(connection_id=connection.id)
+    connection.refresh_from_db()
+    assert connection.state == "active", connection.message
+    assert "no longer answers for (BTCBNB)" in connection.message
+    assert holdings(connection.portfolio) == binance_account.holdings()
