@@ -526,12 +526,21 @@ class ExchangeConnectionViewSet(
     def perform_destroy(self, instance):
         exchange_services.connection_delete(connection=instance)
 
-    @extend_schema(request=None, summary="Sync now", responses={202: ExchangeConnectionSerializer})
+    @extend_schema(
+        request=None,
+        summary="Sync now",
+        responses={
+            202: ExchangeConnectionSerializer,
+            409: OpenApiResponse(description="A sync is queued or running already; see `error.message`."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def sync(self, request, portfolio_pk=None, pk=None):
         """Queue a sync now (202); 409 while one is queued or running."""
         connection = self.get_object()
         if not exchange_services.connection_sync_request(connection=connection):
-            return error_response("A sync of this connection is already queued or running.", status_code=409)
+            return error_response(
+                "A sync of this connection is already queued or running.", status_code=409, code="conflict"
+            )
         connection.refresh_from_db()
         return Response(self.get_serializer(connection).data, status=status.HTTP_202_ACCEPTED)
