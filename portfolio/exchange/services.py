@@ -62,7 +62,8 @@ def connection_create(
     errors = connection_key_errors(portfolio=portfolio, api_key=api_key, api_secret=api_secret)
     if errors:
         raise ValidationError(errors)
-    client = client or BinanceAccount(api_key=api_key, api_secret=api_secret)
+    # A person is waiting for the answer: one retry, not the worker's patient backoff.
+    client = client or BinanceAccount(api_key=api_key, api_secret=api_secret, max_retries=1)
     try:
         permissions = client.permissions()
     except ExchangeError as exc:

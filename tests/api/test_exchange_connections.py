@@ -133,3 +133,14 @@ def test_a_rotated_key_still_decrypts_and_rotation_reencrypts(settings):
     settings.FERNET_KEYS = old
     with pytest.raises(crypto.SecretUnreadable):
         crypto.decrypt(connection.api_secret_encrypted)
+
+
+def test_binance_down_while_adding_says_so_quickly(owner_client, binance_account, fake_binance):
+    client, portfolio = owner_client
+    fake_binance.fail_next("500", count=None, path="sapi/v1/account/apiRestrictions")
+    body = {"api_key": binance_account.api_key, "api_secret": binance_account.api_secret}
+    response = client.post(url(portfolio), body, format="json")
+    assert response.status_code == 400
+    assert "did not answer" in response.json()["error"]["fields"]["api_key"][0]
+    assert len(fake_binance.calls("sapi/v1/account/apiRestrictions")) == 2  # one retry, then the answer
+    assert not ExchangeConnection.objects.exists()
