@@ -27,6 +27,7 @@ COPY --from=static /build/node_modules/chart.js/dist node_modules/chart.js/dist
 RUN DJANGO_SETTINGS_MODULE=mur_site.settings.production \
     DJANGO_SECRET_KEY=collectstatic-build-only \
     DJANGO_ALLOWED_HOSTS=localhost \
+    MUR_FERNET_KEYS=Y29sbGVjdHN0YXRpYy1idWlsZC1vbmx5LWtleS0wMDA= \
     python manage.py collectstatic --noinput -v 0
 
 RUN useradd --create-home --uid 1000 mur && mkdir -p var && chown -R mur:mur var

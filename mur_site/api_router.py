@@ -15,7 +15,7 @@ from forecasting.apis import (
     TrainingRunViewSet,
 )
 from forecasting.models import SYMBOL_URL_REGEX
-from portfolio.apis import PortfolioViewSet, TransactionViewSet
+from portfolio.apis import ExchangeConnectionViewSet, PortfolioViewSet, TransactionViewSet
 
 router = DefaultRouter()
 router.register("assets", AssetViewSet, basename="asset")
@@ -28,6 +28,9 @@ router.register("training-runs", TrainingRunViewSet, basename="training-run")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("portfolios", PortfolioViewSet, basename="portfolio")
 router.register(r"portfolios/(?P<portfolio_pk>\d+)/transactions", TransactionViewSet, basename="transaction")
+router.register(
+    r"portfolios/(?P<portfolio_pk>\d+)/connections", ExchangeConnectionViewSet, basename="exchange-connection"
+)
 router.register("tokens", ApiTokenViewSet, basename="token")
 
 app_name = "api"

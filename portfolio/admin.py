@@ -3,7 +3,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 
 from . import services
-from .models import Portfolio, Transaction
+from .exchange.services import connection_delete, connection_sync_request
+from .models import ExchangeConnection, Portfolio, Transaction
 
 
 @admin.register(Portfolio)
@@ -46,3 +47,51 @@ class TransactionAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return redirect("admin:portfolio_transaction_change", object_id)
+
+
+@admin.register(ExchangeConnection)
+class ExchangeConnectionAdmin(admin.ModelAdmin):
+    """State and progress only: the encrypted key and secret are never among the fields, and a
+    connection is added by its owner (Binance checks the key first), never here."""
+
+    list_display = ["__str__", "portfolio", "state", "sync_status", "last_good_sync_at", "imported"]
+    list_filter = ["state", "sync_status"]
+    search_fields = ["portfolio__name", "portfolio__owner__username", "key_last4", "label"]
+    list_select_related = ["portfolio"]
+    fields = [
+        "portfolio",
+        "label",
+        "key_last4",
+        "state",
+        "message",
+        "sync_status",
+        "progress_note",
+        "progress_done",
+        "progress_total",
+        "last_sync_at",
+        "last_good_sync_at",
+        "imported",
+        "cursors",
+        "created_at",
+    ]
+    readonly_fields = fields
+    actions = ["sync_now"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one by one, through the service (schedules too)
+        return actions
+
+    def delete_model(self, request, obj):
+        connection_delete(connection=obj)
+
+    @admin.action(description="Sync now", permissions=["view"])
+    def sync_now(self, request, queryset):
+        queued = sum(connection_sync_request(connection=c) for c in queryset)
+        self.message_user(request, f"{queued} sync(s) queued; the others were queued or running already.")

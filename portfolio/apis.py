@@ -14,7 +14,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
-from rest_framework import serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -27,7 +27,8 @@ from core.formatting import decimal_string
 from forecasting.models import SYMBOL_RE, Asset
 
 from . import selectors, services
-from .models import Portfolio, Transaction
+from .exchange import services as exchange_services
+from .models import ExchangeConnection, Portfolio, Transaction
 from .transactions_csv import (
     MAX_CSV_BYTES,
     MAX_CSV_MB,
@@ -437,3 +438,109 @@ class TransactionViewSet(WritesInTransaction, NamedObjects, viewsets.ModelViewSe
 
     def perform_destroy(self, instance):
         services.transaction_delete(tx=instance)
+
+
+class ExchangeConnectionSerializer(ModelSerializer):
+    """A connection as its owner sees it: the key only by its last four characters, the secret
+    write-only (never answered)."""
+
+    api_key = serializers.CharField(write_only=True, max_length=128, help_text="The Binance API key (read-only).")
+    api_secret = serializers.CharField(
+        write_only=True, max_length=128, style={"input_type": "password"}, help_text="Its secret; never shown again."
+    )
+
+    class Meta:
+        model = ExchangeConnection
+        fields = [
+            "id",
+            "exchange",
+            "label",
+            "api_key",
+            "api_secret",
+            "key_last4",
+            "state",
+            "message",
+            "sync_status",
+            "progress_done",
+            "progress_total",
+            "progress_note",
+            "last_sync_at",
+            "last_good_sync_at",
+            "imported",
+            "created_at",
+        ]
+        read_only_fields = [f for f in fields if f not in ("label", "api_key", "api_secret")]
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Connect a Binance account",
+        description="Binance is asked for the key's permissions first: a key that can trade, withdraw or "
+        "transfer is refused (400, saying how to make a read-only one). A first sync is queued.",
+    ),
+)
+class ExchangeConnectionViewSet(
+    WritesInTransaction,
+    NamedObjects,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """A portfolio's Binance connections (owner only; another user's are a 404). A key cannot be
+    changed: delete the connection and add the new key."""
+
+    serializer_class = ExchangeConnectionSerializer
+    object_name = "exchange connection"
+    filterset_class = None
+    ordering = ["created_at", "id"]
+
+    def portfolio(self) -> Portfolio:
+        if not hasattr(self, "_portfolio"):
+            pk = self.kwargs["portfolio_pk"]
+            self._portfolio = Portfolio.objects.filter(id=pk, owner=self.request.user).first()
+            if self._portfolio is None:
+                raise not_found("portfolio", "id", pk)
+        return self._portfolio
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if not getattr(self, "swagger_fake_view", False):
+            self.portfolio()  # another user's portfolio is a 404 before the body is read
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ExchangeConnection.objects.none()
+        return ExchangeConnection.objects.filter(portfolio=self.portfolio())
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = exchange_services.connection_create(
+            portfolio=self.portfolio(),
+            api_key=data["api_key"],
+            api_secret=data["api_secret"],
+            label=data.get("label", ""),
+        )
+
+    def perform_destroy(self, instance):
+        exchange_services.connection_delete(connection=instance)
+
+    @extend_schema(
+        request=None,
+        summary="Sync now",
+        responses={
+            202: ExchangeConnectionSerializer,
+            409: OpenApiResponse(description="A sync is queued or running already; see `error.message`."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def sync(self, request, portfolio_pk=None, pk=None):
+        """Queue a sync now (202); 409 while one is queued or running."""
+        connection = self.get_object()
+        if not exchange_services.connection_sync_request(connection=connection):
+            return error_response(
+                "A sync of this connection is already queued or running.", status_code=409, code="conflict"
+            )
+        connection.refresh_from_db()
+        return Response(self.get_serializer(connection).data, status=status.HTTP_202_ACCEPTED)

@@ -142,3 +142,19 @@ class CsvImportForm(forms.Form):
 
 
 CSV_COLUMNS_HELP = list(CSV_HELP.items())
+
+
+class ExchangeConnectionForm(forms.Form):
+    label = forms.CharField(required=False, max_length=100, help_text="Optional, e.g. “Main account”.")
+    api_key = forms.CharField(
+        label="API key",
+        max_length=128,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    api_secret = forms.CharField(
+        label="Secret key",
+        max_length=128,
+        # Never sent back to the browser, also when the form shows errors.
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False),
+        help_text="Stored encrypted and never shown again.",
+    )

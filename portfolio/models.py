@@ -52,6 +52,9 @@ class Transaction(models.Model):
     # Set by the add form (a key per form shown): a second submission of the same form, from a
     # double click or a browser retry, finds this row instead of adding another.
     submission_key = models.CharField(max_length=64, blank=True, editable=False)
+    # Set by an exchange sync: the exchange's own id of the fill, deposit or withdrawal (and which
+    # leg of it), so a second sync finds the row instead of adding another.
+    external_id = models.CharField(max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,6 +68,11 @@ class Transaction(models.Model):
                 fields=["portfolio", "submission_key"],
                 condition=~models.Q(submission_key=""),
                 name="transaction_unique_submission",
+            ),
+            models.UniqueConstraint(
+                fields=["portfolio", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="transaction_unique_external_id",
             ),
         ]
         indexes = [models.Index(fields=["portfolio", "executed_at"], name="transaction_portfolio_time")]
@@ -138,3 +146,58 @@ class DailyFlow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id} on {self.day}"
+
+
+class ExchangeConnection(models.Model):
+    """A Binance account whose trades, deposits and withdrawals are imported into a portfolio,
+    through a read-only API key. The key and secret are stored encrypted (portfolio.exchange.crypto);
+    only the key's last four characters are ever shown."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"  # the key can trade, withdraw or transfer: no sync
+        FAILING = "error", "Last sync failed"
+
+    class SyncStatus(models.TextChoices):
+        IDLE = "idle", "Idle"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="exchange_connections")
+    exchange = models.CharField(max_length=20, default="binance", editable=False)
+    label = models.CharField(max_length=100, blank=True)
+    key_last4 = models.CharField(max_length=4, editable=False)
+    # sha256 of the API key: the same key is connected once per portfolio, without storing it in clear.
+    key_hash = models.CharField(max_length=64, editable=False)
+    api_key_encrypted = models.TextField(editable=False)
+    api_secret_encrypted = models.TextField(editable=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    # What the last sync said: a summary, or the error and what to do about it.
+    message = models.TextField(blank=True)
+    sync_status = models.CharField(max_length=10, choices=SyncStatus.choices, default=SyncStatus.IDLE)
+    sync_started_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed as a sync progresses: a running sync whose heartbeat stopped lost its worker.
+    sync_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    progress_note = models.CharField(max_length=200, blank=True)
+    # Where each stream stopped: "trades:<SYMBOL>" the next trade id, "deposits"/"withdrawals" the
+    # epoch ms to read from. Written in the transaction of the page it follows.
+    cursors = models.JSONField(default=dict, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_good_sync_at = models.DateTimeField(null=True, blank=True)
+    imported = models.PositiveIntegerField(default=0)  # transactions written by every sync
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "key_hash"], name="exchangeconnection_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Binance …{self.key_last4}"
+
+    @property
+    def masked_key(self) -> str:
+        return f"…{self.key_last4}"

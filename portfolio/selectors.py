@@ -22,7 +22,7 @@ from forecasting.intervals import interval_delta
 from forecasting.models import Asset, Candle
 from forecasting.selectors.forecasts import forecasts_latest
 
-from .models import DailyFlow, Portfolio, PositionState
+from .models import DailyFlow, ExchangeConnection, Portfolio, PositionState
 from .positions import Position, TxRow
 from .valuation import (
     COST_BASIS_METHOD,
@@ -218,3 +218,8 @@ def portfolio_detail(*, portfolio: Portfolio, now: datetime | None = None) -> di
         "cost_basis_method": COST_BASIS_METHOD,
         "return_method": RETURN_METHOD,
     }
+
+
+def exchange_connections(*, portfolio: Portfolio) -> list[ExchangeConnection]:
+    """The portfolio's exchange connections, for its page."""
+    return list(ExchangeConnection.objects.filter(portfolio=portfolio).order_by("created_at", "id"))

@@ -14,4 +14,7 @@ urlpatterns = [
     path("<int:pk>/transactions/<int:tx_id>/delete/", views.transaction_delete, name="transaction-delete"),
     path("<int:pk>/import/", views.transactions_import, name="import"),
     path("<int:pk>/export.csv", views.transactions_export, name="export"),
+    path("<int:pk>/connections/add/", views.connection_add, name="connection-add"),
+    path("<int:pk>/connections/<int:connection_id>/sync/", views.connection_sync, name="connection-sync"),
+    path("<int:pk>/connections/<int:connection_id>/delete/", views.connection_delete, name="connection-delete"),
 ]

@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
@@ -27,16 +28,18 @@ from forecasting.selectors.market_data import DATA_OLD_AFTER_INTERVALS, candle_a
 from forecasting.services.market_data import MarketDataError, asset_track
 
 from . import selectors, services, transactions_csv
+from .exchange import services as exchange_services
 from .forms import (
     CSV_COLUMNS_HELP,
     CsvImportForm,
+    ExchangeConnectionForm,
     PortfolioForm,
     PriceAtForm,
     TransactionFilterForm,
     TransactionForm,
     add_service_errors,
 )
-from .models import Portfolio, Transaction
+from .models import ExchangeConnection, Portfolio, Transaction
 from .valuation import FORECAST_METHOD, HOLDING_RETURN_METHOD
 
 TRANSACTIONS_PER_PAGE = 50
@@ -166,6 +169,7 @@ def portfolio_detail(request, pk: int):
     )
     returns = [{"key": key, "label": label, **detail["returns"].get(key, {})} for key, label in RETURN_LABELS.items()]
     forecast = detail["forecast"]
+    connections = selectors.exchange_connections(portfolio=portfolio)
     return render(
         request,
         "portfolio/detail.html",
@@ -185,6 +189,8 @@ def portfolio_detail(request, pk: int):
             "page": page,
             "forecast_method": FORECAST_METHOD,
             "holding_return_method": HOLDING_RETURN_METHOD,
+            "connections": connections,
+            "sync_running": any(c.sync_status == ExchangeConnection.SyncStatus.RUNNING for c in connections),
         },
     )
 
@@ -446,3 +452,58 @@ def transactions_export(request, pk: int):
     name = slugify(portfolio.name) or f"portfolio-{portfolio.pk}"
     response["Content-Disposition"] = f'attachment; filename="{name}-transactions.csv"'
     return response
+
+
+# --- exchange connections -----------------------------------------------------------------------
+
+
+def _own_connection(request, pk: int, connection_id: int) -> ExchangeConnection:
+    return get_object_or_404(
+        ExchangeConnection.objects.select_related("portfolio"),
+        pk=connection_id,
+        portfolio_id=pk,
+        portfolio__owner=request.user,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def connection_add(request, pk: int):
+    portfolio = _own_portfolio(request, pk)
+    form = ExchangeConnectionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            exchange_services.connection_create(portfolio=portfolio, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Binance account connected; its first sync is queued.")
+            return redirect(reverse("portfolio:detail", args=[portfolio.pk]) + "#connections")
+    return render(request, "portfolio/connection_form.html", {"portfolio": portfolio, "form": form})
+
+
+# A GET is refused (405) for everyone before sign-in is asked for, as signing out is.
+@require_http_methods(["POST"])
+@login_required
+def connection_sync(request, pk: int, connection_id: int):
+    connection = _own_connection(request, pk, connection_id)
+    if exchange_services.connection_sync_request(connection=connection):
+        messages.success(request, "Sync queued; its progress shows below.")
+    else:
+        messages.info(request, "A sync of this connection is already queued or running.")
+    return redirect(reverse("portfolio:detail", args=[pk]) + "#connections")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def connection_delete(request, pk: int, connection_id: int):
+    connection = _own_connection(request, pk, connection_id)
+    if request.method == "POST":
+        exchange_services.connection_delete(connection=connection)
+        messages.success(request, "Connection removed with its key; the imported transactions stay.")
+        return redirect(reverse("portfolio:detail", args=[pk]) + "#connections")
+    return render(
+        request,
+        "portfolio/connection_confirm_delete.html",
+        {"portfolio": connection.portfolio, "connection": connection},
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # Fixtures every folder may use, each defined once (no conftest imports another).
-pytest_plugins = ["tests.fakes.fixtures", "tests.support.world", "tests.support.browser"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.support.world", "tests.support.browser", "tests.support.exchange"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,9 @@ from django.contrib.auth import get_user_model
 from accounts.models import ApiToken
 from accounts.services import hash_key
 from forecasting.models import Asset, BacktestTrack, Candle, Forecast, ModelVersion, StoredFile, TrainingRun
-from portfolio.models import DailyFlow, Portfolio, PositionState, Transaction
+from portfolio.exchange import crypto
+from portfolio.exchange.services import key_hash
+from portfolio.models import DailyFlow, ExchangeConnection, Portfolio, PositionState, Transaction
 from portfolio.services import portfolio_state_rebuild
 
 # Well in the past, so nothing depends on today's date.
@@ -238,3 +240,19 @@ class DailyFlowFactory(factory.django.DjangoModelFactory):
     flow = Decimal("100")
     flow_time = Decimal("100") * int(NEWEST.timestamp() * 1_000_000)
     transactions = 1
+
+
+class ExchangeConnectionFactory(factory.django.DjangoModelFactory):
+    """A connection whose key and secret are `api_key` and `api_secret` (stored encrypted)."""
+
+    class Meta:
+        model = ExchangeConnection
+        exclude = ("api_key", "api_secret")
+
+    portfolio = factory.SubFactory(PortfolioFactory)
+    api_key = factory.Sequence(lambda n: f"testkey{n:057d}")
+    api_secret = factory.Sequence(lambda n: f"testsecret{n:054d}")
+    key_last4 = factory.LazyAttribute(lambda c: c.api_key[-4:])
+    key_hash = factory.LazyAttribute(lambda c: key_hash(c.api_key))
+    api_key_encrypted = factory.LazyAttribute(lambda c: crypto.encrypt(c.api_key))
+    api_secret_encrypted = factory.LazyAttribute(lambda c: crypto.encrypt(c.api_secret))

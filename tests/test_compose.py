@@ -24,7 +24,7 @@ SETTINGS_DIR = ROOT / "mur_site" / "settings"
 
 SERVICES = {"postgres", "redis", "web", "worker", "trainer", "beat"}
 DJANGO_SERVICES = ("web", "worker", "trainer", "beat")
-PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
+PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "MUR_FERNET_KEYS")
 # Variables project containers may set although no settings module reads them.
 PROCESS_VARIABLES = {
     "DJANGO_SETTINGS_MODULE",  # read by Django itself
@@ -34,7 +34,8 @@ PROCESS_VARIABLES = {
 # The official postgres image reads these.
 POSTGRES_IMAGE_VARIABLES = {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"}
 # Never given a default in the compose file: a missing value must stop `docker compose up`.
-SECRETS = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD")
+SECRETS = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "MUR_FERNET_KEYS")
+FERNET_KEY = "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMtLS0="
 
 # env("X"), env.str("X", ...), env.db_url("X"), ... and plain os.environ reads, in case one appears.
 _ENV_READ = re.compile(
@@ -255,7 +256,11 @@ def test_secrets_have_no_default_in_the_compose_file():
 def test_compose_environment_is_accepted_by_the_production_settings(compose):
     """The web container's variables, as compose substitutes them, load the production settings
     pointing at the compose postgres and redis services."""
-    given = {"DJANGO_SECRET_KEY": "compose-test-key", "POSTGRES_PASSWORD": "compose-test-password"}
+    given = {
+        "DJANGO_SECRET_KEY": "compose-test-key",
+        "POSTGRES_PASSWORD": "compose-test-password",
+        "MUR_FERNET_KEYS": FERNET_KEY,
+    }
     env = {k: interpolate(v, given) for k, v in service_env(compose["services"]["web"]).items()}
     pg_env = {k: interpolate(v, given) for k, v in service_env(compose["services"]["postgres"]).items()}
     s = load_settings(env.pop("DJANGO_SETTINGS_MODULE"), **env)
@@ -286,6 +291,7 @@ for name in ("base", "local", "test", "production"):
 print(json.dumps(sorted(seen)))
 """
     env = {"PATH": "/usr/bin:/bin", "DJANGO_SECRET_KEY": "k", "DJANGO_ALLOWED_HOSTS": "localhost"}
+    env["MUR_FERNET_KEYS"] = FERNET_KEY
     proc = run_python(code, env)
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads(proc.stdout.strip().splitlines()[-1])) == settings_variables()

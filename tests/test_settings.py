@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Prints the settings under test as JSON, plus the broker the Celery app itself ends up with.
@@ -35,8 +37,13 @@ print(json.dumps({
 """
 
 
+FERNET_KEY = "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMtLS0="
+
+
 def clean_env(settings_module: str, **variables: str) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DJANGO_SETTINGS_MODULE": settings_module}
+    if settings_module.endswith("production"):
+        env["MUR_FERNET_KEYS"] = FERNET_KEY  # required there; the test of that removes it
     env.update(variables)
     return env
 
@@ -68,6 +75,19 @@ def test_production_refuses_to_start_without_a_secret_key():
         assert proc.returncode != 0, proc.stdout
         assert "ImproperlyConfigured" in proc.stderr
         assert "DJANGO_SECRET_KEY" in proc.stderr
+
+
+@pytest.mark.parametrize("keys", ["", "not-a-fernet-key"])
+def test_production_refuses_to_start_without_fernet_keys(keys):
+    env = clean_env(
+        "mur_site.settings.production", DJANGO_SECRET_KEY="s3cret-for-this-test", DJANGO_ALLOWED_HOSTS="example.com"
+    )
+    env["MUR_FERNET_KEYS"] = keys
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert "ImproperlyConfigured" in proc.stderr and "MUR_FERNET_KEYS" in proc.stderr
 
 
 def test_production_requires_allowed_hosts():

@@ -18,6 +18,10 @@ TAGS = [
     {"name": "Training runs", "description": "Trainings queued, running and finished."},
     {"name": "Portfolios", "description": "Your portfolios: holdings, performance, projected value, CSV import."},
     {"name": "Transactions", "description": "The buys and sells of one of your portfolios."},
+    {
+        "name": "Exchange connections",
+        "description": "Binance accounts (read-only keys) whose trades, deposits and withdrawals a portfolio imports.",
+    },
     {"name": "Tokens", "description": "Your API tokens, and a check of the one you send."},
 ]
 # Summaries of the standard actions; every other action states its own (extend_schema(summary=…)).

@@ -15,6 +15,28 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+
+
+def derived_fernet_key(secret: str) -> str:
+    """A Fernet key (32 url-safe base64 bytes) derived from a secret: the local and test default."""
+    import base64
+    import hashlib
+
+    return base64.urlsafe_b64encode(hashlib.sha256(b"mur-fernet:" + secret.encode()).digest()).decode()
+
+
+def check_fernet_keys(keys: list[str]) -> None:
+    from cryptography.fernet import Fernet
+
+    for i, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"MUR_FERNET_KEYS: key {i} is not a Fernet key (32 url-safe base64-encoded bytes)."
+            ) from None
+
+
 # A local .env is optional; real deployments set variables in the process environment.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
@@ -267,6 +289,7 @@ CELERY_TASK_ROUTES = {
     "forecasting.tasks.training_run_task": {"queue": "train"},
     # Only queues a run (visible at once in admin); the run itself goes to "train".
     "forecasting.tasks.asset_retrain_task": {"queue": "forecast"},
+    "portfolio.tasks.exchange_sync_task": {"queue": "ingest"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -285,6 +308,18 @@ HEALTH_MAX_CANDLE_AGE_INTERVALS = env.int("MUR_HEALTH_MAX_CANDLE_AGE_INTERVALS",
 # New pairs one person (not staff) may start tracking by adding a transaction: each adds hourly
 # refreshes and a daily training to the workers' load.
 MAX_TRACKED_PER_USER = env.int("MUR_MAX_TRACKED_PER_USER", default=5)
+# --- Exchange connections (portfolio/exchange/). Fernet keys that encrypt API secrets at rest,
+# comma-separated: the first encrypts, all decrypt (rotation: put a new key first, keep the old ones
+# until `manage.py exchange_keys_rotate` has re-encrypted every secret). Local and test settings
+# derive one from SECRET_KEY when unset; production refuses to start without it.
+FERNET_KEYS = env.list("MUR_FERNET_KEYS", default=[])
+# Hourly by default (https://crontab.guru/#17_*_*_*_*): off the minute the candle refreshes use.
+EXCHANGE_SYNC_CRON = {"minute": env.str("MUR_EXCHANGE_SYNC_MINUTE", default="17")}
+# The first sync reads deposits and withdrawals from this date (Binance opened in July 2017).
+EXCHANGE_HISTORY_START = env.str("MUR_EXCHANGE_HISTORY_START", default="2017-07-01")
+# Binance's request-weight budget per minute for one IP (6,000 today); the sync waits for the next
+# minute when the X-MBX-USED-WEIGHT-1M header says a request would go past this share of it.
+EXCHANGE_WEIGHT_LIMIT = env.int("MUR_EXCHANGE_WEIGHT_LIMIT", default=4800)
 # demo_setup's staff account with a printed password: only the local settings turn it on.
 DEMO_ACCOUNT = False
 # ... and its sample portfolio, built from the stored candles when the account is created.

@@ -1,7 +1,7 @@
 """Development and the embedded default: debug on, a throwaway key if none is given."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import FERNET_KEYS, derived_fernet_key, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # An empty value (a copied .env.example) counts as unset here.
@@ -16,3 +16,5 @@ DEMO_PORTFOLIO = env.bool("MUR_DEMO_PORTFOLIO", default=True)
 WHITENOISE_USE_FINDERS = True
 # One line per request is noise in the terminal of a local run; failed requests (4xx, 5xx) still show.
 LOGGING["loggers"]["django.server"] = {"level": env.str("MUR_REQUEST_LOG_LEVEL", default="WARNING")}  # noqa: F405
+# A Fernet key derived from SECRET_KEY when none is given: fine for development and tests only.
+FERNET_KEYS = FERNET_KEYS or [derived_fernet_key(SECRET_KEY)]

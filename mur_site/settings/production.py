@@ -4,7 +4,7 @@ static files served by whitenoise, JSON log lines on stdout."""
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import FERNET_KEYS, check_fernet_keys, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
@@ -12,6 +12,13 @@ if not SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set for production settings.")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Exchange API secrets are encrypted with these keys: without them nothing could be read back.
+if not FERNET_KEYS:
+    raise ImproperlyConfigured(
+        "MUR_FERNET_KEYS must be set for production settings (one or more Fernet keys, comma-separated; "
+        'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
+    )
+check_fernet_keys(FERNET_KEYS)
 
 # HTTPS is terminated by the proxy in front, which says so in X-Forwarded-Proto.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header

@@ -16,7 +16,7 @@ from tests.support.world import T0
 RULE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d{0,7}[1-9])?")
 NUMBER_TEXT = re.compile(r"-?\d*\.?\d+(?:[eE][+-]?\d+)?")
 # Strings of digits that are not amounts.
-NOT_DECIMALS = {"artifact_sha256", "data_digest", "prefix", "key", "name", "note", "description", "text"}
+NOT_DECIMALS = {"artifact_sha256", "data_digest", "prefix", "key", "name", "note", "description", "text", "key_last4"}
 # Answers that must hold decimals: a guard that cannot pass on empty answers.
 WITH_DECIMALS = {
     "/api/v1/assets/{btc}/candles/",

@@ -20,6 +20,7 @@ MESSAGES = {
     "token": f"No token with id {UNKNOWN}.",
     "v1": f"No model version with id {UNKNOWN}.",
     "run": f"No training run with id {UNKNOWN}.",
+    "connection": f"No exchange connection with id {UNKNOWN}.",
 }
 LOOKUPS = [(e, name) for e in ENDPOINTS for name in re.findall(r"\{(\w+)\}", e.path)]
 

@@ -66,7 +66,7 @@ def test_swagger_ui_and_redoc_work_offline(page, live_server, browser_context):
     page.on("requestfailed", lambda r: blocked.append(r.url) if r.failure == "csp" else None)
     page.goto(f"{live_server.url}/api/docs/")
     page.wait_for_selector(".opblock", timeout=20_000)
-    assert page.locator(".opblock").count() == 35
+    assert page.locator(".opblock").count() == 40
     page.goto(f"{live_server.url}/api/redoc/")
     page.wait_for_selector("text=Make Us Rich API", timeout=20_000)
     page.wait_for_selector("text=/api/v1/assets/{symbol}/forecasts/latest/", timeout=20_000)

@@ -42,7 +42,7 @@ def test_every_operation_documents_token_auth_and_the_error_body(served):
     error = served["components"]["schemas"]["Error"]
     assert error["properties"]["error"]["required"] == ["status", "code", "message", "fields"]
     operations = [(path, method, op) for path, ops in served["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 35  # every route of the access matrix but the browsable root
+    assert len(operations) == 40  # every route of the access matrix but the browsable root
     for path, method, op in operations:
         assert {"tokenAuth": []} in op["security"], (path, method)
         for code in ("401", "403", "429"):
@@ -116,11 +116,12 @@ def test_every_operation_has_a_resource_tag_a_summary_and_a_readable_id(served):
         "Training runs",
         "Portfolios",
         "Transactions",
+        "Exchange connections",
         "Tokens",
     ]
     assert all(t["description"] for t in served["tags"])
     operations = [(path, method, op) for path, ops in served["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 35
+    assert len(operations) == 40
     ids = [op["operationId"] for _, _, op in operations]
     assert len(set(ids)) == len(ids)
     for path, method, op in operations:

@@ -17,7 +17,10 @@ from rest_framework.throttling import SimpleRateThrottle
 from accounts.models import ApiToken
 from accounts.services import token_create
 from portfolio import services
+from portfolio import tasks as portfolio_tasks
 from portfolio.models import Portfolio
+from tests.factories import ExchangeConnectionFactory
+from tests.fakes.binance_account import generate_account
 from tests.support.processes import clean_env
 from tests.support.world import build_world
 
@@ -36,13 +39,14 @@ SEED = int(os.environ.get("MUR_FUZZ_SEED", "20240301"))
 
 
 @pytest.fixture
-def fuzz_world(transactional_db, django_user_model, monkeypatch):
+def fuzz_world(transactional_db, django_user_model, monkeypatch, fake_binance):
     """The world of the other API tests, plus a staff user who owns portfolios, so every operation
     (staff-only ones included) can answer 2xx to the fuzzer's token."""
     from forecasting import tasks
 
     monkeypatch.setattr(tasks.training_run_task, "delay", lambda *a, **k: None)  # no broker in tests
     monkeypatch.setattr(tasks.forecast_task, "delay", lambda *a, **k: None)
+    monkeypatch.setattr(portfolio_tasks.exchange_sync_task, "delay", lambda *a, **k: None)
     # The live server runs in this process: the fuzzer's pace must not be cut short by 429s.
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"anon": "100000/min", "user": "100000/min"})
     w = build_world(django_user_model)
@@ -64,7 +68,18 @@ def fuzz_world(transactional_db, django_user_model, monkeypatch):
                 unit_price=100,
                 executed_at=w.buy.executed_at,
             )
+    # Exchange connections: a portfolio with two (one for DELETE), and a read-only account on the
+    # fake Binance whose key a POST may connect to it.
+    account = generate_account(fake_binance, pairs=["BTCUSDT"], trades=5, seed=1)
+    fake_binance.add_account(account)
+    connected = services.portfolio_create(owner=fuzzer, name="Connected")
+    kept_connection, spare_connection = (ExchangeConnectionFactory(portfolio=connected) for _ in range(2))
     return {
+        "connected": connected.id,
+        "connections": [kept_connection.id],
+        "spare_connections": [spare_connection.id],
+        "api_keys": [account.api_key],
+        "api_secrets": [account.api_secret],
         "key": key,
         "symbols": ["BTCUSDT", "ETHUSDT", "btcusdt"],
         "times": ["2022-06-05T00:00:00Z", "2022-06-20T12:30:00+02:00", "2022-06-02T00:00:00.5Z"],
@@ -95,6 +110,15 @@ def before_call(context, case, kwargs):
     if (case.method.upper() == "DELETE" and case.path == "/api/v1/portfolios/{{id}}/"
             and str(case.path_parameters.get("id")) in {kept!r}):
         case.path_parameters["id"] = {disposable}
+    # Dictionary values for this DELETE's two path parameters never reached a request in our runs
+    # (every call was a 404): its first call removes the spare connection, the rest are as generated.
+    if (case.method.upper() == "DELETE" and case.path == "/api/v1/portfolios/{{portfolio_pk}}/connections/{{id}}/"
+            and not _spare_deleted):
+        _spare_deleted.append(True)
+        case.path_parameters.update(portfolio_pk={connected}, id={spare_connection})
+
+
+_spare_deleted = []
 
 
 @schemathesis.hook
@@ -123,10 +147,18 @@ def config_toml(world: dict, hooks: Path) -> str:
     portfolio = "^/api/v1/portfolios/\\\\{id\\\\}/"
     transactions = "^/api/v1/portfolios/\\\\{portfolio_pk\\\\}/transactions/"
     tx_body = (binding("body.symbol", "symbols", 0.7), binding("body.executed_at", "times", 0.5))
+    connections = "^/api/v1/portfolios/\\\\{portfolio_pk\\\\}/connections/"
+    connection_body = (
+        binding("path.portfolio_pk", "connected", 0.8),
+        binding("body.api_key", "api_keys", 0.6),
+        binding("body.api_secret", "api_secrets", 0.6),
+    )
     lines = [
         f"[dictionaries.{name}]\nvalues = {values(world[name])}"
         for name in ("symbols", "times", "portfolios", "disposable", "transactions", "tokens", "versions", "runs")
+        + ("connections", "spare_connections", "api_keys", "api_secrets")
     ] + [
+        f"[dictionaries.connected]\nvalues = {values([str(world['connected'])])}",
         f"[dictionaries.ledger]\nvalues = {values([str(world['ledger'])])}",
         f"[parameters]\n{binding('path.symbol', 'symbols', 0.8)}",
         operation(
@@ -143,6 +175,12 @@ def config_toml(world: dict, hooks: Path) -> str:
             binding("path.portfolio_pk", "ledger", 0.8),
             binding("path.id", "transactions", 0.8),
             *tx_body,
+        ),
+        operation(f'include-path-regex = "{connections}$"', *connection_body),
+        operation(
+            f'include-path-regex = "{connections}\\\\{{id\\\\}}/"\nexclude-method = "DELETE"',
+            binding("path.portfolio_pk", "connected", 0.8),
+            binding("path.id", "connections", 0.8),
         ),
         operation('include-path-regex = "^/api/v1/tokens/\\\\{id\\\\}/$"', binding("path.id", "tokens", 0.8)),
         operation('include-path-regex = "^/api/v1/model-versions/\\\\{id\\\\}/"', binding("path.id", "versions", 0.8)),
@@ -161,6 +199,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(fuzz_world, live
             spare=fuzz_world["tokens"][0],
             kept=kept,
             disposable=fuzz_world["disposable"][0],
+            connected=fuzz_world["connected"],
+            spare_connection=fuzz_world["spare_connections"][0],
             statuses=str(statuses),
         )
     )
@@ -213,7 +253,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(fuzz_world, live
     print(log[log.find("SUMMARY") :])
     for operation, counts in sorted(answers.items()):
         print(f"{operation}: {dict(sorted(counts.items()))}")
-    assert len(answers) == 35
+    assert len(answers) == 40
     unreached = sorted(op for op, counts in answers.items() if not any(200 <= s < 300 for s in counts))
     assert unreached == [], unreached
 

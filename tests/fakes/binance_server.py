@@ -4,6 +4,13 @@ Serves `/api/v3/{ping,time,exchangeInfo,klines,ticker/price}` from `<SYMBOL>-<in
 with Binance's parameter semantics, a clock that can be frozen inside the data, switchable faults
 (429/418 with Retry-After, 500, slow answers, malformed rows) and a log of the requests it received.
 
+Accounts added with `add_account` (tests/fakes/binance_account.py) are served through the signed
+endpoints a sync uses: `/sapi/v1/account/apiRestrictions`, `/api/v3/account`, `/api/v3/myTrades`,
+`/sapi/v1/capital/deposit/hisrec` and `/sapi/v1/capital/withdraw/history`, each checking the
+X-MBX-APIKEY header, the timestamp against recvWindow and the HMAC-SHA256 signature of the query
+string and body as Binance documents (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/endpoint-security-type),
+answering errors with Binance's codes. `clock_offset_ms` moves the server's clock for those checks.
+
     server = FakeBinanceServer(data_dir).start()
     client = BinanceMarketData(api_url=server.api_url)
     server.fail_next("500", count=2, path="klines")
@@ -13,6 +20,8 @@ from __future__ import annotations
 
 import bisect
 import csv
+import hashlib
+import hmac
 import json
 import sys
 import threading
@@ -26,6 +35,16 @@ INTERVALS = {"1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h"
 TICKER_INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
 QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 FAULT_KINDS = {"429", "418", "500", "slow", "malformed"}
+# Request weights of the endpoints (Binance's own; the sapi ones count against the sapi IP limit).
+WEIGHTS = {"account": 20, "myTrades": 20, "exchangeInfo": 20, "klines": 2}
+SIGNED = {
+    "account",
+    "myTrades",
+    "sapi/v1/account/apiRestrictions",
+    "sapi/v1/capital/deposit/hisrec",
+    "sapi/v1/capital/withdraw/history",
+}
+NINETY_DAYS_MS = 90 * 24 * 3_600_000
 # A "malformed" fault with this value removes the field from the row instead of replacing it.
 MISSING = object()
 _FIELD_INDEX = {"open_time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 5, "close_time": 6}
@@ -71,6 +90,12 @@ class FakeBinanceServer:
         self.requests: list[Recorded] = []
         self._faults: list[_Fault] = []
         self._series: dict[tuple[str, str], _Series | None] = {}
+        self.accounts: dict = {}  # API key: FakeAccount
+        # Added to the real clock for the signed endpoints' timestamp check (a skewed server).
+        self.clock_offset_ms = 0
+        # Pairs still in exchangeInfo whose trades Binance no longer answers for (-1121).
+        self.delisted: set[str] = set()
+        self._weight_minute, self._weight_used = 0, 0
         self._lock = threading.Lock()
         self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.fake = self
@@ -106,6 +131,10 @@ class FakeBinanceServer:
             self._faults.clear()
             self.requests.clear()
             self.now_ms = None
+            self.accounts.clear()
+            self.clock_offset_ms = 0
+            self.delisted.clear()
+            self._weight_minute, self._weight_used = 0, 0
 
     # -- faults and request log ----------------------------------------------------------------
 
@@ -162,6 +191,29 @@ class FakeBinanceServer:
     def symbols(self) -> list[str]:
         return sorted({p.name.split("-", 1)[0] for p in self.data_dir.glob("*-*.csv")})
 
+    # -- accounts ------------------------------------------------------------------------------
+
+    def add_account(self, account) -> None:
+        with self._lock:
+            self.accounts[account.api_key] = account
+
+    def remove_account(self, api_key: str) -> None:
+        """The key deleted in Binance: requests with it are refused from now on."""
+        with self._lock:
+            self.accounts.pop(api_key, None)
+
+    def signed_clock_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    def used_weight(self, path: str) -> int:
+        """This minute's request weight, with the request's own."""
+        with self._lock:
+            minute = int(time.time() // 60)
+            if minute != self._weight_minute:
+                self._weight_minute, self._weight_used = minute, 0
+            self._weight_used += WEIGHTS.get(path, 1)
+            return self._weight_used
+
 
 def split_symbol(symbol: str) -> tuple[str, str]:
     for quote in QUOTES:
@@ -204,8 +256,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query))
         prefix = "/api/v3/"
-        path = url.path[len(prefix) :] if url.path.startswith(prefix) else url.path
+        path = url.path[len(prefix) :] if url.path.startswith(prefix) else url.path.lstrip("/")
         record = Recorded(path, params)
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = self.rfile.read(length).decode() if length else ""
         with self.fake._lock:
             self.fake.requests.append(record)
         fault = self.fake._take_fault(path)
@@ -224,10 +278,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(record, 500, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
             if fault and fault.kind == "slow":
                 time.sleep(fault.opts.get("delay", 2.5))
-            body = self._route(path, params)
+            account = self._authenticate(path, url.query, payload) if path in SIGNED else None
+            body = self._route(path, params) if account is None else self._route_signed(path, params, account)
             if fault and fault.kind == "malformed" and isinstance(body, list) and body:
                 body = _corrupt(body, **fault.opts)
-            self._send(record, 200, body)
+            weight = self.fake.used_weight(path)
+            header = "X-SAPI-USED-IP-WEIGHT-1M" if path.startswith("sapi/") else "X-MBX-USED-WEIGHT-1M"
+            self._send(record, 200, body, {header: str(weight)})
         except _ApiError as exc:
             self._send(record, exc.status, {"code": exc.code, "msg": exc.msg})
         except (BrokenPipeError, ConnectionResetError):
@@ -256,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "ping":
             return {}
         if path == "time":
-            return {"serverTime": self.fake.clock_ms()}
+            return {"serverTime": self.fake.now_ms if self.fake.now_ms is not None else self.fake.signed_clock_ms()}
         if path == "exchangeInfo":
             return self._exchange_info(params)
         if path == "klines":
@@ -266,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
         raise _ApiError(404, -1000, f"Unknown endpoint {path}")
 
     def _exchange_info(self, params: dict) -> dict:
-        known = self.fake.symbols()
+        known = sorted(set(self.fake.symbols()) | {p for a in list(self.fake.accounts.values()) for p in a.pairs})
         symbol = params.get("symbol")
         if symbol is not None and symbol not in known:
             raise _invalid_symbol()
@@ -343,6 +400,105 @@ class _Handler(BaseHTTPRequestHandler):
         if i < 0:
             raise _invalid_symbol()
         return {"symbol": params["symbol"], "price": series.rows[i][4]}
+
+    # -- signed endpoints ----------------------------------------------------------------------
+
+    def _authenticate(self, path: str, query: str, body: str):
+        """Binance's checks of a SIGNED request, in its order: the key, the timestamp within
+        recvWindow, then the HMAC-SHA256 of totalParams (query string then body, signature left out)."""
+        key = self.headers.get("X-MBX-APIKEY")
+        if not key:
+            raise _ApiError(401, -2014, "API-key format invalid.")
+        account = self.fake.accounts.get(key)
+        if account is None:
+            raise _ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        parts = [p for p in query.split("&") if p] + [p for p in body.split("&") if p]
+        values = dict(parse_qsl("&".join(parts)))
+        if "timestamp" not in values:
+            raise _ApiError(400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
+        try:
+            timestamp = int(values["timestamp"])
+            recv_window = int(values.get("recvWindow", 5000))
+        except ValueError:
+            raise _ApiError(400, -1100, "Illegal characters found in parameter 'timestamp'.") from None
+        if recv_window > 60000:
+            raise _ApiError(400, -1131, "recvWindow must be less than 60000")
+        now = self.fake.signed_clock_ms()
+        if timestamp >= now + 1000:
+            raise _ApiError(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
+        if now - timestamp > recv_window:
+            raise _ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        signature = values.get("signature")
+        if not signature:
+            raise _ApiError(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+        query_part = "&".join(p for p in query.split("&") if p and not p.startswith("signature="))
+        body_part = "&".join(p for p in body.split("&") if p and not p.startswith("signature="))
+        expected = hmac.new(account.api_secret.encode(), (query_part + body_part).encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise _ApiError(400, -1022, "Signature for this request is not valid.")
+        return account
+
+    def _route_signed(self, path: str, params: dict, account):
+        if path == "sapi/v1/account/apiRestrictions":
+            return dict(account.permissions)
+        if path == "account":
+            return {
+                "makerCommission": 10,
+                "takerCommission": 10,
+                "canTrade": True,
+                "canWithdraw": True,
+                "canDeposit": True,
+                "accountType": "SPOT",
+                "balances": [
+                    {"asset": coin, "free": f"{q:.8f}", "locked": "0.00000000"}
+                    for coin, q in sorted(account.balances.items())
+                ],
+                "permissions": ["SPOT"],
+            }
+        if path == "myTrades":
+            return self._my_trades(params, account)
+        if path == "sapi/v1/capital/deposit/hisrec":
+            return self._history(params, account.deposits, lambda r: r["insertTime"])
+        if path == "sapi/v1/capital/withdraw/history":
+            return self._history(params, account.withdrawals, _apply_ms)
+        raise _ApiError(404, -1000, f"Unknown endpoint {path}")
+
+    def _my_trades(self, params: dict, account) -> list:
+        symbol = params.get("symbol")
+        if not symbol:
+            raise _ApiError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        known = set(self.fake.symbols()) | set(account.pairs)
+        if symbol not in known or symbol in self.fake.delisted:
+            raise _invalid_symbol()
+        limit = int(params.get("limit", 500))
+        if not 1 <= limit <= 1000:
+            raise _ApiError(400, -1130, "Invalid data sent for a parameter: limit.")
+        trades = account.trades.get(symbol, [])
+        if "fromId" in params:
+            from_id = int(params["fromId"])
+            return [t for t in trades if t["id"] >= from_id][:limit]
+        return trades[-limit:]
+
+    def _history(self, params: dict, rows: list, when) -> list:
+        """Capital history: at most 90 days between startTime and endTime (endTime defaults to now,
+        startTime to 90 days before endTime), newest first, paged by offset and limit (max 1000)."""
+        now = self.fake.signed_clock_ms()
+        end = int(params["endTime"]) if "endTime" in params else now
+        start = int(params["startTime"]) if "startTime" in params else end - NINETY_DAYS_MS
+        if end - start > NINETY_DAYS_MS:
+            raise _ApiError(400, -1127, "More than 90 days between startTime and endTime.")
+        offset, limit = int(params.get("offset", 0)), int(params.get("limit", 1000))
+        if not 1 <= limit <= 1000:
+            raise _ApiError(400, -1130, "Invalid data sent for a parameter: limit.")
+        picked = [r for r in rows if start <= when(r) <= end]
+        picked.sort(key=when, reverse=True)
+        return picked[offset : offset + limit]
+
+
+def _apply_ms(row: dict) -> int:
+    from datetime import UTC, datetime
+
+    return int(datetime.strptime(row["applyTime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def _corrupt(rows: list, *, row: int | None = None, field: str = "high", value="abc") -> list:

@@ -70,8 +70,11 @@ PAGES = {
     "portfolios/<int:pk>/transactions/<int:tx_id>/edit/": Page("owner", post=True),
     "portfolios/<int:pk>/import/": Page("owner", post=True),
     "portfolios/<int:pk>/export.csv": Page("owner"),
+    "portfolios/<int:pk>/connections/add/": Page("owner", post=True),
+    "portfolios/<int:pk>/connections/<int:connection_id>/sync/": Page("post-only", post=True),
     # Last among the forms: a POST to these removes what the URLs before them use.
     "portfolios/<int:pk>/transactions/<int:tx_id>/delete/": Page("owner", post=True),
+    "portfolios/<int:pk>/connections/<int:connection_id>/delete/": Page("owner", post=True),
     "portfolios/<int:pk>/delete/": Page("owner", post=True),
     "api/schema/": Page("public"),
     "api/docs/": Page("public"),
@@ -102,6 +105,8 @@ ADMIN_STAFF = {
         for page in ("add/", "<path:object_id>/delete/")
     },
     "admin/portfolio/transaction/add/": 403,
+    # Connections are added by their owners, after Binance checks the key.
+    "admin/portfolio/exchangeconnection/add/": 403,
 }
 API_PREFIX = "api/v1/"
 
@@ -137,6 +142,7 @@ def fill(route: str, w) -> str:
     values = {
         "pk": str(w.owner_token.id if token else w.portfolio.id),
         "tx_id": str(w.sell.id),
+        "connection_id": str(w.connection.id),
         "symbol": w.btc.symbol,
         # The owner's real account id with a wrong token: the "link no longer works" page.
         "uidb64": urlsafe_base64_encode(force_bytes(w.owner.pk)),

@@ -14,7 +14,7 @@ CSV = "executed_at,kind,symbol,quantity,unit_price,fee,note\n2022-06-10T10:00:00
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # with {btc}, {portfolio}, {tx}, {token}, {v1}, {run} filled from the world
+    path: str  # with {btc}, {portfolio}, {tx}, {token}, {v1}, {run}, {connection} filled from the world
     status: int  # for whoever may use it
     access: str  # "any" signed-in user, "staff" only, or "owner" of the object (others get 404)
     body: object = None
@@ -73,6 +73,12 @@ ENDPOINTS = [
     ),
     Endpoint("patch", "/api/v1/portfolios/{portfolio}/transactions/{tx}/", 200, "owner", {"note": "taking profit"}),
     Endpoint("delete", "/api/v1/portfolios/{portfolio}/transactions/{tx}/", 204, "owner"),
+    Endpoint("get", "/api/v1/portfolios/{portfolio}/connections/", 200, "owner"),
+    # Refused before Binance is asked: the matrix checks who gets that far.
+    Endpoint("post", "/api/v1/portfolios/{portfolio}/connections/", 400, "owner", {"api_key": "", "api_secret": ""}),
+    Endpoint("get", "/api/v1/portfolios/{portfolio}/connections/{connection}/", 200, "owner"),
+    Endpoint("post", "/api/v1/portfolios/{portfolio}/connections/{connection}/sync/", 202, "owner"),
+    Endpoint("delete", "/api/v1/portfolios/{portfolio}/connections/{connection}/", 204, "owner"),
     Endpoint("get", "/api/v1/tokens/", 200, "any"),
     Endpoint("post", "/api/v1/tokens/", 201, "any", {"name": "ci", "expires_in_days": 30}),
     Endpoint("get", "/api/v1/tokens/{token}/", 200, "owner"),
@@ -92,7 +98,13 @@ def expected(endpoint: Endpoint, role: str) -> int:
 
 def url(endpoint: Endpoint, w: World) -> str:
     return endpoint.path.format(
-        btc=w.btc.symbol, portfolio=w.portfolio.id, tx=w.sell.id, token=w.owner_token.id, v1=w.v1.id, run=w.run.id
+        btc=w.btc.symbol,
+        portfolio=w.portfolio.id,
+        tx=w.sell.id,
+        token=w.owner_token.id,
+        v1=w.v1.id,
+        run=w.run.id,
+        connection=w.connection.id,
     )
 
 

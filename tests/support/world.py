@@ -16,8 +16,8 @@ from accounts.models import ApiToken
 from accounts.services import token_create
 from forecasting.models import Asset, Candle, Forecast, ModelVersion, TrainingRun
 from portfolio import services
-from portfolio.models import Portfolio, Transaction
-from tests.factories import ModelVersionFactory, candles
+from portfolio.models import ExchangeConnection, Portfolio, Transaction
+from tests.factories import ExchangeConnectionFactory, ModelVersionFactory, candles
 
 # Well in the past, so nothing depends on today's date.
 NEWEST = datetime(2022, 6, 30, 23, 0, tzinfo=UTC)
@@ -90,6 +90,7 @@ class World:
     buy: Transaction
     sell: Transaction
     owner_token: ApiToken
+    connection: ExchangeConnection
 
     def client(self, role: str, **kwargs) -> APIClient:
         """An API client for a role: anonymous, owner, other or staff (token authentication)."""
@@ -163,6 +164,7 @@ def build_world(django_user_model) -> World:
         buy=buy,
         sell=sell,
         owner_token=owner_token,
+        connection=ExchangeConnectionFactory(portfolio=portfolio),
     )
 
 
