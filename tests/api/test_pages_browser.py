@@ -18,6 +18,9 @@ PHONE = {"width": 375, "height": 812}
 
 
 def fits(page) -> None:
+    # Measured once the stylesheet is in: before it, an unstyled <pre> is as wide as its line
+    # (the browser never paints that, but a script can measure it).
+    page.wait_for_load_state("load")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
