@@ -109,7 +109,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # PostgreSQL spend as much CPU as gunicorn under load (new backends, authentication, catalog
     # caches), and a statement is only ever prepared on a connection that lives. 0 closes each
     # connection at the end of its request, as Django does by default.
-    DATABASES["default"]["CONN_MAX_AGE"] = DB_CONN_MAX_AGE
+    DATABASES["default"].setdefault("CONN_MAX_AGE", DB_CONN_MAX_AGE)  # a ?conn_max_age= in the URL wins
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web, worker and beat processes write the same file. WAL lets readers go on while one
