@@ -562,7 +562,9 @@ def percentile(values: list[float], p: float) -> float | None:
     return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 1)
 
 
-def summarize(driven: dict, checked: dict, tasks: dict, args, data: dict, users: int) -> dict:
+def summarize(driven: dict, checked: dict, tasks: dict, args, data: dict, users: int | None = None) -> dict:
+    """One run's (or step's) numbers; `users` is the step's count (default: --users)."""
+    users = args.users if users is None else users
     reqs = driven["requests"]
     by_kind = defaultdict(list)
     for kind, status, ms, ok in reqs:
