@@ -7,6 +7,22 @@ from .exchange.services import connection_delete, connection_sync_request
 from .models import ExchangeConnection, Portfolio, Transaction
 
 
+class WrittenByServices(admin.ModelAdmin):
+    """Rows only the project's services write: no add or change form, and no bulk delete (it would
+    skip the service; a single deletion goes through `delete_model`)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
 @admin.register(Portfolio)
 class PortfolioAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "created_at"]
@@ -16,7 +32,7 @@ class PortfolioAdmin(admin.ModelAdmin):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(admin.ModelAdmin):
+class TransactionAdmin(WrittenByServices):
     """Read-only, and a deletion goes through the service: every change must keep the history
     valid (no sell of more than was held), or the portfolio could no longer be computed.
     Deleting a whole portfolio or user still takes its transactions with it."""
@@ -27,16 +43,6 @@ class TransactionAdmin(admin.ModelAdmin):
     list_select_related = ["portfolio", "asset"]
     date_hierarchy = "executed_at"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # a bulk delete would skip the history check
-        return actions
 
     def delete_model(self, request, obj):
         services.transaction_delete(tx=obj)
@@ -50,7 +56,7 @@ class TransactionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExchangeConnection)
-class ExchangeConnectionAdmin(admin.ModelAdmin):
+class ExchangeConnectionAdmin(WrittenByServices):
     """State and progress only: the encrypted key and secret are never among the fields, and a
     connection is added by its owner (Binance checks the key first), never here."""
 
@@ -77,16 +83,6 @@ class ExchangeConnectionAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = ["sync_now"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # one by one, through the service (schedules too)
-        return actions
 
     def delete_model(self, request, obj):
         connection_delete(connection=obj)
