@@ -43,7 +43,6 @@ class TransactionAdmin(WrittenByServices):
     list_select_related = ["portfolio", "asset"]
     date_hierarchy = "executed_at"
 
-
     def delete_model(self, request, obj):
         services.transaction_delete(tx=obj)
 
@@ -82,7 +81,6 @@ class ExchangeConnectionAdmin(WrittenByServices):
     ]
     readonly_fields = fields
     actions = ["sync_now"]
-
 
     def delete_model(self, request, obj):
         connection_delete(connection=obj)
