@@ -179,6 +179,28 @@ def parse_wrk(text: str) -> dict:
     }
 
 
+def rounds(base, endpoints, key, count: int, seconds: int, threads: int, connections: int) -> dict[str, list]:
+    """Every endpoint in turn, `count` times: wrk runs per endpoint. Any non-2xx answer ends the run."""
+    runs: dict[str, list[dict]] = {name: [] for name in endpoints}
+    for r in range(count):
+        for name, path in endpoints.items():
+            # An unmeasured 2 s of the same endpoint first: imports, connections and caches on the
+            # first round, and on every round the switch from the previous endpoint stays out of
+            # this one's tail (right after the candles page, the trivial view's p99 was 136-152 ms
+            # without it and 31-55 ms with it).
+            wrk(base + path, key, WARM_UP_SECONDS, threads, connections)
+            run = wrk(base + path, key, seconds, threads, connections)
+            runs[name].append(run)
+            print(
+                f"  round {r + 1} {name:8s} at {connections:2d} connections: {run['rps']:7.0f} req/s  "
+                f"p50 {run['p50_ms']:6.1f} ms  p99 {run['p99_ms']:6.1f} ms",
+                flush=True,
+            )
+            if run["non_2xx"] or run["socket_errors"]:
+                sys.exit(f"{name}: {run['non_2xx']} non-2xx answers, {run['socket_errors']} socket errors")
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
@@ -263,39 +285,11 @@ def main() -> None:
                 f"{args.threads} threads, {args.seconds} s per run, {args.rounds} rounds",
                 flush=True,
             )
-            runs: dict[str, list[dict]] = {name: [] for name in endpoints}
-            for r in range(args.rounds):
-                for name, path in endpoints.items():
-                    # An unmeasured 2 s of the same endpoint first: imports, connections and caches
-                    # on the first round, and on every round the switch from the previous endpoint
-                    # stays out of this one's tail (right after the candles page, the trivial view's
-                    # p99 was 136-152 ms without it and 31-55 ms with it).
-                    wrk(base + path, key, WARM_UP_SECONDS, args.threads)
-                    run = wrk(base + path, key, args.seconds, args.threads)
-                    runs[name].append(run)
-                    print(
-                        f"  round {r + 1} {name:8s} {run['rps']:8.0f} req/s  p50 {run['p50_ms']:6.1f} ms  "
-                        f"p99 {run['p99_ms']:6.1f} ms",
-                        flush=True,
-                    )
-                    if run["non_2xx"] or run["socket_errors"]:
-                        sys.exit(f"{name}: {run['non_2xx']} non-2xx answers, {run['socket_errors']} socket errors")
+            runs = rounds(base, endpoints, key, args.rounds, args.seconds, args.threads, CONNECTIONS)
             # Latency below saturation: one connection per gunicorn worker, so no request waits for
             # another. At 32 connections every answer also waits its turn: by Little's law the
             # mean latency is 32 / throughput whatever the endpoint costs (the trivial view's too).
-            calm: dict[str, list[dict]] = {name: [] for name in endpoints}
-            for r in range(args.rounds):
-                for name, path in endpoints.items():
-                    wrk(base + path, key, WARM_UP_SECONDS, 1, args.workers)
-                    run = wrk(base + path, key, args.seconds, 1, args.workers)
-                    calm[name].append(run)
-                    print(
-                        f"  round {r + 1} {name:8s} at {args.workers} connections: {run['rps']:6.0f} req/s  "
-                        f"p50 {run['p50_ms']:5.1f} ms  p99 {run['p99_ms']:5.1f} ms",
-                        flush=True,
-                    )
-                    if run["non_2xx"] or run["socket_errors"]:
-                        sys.exit(f"{name}: {run['non_2xx']} non-2xx answers, {run['socket_errors']} socket errors")
+            calm = rounds(base, endpoints, key, args.rounds, args.seconds, 1, args.workers)
     finally:
         if proc is not None:
             stop(proc)
