@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from checkout import django_in_checkout, run_child  # noqa: E402
+from checkout import checkouts, django_in_checkout, run_child  # noqa: E402
 from ingest import data_dir, machine, pg_admin, publish  # noqa: E402
 
 BENCH_DB = "mur_bench_candles"
@@ -110,11 +110,7 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"))
     args = parser.parse_args()
     data_dir()
-    trees = {"this": ROOT}
-    if args.against:
-        if not (args.against / "manage.py").exists():
-            sys.exit(f"{args.against} is not a checkout of the project (no manage.py)")
-        trees["against"] = args.against.resolve()
+    trees = checkouts(ROOT, args.against)
     pg_url = args.pg_url.rstrip("/")
     pg_admin(pg_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     pg_admin(pg_url, f"CREATE DATABASE {BENCH_DB}")

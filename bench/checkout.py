@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 
 def django_in_checkout(tree: str, database_url: str) -> None:
@@ -41,3 +42,14 @@ def run_child(script: str, tree, database_url: str, requests: int, timeout: int)
     if out.returncode != 0:
         sys.exit(f"measuring {tree} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def checkouts(this: Path, against: Path | None) -> dict[str, Path]:
+    """{"this": this checkout} and, with --against, {"against": that one}; exits if it is not a
+    checkout of the project."""
+    trees = {"this": this}
+    if against:
+        if not (against / "manage.py").exists():
+            sys.exit(f"{against} is not a checkout of the project (no manage.py)")
+        trees["against"] = against.resolve()
+    return trees

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from checkout import django_in_checkout, run_child  # noqa: E402
+from checkout import checkouts, django_in_checkout, run_child  # noqa: E402
 from ingest import machine, pg_admin, publish  # noqa: E402
 
 PATH = "/api/v1/ping/"
@@ -82,11 +82,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--pg-url", default=os.environ.get("MUR_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"))
     args = parser.parse_args()
-    trees = {"this": ROOT}
-    if args.against:
-        if not (args.against / "manage.py").exists():
-            sys.exit(f"{args.against} is not a checkout of the project (no manage.py)")
-        trees["against"] = args.against.resolve()
+    trees = checkouts(ROOT, args.against)
     runs: dict[str, list[dict]] = {name: [] for name in trees}
     for name in trees:
         pg_admin(args.pg_url, f"DROP DATABASE IF EXISTS mur_bench_cost_{name}")
