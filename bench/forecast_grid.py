@@ -167,16 +167,7 @@ def run_month(job: tuple) -> dict:
     served = backtest(model, data, test_start=n_train, seasonal=band)
     m = served["methods"]
     # Production forecasts from the candles it reads (model.history_start), no more.
-    since = data.times >= model.history_start(data.interval_ms)
-    recent = Series(
-        data.times[since],
-        data.open[since],
-        data.high[since],
-        data.low[since],
-        data.close[since],
-        data.volume[since],
-        data.interval_ms,
-    )
+    recent = data.since(model.history_start(data.interval_ms))
     started = time.perf_counter()
     model.forecast(recent)
     out["forecast_seconds"] = time.perf_counter() - started

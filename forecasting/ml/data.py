@@ -89,6 +89,11 @@ class Series:
             self.interval_ms,
         )
 
+    def since(self, time_ms: int) -> Series:
+        """The candles that open at or after `time_ms`."""
+        start = int(np.searchsorted(self.times, time_ms))
+        return self.tail(len(self) - start) if start < len(self) else self.head(0)
+
     def head(self, n: int) -> Series:
         return Series(
             self.times[:n],

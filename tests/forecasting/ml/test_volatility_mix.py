@@ -117,29 +117,13 @@ def test_a_forecast_from_the_candles_production_reads_sees_what_training_saw(rec
     start = recent_model.history_start(HOUR_MS)
     assert start == recent_model.aci_start_time - SMALL.slow_window * HOUR_MS
     since = recent.times >= start
-    read = Series.from_arrays(
-        times=recent.times[since],
-        open=recent.open[since],
-        high=recent.high[since],
-        low=recent.low[since],
-        close=recent.close[since],
-        volume=recent.volume[since],
-        interval_ms=HOUR_MS,
-    )
+    read = recent.since(start)
     full, part = recent_model.frame(recent), recent_model.frame(read)
     replayed = recent.times[since] >= recent_model.aci_start_time
     np.testing.assert_allclose(part.slow[replayed], full.slow[since][replayed], rtol=1e-12)
     # Read from the band's start only, the first origins' slow level is another one.
     late = recent.times >= recent_model.aci_start_time
-    short = Series.from_arrays(
-        times=recent.times[late],
-        open=recent.open[late],
-        high=recent.high[late],
-        low=recent.low[late],
-        close=recent.close[late],
-        volume=recent.volume[late],
-        interval_ms=HOUR_MS,
-    )
+    short = recent.since(recent_model.aci_start_time)
     assert not np.allclose(recent_model.frame(short).slow[:100], full.slow[late][:100], rtol=1e-3)
     a, b = recent_model.forecast(read), recent_model.forecast(recent)
     np.testing.assert_allclose(a["prices"], b["prices"], rtol=1e-4)
