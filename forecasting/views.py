@@ -123,7 +123,7 @@ def asset_detail(request, symbol: str):
     if forecast is not None:
         context["forecast_label"] = _forecast_label(forecast, champion)
         context["staleness"] = forecast_staleness(forecast=forecast, newest_candle=history["newest"], asset=asset)
-        points = forecast_chart_points(forecast)
+        points = forecast_chart_points(forecast=forecast)
         context["forecast_data"] = {"points": points}
         if points:
             end = points[-1]

@@ -75,3 +75,39 @@ def test_tests_sleep_only_to_wait_for_real_processes():
             sleeps[str(p.relative_to(ROOT))] = count
     sleeps.pop("tests/test_layout.py", None)
     assert sleeps == REAL_WAITS
+
+
+def selector_modules() -> list[str]:
+    import importlib
+    import pkgutil
+
+    forecasting = importlib.import_module("forecasting.selectors")
+    return [
+        "accounts.selectors",
+        "portfolio.selectors",
+        *(f"forecasting.selectors.{m.name}" for m in pkgutil.iter_modules(forecasting.__path__)),
+    ]
+
+
+# Pure helpers the selector modules share with their callers: no query, one obvious argument.
+SELECTOR_HELPERS = {"median_index", "any_of", "crontab_next"}
+
+
+def test_selectors_take_keyword_arguments_only():
+    """`portfolio_summary(portfolio=...)`, as docs/ARCHITECTURE.md says: a call reads the same
+    wherever it is, and an argument added later cannot shift the others."""
+    import importlib
+    import inspect
+
+    positional = []
+    for name in selector_modules():
+        module = importlib.import_module(name)
+        for attr, fn in vars(module).items():
+            if attr.startswith("_") or attr in SELECTOR_HELPERS or not inspect.isfunction(fn):
+                continue
+            if fn.__module__ != name:
+                continue
+            kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+            if kinds - {inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD}:
+                positional.append(f"{name}.{attr}")
+    assert positional == []

@@ -218,7 +218,7 @@ def test_export_then_import_into_an_empty_portfolio_round_trips_exactly(folio, b
     add(eth, "reward", "0.01", "1250.5", "0", T0 + timedelta(days=1, hours=1))
     add(eth, "transfer_out", "2", "1300", "0.1", T0 + timedelta(days=5), "ünïcode note")
     add(eth, "buy", "100000000", "0.00000001", "0", T0 + timedelta(days=6))
-    exported = transactions_export_csv(folio)
+    exported = transactions_export_csv(portfolio=folio)
 
     rows = list(csv.reader(io.StringIO(exported)))
     assert rows[0] == CSV_COLUMNS
@@ -239,7 +239,7 @@ def test_export_then_import_into_an_empty_portfolio_round_trips_exactly(folio, b
     report = transactions_import_csv(portfolio=empty, text=exported)
     assert (report.created, report.duplicates, report.errors) == (7, [], [])
     assert rows_of(empty) == rows_of(folio)
-    assert transactions_export_csv(empty) == exported
+    assert transactions_export_csv(portfolio=empty) == exported
 
 
 def test_every_column_is_documented():
@@ -352,7 +352,7 @@ def test_export_escapes_formulas_and_import_gives_back_the_same_text(folio, btc,
             executed_at=T0 + timedelta(hours=i),
             note=note,
         )
-    exported = transactions_export_csv(folio)
+    exported = transactions_export_csv(portfolio=folio)
     cells = [row["note"] for row in csv.DictReader(io.StringIO(exported))]
     # No cell a spreadsheet would run: what starts like a formula starts with an apostrophe.
     assert all(c.lstrip(" \t\r\n")[:1] not in "=+-@" for c in cells), cells
