@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from core.formatting import significant
+from core.formatting import percent_text, significant
 from core.times import ms_to_datetime
 
 from .metrics import metric_headings, metric_rows
@@ -39,7 +39,8 @@ AUTO_REFRESH_SECONDS = 5
 
 
 def _signed_pct(value: float) -> str:
-    return f"{value:+.1f}%".replace("-", "\u2212")
+    # Admin's metric comparisons: one decimal, "+" or a typographic minus.
+    return percent_text(value, signed=True, places=1).replace("-", "\u2212")
 
 
 def _vs(value, reference) -> str:
