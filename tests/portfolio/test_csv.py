@@ -9,7 +9,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from forecasting.models import Asset
 from portfolio.models import Transaction
 from portfolio.services import portfolio_create, transaction_create
 from portfolio.transactions_csv import (
@@ -22,21 +21,6 @@ from portfolio.transactions_csv import (
 
 HEADER = ",".join(CSV_COLUMNS)
 T0 = datetime(2022, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def btc(db):
-    return Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
-
-
-@pytest.fixture
-def eth(db):
-    return Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
-
-
-@pytest.fixture
-def folio(user):
-    return portfolio_create(owner=user, name="Main")
 
 
 def rows_of(portfolio):

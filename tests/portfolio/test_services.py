@@ -25,21 +25,6 @@ from tests.support.processes import wait_for
 T0 = datetime(2022, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def btc(db):
-    return Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
-
-
-@pytest.fixture
-def eth(db):
-    return Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
-
-
-@pytest.fixture
-def folio(user):
-    return portfolio_create(owner=user, name="Main")
-
-
 def add(folio, asset, kind, quantity, price="100", fee="0", *, hours=0, note=""):
     return transaction_create(
         portfolio=folio,
