@@ -25,7 +25,7 @@ class HashedTokenAuthentication(authentication.BaseAuthentication):
             key = header[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("The token contains invalid characters.") from None
-        token = token_by_key(key)
+        token = token_by_key(key=key)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         now = timezone.now()

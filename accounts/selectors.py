@@ -38,7 +38,7 @@ def _token_lookup_sql() -> tuple[str, list, list, list, type]:
 _lookup_by_vendor: dict[str, tuple] = {}
 
 
-def token_by_key(key: str) -> ApiToken | None:
+def token_by_key(*, key: str) -> ApiToken | None:
     """The token with this key, its user attached, or None.
 
     Every API request authenticates, and building this query with the ORM cost twice as long as

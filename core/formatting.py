@@ -87,6 +87,17 @@ def price_text(value) -> str:
     return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
+def percent_text(value, *, signed: bool = False, places: int = 2) -> str:
+    """A value already in percent: `places` decimals (half to even), thousands separators, "%";
+    `signed` puts "+" before a gain that does not round to zero. Never "-0.00%"."""
+    if value is None or value == "":
+        return DASH
+    with localcontext(prec=_WIDE):
+        rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    text = format(rounded if rounded else abs(rounded), ",f") + "%"
+    return f"+{text}" if signed and rounded > 0 else text
+
+
 def quantity_text(value) -> str:
     """A quantity of an asset: every stored decimal that is not a trailing zero, so 0.00012345 BTC
     and 1,250 ADA both read as held."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import BigIntegerField, Func
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -15,7 +18,8 @@ def ms_to_datetime(ms: int) -> datetime:
 def datetime_to_ms(dt: datetime) -> int:
     if dt.tzinfo is None:
         raise ValueError("naive datetime: times here are UTC and must carry a timezone")
-    return int(dt.timestamp() * 1000)
+    # Integer arithmetic, not a float timestamp: exact for a close time ending in .999 ms.
+    return (dt - _EPOCH) // _MS
 
 
 def now_ms() -> int:

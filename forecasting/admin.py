@@ -13,8 +13,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from core.broker import QueueUnavailableError
-from core.formatting import significant
+from core.formatting import percent_text, significant
 from core.times import ms_to_datetime
 
 from .metrics import metric_headings, metric_rows
@@ -31,7 +30,7 @@ from .services.model_versions import (
 )
 from .services.schedules import asset_schedules, asset_schedules_ensure
 from .services.training_runs import ACTIVE as ACTIVE_RUN_STATUSES
-from .services.training_runs import training_run_request
+from .services.training_runs import training_runs_request
 
 AUTO_REFRESH_SECONDS = 5
 
@@ -40,7 +39,8 @@ AUTO_REFRESH_SECONDS = 5
 
 
 def _signed_pct(value: float) -> str:
-    return f"{value:+.1f}%".replace("-", "\u2212")
+    # Admin's metric comparisons: one decimal, "+" or a typographic minus.
+    return percent_text(value, signed=True, places=1).replace("-", "\u2212")
 
 
 def _vs(value, reference) -> str:
@@ -164,29 +164,20 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retrain now", permissions=["retrain"])
     def retrain_now(self, request, queryset):
-        queued, busy, refused = [], [], None
-        for asset in queryset.order_by("symbol"):
-            # A run that was already active before the request is the service's "already queued" answer.
-            active_before = set(
-                TrainingRun.objects.filter(asset=asset, status__in=ACTIVE_RUN_STATUSES).values_list("id", flat=True)
-            )
-            try:
-                run = training_run_request(asset=asset, triggered_by=f"admin:{request.user.username}")
-            except QueueUnavailableError as exc:
-                refused = exc
-                break
-            if run.id in active_before:
-                busy.append(_link(run, f"{asset.symbol} (run {run.id}, {run.status}, {run.progress_label})"))
-            else:
-                queued.append(_link(run, f"{asset.symbol} (run {run.id})"))
-        if queued:
+        done = training_runs_request(assets=queryset.order_by("symbol"), triggered_by=f"admin:{request.user.username}")
+        if done.queued:
+            queued = (_link(run, f"{run.asset.symbol} (run {run.id})") for run in done.queued)
             self.message_user(request, format_html("Queued training for {}.", _join(queued)), messages.SUCCESS)
-        if busy:
+        if done.busy:
+            busy = (
+                _link(run, f"{run.asset.symbol} (run {run.id}, {run.status}, {run.progress_label})")
+                for run in done.busy
+            )
             self.message_user(
                 request, format_html("Already queued or running, not queued again: {}.", _join(busy)), messages.WARNING
             )
-        if refused is not None:
-            self.message_user(request, str(refused), messages.ERROR)
+        if done.refused is not None:
+            self.message_user(request, str(done.refused), messages.ERROR)
 
     @admin.action(description="Roll back to previous champion", permissions=["rollback"])
     def rollback_champion(self, request, queryset):

@@ -56,29 +56,22 @@ TRAIN_HARD_LIMIT = 35 * 60
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=TRAIN_SOFT_LIMIT, time_limit=TRAIN_HARD_LIMIT, max_retries=3)
 def training_run_task(self, run_id: int) -> int | None:
+    """Retry policy only: what a failure means for the run is the service's decision."""
     from django.conf import settings
-    from django.db import InterfaceError, OperationalError, connection
+    from django.db import InterfaceError, OperationalError
 
-    from .services.training_runs import training_run_execute, training_run_fail, training_run_interrupted
+    from .services.training_runs import training_run_execute
 
+    attempt, attempts = self.request.retries + 1, self.max_retries + 1
     try:
-        version = training_run_execute(run_id=run_id, worker=self.request.hostname or "")
-    except (OperationalError, InterfaceError) as exc:
-        # The database went away (transient): the run is given back for a retry, or failed when
-        # no retry is left.
-        connection.close()
-        retrying = self.request.retries < self.max_retries
-        training_run_interrupted(
-            run_id=run_id,
-            retrying=retrying,
-            error=f"The database connection was lost {self.max_retries + 1} times: {exc}",
+        version = training_run_execute(
+            run_id=run_id, worker=self.request.hostname or "", attempt=attempt, attempts=attempts
         )
-        if not retrying:
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away (transient): the service gave the run back while attempts are left.
+        if attempt >= attempts:
             raise
         raise self.retry(exc=exc, countdown=settings.TRAINING_RETRY_SECONDS) from exc
-    except Exception as exc:
-        training_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}", only_if="running")
-        raise
     return version.id if version else None
 
 

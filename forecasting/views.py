@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from core.formatting import price_text
+from core.formatting import percent_text, price_text
 from core.times import ms_to_datetime
 
 from .metrics import metric_headings, metric_rows, metric_text
@@ -62,7 +62,9 @@ def asset_list(request):
             "median": _price(row.median) if row.median is not None else None,
             "low": _price(row.low) if row.low is not None else None,
             "high": _price(row.high) if row.high is not None else None,
-            "forecast_change": f"{row.forecast_change_pct:+.2%}" if row.forecast_change_pct is not None else None,
+            "forecast_change": percent_text(row.forecast_change_pct * 100, signed=True)
+            if row.forecast_change_pct is not None
+            else None,
             "forecast_direction": _direction(row.forecast_change_pct),
         }
         for row in rows
@@ -123,7 +125,7 @@ def asset_detail(request, symbol: str):
     if forecast is not None:
         context["forecast_label"] = _forecast_label(forecast, champion)
         context["staleness"] = forecast_staleness(forecast=forecast, newest_candle=history["newest"], asset=asset)
-        points = forecast_chart_points(forecast)
+        points = forecast_chart_points(forecast=forecast)
         context["forecast_data"] = {"points": points}
         if points:
             end = points[-1]

@@ -512,7 +512,7 @@ class ExchangeConnectionViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ExchangeConnection.objects.none()
-        return ExchangeConnection.objects.filter(portfolio=self.portfolio())
+        return selectors.exchange_connection_list(portfolio=self.portfolio())
 
     def perform_create(self, serializer):
         data = serializer.validated_data

@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import CharField, OuterRef, Q, Subquery, TextField
+from django.db.models import CharField, OuterRef, Q, QuerySet, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -220,6 +220,6 @@ def portfolio_detail(*, portfolio: Portfolio, now: datetime | None = None) -> di
     }
 
 
-def exchange_connections(*, portfolio: Portfolio) -> list[ExchangeConnection]:
-    """The portfolio's exchange connections, for its page."""
-    return list(ExchangeConnection.objects.filter(portfolio=portfolio).order_by("created_at", "id"))
+def exchange_connection_list(*, portfolio: Portfolio) -> QuerySet[ExchangeConnection]:
+    """The portfolio's exchange connections, oldest first: its page and the API list them alike."""
+    return ExchangeConnection.objects.filter(portfolio=portfolio).order_by("created_at", "id")

@@ -98,7 +98,7 @@ def csv_text_in(text: str) -> str:
     return text[1:] if text.startswith("'") and _looks_like_formula(text[1:]) else text
 
 
-def transactions_export_csv(portfolio: Portfolio) -> str:
+def transactions_export_csv(*, portfolio: Portfolio) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -169,7 +169,7 @@ def portfolio_detail(request, pk: int):
     )
     returns = [{"key": key, "label": label, **detail["returns"].get(key, {})} for key, label in RETURN_LABELS.items()]
     forecast = detail["forecast"]
-    connections = selectors.exchange_connections(portfolio=portfolio)
+    connections = list(selectors.exchange_connection_list(portfolio=portfolio))
     return render(
         request,
         "portfolio/detail.html",
@@ -448,7 +448,8 @@ def transactions_import(request, pk: int):
 @login_required
 def transactions_export(request, pk: int):
     portfolio = _own_portfolio(request, pk)
-    response = HttpResponse(transactions_csv.transactions_export_csv(portfolio), content_type="text/csv; charset=utf-8")
+    text = transactions_csv.transactions_export_csv(portfolio=portfolio)
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
     name = slugify(portfolio.name) or f"portfolio-{portfolio.pk}"
     response["Content-Disposition"] = f'attachment; filename="{name}-transactions.csv"'
     return response

@@ -46,6 +46,35 @@ def user(db, django_user_model):
     return django_user_model.objects.create_user(username="alice", password="correct-horse-battery-staple")
 
 
+@pytest.fixture
+def signed_in(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def btc(db):
+    """BTCUSDT, hourly, no candles (a module that needs them overrides this fixture)."""
+    from tests.factories import AssetFactory
+
+    return AssetFactory(symbol="BTCUSDT")
+
+
+@pytest.fixture
+def eth(db):
+    from tests.factories import AssetFactory
+
+    return AssetFactory(symbol="ETHUSDT")
+
+
+@pytest.fixture
+def folio(user):
+    """alice's portfolio "Main", empty."""
+    from portfolio.services import portfolio_create
+
+    return portfolio_create(owner=user, name="Main")
+
+
 class Clock:
     """core.clock moved by hand: `advance(seconds)` instead of sleeping through a window."""
 

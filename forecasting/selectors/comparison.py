@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from core.times import datetime_to_ms
+
 from ..models import Asset, Forecast, ModelVersion
 
 DAY_MS = 86_400_000
@@ -146,7 +148,7 @@ def _backtest_days(asset: Asset, version: ModelVersion) -> float | None:
     start = (version.backtest or {}).get("test_start")
     if not isinstance(start, int) or version.data_end is None:
         return None
-    end = (version.data_end + asset.interval_delta).timestamp() * 1000
+    end = datetime_to_ms(version.data_end + asset.interval_delta)
     days = round((end - start) / DAY_MS, 1)
     return days if days > 0 else None
 

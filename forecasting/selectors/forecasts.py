@@ -94,7 +94,7 @@ def forecast_staleness(*, forecast: Forecast, newest_candle: datetime | None, as
     )
 
 
-def forecast_chart_points(forecast: Forecast) -> list[dict]:
+def forecast_chart_points(*, forecast: Forecast) -> list[dict]:
     """Per step: target time (ms) and the band's low, median and high as decimal strings."""
     mid = median_index(forecast.quantiles)
     return [

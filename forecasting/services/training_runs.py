@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.broker import broker_require
+from core.broker import QueueUnavailableError, broker_require
 
 from ..ml.config import TrainConfig
 from ..ml.data import Series, SeriesError
@@ -44,16 +44,42 @@ def training_run_request(*, asset: Asset, triggered_by: str) -> TrainingRun:
 
     QueueUnavailableError (and no run) if the task queue cannot be reached: a run created then
     would wait as "queued" for a task that was never sent."""
+    return _training_run_request(asset, triggered_by)[0]
+
+
+@dataclass
+class TrainingRunsRequested:
+    queued: list[TrainingRun] = field(default_factory=list)  # new runs
+    busy: list[TrainingRun] = field(default_factory=list)  # already queued or running, not queued again
+    refused: QueueUnavailableError | None = None  # the queue went away: the assets after it were not asked
+
+
+def training_runs_request(*, assets, triggered_by: str) -> TrainingRunsRequested:
+    """training_run_request for each asset (admin's "Retrain now"), saying which runs are new; stops
+    at the first asset the queue refuses."""
+    result = TrainingRunsRequested()
+    for asset in assets:
+        try:
+            run, created = _training_run_request(asset, triggered_by)
+        except QueueUnavailableError as exc:
+            result.refused = exc
+            break
+        (result.queued if created else result.busy).append(run)
+    return result
+
+
+def _training_run_request(asset: Asset, triggered_by: str) -> tuple[TrainingRun, bool]:
     with transaction.atomic():
         Asset.objects.select_for_update().get(id=asset.id)  # serialises requests for one asset
         active = TrainingRun.objects.filter(asset=asset, status__in=ACTIVE).first()
         if active is not None:
-            return active
+            active.asset = asset
+            return active, False
         broker_require()
         run = TrainingRun.objects.create(asset=asset, triggered_by=triggered_by[:100])
         # Sent only once the run is committed, so the worker always finds it.
         transaction.on_commit(lambda: _training_run_send(run.id))
-    return run
+    return run, True
 
 
 def _training_run_send(run_id: int) -> None:
@@ -128,13 +154,14 @@ def training_run_requeue(*, run_id: int) -> None:
     )
 
 
-def training_run_interrupted(*, run_id: int, error: str, retrying: bool) -> None:
+def _training_run_interrupted(*, run_id: int, error: str, retrying: bool) -> None:
     """The worker lost its database connection mid-run: give the run back for the retry that is
     coming, or, with no retry left, fail it (a run given back then would wait as "queued" for ever).
     If the database is still down this cannot be written either; the run then stays "running"
     without heartbeats and the reaper fails it."""
-    from django.db import InterfaceError, OperationalError
+    from django.db import InterfaceError, OperationalError, connection
 
+    connection.close()  # the broken one; the write below opens a new one
     try:
         if retrying:
             training_run_requeue(run_id=run_id)
@@ -145,18 +172,43 @@ def training_run_interrupted(*, run_id: int, error: str, retrying: bool) -> None
 
 
 def training_run_execute(
-    *, run_id: int, worker: str = "", config: TrainConfig | None = None, on_progress=None
+    *,
+    run_id: int,
+    worker: str = "",
+    config: TrainConfig | None = None,
+    on_progress=None,
+    attempt: int = 1,
+    attempts: int = 1,
 ) -> ModelVersion | None:
-    run = training_run_claim(run_id=run_id, worker=worker)
-    if run is None:
-        log.info("Training run %s is not queued any more; nothing to do", run_id)
-        return None
+    """Claim the run, train, register the version: the version, or None if the run was not queued
+    any more or failed for a reason the data or the gate gives (written on the run).
+
+    What any other failure means for the run is decided here too, and the error raised again for the
+    caller: a lost database connection gives the run back while `attempt` < `attempts` (the caller
+    retries) and fails it on the last attempt; anything else fails it."""
+    from django.db import InterfaceError, OperationalError
+
     try:
-        version = _train_and_register(run, config or train_config(run.asset), on_progress)
-    except (SeriesError, ModelVersionError, ArtifactError, ValueError) as exc:
-        training_run_fail(run_id=run.id, error=str(exc))
-        log.warning("Training run %s failed: %s", run.id, exc)
-        return None
+        run = training_run_claim(run_id=run_id, worker=worker)
+        if run is None:
+            log.info("Training run %s is not queued any more; nothing to do", run_id)
+            return None
+        try:
+            version = _train_and_register(run, config or train_config(run.asset), on_progress)
+        except (SeriesError, ModelVersionError, ArtifactError, ValueError) as exc:
+            training_run_fail(run_id=run.id, error=str(exc))
+            log.warning("Training run %s failed: %s", run.id, exc)
+            return None
+    except (OperationalError, InterfaceError) as exc:
+        _training_run_interrupted(
+            run_id=run_id,
+            retrying=attempt < attempts,
+            error=f"The database connection was lost {attempts} time{'s' if attempts > 1 else ''}: {exc}",
+        )
+        raise
+    except Exception as exc:
+        training_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}", only_if=TrainingRun.Status.RUNNING)
+        raise
     return version
 
 

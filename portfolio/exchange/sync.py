@@ -31,6 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from core.times import datetime_to_ms, ms_to_datetime
 from forecasting.binance import BinanceError
 from forecasting.models import Asset, Candle
 from forecasting.services.market_data import MarketDataError, asset_track
@@ -111,16 +112,8 @@ def _q8(value: Decimal) -> Decimal:
     return value.quantize(Q8, rounding=ROUND_HALF_EVEN)
 
 
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def _second(dt: datetime) -> datetime:
     return dt.astimezone(UTC).replace(microsecond=0)
-
-
-def _ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
 
 
 # --- claim and finish ---------------------------------------------------------------------------
@@ -211,7 +204,7 @@ def exchange_sync(*, connection_id: int, client: BinanceAccount | None = None) -
         raise
     else:
         cursors = dict(connection.cursors)
-        floor = _ms(timezone.now()) - LOOKBACK_MS
+        floor = datetime_to_ms(timezone.now()) - LOOKBACK_MS
         for stream in ("deposits", "withdrawals"):
             cursors[stream] = max(cursors.get(stream, 0), floor)
         _finish(connection, state=ExchangeConnection.State.ACTIVE, message=report.summary(), good=True, cursors=cursors)
@@ -274,8 +267,8 @@ def _fetch(connection: ExchangeConnection, client: BinanceAccount, report: SyncR
             if len(page) < TRADES_LIMIT:
                 break
             from_id = int(page[-1]["id"]) + 1
-    start = _ms(datetime.fromisoformat(settings.EXCHANGE_HISTORY_START).replace(tzinfo=UTC))
-    now_ms = _ms(timezone.now())
+    start = datetime_to_ms(datetime.fromisoformat(settings.EXCHANGE_HISTORY_START).replace(tzinfo=UTC))
+    now_ms = datetime_to_ms(timezone.now())
     for stream, read, when, done in (
         ("deposits", client.deposits, lambda r: int(r["insertTime"]), DEPOSIT_SUCCESS),
         ("withdrawals", client.withdrawals, _apply_ms, WITHDRAWAL_COMPLETED),
@@ -309,7 +302,7 @@ def _history(read, start_ms: int, end_ms: int):
 
 def _apply_ms(row: dict) -> int:
     # Withdrawal times are "2019-10-12 11:12:02", in UTC.
-    return _ms(datetime.strptime(row["applyTime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
+    return datetime_to_ms(datetime.strptime(row["applyTime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
 
 
 # --- prices -------------------------------------------------------------------------------------
@@ -344,10 +337,13 @@ class PriceBook:
     def _load(self, symbol: str, block: int, closes: dict[int, Decimal]) -> None:
         self.blocks.add((symbol, block))
         stored = Candle.objects.filter(
-            asset__symbol=symbol, interval="1h", open_time__gte=_dt(block), open_time__lt=_dt(block + KLINE_BLOCK_MS)
+            asset__symbol=symbol,
+            interval="1h",
+            open_time__gte=ms_to_datetime(block),
+            open_time__lt=ms_to_datetime(block + KLINE_BLOCK_MS),
         ).values_list("open_time", "close")
         for open_time, close in stored:
-            closes[_ms(open_time)] = close
+            closes[datetime_to_ms(open_time)] = close
         if len(stored) < 1000:
             for k in self.client.klines(symbol, "1h", start_ms=block, end_ms=block + KLINE_BLOCK_MS - 1):
                 closes.setdefault(k.open_time, k.close)
@@ -395,7 +391,7 @@ def _coins(record: Record, symbols: dict) -> set[str]:
 def _build(record: Record, symbols: dict, assets: dict, prices: PriceBook, report: SyncReport) -> None:
     """The record's transactions (unsaved), or a reason in the report why it has none."""
     raw, ms = record.raw, record.ms
-    when = _dt(ms)
+    when = ms_to_datetime(ms)
 
     def tx(coin: str, kind: str, quantity: Decimal, price: Decimal, external_id: str, fee=Decimal(0)):
         return Transaction(

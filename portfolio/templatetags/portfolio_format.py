@@ -2,16 +2,14 @@
 for every page); these filters add the currency or unit after the number when given one:
 {{ h.value|money:quote }} → "180.00 <span class="unit">USDT</span>"."""
 
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import Decimal
 
 from django import template
 from django.utils.html import format_html
 
-from core.formatting import DASH, money_text, price_text, quantity_text
+from core.formatting import DASH, money_text, percent_text, price_text, quantity_text
 
 register = template.Library()
-
-CENT = Decimal("0.01")
 
 
 def _missing(value) -> bool:
@@ -49,20 +47,14 @@ def quantity(value, unit="") -> str:
 
 @register.filter
 def percent(value) -> str:
-    if _missing(value):
-        return DASH
-    with localcontext(prec=80):
-        value = Decimal(value).quantize(CENT, ROUND_HALF_EVEN)
-    return ("+" if value > 0 else "") + format(value if value else abs(value), ",f") + "%"
+    """A return or a change, in percent: "+" on a gain."""
+    return percent_text(None if _missing(value) else value, signed=True)
 
 
 @register.filter
 def share(value) -> str:
     """A part of a whole, in percent: no sign."""
-    if _missing(value):
-        return DASH
-    with localcontext(prec=80):
-        return format(Decimal(value).quantize(CENT, ROUND_HALF_EVEN), ",f") + "%"
+    return percent_text(None if _missing(value) else value)
 
 
 @register.filter

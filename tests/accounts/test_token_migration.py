@@ -38,4 +38,4 @@ def test_tokens_made_before_the_move_survive_it():
     executor.migrate(executor.loader.graph.leaf_nodes())
     from accounts.selectors import token_by_key
 
-    assert token_by_key("mur_before").user.username == "scripter"
+    assert token_by_key(key="mur_before").user.username == "scripter"

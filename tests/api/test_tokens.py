@@ -107,7 +107,7 @@ def test_the_token_lookup_reads_what_the_orm_reads(world):
 
     token, key = token_create(user=world.staff, name="compare", expires_in_days=3)
     ApiToken.objects.filter(id=token.id).update(last_used_at=timezone.now() - timedelta(hours=2))
-    fast = token_by_key(key)
+    fast = token_by_key(key=key)
     orm = ApiToken.objects.select_related("user").get(id=token.id)
     fields = [f.attname for f in ApiToken._meta.concrete_fields]
     user_fields = [f.attname for f in type(orm.user)._meta.concrete_fields]
@@ -115,7 +115,7 @@ def test_the_token_lookup_reads_what_the_orm_reads(world):
     assert [getattr(fast.user, f) for f in user_fields] == [getattr(orm.user, f) for f in user_fields]
     assert timezone.is_aware(fast.expires_at) and fast.user.is_staff is True
     assert fast._state.adding is False and fast._state.db == "default"
-    assert token_by_key(key + "x") is None and token_by_key("") is None
+    assert token_by_key(key=key + "x") is None and token_by_key(key="") is None
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import pytest
 from django.template import Context, Template
 
-from core.formatting import DASH, money_text, price_text, quantity_text
+from core.formatting import DASH, money_text, percent_text, price_text, quantity_text
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,25 @@ def test_share_percent_and_sort_key_filters():
     assert render("{{ v|percent }}", v=D("-0.001")) == "0.00%"
     assert render("{{ v|sort_key }}", v=D("1E+1")) == "10"
     assert render("{{ v|sort_key }}", v=None) == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "text"),
+    [
+        (D("15.8415"), {"signed": True}, "+15.84%"),
+        (D("-0.001"), {"signed": True}, "0.00%"),  # no "-0.00%" for a change that rounds to nothing
+        (D("0"), {"signed": True}, "0.00%"),
+        (D("0.125"), {}, "0.12%"),  # half to even
+        (D("-12345.678"), {}, "-12,345.68%"),
+        (1.23456, {"signed": True, "places": 1}, "+1.2%"),  # a float metric, as admin and the asset list pass
+        (None, {}, DASH),
+    ],
+)
+def test_percent_is_one_rule_for_portfolio_pages_asset_list_and_admin(value, kwargs, text):
+    assert percent_text(value, **kwargs) == text
+
+
+def test_admin_writes_its_metric_comparisons_by_that_rule():
+    from forecasting.admin import _signed_pct
+
+    assert _signed_pct(-0.61) == "\u22120.6%" and _signed_pct(-0.01) == "0.0%" and _signed_pct(2.05) == "+2.0%"

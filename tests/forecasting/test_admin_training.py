@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
 
-from forecasting.models import Asset, Forecast, ModelVersion, TrainingRun
+from forecasting.models import Forecast, ModelVersion, TrainingRun
 from forecasting.services.schedules import asset_schedules, asset_schedules_ensure
 from tests.factories import ModelVersionFactory
 from tests.support.pages import admin_confirmation_data
@@ -83,16 +83,6 @@ BASELINES = {
         "version": 1,
     },
 }
-
-
-@pytest.fixture
-def btc():
-    return Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT", interval="1h")
-
-
-@pytest.fixture
-def eth():
-    return Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT", interval="1h")
 
 
 @pytest.fixture

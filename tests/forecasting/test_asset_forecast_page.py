@@ -61,12 +61,6 @@ def btc(db, klines):
     return asset
 
 
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def page(client, **params) -> str:
     response = client.get("/assets/BTCUSDT/", params)
     assert response.status_code == 200

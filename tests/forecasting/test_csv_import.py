@@ -279,3 +279,38 @@ def test_changed_value_updates_that_candle_only(db, tmp_path, btc_rows):
     # Fields: open_time, open, high, low, close, volume, close_time, interval. Only close changed.
     assert (old[4], new[4]) == (Decimal(btc_rows[9][4]), Decimal(rows[9][3]))
     assert old[:4] + old[5:] == new[:4] + new[5:]
+
+
+# --- the COPY upsert ------------------------------------------------------------------------------
+
+
+def test_the_postgresql_upsert_stores_what_the_orm_upsert_stores(on_postgres):
+    """candles_upsert writes through COPY and plain SQL on PostgreSQL (the ORM's per-row work was
+    most of an import's time) and through the ORM elsewhere: both must store the same candles and
+    count the same new, changed and unchanged ones, or a Django or psycopg upgrade broke the first."""
+    from django.db import transaction
+
+    from forecasting.klines import Kline
+    from forecasting.services import market_data
+
+    def klines(start: int, count: int, bump: int = 0) -> list[Kline]:
+        """Hourly klines; with `bump`, every other one's prices are moved (a changed candle)."""
+        hour, rows = 3_600_000, []
+        for i in range(start, start + count):
+            price = Decimal(100 + i + (bump if i % 2 else 0)) + Decimal("0.12345678")
+            open_time = 1_650_000_000_000 + i * hour
+            rows.append(Kline(open_time, price, price + 1, price - 1, price, Decimal("1.5"), open_time + hour - 1))
+        return rows
+
+    stored = {}
+    for upsert, symbol in ((market_data._upsert_postgresql, "BTCUSDT"), (market_data._upsert_orm, "ETHUSDT")):
+        asset = Asset.objects.create(symbol=symbol, base_asset=symbol[:3], quote_asset="USDT")
+        counts = []
+        # New candles; then some again, half of them changed, with new ones after them.
+        for batch in (klines(0, 50), klines(40, 30, bump=5)):
+            with transaction.atomic():
+                counts.append(upsert(asset, "1h", batch))
+        rows = Candle.objects.filter(asset=asset).order_by("open_time")
+        stored[symbol] = (counts, list(rows.values_list("open_time", "close_time", *market_data._FIELDS)))
+    assert stored["BTCUSDT"][0] == [(50, 0), (20, 5)]
+    assert stored["BTCUSDT"] == stored["ETHUSDT"]

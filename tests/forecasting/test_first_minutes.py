@@ -37,11 +37,6 @@ def wave(n: int, start: float = 100.0) -> list[Decimal]:
     return [Decimal(f"{v:.2f}") for v in start * np.exp(0.02 * np.sin(t / 7) + 0.01 * np.sin(t / 2.3))]
 
 
-@pytest.fixture
-def btc(db):
-    return AssetFactory(symbol="BTCUSDT")
-
-
 # --- the first forecast and the first training -------------------------------------------------------
 
 

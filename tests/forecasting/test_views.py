@@ -31,17 +31,6 @@ def ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
-@pytest.fixture
-def btc(db):
-    return Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT", interval="1h")
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
 # --- access --------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from forecasting.models import Asset
 from portfolio.models import Transaction
 from portfolio.services import portfolio_create, transaction_create
 from portfolio.transactions_csv import (
@@ -22,21 +21,6 @@ from portfolio.transactions_csv import (
 
 HEADER = ",".join(CSV_COLUMNS)
 T0 = datetime(2022, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def btc(db):
-    return Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
-
-
-@pytest.fixture
-def eth(db):
-    return Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
-
-
-@pytest.fixture
-def folio(user):
-    return portfolio_create(owner=user, name="Main")
 
 
 def rows_of(portfolio):
@@ -218,7 +202,7 @@ def test_export_then_import_into_an_empty_portfolio_round_trips_exactly(folio, b
     add(eth, "reward", "0.01", "1250.5", "0", T0 + timedelta(days=1, hours=1))
     add(eth, "transfer_out", "2", "1300", "0.1", T0 + timedelta(days=5), "ünïcode note")
     add(eth, "buy", "100000000", "0.00000001", "0", T0 + timedelta(days=6))
-    exported = transactions_export_csv(folio)
+    exported = transactions_export_csv(portfolio=folio)
 
     rows = list(csv.reader(io.StringIO(exported)))
     assert rows[0] == CSV_COLUMNS
@@ -239,7 +223,7 @@ def test_export_then_import_into_an_empty_portfolio_round_trips_exactly(folio, b
     report = transactions_import_csv(portfolio=empty, text=exported)
     assert (report.created, report.duplicates, report.errors) == (7, [], [])
     assert rows_of(empty) == rows_of(folio)
-    assert transactions_export_csv(empty) == exported
+    assert transactions_export_csv(portfolio=empty) == exported
 
 
 def test_every_column_is_documented():
@@ -352,7 +336,7 @@ def test_export_escapes_formulas_and_import_gives_back_the_same_text(folio, btc,
             executed_at=T0 + timedelta(hours=i),
             note=note,
         )
-    exported = transactions_export_csv(folio)
+    exported = transactions_export_csv(portfolio=folio)
     cells = [row["note"] for row in csv.DictReader(io.StringIO(exported))]
     # No cell a spreadsheet would run: what starts like a formula starts with an apostrophe.
     assert all(c.lstrip(" \t\r\n")[:1] not in "=+-@" for c in cells), cells

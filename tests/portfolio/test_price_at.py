@@ -32,12 +32,6 @@ def btc(db):
     return asset
 
 
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def ask(client, **params):
     return client.get(URL, params)
 

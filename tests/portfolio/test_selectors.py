@@ -57,11 +57,6 @@ def add(portfolio, asset, kind, quantity, price, fee="0", *, when) -> Transactio
     return tx
 
 
-@pytest.fixture
-def folio(user):
-    return Portfolio.objects.create(owner=user, name="Main")
-
-
 # --- holdings, allocation, 24h change ------------------------------------------------------------
 
 NEWEST = at(2022, 6, 30, 23)

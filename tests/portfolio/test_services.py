@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -21,23 +20,9 @@ from portfolio.services import (
     transaction_delete,
     transaction_update,
 )
+from tests.support.processes import wait_for
 
 T0 = datetime(2022, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def btc(db):
-    return Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
-
-
-@pytest.fixture
-def eth(db):
-    return Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
-
-
-@pytest.fixture
-def folio(user):
-    return portfolio_create(owner=user, name="Main")
 
 
 def add(folio, asset, kind, quantity, price="100", fee="0", *, hours=0, note=""):
@@ -298,19 +283,38 @@ def test_two_sells_at_once_that_together_oversell_let_only_one_through(on_postgr
     btc = Asset.objects.create(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT")
     add(folio, btc, "buy", "1", hours=0)
 
-    # Hold each writer between its check and its insert, so that without the portfolio lock both
-    # would read the same history and both pass.
+    # Hold the first writer between its check and its insert until the other one is either waiting
+    # for the portfolio lock (PostgreSQL says so) or, without the lock, has checked the same history
+    # too: then both would pass. Waiting for that state, not for a while, makes the race certain.
     real_replay = services.replay
+    backends, checked = {}, []
 
-    def slow_replay(rows):
+    def other_writer_waits_for_a_lock(me) -> bool:
+        [other] = [pid for ident, pid in backends.items() if ident != me]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", [other])
+            return cursor.fetchone()[0]
+
+    def held_replay(rows):
         ledger = real_replay(rows)
-        time.sleep(0.3)
+        me = threading.get_ident()
+        checked.append(me)
+        if checked[0] == me and len(checked) == 1:
+            wait_for(
+                lambda: len(checked) > 1 or other_writer_waits_for_a_lock(me),
+                timeout=30,
+                what="the other writer to wait for the lock or check the same history",
+                interval=0.01,
+            )
         return ledger
 
-    monkeypatch.setattr(services, "replay", slow_replay)
-    barrier, outcomes = threading.Barrier(2), []
+    monkeypatch.setattr(services, "replay", held_replay)
+    barrier, outcomes = threading.Barrier(2, timeout=30), []
 
     def sell(hours):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends[threading.get_ident()] = cursor.fetchone()[0]
         barrier.wait()
         try:
             add(folio, btc, "sell", "0.7", hours=hours)

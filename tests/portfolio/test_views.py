@@ -57,12 +57,6 @@ def other(db, django_user_model):
 
 
 @pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def portfolio(user):
     return services.portfolio_create(owner=user, name="Long term")
 
@@ -718,6 +712,37 @@ def test_csv_that_is_not_utf8_is_refused_clearly(signed_in, portfolio, btc):
     raw = SimpleUploadedFile("tx.csv", "executed_at,kind,symbol,quantity,unit_price\nnote,é\n".encode("latin-1"))
     response = signed_in.post(reverse("portfolio:import", args=[portfolio.pk]), {"file": raw})
     assert "not UTF-8" in response.context["form"].errors["file"][0]
+
+
+@pytest.mark.parametrize(
+    "raw, refusal",
+    [
+        ("executed_at,kind,symbol,quantity,unit_price\nnote,é\n".encode("latin-1"), "The file is not UTF-8 text"),
+        (b"x" * (transactions_csv.MAX_CSV_BYTES + 1), "The file is larger than 5 MB, and the limit is 5 MB a file."),
+    ],
+    ids=["latin-1", "too large"],
+)
+def test_the_page_and_the_api_read_an_upload_by_one_rule(signed_in, user, portfolio, btc, raw, refusal):
+    """Size and decoding of an uploaded CSV, once for both (they were written three times)."""
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(user)
+
+    def on_page(data: bytes):
+        return signed_in.post(reverse("portfolio:import", args=[portfolio.pk]), {"file": SimpleUploadedFile("t", data)})
+
+    def by_api(data: bytes):
+        url = f"/api/v1/portfolios/{portfolio.pk}/import-csv/"
+        return api.post(url, {"file": SimpleUploadedFile("t", data)}, format="multipart")
+
+    [page_error] = on_page(raw).context["form"].errors["file"]
+    assert page_error.startswith(refusal) and by_api(raw).json()["error"]["message"] == page_error
+    # A byte-order mark, as spreadsheets write one, is read past by both.
+    good = "\ufeffexecuted_at,kind,symbol,quantity,unit_price\n2022-06-01T10:00:00Z,buy,BTCUSDT,1,100\n".encode()
+    assert on_page(good).status_code == 302
+    answer = by_api(good)  # the same line again: a duplicate, so it was read
+    assert answer.status_code == 201 and answer.json() == {"created": 0, "duplicates": [2]}
 
 
 def test_export_then_import_into_a_new_portfolio_round_trips(signed_in, user, worked, portfolio, btc):
