@@ -26,7 +26,7 @@ class BandForecaster:
     calibration: np.ndarray
     aci_rate: float
     aci_start_time: int | None
-    mix: np.ndarray | None = None  # (H,) fast-volatility weight per step (data.fit_mix), or None
+    mix: np.ndarray | None = None  # (H,) or (2, H) fast-volatility weights (data.fit_mix), or None
 
     def frame(self, series: Series) -> Frame:
         return build_frame(

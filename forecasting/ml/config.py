@@ -43,6 +43,12 @@ class TrainConfig:
     # the grid's tuning months (bench/results/forecast_tuning.md): the seasonal band's pinball loss
     # went from 1.0032 to 1.0008 x the naive band's (nine pairs), 336 to 2160 steps within 0.0005.
     slow_window: int = 336
+    # 2: one mix weight for origins where the fast volatility is above the slow one and one for
+    # the others (data.fit_mix); 1: one weight whatever the direction. On the tuning months two
+    # sides made the band sharper (pinball 1.0008 -> 0.9983 x the naive band's) but what is served
+    # covered 77-83% in 85% of months instead of 91%; faster steering buys the months back only at
+    # the old pinball (bench/results/forecast_tuning.md rows 18 and after): not kept.
+    mix_sides: int = 1
     val_steps: int = 24 * 30
     # Adaptive conformal inference after the validation month's conformal correction: one shift for
     # all steps (aci_pooled), served as an EWMA of that shift with a half-life of aci_smooth hours
@@ -93,6 +99,8 @@ class TrainConfig:
             raise ValueError("aci_smooth must be a non-negative number of steps")
         if self.slow_window < 0:
             raise ValueError("slow_window cannot be negative")
+        if self.mix_sides not in (1, 2):
+            raise ValueError("mix_sides must be 1 or 2")
         if not (math.isfinite(self.recency_halflife) and self.recency_halflife >= 0):
             raise ValueError("recency_halflife must be a non-negative number of steps")
         positive = (self.lr, self.ewma_halflife, self.profile_halflife)

@@ -307,11 +307,11 @@ def build_frame(
     sigma = ewma_volatility(r, seg, ewma_halflife, squares)
     slow = _window_volatility(squares, seg, slow_window) if slow_window else None
     if mix is not None:
-        if slow is None or len(mix) < horizon:
+        if slow is None or np.shape(mix)[-1] < horizon:
             raise SeriesError("a volatility mix needs the slow volatility and a weight per horizon step")
         if season is None:
             season = np.broadcast_to(np.sqrt(np.arange(1, horizon + 1)), (len(series), horizon))
-        w = np.asarray(mix, dtype=float)[None, :horizon]
+        w = _mix_weights(np.asarray(mix, dtype=float), sigma, slow, horizon)
         season = season[:, :horizon] * np.sqrt(w + (1 - w) * (slow / sigma)[:, None] ** 2)
     prev_sigma = np.concatenate([[np.nan], sigma[:-1]])
     prev_sigma[np.concatenate([[True], np.diff(seg) != 0])] = np.nan
@@ -343,30 +343,59 @@ def build_frame(
 MIX_GRID = np.linspace(0.0, 1.0, 21)
 
 
-def fit_mix(frame: Frame, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _mix_weights(mix: np.ndarray, sigma: np.ndarray, slow: np.ndarray, horizon: int) -> np.ndarray:
+    """(n, H) or (1, H): the fast volatility's weight at each origin. A (2, H) mix has one row for
+    origins whose fast volatility is at or above the slow one (rising) and one for the others."""
+    if mix.ndim == 1:
+        return mix[None, :horizon]
+    return np.where((sigma >= slow)[:, None], mix[0][None, :horizon], mix[1][None, :horizon])
+
+
+def fit_mix(frame: Frame, y: np.ndarray, mask: np.ndarray, sides: int = 1) -> np.ndarray:
     """Per horizon step, the weight of the fast volatility against the slow one (Frame.slow) that
     best forecasts the variance of the h-step return on the masked targets, by QLIKE loss: the
     loss that ranks variance forecasts correctly through noisy squared returns. The overall level
     is left to the quantiles fitted after (QLIKE at its best scale), so only the shape is chosen.
-    `y` is in units of the unmixed scale (targets of a frame built without `mix`)."""
+    `y` is in units of the unmixed scale (targets of a frame built without `mix`).
+
+    With `sides` 2, origins where the fast volatility is above the slow one get their own weight
+    (a (2, H) mix), both chosen together under one scale: a rise tends to go on for a while, a
+    fall back to the usual level less so."""
     if frame.slow is None:
         raise SeriesError("fitting a volatility mix needs the slow volatility")
+    if sides not in (1, 2):
+        raise SeriesError("a volatility mix has one or two sides")
     horizon = y.shape[1]
     fast2 = frame.sigma**2
     ratio2 = (frame.slow / frame.sigma) ** 2
-    out = np.ones(horizon)
+    rising = frame.sigma >= frame.slow
+    out = np.ones((sides, horizon))
+    grid = MIX_GRID[:, None]
     for k in range(horizon):
         rows = mask[:, k]
-        if rows.sum() < 50:
+        if rows.sum() < 50 or (sides == 2 and min((rows & rising).sum(), (rows & ~rising).sum()) < 50):
             continue  # too few to choose: the fast volatility alone, as without a mix
-        z2 = (y[rows, k] ** 2) * fast2[rows]  # the squared return in deseasonalised units
-        f2, q2 = fast2[rows], ratio2[rows]
-        losses = []
-        for w in MIX_GRID:
-            v = f2 * (w + (1 - w) * q2)
-            losses.append(np.log(np.mean(z2 / v)) + np.mean(np.log(v)))
-        out[k] = MIX_GRID[int(np.argmin(losses))]
-    return out
+        # Per side and weight, the sums that QLIKE at its best scale needs:
+        # log(mean(z2 / v)) + mean(log v) with v = fast2 * (w + (1 - w) * ratio2).
+        parts = [rows] if sides == 1 else [rows & rising, rows & ~rising]
+        ratio_sums, log_sums = [], []
+        for part in parts:
+            z2 = (y[part, k] ** 2) * fast2[part]  # the squared return in deseasonalised units
+            v = fast2[part][None, :] * (grid + (1 - grid) * ratio2[part][None, :])
+            ratio_sums.append((z2[None, :] / v).sum(axis=1))
+            log_sums.append(np.log(v).sum(axis=1))
+        count = rows.sum()
+        if sides == 1:
+            losses = np.log(ratio_sums[0] / count) + log_sums[0] / count
+            out[0, k] = MIX_GRID[int(np.argmin(losses))]
+        else:
+            losses = (
+                np.log((ratio_sums[0][:, None] + ratio_sums[1][None, :]) / count)
+                + (log_sums[0][:, None] + log_sums[1][None, :]) / count
+            )
+            up, down = np.unravel_index(int(np.argmin(losses)), losses.shape)
+            out[:, k] = MIX_GRID[up], MIX_GRID[down]
+    return out[0] if sides == 1 else out
 
 
 def _window_volatility(squares: np.ndarray, seg: np.ndarray, window: int) -> np.ndarray:

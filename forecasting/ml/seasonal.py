@@ -64,7 +64,7 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
     y, mask = targets(frame, config.horizon)
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     if config.slow_window:
-        band.mix = fit_mix(frame, y, train_mask)
+        band.mix = fit_mix(frame, y, train_mask, config.mix_sides)
         frame = band.frame(series)
         y, mask = targets(frame, config.horizon)
         train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)

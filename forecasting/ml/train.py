@@ -60,7 +60,7 @@ class TrainedModel(BandForecaster):
     # is kept against it (fitted on validation): 0 is the seasonal band's shape, 1 the LSTM's.
     base: np.ndarray | None = None
     blend: float = 1.0
-    mix: np.ndarray | None = None  # (H,) fast-volatility weight per step against the slow one
+    mix: np.ndarray | None = None  # (H,) or (2, H) fast-volatility weights against the slow one
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -298,7 +298,7 @@ def train(
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     if config.slow_window:
         # Targets in units of the mixed volatility, so the LSTM forecasts what the mix leaves.
-        shell.mix = fit_mix(frame, y, train_mask)
+        shell.mix = fit_mix(frame, y, train_mask, config.mix_sides)
         frame = shell.frame(series)
         y, mask = targets(frame, config.horizon)
         train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)

@@ -139,3 +139,65 @@ def test_no_slow_window_is_the_fast_volatility_alone(recent):
 def test_a_negative_slow_window_is_refused():
     with pytest.raises(ValueError, match="slow_window"):
         TrainConfig(slow_window=-1)
+
+
+def _two_sided(series: Series, window: int = 336) -> np.ndarray:
+    frame = build_frame(series, min_history=48, horizon=24, slow_window=window)
+    y, mask = targets(frame, 24)
+    return fit_mix(frame, y, mask, sides=2)
+
+
+def _qlike(series: Series, mix: np.ndarray, k: int) -> float:
+    """QLIKE at its best scale of the mixed variance forecast for step k + 1 (what fit_mix ranks by)."""
+    plain = build_frame(series, min_history=48, horizon=24, slow_window=336)
+    y, mask = targets(plain, 24)
+    mixed = build_frame(series, min_history=48, horizon=24, slow_window=336, mix=mix)
+    rows = mask[:, k]
+    z2 = (y[rows, k] * plain.horizon_scale(24)[rows, k]) ** 2
+    v = mixed.horizon_scale(24)[rows, k] ** 2
+    return float(np.log(np.mean(z2 / v)) + np.mean(np.log(v)))
+
+
+def test_a_two_sided_mix_fits_a_burst_better_than_one_weight():
+    # Bursts that fade within hours: during one (the fast level above the slow one) the next hour
+    # is told by the fast level and a day ahead by the slow one; the two sides are chosen together
+    # and, nesting one weight for both, never fit worse.
+    n = 24 * 7 * 40
+    vol = np.full(n, 0.002)
+    for start in np.random.default_rng(1).choice(n - 6, size=120, replace=False):
+        vol[start : start + 6] = 0.01
+    series = _walk(vol)
+    mix, one = _two_sided(series), _mix_of(series)
+    assert mix.shape == (2, 24) and np.isin(mix, MIX_GRID).all()
+    rising = mix[0]
+    assert rising[0] >= rising[23] + 0.3, mix
+    gains = [_qlike(series, one, k) - _qlike(series, mix, k) for k in range(24)]
+    assert min(gains) >= -1e-12 and max(gains) > 1e-4, gains
+
+
+def test_a_two_sided_mix_weighs_each_origin_by_its_side(recent):
+    mix = np.stack([np.full(24, 0.2), np.full(24, 0.9)])
+    plain = build_frame(recent, min_history=48, horizon=24, slow_window=336)
+    mixed = build_frame(recent, min_history=48, horizon=24, slow_window=336, mix=mix)
+    w = np.where(plain.sigma >= plain.slow, 0.2, 0.9)[:, None]
+    expected = np.sqrt(w * plain.sigma[:, None] ** 2 + (1 - w) * plain.slow[:, None] ** 2) * np.sqrt(np.arange(1, 25))
+    np.testing.assert_allclose(mixed.horizon_scale(24), expected, rtol=1e-12)
+    assert (plain.sigma >= plain.slow).any() and (plain.sigma < plain.slow).any()
+
+
+def test_a_model_keeps_its_two_sided_mix_through_its_artifact(recent):
+    config = dataclasses.replace(SMALL, mix_sides=2)
+    model = train(recent, config, train_end=len(recent) - TEST_STEPS)
+    assert model.mix.shape == (2, config.horizon)
+    again = type(model).from_bytes(model.to_bytes())
+    np.testing.assert_array_equal(again.mix, model.mix)
+    np.testing.assert_allclose(again.forecast(recent)["prices"], model.forecast(recent)["prices"], rtol=1e-6)
+
+
+def test_a_mix_has_one_or_two_sides(recent):
+    with pytest.raises(ValueError, match="mix_sides"):
+        TrainConfig(mix_sides=3)
+    frame = build_frame(recent, min_history=48, horizon=24, slow_window=336)
+    y, mask = targets(frame, 24)
+    with pytest.raises(SeriesError, match="one or two sides"):
+        fit_mix(frame, y, mask, sides=3)
