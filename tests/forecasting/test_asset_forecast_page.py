@@ -261,7 +261,26 @@ def test_with_no_model_trained_the_page_says_the_statistical_band_serves(signed_
     add_forecast(btc, newest(klines), klines["closes"])
     words = text(page(signed_in))
     assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
-    assert "The statistical band is served: no model has been trained yet. A training runs every day" in words
+    assert re.search(
+        r"The statistical band is served: no model has been trained yet\. The next training starts "
+        r"\d{4}-\d\d-\d\d 02:30 UTC\.",
+        words,
+    ), words
+    # A person who is not staff sees when the schedules run next, and is not sent to admin.
+    assert re.search(r"Next forecast \d{4}-\d\d-\d\d \d\d:03 UTC; next retraining \d{4}-\d\d-\d\d 02:30 UTC", words), (
+        words
+    )
+    assert "Retrain now" not in words
+
+
+def test_a_paused_retrain_schedule_is_said_and_no_time_is_promised(signed_in, btc, klines):
+    from django_celery_beat.models import PeriodicTask
+
+    add_forecast(btc, newest(klines), klines["closes"])
+    PeriodicTask.objects.filter(name="Retrain BTCUSDT").update(enabled=False)
+    words = text(page(signed_in))
+    assert "retraining is paused" in words and "Scheduled training is paused." in words
+    assert "02:30" not in words
 
 
 def test_champion_forecast_shows_version_backtest_table_and_gate_decision(signed_in, btc, klines):
@@ -395,7 +414,7 @@ def test_no_champion_names_the_rejected_newest_version_and_why(signed_in, btc, k
         "against the statistical band's 80.5% (the aim is 80%)."
     ) in words
     assert f"is rejected by the promotion gate: {decision.removeprefix('Rejected: ')}" in words
-    assert "A training runs every day at 02:30 UTC." in words
+    assert re.search(r"The next training starts \d{4}-\d\d-\d\d 02:30 UTC\.", words), words
 
 
 def test_a_champion_backtested_before_the_statistical_band_is_not_compared(signed_in, btc, klines):
