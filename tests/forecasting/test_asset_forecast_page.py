@@ -479,6 +479,11 @@ def test_no_forecast_yet_says_when_one_comes(signed_in, btc, user):
     # The price chart is still there, and the past-forecast section says why it is empty.
     assert 'id="price-chart"' in html
     assert 'id="no-track"' in html and 'id="track-chart"' not in html
+    assert "a longer range shows older ones" in text(html)
+    # On "all" there is no longer range to try: the page does not suggest one.
+    everything = text(page(signed_in, range="all"))
+    assert "No forecast has reached its candle 1 hour ahead yet" in everything
+    assert "longer range" not in everything
 
     user.is_staff = True
     user.save()
