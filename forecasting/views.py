@@ -220,7 +220,8 @@ def _forecast_label(forecast: Forecast, champion: ModelVersion | None) -> str:
     else:
         baseline = "the baseline (statistical seasonal band)"
     if champion is None:
-        return f"no model yet: {baseline}"
+        # Reads on from "Forecast from": the source first, then why no model made it.
+        return f"{baseline}; no model is trained yet"
     return f"{baseline}, made before model v{champion.version} became champion"
 
 

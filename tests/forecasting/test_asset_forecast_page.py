@@ -230,7 +230,8 @@ def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_ba
     html = page(signed_in)
     words = text(html)
     assert (
-        "Forecast from no model yet: the baseline (naive volatility band: too little history for the statistical band)."
+        "Forecast from the baseline (naive volatility band: too little history for the statistical band); no model "
+        "is trained yet."
     ) in words
     origin = newest(klines)
     assert f"It starts from the candle at {origin:%Y-%m-%d %H:%M} UTC" in words
@@ -260,7 +261,7 @@ def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_ba
 def test_with_no_model_trained_the_page_says_the_statistical_band_serves(signed_in, btc, klines):
     add_forecast(btc, newest(klines), klines["closes"])
     words = text(page(signed_in))
-    assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
+    assert "Forecast from the baseline (statistical seasonal band); no model is trained yet." in words
     assert re.search(
         r"The statistical band is served: no model has been trained yet\. The next training starts "
         r"\d{4}-\d\d-\d\d 02:30 UTC\.",
@@ -331,7 +332,7 @@ def test_after_a_roll_back_the_baseline_at_the_same_origin_serves_again(signed_i
     add_forecast(btc, origin, klines["closes"])  # made first, yet the one serving with no champion
     add_forecast(btc, origin, klines["closes"], source="v1", version=version)
     words = text(page(signed_in))
-    assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
+    assert "Forecast from the baseline (statistical seasonal band); no model is trained yet." in words
     assert "The statistical band is served: no model is champion (the latest, v1, is retired)." in words
     assert "The newest model, v1 (trained" in words and "is retired." in words
 
