@@ -52,11 +52,16 @@ def offline_site(tmp_path, data_dir):
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
+
+    def stop() -> int:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        return proc.wait(timeout=30)
+
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "password": password, "setup": setup.stdout, "log": log}
+        yield {"url": f"http://127.0.0.1:{port}", "password": password, "setup": setup.stdout, "log": log, "stop": stop}
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        stop()
 
 
 def test_a_fresh_offline_start_shows_forecast_bands_at_once_and_a_model_within_minutes(
@@ -136,6 +141,12 @@ def test_a_fresh_offline_start_shows_forecast_bands_at_once_and_a_model_within_m
     assert "training started." in text
     for noise in ("superuser privileges", "No hostname was supplied", "-------------- ", "development server"):
         assert noise not in text, text
+
+    # Ctrl-C: one line says everything stopped, without each worker's own shutdown notice.
+    assert site["stop"]() == 0
+    text = log.read_text()
+    assert text.rstrip().endswith("Stopped web, worker, trainer and beat."), text
+    assert "Warm shutdown" not in text, text
 
 
 def _portfolio_band(page) -> int:
