@@ -105,12 +105,13 @@ def model_version_register(
 
 def _pair(a: float, b: float) -> tuple[str, str]:
     """Two metrics compared in a sentence: four significant digits, as the metrics tables show them,
-    or as many more (up to six) as it takes for two different values not to read the same."""
+    or as many more (up to six) as it takes for two different values not to read the same. Values
+    that six digits cannot tell apart are as good as equal: four digits then."""
     for digits in (4, 5, 6):
         left, right = f"{a:.{digits}g}", f"{b:.{digits}g}"
-        if left != right or a == b:
-            break
-    return left, right
+        if left != right:
+            return left, right
+    return f"{a:.4g}", f"{b:.4g}"
 
 
 def gate_decision(*, metrics: dict, baselines: dict, champion: dict | None) -> tuple[bool, list[str]]:
