@@ -64,7 +64,7 @@ class Candle(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.asset_id} {self.interval} {self.open_time:%Y-%m-%d %H:%M}"
+        return f"{self.asset.symbol} {self.interval} {self.open_time:%Y-%m-%d %H:%M}"
 
 
 class TrainingRun(models.Model):
@@ -100,7 +100,7 @@ class TrainingRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.asset_id} run {self.pk} ({self.status})"
+        return f"{self.asset.symbol} run {self.pk} ({self.status})"
 
     @property
     def duration(self):
@@ -274,7 +274,7 @@ class Forecast(models.Model):
         indexes = [models.Index(fields=["asset", "-origin_time"], name="forecast_asset_latest")]
 
     def __str__(self) -> str:
-        return f"{self.asset_id} {self.source} from {self.origin_time:%Y-%m-%d %H:%M}"
+        return f"{self.asset.symbol} {self.source} from {self.origin_time:%Y-%m-%d %H:%M}"
 
 
 class BacktestTrack(models.Model):

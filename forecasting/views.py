@@ -69,9 +69,17 @@ def asset_list(request):
         }
         for row in rows
     ]
-    any_old = any(item["row"].price and item["row"].price.old for item in items)
-    oldest = min((item["row"].price for item in items if item["row"].price), key=lambda p: p.close_time, default=None)
-    context = {"items": items, "headers": headers, "query": query, "sort": sort, "oldest": oldest if any_old else None}
+    # Always said, as on every page with prices: the stalest asset's age, a warning when it is old.
+    priced = [item["row"] for item in items if item["row"].price]
+    stalest = min(priced, key=lambda row: row.price.close_time, default=None)
+    context = {
+        "items": items,
+        "headers": headers,
+        "query": query,
+        "sort": sort,
+        "oldest": stalest.price if stalest else None,
+        "oldest_label": "the oldest of these" if len(priced) > 1 else (stalest.asset.symbol if stalest else ""),
+    }
     return render(request, "forecasting/asset_list.html", context)
 
 
@@ -214,7 +222,8 @@ def _forecast_label(forecast: Forecast, champion: ModelVersion | None) -> str:
     else:
         baseline = "the baseline (statistical seasonal band)"
     if champion is None:
-        return f"no model yet: {baseline}"
+        # Reads on from "Forecast from": the source first, then why no model made it.
+        return f"{baseline}; no model is trained yet"
     return f"{baseline}, made before model v{champion.version} became champion"
 
 

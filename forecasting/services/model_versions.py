@@ -103,32 +103,44 @@ def model_version_register(
 # --- the promotion gate ---------------------------------------------------------------------------
 
 
+def _pair(a: float, b: float) -> tuple[str, str]:
+    """Two metrics compared in a sentence: four significant digits, as the metrics tables show them,
+    or as many more (up to six) as it takes for two different values not to read the same. Values
+    that six digits cannot tell apart are as good as equal: four digits then."""
+    for digits in (4, 5, 6):
+        left, right = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if left != right:
+            return left, right
+    return f"{a:.4g}", f"{b:.4g}"
+
+
 def gate_decision(*, metrics: dict, baselines: dict, champion: dict | None) -> tuple[bool, list[str]]:
     """The rule: pinball loss below the statistical band's (the seasonal band) and the champion's,
     MAE at most GATE_MAX_MAE_RATIO times naive's. The reasons are the decision's sentence parts."""
     reasons, ok = [], True
     pin, band_pin = metrics["pinball"], baselines["seasonal_band"]["pinball"]
+    pin_text, band_text = _pair(pin, band_pin)
     if pin < band_pin:
-        reasons.append(
-            f"pinball loss {pin:.6g} is {1 - pin / band_pin:.1%} below the statistical band's {band_pin:.6g}"
-        )
+        reasons.append(f"pinball loss {pin_text} is {1 - pin / band_pin:.1%} below the statistical band's {band_text}")
     else:
         ok = False
-        reasons.append(f"pinball loss {pin:.6g} is not below the statistical band's {band_pin:.6g}")
+        reasons.append(f"pinball loss {pin_text} is not below the statistical band's {band_text}")
     mae, naive_mae = metrics["mae"], baselines["naive"]["mae"]
+    mae_text, naive_text = _pair(mae, naive_mae)
     margin = settings.GATE_MAX_MAE_RATIO - 1
     if mae <= naive_mae * settings.GATE_MAX_MAE_RATIO:
-        reasons.append(f"MAE {mae:.6g} is within {margin:.1%} of the naive forecast's {naive_mae:.6g}")
+        reasons.append(f"MAE {mae_text} is within {margin:.1%} of the naive forecast's {naive_text}")
     else:
         ok = False
-        reasons.append(f"MAE {mae:.6g} is more than {margin:.1%} above the naive forecast's {naive_mae:.6g}")
+        reasons.append(f"MAE {mae_text} is more than {margin:.1%} above the naive forecast's {naive_text}")
     if champion is not None:
         name = f"champion v{champion['version']}" if "version" in champion else "the champion"
+        champion_text = _pair(pin, champion["pinball"])[1]
         if pin < champion["pinball"]:
-            reasons.append(f"pinball loss is below {name}'s {champion['pinball']:.6g}")
+            reasons.append(f"pinball loss is below {name}'s {champion_text}")
         else:
             ok = False
-            reasons.append(f"pinball loss is not below {name}'s {champion['pinball']:.6g}")
+            reasons.append(f"pinball loss is not below {name}'s {champion_text}")
     return ok, reasons
 
 

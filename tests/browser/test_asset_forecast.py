@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from core.formatting import price_text
 from forecasting.models import Forecast, ModelVersion, TrainingRun
 
 pytestmark = pytest.mark.browser
@@ -108,7 +109,7 @@ def test_forecast_is_drawn_after_the_last_candle_and_past_forecasts_against_the_
     times, forecast = btc_forecasts["times"], btc_forecasts["forecast"]
     sign_in()
     page.goto(f"{live_server.url}/assets/BTCUSDT/?range=7d")
-    assert "no model yet: the baseline" in page.locator("#forecast-source").inner_text()
+    assert page.locator("#forecast-source").inner_text().endswith("; no model is trained yet")
 
     canvas = page.locator("#price-chart[data-painted='true']")
     canvas.wait_for()
@@ -162,6 +163,37 @@ def test_forecast_is_drawn_after_the_last_candle_and_past_forecasts_against_the_
     track.wait_for()
     assert track.get_attribute("data-points") == str(PAST - 5)
     assert page.locator("#price-chart").get_attribute("data-forecast-points") == "24"
+
+
+# The price chart's tooltip line and y-axis tick for each value, as the page's script writes them.
+PRICE_TEXTS = """(canvas, values) => {
+  const chart = Chart.getChart(canvas);
+  const label = chart.options.plugins.tooltip.callbacks.label;
+  const tick = chart.options.scales.y.ticks.callback;
+  return values.map(v => [label({dataset: {label: "forecast median"}, parsed: {x: 0, y: v}}), tick(v)]);
+}"""
+
+
+def test_tooltips_and_axis_write_prices_as_the_page_does(page, live_server, sign_in, btc_forecasts):
+    sign_in()
+    page.goto(f"{live_server.url}/assets/BTCUSDT/")
+    canvas = page.locator("#price-chart[data-painted='true']")
+    canvas.wait_for()
+    values = [19093.6312, 1283.2, 1.23456, 0.00001234, 0]
+    texts = canvas.evaluate(PRICE_TEXTS, values)
+    # Four significant digits, at least two decimals in a tooltip (price_text's rule), never three
+    # decimals of a large price, and a small coin is not rounded to 0.
+    assert [t[0] for t in texts] == [
+        "forecast median: 19,093.63 USDT",
+        "forecast median: 1,283.20 USDT",
+        "forecast median: 1.235 USDT",
+        "forecast median: 0.00001234 USDT",
+        "forecast median: 0.00 USDT",
+    ]
+    assert [t[1] for t in texts] == ["19,093.63", "1,283.2", "1.235", "0.00001234", "0"]
+    assert [t[0].split(": ")[1].removesuffix(" USDT") for t in texts[:4]] == [
+        price_text(Decimal(str(v))) for v in values[:4]
+    ]
 
 
 def test_forecast_parts_fit_a_phone(page, live_server, sign_in, btc_forecasts, tmp_path):

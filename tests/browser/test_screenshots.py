@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.support.browser import PASSWORD
 
@@ -19,13 +20,19 @@ ROWS = 3000
 
 
 @pytest.fixture
-def world(transactional_db, data_dir, tmp_path, site_user):
+def world(transactional_db, data_dir, tmp_path, site_user, no_broker):
     """Two assets with recent candles and their first forecasts, the sample portfolio, and the
-    person signed in as staff so admin pages are shown too."""
-    from forecasting.services.first_forecast import asset_forecasting_start
+    person signed in as staff so admin pages are shown too. ETHUSDT also has a first training
+    (a few epochs, as the README's first minutes run it), so the model's pages have something to
+    show: its verdict, metrics and backtest, and the admin lists of versions and runs."""
+    from forecasting.models import TrainingRun
+    from forecasting.services.first_forecast import FIRST_TRAINING, asset_forecasting_start
+    from forecasting.services.forecasts import forecast_make
     from forecasting.services.market_data import asset_track, candles_import_file
+    from forecasting.services.training_runs import train_config, training_run_execute
     from portfolio.demo import sample_portfolio_create
 
+    assets = {}
     for symbol in ("BTCUSDT", "ETHUSDT"):
         lines = (data_dir / f"{symbol}-1h.csv").read_text().splitlines()
         path = tmp_path / f"{symbol}-1h.csv"
@@ -33,10 +40,16 @@ def world(transactional_db, data_dir, tmp_path, site_user):
         asset = asset_track(symbol=symbol, interval="1h", base_asset=symbol[:-4], quote_asset="USDT")
         candles_import_file(asset=asset, path=path)
         asset_forecasting_start(asset=asset)
+        assets[symbol] = asset
+    eth = assets["ETHUSDT"]
+    run = TrainingRun.objects.create(asset=eth, triggered_by=FIRST_TRAINING)
+    version = training_run_execute(run_id=run.id, config=train_config(eth, max_epochs=3))
+    assert version is not None, TrainingRun.objects.get(id=run.id).error
+    forecast_make(asset=eth)  # what the forecast task sent after the training does
     site_user.is_staff = site_user.is_superuser = True
     site_user.save(update_fields=["is_staff", "is_superuser"])
     portfolio = sample_portfolio_create(owner=site_user, symbols=["BTCUSDT", "ETHUSDT"])
-    return {"portfolio": portfolio}
+    return {"portfolio": portfolio, "version": version, "run": run}
 
 
 def pages(world) -> dict[str, str]:
@@ -49,6 +62,7 @@ def pages(world) -> dict[str, str]:
         "assets": "/assets/",
         "asset": "/assets/BTCUSDT/",
         "asset-all": "/assets/BTCUSDT/?range=all",
+        "asset-model": "/assets/ETHUSDT/",
         "tokens": "/accounts/api-tokens/",
         "password": "/accounts/password/change/",
         "api-docs": "/api/docs/",
@@ -56,6 +70,8 @@ def pages(world) -> dict[str, str]:
         "admin-versions": "/admin/forecasting/modelversion/",
         "admin-runs": "/admin/forecasting/trainingrun/",
         "admin-assets": "/admin/forecasting/asset/",
+        "admin-version": f"/admin/forecasting/modelversion/{world['version'].pk}/change/",
+        "admin-run": f"/admin/forecasting/trainingrun/{world['run'].pk}/change/",
         "not-found": "/portfolios/999999/",
     }
 
@@ -76,8 +92,10 @@ def test_every_page_fits_1280_and_375_px(world, page, live_server, site_user):
             response = page.goto(f"{live_server.url}{path}")
             assert response.status == (404 if name == "not-found" else 200), (name, response.status)
             page.wait_for_load_state("load")
-            if page.locator("canvas").count():
-                page.locator("canvas[data-painted='true']").first.wait_for()
+            # Every chart drawn before the picture, not only the first.
+            expect(page.locator("canvas[data-painted='true']")).to_have_count(page.locator("canvas").count())
+            if name == "api-docs":  # Swagger UI draws its operations after loading the schema
+                page.locator(".opblock").first.wait_for()
             page.screenshot(path=str(out / str(width) / f"{name}.png"), full_page=True)
             overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
             if overflow > 0:

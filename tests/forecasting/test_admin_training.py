@@ -539,6 +539,10 @@ def test_run_pages_are_read_only(admin_client, btc):
         and reverse("admin:forecasting_modelversion_change", args=[version.id]) in body
     )
     assert 'name="_save"' not in body and 'http-equiv="refresh"' not in body
+    # The run is named by its asset's symbol (not the asset's database id), here and where it links.
+    assert f"BTCUSDT run {run.id} (succeeded)" in body
+    version_page = admin_client.get(reverse("admin:forecasting_modelversion_change", args=[version.id]))
+    assert f"BTCUSDT run {run.id} (succeeded)" in version_page.content.decode()
     assert admin_client.post(url, {"status": "failed", "triggered_by": "x"}).status_code == 403
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.SUCCEEDED

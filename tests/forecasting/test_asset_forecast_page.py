@@ -224,7 +224,8 @@ def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_ba
     html = page(signed_in)
     words = text(html)
     assert (
-        "Forecast from no model yet: the baseline (naive volatility band: too little history for the statistical band)."
+        "Forecast from the baseline (naive volatility band: too little history for the statistical band); no model "
+        "is trained yet."
     ) in words
     origin = newest(klines)
     assert f"It starts from the candle at {origin:%Y-%m-%d %H:%M} UTC" in words
@@ -254,8 +255,27 @@ def test_baseline_forecast_is_drawn_after_the_last_candle_and_labelled_as_the_ba
 def test_with_no_model_trained_the_page_says_the_statistical_band_serves(signed_in, btc, klines):
     add_forecast(btc, newest(klines), klines["closes"])
     words = text(page(signed_in))
-    assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
-    assert "The statistical band is served: no model has been trained yet. A training runs every day" in words
+    assert "Forecast from the baseline (statistical seasonal band); no model is trained yet." in words
+    assert re.search(
+        r"The statistical band is served: no model has been trained yet\. The next training starts "
+        r"\d{4}-\d\d-\d\d 02:30 UTC\.",
+        words,
+    ), words
+    # A person who is not staff sees when the schedules run next, and is not sent to admin.
+    assert re.search(r"Next forecast \d{4}-\d\d-\d\d \d\d:03 UTC; next retraining \d{4}-\d\d-\d\d 02:30 UTC", words), (
+        words
+    )
+    assert "Retrain now" not in words
+
+
+def test_a_paused_retrain_schedule_is_said_and_no_time_is_promised(signed_in, btc, klines):
+    from django_celery_beat.models import PeriodicTask
+
+    add_forecast(btc, newest(klines), klines["closes"])
+    PeriodicTask.objects.filter(name="Retrain BTCUSDT").update(enabled=False)
+    words = text(page(signed_in))
+    assert "retraining is paused" in words and "Scheduled training is paused." in words
+    assert "02:30" not in words
 
 
 def test_champion_forecast_shows_version_backtest_table_and_gate_decision(signed_in, btc, klines):
@@ -306,7 +326,7 @@ def test_after_a_roll_back_the_baseline_at_the_same_origin_serves_again(signed_i
     add_forecast(btc, origin, klines["closes"])  # made first, yet the one serving with no champion
     add_forecast(btc, origin, klines["closes"], source="v1", version=version)
     words = text(page(signed_in))
-    assert "Forecast from no model yet: the baseline (statistical seasonal band)." in words
+    assert "Forecast from the baseline (statistical seasonal band); no model is trained yet." in words
     assert "The statistical band is served: no model is champion (the latest, v1, is retired)." in words
     assert "The newest model, v1 (trained" in words and "is retired." in words
 
@@ -389,7 +409,7 @@ def test_no_champion_names_the_rejected_newest_version_and_why(signed_in, btc, k
         "against the statistical band's 80.5% (the aim is 80%)."
     ) in words
     assert f"is rejected by the promotion gate: {decision.removeprefix('Rejected: ')}" in words
-    assert "A training runs every day at 02:30 UTC." in words
+    assert re.search(r"The next training starts \d{4}-\d\d-\d\d 02:30 UTC\.", words), words
 
 
 def test_a_champion_backtested_before_the_statistical_band_is_not_compared(signed_in, btc, klines):
@@ -454,6 +474,11 @@ def test_no_forecast_yet_says_when_one_comes(signed_in, btc, user):
     # The price chart is still there, and the past-forecast section says why it is empty.
     assert 'id="price-chart"' in html
     assert 'id="no-track"' in html and 'id="track-chart"' not in html
+    assert "a longer range shows older ones" in text(html)
+    # On "all" there is no longer range to try: the page does not suggest one.
+    everything = text(page(signed_in, range="all"))
+    assert "No forecast has reached its candle 1 hour ahead yet" in everything
+    assert "longer range" not in everything
 
     user.is_staff = True
     user.save()

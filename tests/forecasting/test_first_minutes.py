@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from forecasting.ml.backtest import TRACK_AHEAD, track
-from forecasting.models import Asset, BacktestTrack, Forecast, ModelVersion, TrainingRun
+from forecasting.models import BacktestTrack, Forecast, ModelVersion, TrainingRun
 from forecasting.selectors.comparison import serving_comparison
 from forecasting.selectors.market_data import DATA_OLD_AFTER_INTERVALS, prices_now
 from forecasting.selectors.overview import assets_overview
@@ -290,14 +290,18 @@ def test_the_asset_list_shows_price_change_forecast_and_what_serves(db, client, 
 def test_pages_with_prices_say_how_old_the_newest_candle_is(btc, client, user):
     candles(btc, [100, 101])
     client.force_login(user)
-    html = client.get("/assets/BTCUSDT/").content.decode()
-    assert 'id="data-age"' in html and "Old prices." in html
-    assert f'<time datetime="{NEWEST.isoformat()}">{NEWEST:%Y-%m-%d %H:%M} UTC</time>' in html
-    Asset.objects.filter(id=btc.id).update(symbol="BTCUSDT")
+    for url in ("/assets/BTCUSDT/", "/assets/"):
+        html = client.get(url).content.decode()
+        assert 'id="data-age"' in html and "Old prices." in html, url
+        assert f'<time datetime="{NEWEST.isoformat()}">{NEWEST:%Y-%m-%d %H:%M} UTC</time>' in html, url
     fresh = timezone.now().replace(minute=0, second=0, microsecond=0) - HOUR
     candles(btc, [102], newest=fresh)
-    html = client.get("/assets/BTCUSDT/").content.decode()
-    assert 'id="data-age"' in html and "Old prices." not in html
+    # Fresh prices: the age is still said (the list names its one asset), only the warning goes.
+    for url in ("/assets/BTCUSDT/", "/assets/"):
+        html = client.get(url).content.decode()
+        assert 'id="data-age"' in html and "Old prices." not in html, url
+        assert f'<time datetime="{fresh.isoformat()}">{fresh:%Y-%m-%d %H:%M} UTC</time>' in html, url
+    assert "Newest candle (BTCUSDT):" in " ".join(client.get("/assets/").content.decode().split())
 
 
 def test_training_progress_is_served_for_the_page_to_poll(btc, client, user):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import re
 import threading
 from datetime import timedelta
 
@@ -138,7 +139,7 @@ def test_gate_promotes_only_a_model_that_beats_the_seasonal_band_and_the_champio
     pinball = bad.metrics["pinball"]
     assert bad.baseline_metrics["seasonal_band"]["pinball"] <= pinball < bad.baseline_metrics["naive_band"]["pinball"]
     assert bad.metrics["mae"] <= bad.baseline_metrics["naive"]["mae"] * 1.005  # only the band failed
-    assert f"pinball loss {pinball:.6g} is not below the statistical band's" in bad.decision
+    assert re.search(r"pinball loss [\d.]+ is not below the statistical band's [\d.]+", bad.decision)
     assert champion(btc) is None
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -203,6 +204,22 @@ def test_gate_promotes_a_model_that_beats_the_seasonal_band_and_the_champion():
         "MAE 100.4 is within 0.5% of the naive forecast's 100",
         "pinball loss is below champion v3's 47.5",
     ]
+
+
+def test_gate_numbers_read_as_the_tables_round_them_yet_never_tie():
+    baselines = {"naive": {"mae": 25.62914}, "seasonal_band": {"pinball": 8.734681}}
+    _, reasons = gate_decision(metrics={"pinball": 8.712053, "mae": 25.629139}, baselines=baselines, champion=None)
+    # Four significant digits, as the metrics tables show them (also for values six digits cannot part).
+    assert reasons == [
+        "pinball loss 8.712 is 0.3% below the statistical band's 8.735",
+        "MAE 25.63 is within 0.5% of the naive forecast's 25.63",
+    ]
+    # Two different values never read the same: as many more digits as that takes.
+    _, reasons = gate_decision(
+        metrics={"pinball": 8.7346, "mae": 25.0}, baselines=baselines, champion={"pinball": 8.7, "version": 2}
+    )
+    assert reasons[0] == "pinball loss 8.7346 is 0.0% below the statistical band's 8.7347"
+    assert reasons[2] == "pinball loss is not below champion v2's 8.7"
 
 
 @pytest.mark.parametrize(

@@ -289,6 +289,45 @@ def test_portfolio_page_projected_value_states_method_age_and_baseline(signed_in
     assert forecast["start"]["value"] == "180.00000000"
 
 
+def test_projection_says_which_share_a_model_covers_and_gives_every_forecast_holding_a_band(
+    signed_in, worked, portfolio, btc
+):
+    """1.5 BTC at 120 (180) forecast by a model, 10 ETH at 12 (120) by the baseline, 1 BNB at 200 with
+    no forecast row: 36%, 24% and 40% of the 500 held."""
+    from tests.factories import ModelVersionFactory
+
+    eth = Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT", interval="1h")
+    bnb = Asset.objects.create(symbol="BNBUSDT", base_asset="BNB", quote_asset="USDT", interval="1h")
+    make_candles(eth, default=Decimal("12"))
+    make_candles(bnb, default=Decimal("200"))
+    for asset, quantity, price in ((eth, "10", "10"), (bnb, "1", "150")):
+        services.transaction_create(
+            portfolio=portfolio,
+            asset=asset,
+            kind="buy",
+            quantity=Decimal(quantity),
+            unit_price=Decimal(price),
+            executed_at=at(2),
+        )
+    model = baseline_forecast(btc)
+    version = ModelVersionFactory(asset=btc, status="champion")
+    Forecast.objects.filter(pk=model.pk).update(kind=Forecast.Kind.MODEL, source="v1", model_version=version)
+    eth_band = baseline_forecast(eth)
+    Forecast.objects.filter(pk=eth_band.pk).update(
+        steps=[{"target_time": s["target_time"], "values": ["11", "12", "13"]} for s in eth_band.steps]
+    )
+    response = signed_in.get(reverse("portfolio:detail", args=[portfolio.pk]))
+    page = text(response)
+    assert (
+        "A trained model forecasts 36% of this value (BTCUSDT); the statistical baseline band covers 24%; "
+        "40% has no forecast yet and is counted at its last price."
+    ) in page
+    # Each forecast holding widens the band: 1.5 × (110, 130) for BTC and 10 × (11, 13) for ETH around
+    # BNB's flat 200.
+    first = response.context["charts"]["forecast"]["points"][0]
+    assert (first["low"], first["median"], first["high"]) == ("475.00000000", "500.00000000", "525.00000000")
+
+
 def test_transactions_are_paged_50_at_a_time_and_filtered(signed_in, portfolio, btc):
     eth = Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT")
     rows = [
@@ -816,7 +855,8 @@ def test_a_form_submitted_twice_adds_one_transaction(signed_in, portfolio, btc):
 
 
 def test_portfolio_pages_warn_when_the_prices_are_old(signed_in, worked, portfolio, btc):
-    """The newest candle is from 2022: both the dashboard and the portfolio page say so, naming it."""
+    """The newest candle is from 2022: both the dashboard and the portfolio page say so, naming it;
+    with a fresh candle both still say how old it is, without the warning."""
     for url in (reverse("portfolio:dashboard"), reverse("portfolio:detail", args=[portfolio.pk])):
         page = text(signed_in.get(url))
         assert "Old prices. Newest candle (BTCUSDT): 2022-06-30 23:00 UTC" in page and "closed 4 years" in page
@@ -833,6 +873,6 @@ def test_portfolio_pages_warn_when_the_prices_are_old(signed_in, worked, portfol
         close=Decimal("120"),
         volume=Decimal("1"),
     )
-    dashboard = text(signed_in.get(reverse("portfolio:dashboard")))
-    assert "Old prices." not in dashboard and f"Newest candle (BTCUSDT): {fresh:%Y-%m-%d %H:%M} UTC" in dashboard
-    assert "Old prices." not in text(signed_in.get(reverse("portfolio:detail", args=[portfolio.pk])))
+    for url in (reverse("portfolio:dashboard"), reverse("portfolio:detail", args=[portfolio.pk])):
+        page = text(signed_in.get(url))
+        assert "Old prices." not in page and f"Newest candle (BTCUSDT): {fresh:%Y-%m-%d %H:%M} UTC" in page, url

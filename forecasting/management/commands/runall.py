@@ -73,8 +73,10 @@ class Command(BaseCommand):
             feed = ActivityFeed()
             for name, cmd, extra in specs:
                 env = {**os.environ, **quiet, **extra}
-                # The web server's stdout is its banner and system-check chatter; errors go to stderr.
-                stdout = subprocess.DEVNULL if name == "web" else None
+                # The web server's stdout is its banner and system-check chatter, the workers' (at the
+                # quiet default) only their "Warm shutdown" notices on Ctrl-C; errors and logs go to
+                # stderr, which stays.
+                stdout = subprocess.DEVNULL if name == "web" or loglevel == "warning" else None
                 procs[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, stdout=stdout)
             self.stdout.write(
                 self.style.SUCCESS(
@@ -100,6 +102,7 @@ class Command(BaseCommand):
         if failed:
             self.stderr.write(f"{failed[0]} exited with code {failed[1]}; stopped the others.")
             sys.exit(1)
+        self.stdout.write("Stopped web, worker, trainer and beat.")
 
     def _report(self, feed: ActivityFeed) -> None:
         try:

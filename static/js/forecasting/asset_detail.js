@@ -14,6 +14,21 @@
   var forecast = read("forecast-data");
   var track = read("track-data");
 
+  // A price as the page writes it (core.formatting.price_text): four significant digits, never
+  // fewer than two decimals nor more than eight, "," for thousands: 19,093.63, 1.235, 0.00001234.
+  // Axis ticks keep the digits but drop the padding zeros (19,200, not 19,200.00).
+  var EN = "en-US";
+  function places(v) {
+    var a = Math.abs(Number(v));
+    return a === 0 ? 2 : Math.max(2, Math.min(8, 3 - Math.floor(Math.log10(a))));
+  }
+  function price(v) {
+    return Number(v).toLocaleString(EN, { minimumFractionDigits: 2, maximumFractionDigits: places(v) });
+  }
+  function priceTick(v) {
+    return Number(v).toLocaleString(EN, { maximumFractionDigits: places(v) });
+  }
+
   function xy(list, key) {
     return list.map(function (p) { return { x: p.t, y: Number(p[key]) }; });
   }
@@ -64,7 +79,7 @@
           afterBuildTicks: timeTicks,
           ticks: { callback: tickLabel },
         },
-        y: { ticks: { callback: function (v) { return v.toLocaleString(); } } },
+        y: { ticks: { callback: priceTick } },
       },
       plugins: {
         legend: {
@@ -79,7 +94,7 @@
               return new Date(items[0].parsed.x).toISOString().slice(0, 16).replace("T", " ") + " UTC";
             },
             label: function (item) {
-              return item.dataset.label + ": " + item.parsed.y.toLocaleString() + " " + quote;
+              return item.dataset.label + ": " + price(item.parsed.y) + " " + quote;
             },
           },
         },
