@@ -121,7 +121,10 @@ def gate_decision(*, metrics: dict, baselines: dict, champion: dict | None) -> t
     pin, band_pin = metrics["pinball"], baselines["seasonal_band"]["pinball"]
     pin_text, band_text = _pair(pin, band_pin)
     if pin < band_pin:
-        reasons.append(f"pinball loss {pin_text} is {1 - pin / band_pin:.1%} below the statistical band's {band_text}")
+        share = 1 - pin / band_pin
+        # A gain that rounds to 0.0% would read as no gain at all.
+        share_text = f"{share:.1%}" if share >= 0.0005 else "less than 0.1%"
+        reasons.append(f"pinball loss {pin_text} is {share_text} below the statistical band's {band_text}")
     else:
         ok = False
         reasons.append(f"pinball loss {pin_text} is not below the statistical band's {band_text}")
