@@ -94,7 +94,9 @@ def test_holdings_sort_by_clicking_a_header(page, live_server, assets, sign_in, 
     # The cards, the table and the prices line all say the currency.
     assert page.inner_text("#portfolio-value").endswith(" USDT")
     assert page.inner_text("#portfolio-pnl").endswith(" USDT")
-    assert f"(newest candle {end:%Y-%m-%d %H:%M} UTC), in USDT." in page.inner_text("#prices-as-of")
+    assert page.inner_text("#prices-as-of") == "Prices are the closes of the newest candles, in USDT."
+    # Its time is said once, by the data-age line, while every holding's candle is the newest.
+    assert f": {end:%Y-%m-%d %H:%M} UTC, closed " in page.inner_text("#data-age")
 
     # The charts say the currency too: money in tooltips with two decimals, the axis titled.
     page.locator("#history-chart[data-painted='true']").wait_for()

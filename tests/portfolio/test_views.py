@@ -230,7 +230,9 @@ def test_portfolio_page_holdings_methods_and_returns(signed_in, worked, portfoli
     assert "Value 180.00 USDT" in page and "Cost basis of holdings 151.50 USDT" in page
     assert "+28.50 USDT unrealized, +3.50 USDT realized" in page
     # The newest candle by its open time, as the asset page names it (not its close, 23:59:59).
-    assert "Prices are the closes of the newest candles (newest candle 2022-06-30 23:00 UTC" in page
+    # Said once, by the data-age line, while every holding's candle is the newest.
+    assert "Prices are the closes of the newest candles, in USDT." in page
+    assert "Newest candle (BTCUSDT): 2022-06-30 23:00 UTC" in page
     assert valuation.COST_BASIS_METHOD in page
     assert valuation.RETURN_METHOD in page
     for label in ("24 hours", "7 days", "30 days", "Year to date", "1 year", "Since start"):
@@ -876,3 +878,22 @@ def test_portfolio_pages_warn_when_the_prices_are_old(signed_in, worked, portfol
     for url in (reverse("portfolio:dashboard"), reverse("portfolio:detail", args=[portfolio.pk])):
         page = text(signed_in.get(url))
         assert "Old prices." not in page and f"Newest candle (BTCUSDT): {fresh:%Y-%m-%d %H:%M} UTC" in page, url
+
+
+def test_the_prices_line_names_the_newest_candle_when_a_holding_lags(signed_in, worked, portfolio):
+    # ETH's candles stop six hours before BTC's: the data-age line names the stalest (ETH), so the
+    # prices line says when the newest one is.
+    eth = Asset.objects.create(symbol="ETHUSDT", base_asset="ETH", quote_asset="USDT", interval="1h")
+    candles(eth, [Decimal("50")] * 48, newest=NEWEST - 6 * HOUR, interval="1h", spread=Decimal("0"))
+    services.transaction_create(
+        portfolio=portfolio,
+        asset=eth,
+        kind="buy",
+        quantity=Decimal("1"),
+        unit_price=Decimal("50"),
+        fee=Decimal("0"),
+        executed_at=at(29),
+    )
+    page = text(signed_in.get(reverse("portfolio:detail", args=[portfolio.pk])))
+    assert "Prices are the closes of the newest candles (newest candle 2022-06-30 23:00 UTC" in page
+    assert "Newest candle (ETHUSDT): 2022-06-30 17:00 UTC" in page
