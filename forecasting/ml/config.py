@@ -65,6 +65,9 @@ class TrainConfig:
     range_weight: float = 0.5
     # LSTMs trained from seeds seed, seed + 1, ...; their quantiles are averaged. Three beat the
     # band in 50% of tuning months instead of 42%, but took 11 s median to train: over budget.
+    # Two, with the volatility mix: beats the band in 68% instead of 61%, model pinball 0.9994
+    # instead of 1.0006 x the naive band's, but up to 12.9 s to train (20 epochs each: 11.3 s)
+    # where one seed took up to 9.0 s that day: over budget too (forecast_tuning.md rows 19-20).
     ensemble: int = 1
     # The most of its predicted median move the model may keep (validation picks up to this);
     # 0: the median is always the last price, and the model forecasts only the band around it.
