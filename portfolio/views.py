@@ -24,7 +24,7 @@ from core.formatting import decimal_string
 from core.times import datetime_to_ms
 from forecasting.binance import BinanceError
 from forecasting.models import Asset
-from forecasting.selectors.market_data import DATA_OLD_AFTER_INTERVALS, candle_at
+from forecasting.selectors.market_data import candle_at, data_is_old
 from forecasting.services.market_data import MarketDataError, asset_track
 
 from . import selectors, services, transactions_csv
@@ -106,7 +106,7 @@ def _data_age(holdings) -> dict | None:
     return {
         "open_time": stalest.price_time,
         "close_time": closed,
-        "old": timezone.now() - closed > stalest.asset.interval_delta * DATA_OLD_AFTER_INTERVALS,
+        "old": data_is_old(age=timezone.now() - closed, interval=stalest.asset.interval_delta),
         "symbol": stalest.asset.symbol,
     }
 

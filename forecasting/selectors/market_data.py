@@ -85,6 +85,12 @@ def price_history(*, asset: Asset, range_key: str, max_points: int = MAX_CHART_P
 DATA_OLD_AFTER_INTERVALS = 3
 
 
+def data_is_old(*, age: timedelta, interval: timedelta) -> bool:
+    """The one rule for the old-prices warning: more than DATA_OLD_AFTER_INTERVALS intervals since
+    the newest candle closed."""
+    return age > interval * DATA_OLD_AFTER_INTERVALS
+
+
 @dataclass(frozen=True)
 class PriceNow:
     """An asset's newest close, how it moved over `span`, and how old it is."""
@@ -130,7 +136,7 @@ def prices_now(*, assets, span: timedelta = timedelta(hours=24), now: datetime |
             change=change,
             change_pct=float(change / before[0]) if before else None,
             age=age,
-            old=age > assets[asset_id].interval_delta * DATA_OLD_AFTER_INTERVALS,
+            old=data_is_old(age=age, interval=assets[asset_id].interval_delta),
         )
     return out
 
