@@ -137,6 +137,14 @@ def window(series: Series, start_ms: int, end_ms: int) -> Series:
     )
 
 
+def month_data(series: Series, k: int, train_days: int) -> tuple[Series, int, int]:
+    """Month k as production would meet it: the candles from `train_days` before it to its end,
+    the month's first open time (the cut) and how many candles come before it."""
+    cut = int(series.times[-1]) + HOUR_MS - (k + 1) * MONTH_MS
+    data = window(series, cut - train_days * DAY_MS, cut + MONTH_MS)
+    return data, cut, int(np.searchsorted(data.times, cut))
+
+
 def _timed(fn, *args, **kwargs):
     started = time.perf_counter()
     result = fn(*args, **kwargs)
@@ -146,11 +154,7 @@ def _timed(fn, *args, **kwargs):
 def run_month(job: tuple) -> dict:
     """Train as production would just before month k, gate, then score what is served on month k."""
     symbol, path, k, overrides, train_days, band_only = job
-    series = read_series(Path(path))
-    end = int(series.times[-1]) + HOUR_MS
-    cut = end - (k + 1) * MONTH_MS
-    data = window(series, cut - train_days * DAY_MS, cut + MONTH_MS)
-    n_train = int(np.searchsorted(data.times, cut))
+    data, cut, n_train = month_data(read_series(Path(path)), k, train_days)
     test_start = n_train - GATE_STEPS
     config = replace(TrainConfig(threads=1), **overrides)
     out = {"symbol": symbol, "k": k, "role": role(k), "cut": cut, "candles": n_train}

@@ -31,21 +31,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 from forecast_grid import (  # noqa: E402
-    DAY_MS,
     GATE_STEPS,
     HOUR_MS,
-    MONTH_HISTORY_DAYS,
-    MONTH_MS,
     TRAIN_DAYS,
     default_folder,
     discover,
+    month_data,
+    months_of,
     read_series,
     role,
-    window,
 )
 
 from forecasting.ml.backtest import Forecasts, origins, score  # noqa: E402
-from forecasting.ml.band import _smoothed, in_target_volatility, to_prices  # noqa: E402
+from forecasting.ml.band import _smoothed, in_target_volatility, resolved_at, to_prices  # noqa: E402
 from forecasting.ml.config import TrainConfig  # noqa: E402
 from forecasting.ml.data import SeriesError, targets  # noqa: E402
 from forecasting.ml.seasonal import fit_seasonal_band  # noqa: E402
@@ -57,12 +55,9 @@ LOW, HIGH = 0.77, 0.83
 def fitted(path: Path, k: int, config: TrainConfig) -> dict | None:
     """One pair's month as the grid runs it, with what the replay needs."""
     series = read_series(path)
-    end = int(series.times[-1]) + HOUR_MS
-    cut = end - (k + 1) * MONTH_MS
-    if cut - MONTH_HISTORY_DAYS * DAY_MS < int(series.times[0]):
+    if k not in months_of(series, k + 1):
         return None
-    data = window(series, cut - TRAIN_DAYS * DAY_MS, cut + MONTH_MS)
-    n_train = int(np.searchsorted(data.times, cut))
+    data, _, n_train = month_data(series, k, TRAIN_DAYS)
     try:
         band = fit_seasonal_band(data, config, train_end=n_train - GATE_STEPS)
     except SeriesError:
@@ -75,13 +70,7 @@ def fitted(path: Path, k: int, config: TrainConfig) -> dict | None:
     start = int(np.searchsorted(data.times, band.aci_start_time))
     base = np.asarray(band.calibration, dtype=float)
     scores = np.where(mask, np.maximum(raw[..., 0] - outcome, outcome - raw[..., -1]), np.nan)
-    # rel[t, j]: the score, less its step's base, of the origin whose (j + 1)-step target closed at t.
-    n = len(data)
-    steps = np.arange(horizon)
-    src = np.arange(n)[:, None] - steps[None, :] - 1
-    usable = src >= start
-    rel = np.full((n, horizon), np.nan)
-    rel[usable] = scores[src[usable], np.broadcast_to(steps, (n, horizon))[usable]]
+    rel = resolved_at(scores, start=start)  # [t, j]: the (j + 1)-step score that closed at t
     idx = origins(
         data, test_start=n_train, horizon=horizon, min_history=config.min_history, ewma_halflife=config.ewma_halflife
     )

@@ -140,12 +140,8 @@ def adaptive_offsets(
     offsets = np.broadcast_to(calibration, (n, horizon)).copy()
     scores = np.where(mask, np.maximum(raw[..., 0] - y, y - raw[..., -1]), np.nan)
     ks = np.arange(horizon)
-    # resolved[t, k]: the score of the origin whose k-step target closed at t (t - k - 1), found
-    # once for all t, so the loop below, which must run in order, does only the feedback.
     src = np.arange(n)[:, None] - ks[None, :] - 1
-    usable = src >= start
-    resolved = np.full((n, horizon), np.nan)
-    resolved[usable] = scores[src[usable], np.broadcast_to(ks, (n, horizon))[usable]]
+    resolved = resolved_at(scores, start=start)
     known = np.isfinite(resolved)
     counts = known.sum(axis=1)
     base = np.asarray(calibration, dtype=float)
@@ -169,6 +165,19 @@ def adaptive_offsets(
             a += rate * np.where(known[t], missed - alpha, 0.0)
         offsets[t] = a
     return _smoothed(offsets, base, start, smooth)
+
+
+def resolved_at(scores: np.ndarray, *, start: int) -> np.ndarray:
+    """(n, H): at [t, k] the score of the origin whose (k + 1)-step target closed at t (origin
+    t - k - 1, from `start` on), NaN where there is none. Found once for all t, so the adaptive loop,
+    which must run in order, does only the feedback."""
+    n, horizon = scores.shape
+    ks = np.arange(horizon)
+    src = np.arange(n)[:, None] - ks[None, :] - 1
+    usable = src >= start
+    out = np.full((n, horizon), np.nan)
+    out[usable] = scores[src[usable], np.broadcast_to(ks, (n, horizon))[usable]]
+    return out
 
 
 def _smoothed(offsets: np.ndarray, base: np.ndarray, start: int, halflife: float) -> np.ndarray:
