@@ -16,5 +16,8 @@ DEMO_PORTFOLIO = env.bool("MUR_DEMO_PORTFOLIO", default=True)
 WHITENOISE_USE_FINDERS = True
 # One line per request is noise in the terminal of a local run; failed requests (4xx, 5xx) still show.
 LOGGING["loggers"]["django.server"] = {"level": env.str("MUR_REQUEST_LOG_LEVEL", default="WARNING")}  # noqa: F405
+# The request line above already tells each 4xx; django.request would repeat it ("Not Found: ...").
+# Server errors still come with their traceback.
+LOGGING["loggers"]["django.request"] = {"level": "ERROR"}  # noqa: F405
 # A Fernet key derived from SECRET_KEY when none is given: fine for development and tests only.
 FERNET_KEYS = FERNET_KEYS or [derived_fernet_key(SECRET_KEY)]

@@ -123,6 +123,8 @@ def test_a_fresh_offline_start_shows_forecast_bands_at_once_and_a_model_within_m
         canvas = page.locator("#price-chart[data-painted='true']")
         canvas.wait_for()
         assert int(canvas.get_attribute("data-band-points")) > 0
+    # A page that is not there: the site's 404, told once in the terminal (the request line).
+    assert page.goto(f"{url}/portfolios/999999/").status == 404
     # The sample portfolio still projects a band, whichever forecasts serve now.
     page.goto(f"{url}/portfolios/")
     page.click("text=Sample portfolio")
@@ -141,6 +143,7 @@ def test_a_fresh_offline_start_shows_forecast_bands_at_once_and_a_model_within_m
     assert "training started." in text
     for noise in ("superuser privileges", "No hostname was supplied", "-------------- ", "development server"):
         assert noise not in text, text
+    assert text.count("/portfolios/999999/") == 1 and '"GET /portfolios/999999/ HTTP/1.1" 404' in text, text
 
     # Ctrl-C: one line says everything stopped, without each worker's own shutdown notice.
     assert site["stop"]() == 0
