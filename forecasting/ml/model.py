@@ -13,8 +13,10 @@ def pinball_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, quanti
     weighs each entry. The divisor counts the entries, not their weights, so a batch of old,
     light targets moves the weights less than a batch of recent ones."""
     diff = y.unsqueeze(-1) - pred
-    loss = torch.maximum(quantiles * diff, (quantiles - 1) * diff)
-    m = mask.unsqueeze(-1).to(loss.dtype)
+    # max(q d, (q - 1) d) written as one product: the same loss, a third less training time
+    # than torch.maximum and its backward (bench/train_budget.py).
+    loss = (diff * (quantiles - (diff < 0).to(diff.dtype))).sum(-1)
+    m = mask.to(loss.dtype)
     return (loss * m).sum() / ((m > 0).sum() * 1.0).clamp_min(1.0)
 
 
@@ -43,18 +45,22 @@ class QuantileLSTM(pl.LightningModule):
 
     def forward(self, x: torch.Tensor, state=None):
         out, state = self.lstm(x, state)
+        return self._quantiles(out), state
+
+    def _quantiles(self, out: torch.Tensor) -> torch.Tensor:
         raw = self.head(out).unflatten(-1, (self.horizon, len(self.hparams.quantiles)))
-        # Quantiles that cannot cross: the lowest, then positive increments.
+        # Quantiles that cannot cross: the lowest, then positive increments. Contiguous first:
+        # softplus on the strided slice took ten times as long.
         base = raw[..., :1]
-        steps = F.softplus(raw[..., 1:]) + 1e-4
-        return torch.cat([base, base + torch.cumsum(steps, dim=-1)], dim=-1), state
+        steps = F.softplus(raw[..., 1:].contiguous()) + 1e-4
+        return torch.cat([base, base + torch.cumsum(steps, dim=-1)], dim=-1)
 
     def _loss(self, batch):
         x, y, mask = batch
-        pred, _ = self(x)
-        burn = torch.zeros_like(mask)
-        burn[:, self.hparams.burn_in :] = 1
-        return pinball_loss(pred, y, mask * burn, self.quantiles)
+        out, _ = self.lstm(x)
+        # The burn-in steps only warm the state: no head, no loss there.
+        burn = self.hparams.burn_in
+        return pinball_loss(self._quantiles(out[:, burn:]), y[:, burn:], mask[:, burn:], self.quantiles)
 
     def training_step(self, batch, batch_idx):
         loss = self._loss(batch)

@@ -77,10 +77,15 @@ class TrainedModel(BandForecaster):
         # Shift every quantile by the part of the median move that validation did not support.
         mid = len(self.config.quantiles) // 2
         out = out - (1.0 - self.shrink) * out[..., mid : mid + 1]
-        if self.base is not None and self.blend < 1.0:
-            med = out[..., mid : mid + 1]
-            out = med + self.blend * (out - med) + (1.0 - self.blend) * self.base[None]
-        return out
+        return self._blended(out)
+
+    def _blended(self, out: np.ndarray) -> np.ndarray:
+        """The LSTM's quantiles with `blend` of its spread kept against the seasonal band's."""
+        if self.base is None or self.blend >= 1.0:
+            return out
+        mid = len(self.config.quantiles) // 2
+        med = out[..., mid : mid + 1]
+        return med + self.blend * (out - med) + (1.0 - self.blend) * self.base[None]
 
     # -- storage ---------------------------------------------------------------------------------
 
@@ -344,11 +349,14 @@ def train(
         mix=shell.mix,
     )
     model.shrink = _fit_shrink(model, series, val_mask, y)
+    # The LSTM runs over the series once more here, not once per use: with two members that pass
+    # is a tenth of a second each.
+    lstm = model.raw_quantiles(series, frame)
     if config.seasonal:
         model.base = base_quantiles(y, train_mask, config.quantiles)
-        model.blend = _fit_blend(model, series, val_mask, y)
-    # Conformal offsets of the band on validation targets only (calibration is still zero here).
-    model.calibration = conformal_offsets(model.predict_scaled(series)[0], y, val_mask, 1 - config.band)
+        model.blend = _fit_blend(model, lstm, val_mask, y)
+    # Conformal offsets of the band on validation targets only (the calibration is still zero).
+    model.calibration = conformal_offsets(model._blended(lstm), y, val_mask, 1 - config.band)
     model.aci_rate, model.aci_start_time = config.aci_rate, int(series.times[val_start])
     model.meta = {
         "epochs": sum(f["epochs"] for f in fits),
@@ -417,7 +425,7 @@ def _fit_member(
     return module, {"seed": seed, "epochs": trainer.current_epoch, "best_epoch": best.best_epoch, "val_loss": best.best}
 
 
-def _fit_blend(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.ndarray) -> float:
+def _fit_blend(model: TrainedModel, lstm: np.ndarray, val_mask: np.ndarray, y: np.ndarray) -> float:
     """Keep the share of the LSTM's spread (against the seasonal band's) that lowers the pinball
     loss on validation. Quantile averages are never worse than the worse of the two and usually
     better than both, so the model starts from the band and earns its departures from it.
@@ -427,8 +435,6 @@ def _fit_blend(model: TrainedModel, series: Series, val_mask: np.ndarray, y: np.
     not cost the LSTM its place."""
     levels = np.asarray(model.config.quantiles)
     mid = len(levels) // 2
-    model.blend = 1.0
-    lstm = model.raw_quantiles(series, model.frame(series))
     base = np.broadcast_to(model.base[None], lstm.shape)
     med = lstm[..., mid : mid + 1]
     rows = val_mask.any(axis=1)

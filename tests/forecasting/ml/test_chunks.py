@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from forecasting.ml.data import build_frame, targets
-from forecasting.ml.model import QuantileLSTM
+from forecasting.ml.model import QuantileLSTM, pinball_loss
 from forecasting.ml.train import _chunks
 
 
@@ -74,3 +74,17 @@ def test_loss_ignores_the_burn_in():
     assert torch.equal(model._loss((x, y2, mask)), base)
     y2[:, burn_in] += 100
     assert model._loss((x, y2, mask)) > base
+
+
+def test_pinball_loss_and_its_gradient_are_the_textbook_ones():
+    torch.manual_seed(1)
+    quantiles = torch.tensor([0.1, 0.5, 0.9])
+    pred = torch.randn(3, 7, 4, 3, requires_grad=True)
+    y, mask = torch.randn(3, 7, 4), torch.rand(3, 7, 4) > 0.3
+    diff = y.unsqueeze(-1) - pred
+    textbook = (torch.maximum(quantiles * diff, (quantiles - 1) * diff) * mask.unsqueeze(-1)).sum() / mask.sum()
+    (want,) = torch.autograd.grad(textbook, pred)
+    loss = pinball_loss(pred, y, mask, quantiles)
+    (got,) = torch.autograd.grad(loss, pred)
+    assert loss.item() == pytest.approx(textbook.item(), rel=1e-6)
+    assert torch.allclose(got, want, atol=1e-7)
