@@ -333,7 +333,7 @@ def train(
             train_data,
             val_data,
             seed=config.seed + i,
-            progress=_member_progress(progress, i, config),
+            progress=_member_progress(progress, sum(f["epochs"] for f in fits), config),
         )
         members.append(member)
         fits.append(fit)
@@ -376,11 +376,12 @@ def train(
     return model
 
 
-def _member_progress(progress, i: int, config: TrainConfig):
-    """Epochs of all members as one count, so a progress bar of an ensemble fills once."""
+def _member_progress(progress, done: int, config: TrainConfig):
+    """Epochs of all members as one count out of all they may take, so a progress bar of an
+    ensemble fills once and its last count is the epochs trained (`done` by earlier members)."""
     if progress is None:
         return None
-    return lambda epoch, max_epochs: progress(i * max_epochs + epoch, config.ensemble * max_epochs)
+    return lambda epoch, max_epochs: progress(done + epoch, config.ensemble * max_epochs)
 
 
 def _fit_member(

@@ -218,7 +218,7 @@ def _train_and_register(run: TrainingRun, config: TrainConfig, on_progress=None)
     asset = run.asset
     series, digest = candle_series(asset=asset, days=settings.TRAIN_DAYS)
     _val_start, test_start = split_points(len(series), test_steps=backtest_steps(series), val_steps=config.val_steps)
-    TrainingRun.objects.filter(id=run.id).update(max_epochs=config.max_epochs)
+    TrainingRun.objects.filter(id=run.id).update(max_epochs=config.max_epochs * config.ensemble)
 
     def progress(epoch: int, max_epochs: int) -> None:
         TrainingRun.objects.filter(id=run.id).update(epoch=epoch, max_epochs=max_epochs, heartbeat_at=timezone.now())

@@ -56,7 +56,10 @@ def test_artifact_of_another_format_is_refused(recent_model):
 
 def test_an_ensemble_averages_members_trained_from_consecutive_seeds(recent, recent_model):
     config = dataclasses.replace(SMALL, ensemble=2)
-    pair = train(recent, config, train_end=len(recent) - TEST_STEPS)
+    seen = []
+    pair = train(recent, config, train_end=len(recent) - TEST_STEPS, progress=lambda e, n: seen.append((e, n)))
+    # One bar for both seeds: it counts every epoch trained, out of all the seeds may take.
+    assert seen == [(e, 4) for e in range(1, pair.meta["epochs"] + 1)]
     second = train(recent, dataclasses.replace(SMALL, seed=1), train_end=len(recent) - TEST_STEPS)
     members = pair.module.members
     first_sd, second_sd = members[0].state_dict(), members[1].state_dict()
