@@ -52,6 +52,22 @@ MAE_LIMIT = 1.005  # settings.GATE_MAX_MAE_RATIO
 COVERAGE = (0.77, 0.83)
 METHODS = ("model", "seasonal_band", "naive_band", "served")
 BAND_METHODS = ("seasonal_band", "naive_band")  # --band-only: no training, the band's settings alone
+# Settings of the LSTM alone: a band-only run is the same whatever they are.
+LSTM_SETTINGS = {
+    "hidden",
+    "layers",
+    "dropout",
+    "lr",
+    "weight_decay",
+    "max_epochs",
+    "patience",
+    "chunk",
+    "batch_size",
+    "ensemble",
+    "max_shrink",
+    "recency_halflife",
+    "seed",
+}
 
 
 class GridError(Exception):
@@ -283,13 +299,19 @@ def table(title: str, s: dict) -> list[str]:
         f"Training {s['train_seconds_median']:.1f} s median, {s['train_seconds_max']:.1f} s at most (one torch "
         f"thread); the seasonal band fits in {s['band_seconds_max'] * 1000:.0f} ms at most; one forecast "
         f"{s['forecast_seconds_median'] * 1000:.0f} ms median, {s['forecast_seconds_max'] * 1000:.0f} ms at most "
-        f"(two grid processes share the two cores while it is timed).",
+        f"({_sharing(s.get('jobs'))}).",
         "",
     ]
     t = targets(s)
     if t:
         lines += ["Targets: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in t.items()) + ".", ""]
     return lines
+
+
+def _sharing(jobs: int | None) -> str:
+    if jobs == 1:
+        return "one grid process at a time, as the training queue runs"
+    return f"{jobs or 'two'} grid processes share {os.cpu_count()} cores while it is timed"
 
 
 def per_asset(runs: list[dict]) -> list[str]:
@@ -368,6 +390,8 @@ def compare(names: list[str], out_name: str) -> None:
         ]
         # A setting that has since been renamed or removed, as the run named it.
         diff += [f"{k}={config[k]}" for k in config if k not in defaults and k != "threads"]
+        if r.get("band_only"):
+            diff = [d for d in diff if d.partition("=")[0] not in LSTM_SETTINGS]
         # Runs written before --train-days existed read one year.
         days = r.get("train_days", 365)
         if days != TRAIN_DAYS:
@@ -492,10 +516,10 @@ def grid(argv: list[str] | None = None) -> None:
     for which in ("tuning", "report"):
         rs = [r for r in runs if r["role"] == which]
         if rs:
-            sets[which] = summary(rs)
+            sets[which] = summary(rs) | {"jobs": args.jobs}
             shared_rs = [r for r in rs if r["symbol"] in shared]
             if shared_rs and len(shared_rs) < len(rs):
-                sets[f"{which}, BTC/ETH/BNB"] = summary(shared_rs)
+                sets[f"{which}, BTC/ETH/BNB"] = summary(shared_rs) | {"jobs": args.jobs}
     from ingest import machine, publish
 
     config = asdict(replace(TrainConfig(threads=1), **overrides))

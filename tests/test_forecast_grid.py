@@ -73,3 +73,39 @@ def test_one_month_is_gated_on_the_month_before_and_scored_on_itself(data_dir):
     assert summary["runs"] == 1
     assert summary["gate_pass_rate"] == float(run["gate"]["passed"])
     assert np.isfinite(summary["methods"]["served"]["pinball_median"])
+    # The timing sentence says how many grid processes shared the cores.
+    assert "one grid process at a time" in "\n".join(fg.table("report", summary | {"jobs": 1}))
+    assert "2 grid processes share" in "\n".join(fg.table("report", summary | {"jobs": 2}))
+
+
+def test_compared_runs_name_only_the_settings_that_shaped_them(tmp_path, monkeypatch):
+    import json
+    from dataclasses import asdict
+
+    import ingest
+
+    monkeypatch.setattr(ingest, "RESULTS", tmp_path)
+    band = {"pinball_median": 1.001, "coverage_in_range": 0.9, "mae_max": 1.0}
+    model = band | {"pinball_p10": 0.98, "pinball_p90": 1.02}
+    lstm = asdict(fg.TrainConfig(threads=1)) | {"ensemble": 3, "max_epochs": 20}
+    runs = {
+        "band": {"config": lstm | {"aci_rate": 0.05}, "band_only": True, "train_days": fg.TRAIN_DAYS},
+        "model": {"config": lstm, "train_days": fg.TRAIN_DAYS},
+    }
+    runs["band"]["summaries"] = {"tuning": {"runs": 96, "methods": {"seasonal_band": band}}}
+    runs["model"]["summaries"] = {
+        "tuning": {
+            "runs": 96,
+            "methods": {"model": model, "seasonal_band": band, "served": band},
+            "model_beats_seasonal": 0.6,
+            "gate_pass_rate": 0.5,
+            "train_seconds_max": 4.0,
+        }
+    }
+    for name, r in runs.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(r))
+    fg.compare(["band:band alone", "model:three seeds"], "side_by_side")
+    rows = {line.split(" (tuning)")[0]: line for line in (tmp_path / "side_by_side.md").read_text().splitlines()}
+    # The band-only run is the same whatever the LSTM's settings: only its own are named.
+    assert "| aci_rate=0.05, band only |" in rows["| band alone"]
+    assert "| max_epochs=20, ensemble=3 |" in rows["| three seeds"]
