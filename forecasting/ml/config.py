@@ -32,7 +32,7 @@ class TrainConfig:
     dropout: float = 0.0
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    max_epochs: int = 40
+    max_epochs: int = 40  # per member of an ensemble
     patience: int = 4
     chunk: int = 512
     burn_in: int = 48
@@ -63,11 +63,14 @@ class TrainConfig:
     # Half of each hour's variance from its high-low range: on the tuning months the band's pinball
     # loss fell from 0.9953 to 0.9947 x the naive band's (1.0 range only: 0.9949).
     range_weight: float = 0.5
-    # LSTMs trained from seeds seed, seed + 1, ...; their quantiles are averaged. Three beat the
-    # band in 50% of tuning months instead of 42%, but took 11 s median to train: over budget.
-    # Two, with the volatility mix: beats the band in 68% instead of 61%, model pinball 0.9994
-    # instead of 1.0006 x the naive band's, but up to 12.9 s to train (20 epochs each: 11.3 s)
-    # where one seed took up to 9.0 s that day: over budget too (forecast_tuning.md rows 19-20).
+    # LSTMs trained from seeds seed, seed + 1, ...; their quantiles are averaged. Three took 11 s
+    # median to train: over budget. Two of at most 20 epochs each beat the seasonal band in 67% of
+    # the tuning months instead of one seed's 61% (model pinball 1.0001 against 1.0006 x the naive
+    # band's, bench/results/forecast_tuning.md rows 19-22) in 7.8 s at most against 4.6 s
+    # (bench/results/tuning/budget_ens2.md). On the report months they gained nothing: month by
+    # month, 39 better and 49 worse than one seed, median ratio 1.0000, served pinball 0.9996
+    # against 0.9997 mean (bench/results/tuning/report_ens2_e20.md). Not worth twice the
+    # training and a third more per forecast: one seed.
     ensemble: int = 1
     # The most of its predicted median move the model may keep (validation picks up to this);
     # 0: the median is always the last price, and the model forecasts only the band around it.
