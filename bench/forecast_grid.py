@@ -538,7 +538,8 @@ def grid(argv: list[str] | None = None) -> None:
         "# Forecast grid: the model, the seasonal band and what is served, month by month",
         "",
         f"{results['machine'].get('date', '')}, commit {results['machine'].get('commit', '')}; {len(runs)} runs in "
-        f"{results['seconds'] / 60:.1f} min with {args.jobs} processes of one torch thread.",
+        f"{results['seconds'] / 60:.1f} min with {args.jobs} process{'es' if args.jobs > 1 else ''} of one torch "
+        "thread.",
         "",
         "Each month is scored after a retrain just before it, exactly as production trains (TRAIN_DAYS of history, the "
         "last 720 candles the gate's backtest, the 720 before them validation); the gate picks the model if "
