@@ -331,7 +331,8 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     @admin.display(description="duration")
     def run_duration(self, obj):
         if obj.duration is not None:
-            return _duration(obj.duration)
+            # Tenths under a minute: a short training read "0 s".
+            return _seconds(obj.duration.total_seconds())
         if obj.status == TrainingRun.Status.RUNNING and obj.started_at:
             return f"{_duration(timezone.now() - obj.started_at)} so far"
         return "—"

@@ -506,6 +506,10 @@ def test_run_list_shows_live_progress_and_refreshes_only_while_training(admin_cl
     assert "The worker was lost" in page and "3 min 00 s" in page
     filtered = admin_client.get(url + f"?status__exact=running&asset__id__exact={btc.id}").content.decode()
     assert "epoch 13 of 40" not in filtered
+    # A training shorter than a second reads in tenths, not "0 s".
+    TrainingRun.objects.filter(id=run.id).update(finished_at=run.started_at + timedelta(milliseconds=800))
+    page = admin_client.get(reverse("admin:forecasting_trainingrun_change", args=[run.id])).content.decode()
+    assert "0.8 s" in page and ">0 s<" not in page
 
 
 def test_run_list_flags_a_silent_worker(admin_client, btc, settings):
