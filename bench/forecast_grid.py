@@ -4,6 +4,7 @@
                                             [--config name=value ...] [--train-days 1095] [--band-only]
                                             [--name forecast_grid]
     .venv/bin/python bench/forecast_grid.py --compare OUT NAME [NAME ...]   # results side by side
+    .venv/bin/python bench/forecast_grid.py --render NAME   # summarise stored runs again, no training
 
 For every `<SYMBOL>-1h.csv` in the folders (default: ../shared/data, or MUR_SHARED_DATA), month k
 (k = 0 is the newest) is the 30 days that start (k + 1) x 30 days before the end of the data. Each
@@ -222,17 +223,32 @@ def _ratios(m: dict, names: tuple[str, ...]) -> dict:
     }
 
 
+def month_interval(hits: np.ndarray, months: np.ndarray, *, level: float = 0.9, draws: int = 2000) -> tuple:
+    """A `level` interval for the share of `hits`, resampling whole calendar months (`months`,
+    one label per run) with replacement. Pairs move together within a month (the misses of
+    served coverage fall in the same months across pairs), so a month is the unit of evidence,
+    not an (asset, month) run. Seeded: the same runs give the same interval."""
+    labels, idx = np.unique(months, return_inverse=True)
+    hits_per, runs_per = np.bincount(idx, weights=hits), np.bincount(idx)
+    picks = np.random.default_rng(0).integers(0, len(labels), size=(draws, len(labels)))
+    shares = hits_per[picks].sum(axis=1) / runs_per[picks].sum(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(shares, tail)), float(np.quantile(shares, 1 - tail))
+
+
 def summary(runs: list[dict]) -> dict:
     ok = [r for r in runs if "error" not in r]
     if not ok:
         return {"runs": 0}
     lo, hi = COVERAGE
     names = tuple(ok[0]["methods"])
-    out = {"runs": len(ok), "errors": len(runs) - len(ok), "methods": {}}
+    months = np.array([r["k"] for r in ok])
+    out = {"runs": len(ok), "errors": len(runs) - len(ok), "months": int(len(set(months))), "methods": {}}
     for name in names:
         pin = np.array([r["methods"][name]["pinball_vs_naive_band"] for r in ok])
         cov = np.array([r["methods"][name]["coverage"] for r in ok])
         mae = np.array([r["methods"][name]["mae_vs_naive"] for r in ok])
+        in_range = ((cov >= lo) & (cov <= hi)).astype(float)
         out["methods"][name] = {
             "pinball_median": float(np.median(pin)),
             "pinball_p10": float(np.quantile(pin, 0.1)),
@@ -241,7 +257,8 @@ def summary(runs: list[dict]) -> dict:
             "coverage_median": float(np.median(cov)),
             "coverage_min": float(cov.min()),
             "coverage_max": float(cov.max()),
-            "coverage_in_range": float(np.mean((cov >= lo) & (cov <= hi))),
+            "coverage_in_range": float(in_range.mean()),
+            "coverage_in_range_interval": month_interval(in_range, months),
             "mae_median": float(np.median(mae)),
             "mae_max": float(mae.max()),
             "mae_over_limit": int(np.sum(mae > MAE_LIMIT)),
@@ -251,6 +268,7 @@ def summary(runs: list[dict]) -> dict:
         return out
     mvs = np.array([r["model_vs_seasonal"] for r in ok])
     out["model_beats_seasonal"] = float(np.mean(mvs < 1))
+    out["model_beats_seasonal_interval"] = month_interval((mvs < 1).astype(float), months)
     out["model_vs_seasonal_median"] = float(np.median(mvs))
     out["gate_pass_rate"] = float(np.mean([r["gate"]["passed"] for r in ok]))
     train_s = np.array([r["train_seconds"] for r in ok])
@@ -280,7 +298,7 @@ def table(title: str, s: dict) -> list[str]:
         f"### {title}: {s['runs']} (asset, month) runs",
         "",
         "| method | pinball / naive band: median (p10-p90) | below 1 | coverage: median (min-max) | in 77-83% "
-        "| MAE / naive: median (max) |",
+        "(90% interval) | MAE / naive: median (max) |",
         "|---|---|---:|---|---:|---|",
     ]
     for name in s["methods"]:
@@ -288,14 +306,19 @@ def table(title: str, s: dict) -> list[str]:
         lines.append(
             f"| {name} | {m['pinball_median']:.4f} ({m['pinball_p10']:.4f}-{m['pinball_p90']:.4f}) | "
             f"{m['pinball_below_1']:.0%} | {m['coverage_median']:.1%} ({m['coverage_min']:.1%}-"
-            f"{m['coverage_max']:.1%}) | {m['coverage_in_range']:.0%} | {m['mae_median']:.4f} ({m['mae_max']:.4f}) |"
+            f"{m['coverage_max']:.1%}) | {m['coverage_in_range']:.0%}"
+            f"{_interval(m.get('coverage_in_range_interval'))} | "
+            f"{m['mae_median']:.4f} ({m['mae_max']:.4f}) |"
         )
     if "model" not in s["methods"]:
         return lines + ["", f"The seasonal band fits in {s['band_seconds_max'] * 1000:.0f} ms at most.", ""]
+    bounds = s.get("model_beats_seasonal_interval")
+    beats = f"90% interval {bounds[0]:.0%}-{bounds[1]:.0%}; " if bounds else ""
     lines += [
         "",
-        f"Model beats the seasonal band in {s['model_beats_seasonal']:.0%} of months (median ratio "
-        f"{s['model_vs_seasonal_median']:.4f}); the gate let the model serve in {s['gate_pass_rate']:.0%}. "
+        f"Model beats the seasonal band in {s['model_beats_seasonal']:.0%} of months ({beats}"
+        f"median ratio {s['model_vs_seasonal_median']:.4f}); the gate let the model serve in "
+        f"{s['gate_pass_rate']:.0%}. "
         f"Training {s['train_seconds_median']:.1f} s median, {s['train_seconds_max']:.1f} s at most (one torch "
         f"thread); the seasonal band fits in {s['band_seconds_max'] * 1000:.0f} ms at most; one forecast "
         f"{s['forecast_seconds_median'] * 1000:.0f} ms median, {s['forecast_seconds_max'] * 1000:.0f} ms at most "
@@ -305,7 +328,18 @@ def table(title: str, s: dict) -> list[str]:
     t = targets(s)
     if t:
         lines += ["Targets: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in t.items()) + ".", ""]
+    if s.get("months"):
+        lines += [
+            f"Intervals: the middle 90% of the shares when the {s['months']} calendar months are drawn again "
+            "with replacement, all pairs of a month together (their outcomes move together, so a month, not a "
+            "run, is one piece of evidence).",
+            "",
+        ]
     return lines
+
+
+def _interval(bounds) -> str:
+    return f" ({bounds[0]:.0%}-{bounds[1]:.0%})" if bounds else ""
 
 
 def _sharing(jobs: int | None) -> str:
@@ -446,6 +480,11 @@ def main(argv: list[str] | None = None) -> None:
 def grid(argv: list[str] | None = None) -> None:
     if argv is None:
         argv = sys.argv[1:]
+    if argv[:1] == ["--render"]:
+        if len(argv) != 2:
+            raise GridError("--render NAME: the results to summarise again from their runs")
+        rerender(argv[1])
+        return
     if argv[:1] == ["--compare"]:
         if len(argv) < 3:
             raise GridError("--compare OUT NAME [NAME ...]: the table's name, then the results to compare")
@@ -511,35 +550,48 @@ def grid(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
     runs.sort(key=lambda r: (r["symbol"], r["k"]))
+    from ingest import machine, publish
+
+    results = {
+        "machine": machine(),
+        "seconds": time.perf_counter() - started,
+        "jobs": args.jobs,
+        "folders": [str(p) for p in files.values()],
+        "config": asdict(replace(TrainConfig(threads=1), **overrides)),
+        "overrides": overrides,
+        "train_days": args.train_days,
+        "band_only": args.band_only,
+        "runs": runs,
+    }
+    publish(args.name, *render(results))
+
+
+def summaries(runs: list[dict], jobs: int | None) -> dict:
+    """Each set's summary, and the shared pairs' apart."""
     shared = {"BTCUSDT", "ETHUSDT", "BNBUSDT"}
     sets = {}
     for which in ("tuning", "report"):
         rs = [r for r in runs if r["role"] == which]
         if rs:
-            sets[which] = summary(rs) | {"jobs": args.jobs}
+            sets[which] = summary(rs) | {"jobs": jobs}
             shared_rs = [r for r in rs if r["symbol"] in shared]
             if shared_rs and len(shared_rs) < len(rs):
-                sets[f"{which}, BTC/ETH/BNB"] = summary(shared_rs) | {"jobs": args.jobs}
-    from ingest import machine, publish
+                sets[f"{which}, BTC/ETH/BNB"] = summary(shared_rs) | {"jobs": jobs}
+    return sets
 
-    config = asdict(replace(TrainConfig(threads=1), **overrides))
-    results = {
-        "machine": machine(),
-        "seconds": time.perf_counter() - started,
-        "folders": [str(p) for p in files.values()],
-        "config": config,
-        "overrides": overrides,
-        "train_days": args.train_days,
-        "band_only": args.band_only,
-        "summaries": sets,
-        "runs": runs,
-    }
+
+def render(results: dict) -> tuple[dict, str]:
+    """The results with their summaries, and the report, from the runs alone: a stored run can be
+    summarised again (--render) without training anything."""
+    runs, jobs = results["runs"], results.get("jobs")
+    results = results | {"summaries": summaries(runs, jobs)}
+    overrides = results["overrides"]
+    processes = f"{jobs} process{'es' if jobs > 1 else ''}" if jobs else "processes"
     lines = [
         "# Forecast grid: the model, the seasonal band and what is served, month by month",
         "",
         f"{results['machine'].get('date', '')}, commit {results['machine'].get('commit', '')}; {len(runs)} runs in "
-        f"{results['seconds'] / 60:.1f} min with {args.jobs} process{'es' if args.jobs > 1 else ''} of one torch "
-        "thread.",
+        f"{results['seconds'] / 60:.1f} min with {processes} of one torch thread.",
         "",
         "Each month is scored after a retrain just before it, exactly as production trains (TRAIN_DAYS of history, the "
         "last 720 candles the gate's backtest, the 720 before them validation); the gate picks the model if "
@@ -548,19 +600,32 @@ def grid(argv: list[str] | None = None) -> None:
         "chosen; even months are the report months. Ratios are to the naive band (normal band from a 24-hour "
         "EWMA, uncalibrated) and naive (the last price) on the same origins.",
         "",
-        ("The seasonal band alone (--band-only). " if args.band_only else "")
+        ("The seasonal band alone (--band-only). " if results["band_only"] else "")
         + "Config: "
         + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
-        + f"; {args.train_days} days of history per training.",
+        + f"; {results['train_days']} days of history per training.",
         "",
     ]
-    for which, s in sets.items():
+    for which, s in results["summaries"].items():
         lines += table(which, s)
     for which in ("report", "tuning"):
         rs = [r for r in runs if r["role"] == which]
-        if rs and not args.band_only:
+        if rs and not results["band_only"]:
             lines += [f"### Per asset, {which} months", ""] + per_asset(rs)
-    publish(args.name, results, "\n".join(lines))
+    return results, "\n".join(lines)
+
+
+def rerender(name: str) -> None:
+    from ingest import RESULTS, publish
+
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        raise GridError(f"no results named {name} ({path})")
+    results = json.loads(path.read_text())
+    # Runs stored before "jobs" was kept at the top kept it in each summary, if at all.
+    stored = [v.get("jobs") for v in results.get("summaries", {}).values() if v.get("jobs")]
+    results.setdefault("jobs", stored[0] if stored else None)
+    publish(name, *render(results))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,11 @@ def test_one_month_is_gated_on_the_month_before_and_scored_on_itself(data_dir):
     assert summary["runs"] == 1
     assert summary["gate_pass_rate"] == float(run["gate"]["passed"])
     assert np.isfinite(summary["methods"]["served"]["pinball_median"])
+    # A stored result is summarised again from its runs alone, as the grid summarised it.
+    results = {"machine": {}, "seconds": 60.0, "jobs": 1, "overrides": {}, "train_days": 365, "band_only": False}
+    again, report = fg.render(results | {"runs": [run]})
+    assert again["summaries"]["report"] == summary | {"jobs": 1}
+    assert "1 process of one torch thread" in report and "### Per asset, report months" in report
     # The timing sentence says how many grid processes shared the cores.
     assert "one grid process at a time" in "\n".join(fg.table("report", summary | {"jobs": 1}))
     assert "2 grid processes share" in "\n".join(fg.table("report", summary | {"jobs": 2}))
@@ -109,3 +114,25 @@ def test_compared_runs_name_only_the_settings_that_shaped_them(tmp_path, monkeyp
     # The band-only run is the same whatever the LSTM's settings: only its own are named.
     assert "| aci_rate=0.05, band only |" in rows["| band alone"]
     assert "| max_epochs=20, ensemble=3 |" in rows["| three seeds"]
+
+
+def test_a_share_is_judged_by_calendar_months_not_by_runs():
+    months = np.repeat(np.arange(12), 3)  # twelve months of three pairs each
+    # The same 24 hits of 36, once spread over every month, once as whole months hit or missed.
+    spread = np.tile([1.0, 1.0, 0.0], 12)
+    clustered = np.repeat(np.tile([1.0, 1.0, 0.0], 4), 3)
+    lo_s, hi_s = fg.month_interval(spread, months)
+    lo_c, hi_c = fg.month_interval(clustered, months)
+    assert lo_s == hi_s == pytest.approx(2 / 3)  # every month alike: nothing to resample
+    assert lo_c < 2 / 3 < hi_c and hi_c - lo_c > 0.3  # twelve pieces of evidence, not 36
+    assert fg.month_interval(clustered, months) == (lo_c, hi_c)  # seeded
+
+
+def test_render_names_a_missing_result(tmp_path, monkeypatch):
+    import ingest
+
+    monkeypatch.setattr(ingest, "RESULTS", tmp_path)
+    with pytest.raises(fg.GridError, match="no results named absent"):
+        fg.grid(["--render", "absent"])
+    with pytest.raises(fg.GridError, match="--render NAME"):
+        fg.grid(["--render"])
