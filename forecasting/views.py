@@ -94,7 +94,8 @@ def asset_detail(request, symbol: str):
     range_key = request.GET.get("range", DEFAULT_RANGE)
     if range_key not in RANGES:
         range_key = DEFAULT_RANGE
-    history = price_history(asset=asset, range_key=range_key)
+    price = prices_now(assets=[asset]).get(asset.id)
+    history = price_history(asset=asset, range_key=range_key, newest=price.open_time if price else None)
     champion, newest_version = model_versions_current(asset=asset)
     forecast = forecast_latest(asset=asset)
     run = training_run_latest(asset=asset)
@@ -114,7 +115,7 @@ def asset_detail(request, symbol: str):
             asset=asset, champion=champion, newest_version=newest_version, forecast=forecast
         ),
         "training_active": run is not None and run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING),
-        "price": _headline(prices_now(assets=[asset]).get(asset.id)),
+        "price": _headline(price),
         "next_runs": asset_next_runs(asset=asset),
     }
     horizon = len(forecast.steps) if forecast else 1

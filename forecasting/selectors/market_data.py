@@ -53,13 +53,17 @@ RANGES = {
 MAX_CHART_POINTS = 1500
 
 
-def price_history(*, asset: Asset, range_key: str, max_points: int = MAX_CHART_POINTS) -> dict:
+def price_history(
+    *, asset: Asset, range_key: str, max_points: int = MAX_CHART_POINTS, newest: datetime | None = None
+) -> dict:
     """Close prices over a range ending at the newest candle, thinned to at most `max_points`
-    (every k-th candle, always keeping the newest) so long ranges stay light in the browser."""
+    (every k-th candle, always keeping the newest) so long ranges stay light in the browser.
+    `newest`: the newest candle's open time if the caller has read it already (prices_now)."""
     if range_key not in RANGES:
         raise ValueError(f"Unknown range {range_key!r}; use one of {', '.join(RANGES)}.")
     qs = Candle.objects.filter(asset=asset, interval=asset.interval)
-    newest = qs.aggregate(t=Max("open_time"))["t"]
+    if newest is None:
+        newest = qs.aggregate(t=Max("open_time"))["t"]
     if newest is None:
         return {"range": range_key, "points": [], "newest": None, "stride": 1, "candles": 0}
     span = RANGES[range_key]

@@ -660,3 +660,12 @@ def test_page_query_count_does_not_grow_with_stored_forecasts(signed_in, btc, kl
     many, many_points = count(100)
     assert (few_points, many_points) == (4, 99)
     assert few == many
+
+
+def test_the_page_reads_the_newest_candle_once(signed_in, btc, klines):
+    # The price headline and the chart both start from the newest candle: one query finds it.
+    with CaptureQueriesContext(connection) as queries:
+        html = page(signed_in)
+    assert 'id="price-data"' in html
+    newest = [q["sql"] for q in queries if 'MAX("forecasting_candle"."open_time")' in q["sql"]]
+    assert len(newest) == 1, newest
