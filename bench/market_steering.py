@@ -52,8 +52,9 @@ SHARED = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 LOW, HIGH = 0.77, 0.83
 
 
-def fitted(path: Path, k: int, config: TrainConfig) -> dict | None:
-    """One pair's month as the grid runs it, with what the replay needs."""
+def fitted(path: Path, k: int, config: TrainConfig, *, judge: float = 1.0) -> dict | None:
+    """One pair's month as the grid runs it, with what the replay needs. `judge`: how far each
+    outcome is re-measured in the volatility at its target time (band.in_target_volatility)."""
     series = read_series(path)
     if k not in months_of(series, k + 1):
         return None
@@ -66,7 +67,7 @@ def fitted(path: Path, k: int, config: TrainConfig) -> dict | None:
     frame = band.frame(data)
     raw = band.raw_quantiles(data, frame)
     y, mask = targets(frame, horizon)
-    outcome = in_target_volatility(y, frame)
+    outcome = in_target_volatility(y, frame, judge)
     start = int(np.searchsorted(data.times, band.aci_start_time))
     base = np.asarray(band.calibration, dtype=float)
     scores = np.where(mask, np.maximum(raw[..., 0] - outcome, outcome - raw[..., -1]), np.nan)
@@ -119,33 +120,39 @@ def replay(pairs: dict[str, dict], own_rate: float, market_rate: float, config: 
         if total_all:
             market_now += market_rate * (missed_all / total_all - alpha)
         market[c + horizon] = market_now
-    out = {}
-    for symbol, p in pairs.items():
-        n, start = len(p["data"]), p["start"]
-        shift = own[symbol][p["clock"] + horizon] + market[p["clock"] + horizon]
-        offsets = np.broadcast_to(p["base"], (n, horizon)).copy()
-        offsets[start:] += shift[start:, None]
-        offsets = _smoothed(offsets, p["base"], start, config.aci_smooth)
-        pred = p["raw"].copy()
-        pred[..., 0] = np.minimum(pred[..., 0] - offsets, pred[..., 1])
-        pred[..., -1] = np.maximum(pred[..., -1] + offsets, pred[..., -2])
-        idx = p["idx"]
-        prices = to_prices(pred[idx], p["frame"].take(idx), horizon)
-        methods = score(
-            p["data"],
-            idx,
-            {"steered": Forecasts(prices[..., 1], prices)},
-            train_end=p["n_train"],
-            horizon=horizon,
-            levels=config.quantiles,
-            ewma_halflife=config.ewma_halflife,
-            min_history=config.min_history,
-        )["methods"]
-        out[symbol] = {
-            "pinball_vs_naive_band": methods["steered"]["pinball"] / methods["naive_band"]["pinball"],
-            "coverage": methods["steered"]["coverage"],
-        }
-    return out
+    return {
+        symbol: scored(p, own[symbol][p["clock"] + horizon] + market[p["clock"] + horizon], config, config.aci_smooth)
+        for symbol, p in pairs.items()
+    }
+
+
+def scored(p: dict, shift: np.ndarray, config: TrainConfig, smooth: float) -> dict:
+    """The pair's month scored as the grid scores it, its band widened by the validation offsets
+    plus `shift` (one value per step, used from the adaptive start on) smoothed over `smooth` steps."""
+    horizon = config.horizon
+    n, start = len(p["data"]), p["start"]
+    offsets = np.broadcast_to(p["base"], (n, horizon)).copy()
+    offsets[start:] += shift[start:, None]
+    offsets = _smoothed(offsets, p["base"], start, smooth)
+    pred = p["raw"].copy()
+    pred[..., 0] = np.minimum(pred[..., 0] - offsets, pred[..., 1])
+    pred[..., -1] = np.maximum(pred[..., -1] + offsets, pred[..., -2])
+    idx = p["idx"]
+    prices = to_prices(pred[idx], p["frame"].take(idx), horizon)
+    methods = score(
+        p["data"],
+        idx,
+        {"steered": Forecasts(prices[..., 1], prices)},
+        train_end=p["n_train"],
+        horizon=horizon,
+        levels=config.quantiles,
+        ewma_halflife=config.ewma_halflife,
+        min_history=config.min_history,
+    )["methods"]
+    return {
+        "pinball_vs_naive_band": methods["steered"]["pinball"] / methods["naive_band"]["pinball"],
+        "coverage": methods["steered"]["coverage"],
+    }
 
 
 def summary(runs: list[dict]) -> dict:

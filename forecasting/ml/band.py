@@ -104,14 +104,15 @@ class BandForecaster:
         }
 
 
-def in_target_volatility(y: np.ndarray, frame: Frame) -> np.ndarray:
+def in_target_volatility(y: np.ndarray, frame: Frame, power: float = 1.0) -> np.ndarray:
     """Scaled outcomes (n, H) re-measured in the volatility at their target time, known by then.
 
     Judged this way, a jump that the EWMA scale has already absorbed (so the next bands are wider
-    anyway) does not widen the band a second time."""
+    anyway) does not widen the band a second time. `power` < 1 goes only part of the way (0: the
+    outcome as it is, in the volatility at its origin); the band serves 1, benchmarks try others."""
     n, horizon = y.shape
     resolved_at = np.minimum(np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :], n - 1)
-    return y * frame.sigma[:, None] / frame.sigma[resolved_at]
+    return y * (frame.sigma[:, None] / frame.sigma[resolved_at]) ** power
 
 
 def adaptive_offsets(
