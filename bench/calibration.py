@@ -86,7 +86,6 @@ class Case:
             train_end=self.test_start,
             horizon=cfg.horizon,
             levels=cfg.quantiles,
-            ewma_halflife=cfg.ewma_halflife,
             min_history=cfg.min_history,
         )["methods"]
         m, nb = res["model"], res["naive_band"]

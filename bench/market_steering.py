@@ -146,7 +146,6 @@ def scored(p: dict, shift: np.ndarray, config: TrainConfig, smooth: float) -> di
         train_end=p["n_train"],
         horizon=horizon,
         levels=config.quantiles,
-        ewma_halflife=config.ewma_halflife,
         min_history=config.min_history,
     )["methods"]
     return {

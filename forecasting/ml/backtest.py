@@ -24,6 +24,11 @@ from .config import TRACK_AHEAD
 from .data import Series, SeriesError, build_frame, segment_ids
 from .seasonal import fit_seasonal_band
 
+# The naive band every backtest measures methods against. Fixed rather than taken from the
+# forecaster's settings: a candidate with another volatility half-life must not move its own
+# yardstick (the grid's ratios to the naive band would then compare different things).
+NAIVE_HALFLIFE = 24.0
+
 
 @dataclass
 class Forecasts:
@@ -104,7 +109,7 @@ def baselines(
     horizon: int,
     levels: tuple[float, ...],
     train_end: int,
-    ewma_halflife: float = 24.0,
+    ewma_halflife: float = NAIVE_HALFLIFE,
     min_history: int = 48,
 ) -> dict[str, Forecasts]:
     last = series.close[idx]
@@ -152,7 +157,7 @@ def backtest(
         train_end=test_start,
         horizon=cfg.horizon,
         levels=cfg.quantiles,
-        ewma_halflife=cfg.ewma_halflife,
+        ewma_halflife=NAIVE_HALFLIFE,
         min_history=cfg.min_history,
     )
     result["track"] = track(series, idx, forecasts, horizon=cfg.horizon)
@@ -197,7 +202,7 @@ def score(
     train_end: int,
     horizon: int,
     levels: tuple[float, ...],
-    ewma_halflife: float = 24.0,
+    ewma_halflife: float = NAIVE_HALFLIFE,
     min_history: int = 48,
 ) -> dict:
     """Metrics of each forecast and of the baselines on origins `idx`."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
 from forecasting.ml.backtest import backtest, baselines, metrics, naive_band_forecast, origins
+from forecasting.ml.seasonal import fit_seasonal_band
 
 from .candles import FIRST_AFTER_GAP as G
 from .candles import HOUR_MS
@@ -143,3 +145,16 @@ def test_naive_band_forecast_from_the_newest_candle(recent):
     sigma = _ewma_sigma(recent.close, recent.times)[-1]
     expected_hi = recent.close[-1] * np.exp(norm.ppf(0.9) * sigma * np.sqrt(np.arange(1, H + 1)))
     np.testing.assert_allclose(prices[:, 2], expected_hi, rtol=1e-9)
+
+
+def test_the_naive_band_is_one_yardstick_whatever_the_forecaster_settings(recent):
+    # A candidate with a faster volatility must be measured against the same naive band, or its
+    # ratio to that band would compare different things.
+    start = len(recent) - TEST_STEPS
+    results = {}
+    for halflife in (12.0, 24.0):
+        band = fit_seasonal_band(recent, replace(SMALL, ewma_halflife=halflife), train_end=start)
+        results[halflife] = backtest(band, recent, test_start=start, seasonal=band)["methods"]
+    assert results[12.0]["naive_band"]["pinball"] == results[24.0]["naive_band"]["pinball"]
+    assert results[12.0]["naive_band"]["coverage"] == results[24.0]["naive_band"]["coverage"]
+    assert results[12.0]["seasonal_band"]["pinball"] != pytest.approx(results[24.0]["seasonal_band"]["pinball"])
