@@ -165,6 +165,9 @@ def summary(runs: list[dict]) -> dict:
         "coverage_in_range": float(np.mean((cov >= LOW) & (cov <= HIGH))),
         "coverage_p10": float(np.quantile(cov, 0.1)),
         "coverage_p90": float(np.quantile(cov, 0.9)),
+        "coverage_median": float(np.median(cov)),
+        "below": int(np.sum(cov < LOW)),
+        "above": int(np.sum(cov > HIGH)),
     }
 
 

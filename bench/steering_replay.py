@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 from forecast_grid import GridError, default_folder, discover, role  # noqa: E402
-from market_steering import HIGH, LOW, SHARED, fitted, scored  # noqa: E402
+from market_steering import SHARED, fitted, scored, summary  # noqa: E402
 
 from forecasting.ml.config import TrainConfig  # noqa: E402
 
@@ -113,19 +113,6 @@ def replay_pair(p: dict, variant: str, config: TrainConfig) -> dict:
     return scored(p, shift, config, 0.0)  # steer() has already smoothed what it serves
 
 
-def summary(runs: list[dict]) -> dict:
-    pin = np.array([r["pinball_vs_naive_band"] for r in runs])
-    cov = np.array([r["coverage"] for r in runs])
-    return {
-        "runs": len(runs),
-        "pinball_median": float(np.median(pin)),
-        "coverage_median": float(np.median(cov)),
-        "in_range": float(np.mean((cov >= LOW) & (cov <= HIGH))),
-        "below": int(np.sum(cov < LOW)),
-        "above": int(np.sum(cov > HIGH)),
-    }
-
-
 def run(files: dict[str, Path], months: int, variants: list[str], config: TrainConfig, log=print) -> dict:
     runs = {(v, s): [] for v in variants for s in ("tuning", "report")}
     judges = sorted({VARIANTS[v][1] for v in variants})
@@ -155,8 +142,9 @@ def table(runs: dict, variants: list[str]) -> list[str]:
             shared = summary([r for r in runs[v, which] if r["symbol"] in SHARED])
             lines.append(
                 f"| {v} | {which} | {every['runs']} | {every['pinball_median']:.4f} | "
-                f"{every['coverage_median']:.1%} | {every['in_range']:.0%} | {every['below']} / {every['above']} | "
-                f"{shared['pinball_median']:.4f} | {shared['in_range']:.0%} | {shared['below']} / {shared['above']} |"
+                f"{every['coverage_median']:.1%} | {every['coverage_in_range']:.0%} | "
+                f"{every['below']} / {every['above']} | {shared['pinball_median']:.4f} | "
+                f"{shared['coverage_in_range']:.0%} | {shared['below']} / {shared['above']} |"
             )
     return lines
 
