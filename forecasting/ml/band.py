@@ -74,7 +74,7 @@ class BandForecaster:
         start = int(np.searchsorted(series.times, self.aci_start_time))
         return adaptive_offsets(
             raw,
-            in_target_volatility(y, frame),
+            in_target_volatility(y, frame, self.config.aci_judge),
             mask,
             self.calibration,
             start=start,
@@ -109,7 +109,7 @@ def in_target_volatility(y: np.ndarray, frame: Frame, power: float = 1.0) -> np.
 
     Judged this way, a jump that the EWMA scale has already absorbed (so the next bands are wider
     anyway) does not widen the band a second time. `power` < 1 goes only part of the way (0: the
-    outcome as it is, in the volatility at its origin); the band serves 1, benchmarks try others."""
+    outcome as it is, in the volatility at its origin); config.aci_judge picks it."""
     n, horizon = y.shape
     resolved_at = np.minimum(np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :], n - 1)
     return y * (frame.sigma[:, None] / frame.sigma[resolved_at]) ** power

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from forecasting.ml.band import adaptive_offsets, in_target_volatility
 from forecasting.ml.data import Series, build_frame, targets
 from forecasting.ml.train import TrainConfig, TrainedModel, _new_module
 
@@ -65,3 +66,40 @@ def test_bursts_the_volatility_scale_absorbs_do_not_widen_the_band_again(seed):
     # when the scale had already caught up: 2.5-2.9% worse than the fixed band on these series.
     assert pinball / fixed_pinball < 1.02
     assert 0.77 <= coverage <= 0.83
+
+
+def test_aci_judge_sets_the_volatility_each_outcome_is_judged_in():
+    # 1 (served): outcomes re-measured in the volatility at their target time; 0: as they are, in
+    # the volatility at their origin, which widens the band again after every burst.
+    series = _bursty(0)
+    frame = build_frame(series, min_history=48)
+    y, mask = targets(frame, 24)
+    raw = np.zeros((N, 24, 3))
+    raw[..., 0], raw[..., 2] = -Z, Z
+    offsets = {}
+    for judge in (1.0, 0.0):
+        config = TrainConfig(hidden=8, aci_judge=judge)
+        model = TrainedModel(
+            config=config,
+            module=_new_module(config, 9),
+            scaler_mean=np.zeros(9),
+            scaler_scale=np.ones(9),
+            calibration=np.zeros(config.horizon),
+            aci_rate=0.02,
+            aci_start_time=int(series.times[START]),
+        )
+        offsets[judge] = model.band_offsets(series, frame, raw)
+        outcome = in_target_volatility(y, frame) if judge else y
+        expected = adaptive_offsets(
+            raw,
+            outcome,
+            mask,
+            np.zeros(24),
+            start=START,
+            rate=0.02,
+            alpha=0.2,
+            pooled=config.aci_pooled,
+            smooth=config.aci_smooth,
+        )
+        np.testing.assert_allclose(offsets[judge], expected, rtol=0, atol=1e-12)
+    assert offsets[0.0][START:].mean() > offsets[1.0][START:].mean() + 0.05

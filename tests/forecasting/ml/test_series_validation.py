@@ -109,6 +109,8 @@ def test_too_little_history_before_train_end(good):
         ("profile_smooth", -1, "profile_smooth cannot be negative"),
         ("dropout", 1.0, "dropout and aci_rate must be in"),
         ("aci_rate", -0.1, "dropout and aci_rate must be in"),
+        ("aci_judge", 1.5, "aci_judge must be between 0 and 1"),
+        ("aci_judge", float("nan"), "aci_judge must be between 0 and 1"),
         ("patience", -1, "patience cannot be negative"),
     ],
 )
