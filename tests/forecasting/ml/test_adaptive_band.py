@@ -31,12 +31,9 @@ def _bursty(seed: int) -> Series:
     )
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_bursts_the_volatility_scale_absorbs_do_not_widen_the_band_again(seed):
-    # Band: the naive one (+-z in volatility units), so any pinball cost is the adaptation's own.
-    series = _bursty(seed)
-    config = TrainConfig(hidden=8)
-    model = TrainedModel(
+def _adaptive_model(config: TrainConfig, series: Series) -> TrainedModel:
+    """A model whose band adapts at 0.02 from step START; its LSTM is never run here."""
+    return TrainedModel(
         config=config,
         module=_new_module(config, 9),
         scaler_mean=np.zeros(9),
@@ -45,6 +42,14 @@ def test_bursts_the_volatility_scale_absorbs_do_not_widen_the_band_again(seed):
         aci_rate=0.02,
         aci_start_time=int(series.times[START]),
     )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bursts_the_volatility_scale_absorbs_do_not_widen_the_band_again(seed):
+    # Band: the naive one (+-z in volatility units), so any pinball cost is the adaptation's own.
+    series = _bursty(seed)
+    config = TrainConfig(hidden=8)
+    model = _adaptive_model(config, series)
     frame = build_frame(series, min_history=config.min_history)
     raw = np.zeros((N, config.horizon, 3))
     raw[..., 0], raw[..., 2] = -Z, Z
@@ -79,15 +84,7 @@ def test_aci_judge_sets_the_volatility_each_outcome_is_judged_in():
     offsets = {}
     for judge in (1.0, 0.0):
         config = TrainConfig(hidden=8, aci_judge=judge)
-        model = TrainedModel(
-            config=config,
-            module=_new_module(config, 9),
-            scaler_mean=np.zeros(9),
-            scaler_scale=np.ones(9),
-            calibration=np.zeros(config.horizon),
-            aci_rate=0.02,
-            aci_start_time=int(series.times[START]),
-        )
+        model = _adaptive_model(config, series)
         offsets[judge] = model.band_offsets(series, frame, raw)
         outcome = in_target_volatility(y, frame) if judge else y
         expected = adaptive_offsets(
