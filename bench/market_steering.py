@@ -21,6 +21,7 @@ and .md.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -54,8 +55,9 @@ LOW, HIGH = 0.77, 0.83
 
 def fitted(path: Path, k: int, config: TrainConfig, *, judge: float = 1.0) -> dict | None:
     """One pair's month as the grid runs it, with what the replay needs. `judge`: how far each
-    outcome is re-measured in the volatility at its target time (band.in_target_volatility)."""
-    series = read_series(path)
+    outcome is re-measured in the volatility at its target time (band.in_target_volatility;
+    judged_rel gives the same month under another)."""
+    series = _series(path)
     if k not in months_of(series, k + 1):
         return None
     data, _, n_train = month_data(series, k, TRAIN_DAYS)
@@ -65,26 +67,35 @@ def fitted(path: Path, k: int, config: TrainConfig, *, judge: float = 1.0) -> di
         return None
     horizon = config.horizon
     frame = band.frame(data)
-    raw = band.raw_quantiles(data, frame)
     y, mask = targets(frame, horizon)
-    outcome = in_target_volatility(y, frame, judge)
-    start = int(np.searchsorted(data.times, band.aci_start_time))
-    base = np.asarray(band.calibration, dtype=float)
-    scores = np.where(mask, np.maximum(raw[..., 0] - outcome, outcome - raw[..., -1]), np.nan)
-    rel = resolved_at(scores, start=start)  # [t, j]: the (j + 1)-step score that closed at t
-    idx = origins(
-        data, test_start=n_train, horizon=horizon, min_history=config.min_history, ewma_halflife=config.ewma_halflife
-    )
-    return {
+    p = {
         "data": data,
         "frame": frame,
-        "raw": raw,
-        "rel": rel - base[None, :],
-        "base": base,
-        "start": start,
+        "raw": band.raw_quantiles(data, frame),
+        "y": y,
+        "mask": mask,
+        "base": np.asarray(band.calibration, dtype=float),
+        "start": int(np.searchsorted(data.times, band.aci_start_time)),
         "n_train": n_train,
-        "idx": idx,
     }
+    p["idx"] = origins(
+        data, test_start=n_train, horizon=horizon, min_history=config.min_history, ewma_halflife=config.ewma_halflife
+    )
+    p["rel"] = judged_rel(p, judge)
+    return p
+
+
+def judged_rel(p: dict, judge: float) -> np.ndarray:
+    """[t, j]: the (j + 1)-step score that closed at t, outcomes judged as `judge` says, less
+    that step's validation offset (NaN where none closed)."""
+    outcome = in_target_volatility(p["y"], p["frame"], judge)
+    raw = p["raw"]
+    scores = np.where(p["mask"], np.maximum(raw[..., 0] - outcome, outcome - raw[..., -1]), np.nan)
+    return resolved_at(scores, start=p["start"]) - p["base"][None, :]
+
+
+# Each month reads the pair's whole file: read it once per process.
+_series = functools.lru_cache(maxsize=None)(read_series)
 
 
 def replay(pairs: dict[str, dict], own_rate: float, market_rate: float, config: TrainConfig) -> dict[str, dict]:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 from forecast_grid import GridError, default_folder, discover, role  # noqa: E402
-from market_steering import SHARED, fitted, scored, summary  # noqa: E402
+from market_steering import SHARED, fitted, judged_rel, scored, summary  # noqa: E402
 
 from forecasting.ml.config import TrainConfig  # noqa: E402
 
@@ -118,10 +118,11 @@ def run(files: dict[str, Path], months: int, variants: list[str], config: TrainC
     judges = sorted({VARIANTS[v][1] for v in variants})
     for k in range(months):
         for symbol, path in files.items():
+            fit = fitted(path, k, config)  # once: only the judged scores differ between variants
+            if fit is None:
+                continue
             for judge in judges:
-                p = fitted(path, k, config, judge=judge)
-                if p is None:
-                    continue
+                p = fit | {"rel": judged_rel(fit, judge)}
                 for v in (v for v in variants if VARIANTS[v][1] == judge):
                     runs[v, role(k)].append({"symbol": symbol, "k": k, **replay_pair(p, v, config)})
         log(f"month {k} done", flush=True)
