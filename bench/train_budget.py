@@ -9,7 +9,8 @@ time measured in one run says little about a setting measured in another. Here e
 on the same (asset, month) right after the others, in one process of one torch thread with nothing
 else of this script running, and the result is each setting's median and maximum beside the
 defaults' and their ratio. Each month is trained as bench/forecast_grid.py trains it (the tuning
-months by default: k odd). One forecast from what production reads is timed too. Writes
+months by default: k odd). One forecast from what production reads is timed too, and the
+seasonal band's fit. Writes
 bench/results/<name>.json and .md.
 """
 
@@ -37,6 +38,7 @@ from forecast_grid import (  # noqa: E402
     read_series,
 )
 
+from forecasting.ml.seasonal import fit_seasonal_band  # noqa: E402
 from forecasting.ml.train import TrainConfig, pin_threads, train  # noqa: E402
 
 BUDGET_SECONDS = 10.0
@@ -53,6 +55,9 @@ def parse_candidate(text: str) -> tuple[str, dict]:
 def time_one(data, n_train: int, overrides: dict) -> dict:
     config = replace(TrainConfig(threads=1), **overrides)
     started = time.perf_counter()
+    fit_seasonal_band(data, config, train_end=n_train - GATE_STEPS)
+    band_seconds = time.perf_counter() - started
+    started = time.perf_counter()
     model = train(data, config, train_end=n_train - GATE_STEPS)
     seconds = time.perf_counter() - started
     recent = data.head(n_train).since(model.history_start(data.interval_ms))
@@ -60,6 +65,7 @@ def time_one(data, n_train: int, overrides: dict) -> dict:
     model.forecast(recent)
     return {
         "train_seconds": seconds,
+        "band_seconds": band_seconds,
         "forecast_seconds": time.perf_counter() - started,
         "epochs": [m["epochs"] for m in model.meta["members"]],
     }
@@ -69,6 +75,8 @@ def summarise(times: list[dict], base: list[dict]) -> dict:
     t = np.array([r["train_seconds"] for r in times])
     b = np.array([r["train_seconds"] for r in base])
     f = np.array([r["forecast_seconds"] for r in times])
+    band = np.array([r["band_seconds"] for r in times])
+    band_base = np.array([r["band_seconds"] for r in base])
     return {
         "train_median": float(np.median(t)),
         "train_max": float(t.max()),
@@ -77,6 +85,9 @@ def summarise(times: list[dict], base: list[dict]) -> dict:
         "epochs_median": float(np.median([sum(r["epochs"]) for r in times])),
         "forecast_median_ms": float(np.median(f) * 1000),
         "forecast_max_ms": float(f.max() * 1000),
+        "band_median_ms": float(np.median(band) * 1000),
+        "band_max_ms": float(band.max() * 1000),
+        "band_ratio_median": float(np.median(band / band_base)),
     }
 
 
@@ -111,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                 runs[label].append(r)
                 print(
                     f"{symbol} k={k} {label}: {r['train_seconds']:.2f} s, epochs {r['epochs']}, "
-                    f"forecast {r['forecast_seconds'] * 1000:.1f} ms",
+                    f"forecast {r['forecast_seconds'] * 1000:.1f} ms, "
+                    f"seasonal band fitted in {r['band_seconds'] * 1000:.0f} ms",
                     flush=True,
                 )
     summaries = {label: summarise(rs, runs["defaults"]) for label, rs in runs.items()}
@@ -128,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         "the machine weighs on both.",
         "",
         "| setting | train s median | train s max | x defaults (median, max) | epochs (median, all members) "
-        "| one forecast ms (median, max) |",
-        "|---|---:|---:|---|---:|---|",
+        "| one forecast ms (median, max) | seasonal band fit ms (median, max; x defaults) |",
+        "|---|---:|---:|---|---:|---|---|",
     ]
     for label, overrides in settings:
         s = summaries[label]
@@ -137,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(
             f"| {name} | {s['train_median']:.2f} | {s['train_max']:.2f} | {s['ratio_median']:.2f}, "
             f"{s['ratio_max']:.2f} | {s['epochs_median']:.0f} | {s['forecast_median_ms']:.1f}, "
-            f"{s['forecast_max_ms']:.1f} |"
+            f"{s['forecast_max_ms']:.1f} | {s['band_median_ms']:.0f}, {s['band_max_ms']:.0f}; "
+            f"{s['band_ratio_median']:.2f} |"
         )
     lines += [
         "",

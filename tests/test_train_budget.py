@@ -50,13 +50,17 @@ def test_a_month_is_trained_as_the_grid_trains_it_and_timed_with_its_forecast(da
     assert len(one["epochs"]) == 1 and len(two["epochs"]) == 2
     assert all(1 <= e <= 2 for e in one["epochs"] + two["epochs"])
     assert one["train_seconds"] > 0 and 0 < two["forecast_seconds"] < 5
+    assert 0 < one["band_seconds"] < 5
 
 
 def test_ratios_are_taken_month_by_month_against_the_defaults():
-    base = [{"train_seconds": s, "forecast_seconds": 0.01, "epochs": [10]} for s in (2.0, 8.0)]
+    base = [{"train_seconds": s, "band_seconds": s / 10, "forecast_seconds": 0.01, "epochs": [10]} for s in (2.0, 8.0)]
     # Twice the defaults every month: a slow minute on the second month does not blur it.
-    cand = [{"train_seconds": s, "forecast_seconds": 0.02, "epochs": [10, 12]} for s in (4.0, 16.0)]
+    cand = [
+        {"train_seconds": s, "band_seconds": s / 40, "forecast_seconds": 0.02, "epochs": [10, 12]} for s in (4.0, 16.0)
+    ]
     s = tb.summarise(cand, base)
     assert s["ratio_median"] == pytest.approx(2.0) and s["ratio_max"] == pytest.approx(2.0)
+    assert s["band_ratio_median"] == pytest.approx(0.5) and s["band_max_ms"] == pytest.approx(400.0)
     assert s["train_median"] == pytest.approx(10.0) and s["train_max"] == pytest.approx(16.0)
     assert s["epochs_median"] == 22 and s["forecast_max_ms"] == pytest.approx(20.0)
