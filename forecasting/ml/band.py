@@ -14,7 +14,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from .config import TrainConfig
-from .data import Frame, Series, SeriesError, build_frame, targets
+from .data import Frame, Series, SeriesError, build_frame, fit_mix, fit_mix_burst, targets
 
 
 class BandForecaster:
@@ -27,6 +27,7 @@ class BandForecaster:
     aci_rate: float
     aci_start_time: int | None
     mix: np.ndarray | None = None  # (H,) or (2, H) fast-volatility weights (data.fit_mix), or None
+    burst_mix: np.ndarray | None = None  # (H,) burst-volatility weights (data.fit_mix_burst), or None
 
     def frame(self, series: Series) -> Frame:
         return build_frame(
@@ -38,7 +39,16 @@ class BandForecaster:
             range_weight=self.config.range_weight,
             slow_window=self.config.slow_window,
             mix=self.mix,
+            burst_halflife=self.config.burst_halflife,
+            burst_mix=self.burst_mix,
         )
+
+    def choose_mix(self, frame: Frame, y: np.ndarray, train_mask: np.ndarray) -> None:
+        """Choose the volatility mix on the training targets (y in the unmixed scale's units)."""
+        if self.config.burst_halflife:
+            self.mix, self.burst_mix = fit_mix_burst(frame, y, train_mask)
+        else:
+            self.mix = fit_mix(frame, y, train_mask, self.config.mix_sides)
 
     def history_start(self, interval_ms: int) -> int | None:
         """The open time from which a forecast must read candles to compute what training computed:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .band import BandForecaster, conformal_offsets, split_masks
 from .config import TrainConfig
-from .data import Frame, Series, SeriesError, fit_mix, seasonal_profile, targets
+from .data import Frame, Series, SeriesError, seasonal_profile, targets
 
 
 @dataclass
@@ -30,6 +30,7 @@ class SeasonalBand(BandForecaster):
     aci_start_time: int | None = None
     meta: dict = field(default_factory=dict)
     mix: np.ndarray | None = None
+    burst_mix: np.ndarray | None = None
 
     def raw_quantiles(self, series: Series, frame: Frame) -> np.ndarray:
         return np.broadcast_to(self.base, (len(series), *self.base.shape)).copy()
@@ -64,7 +65,7 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
     y, mask = targets(frame, config.horizon)
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     if config.slow_window:
-        band.mix = fit_mix(frame, y, train_mask, config.mix_sides)
+        band.choose_mix(frame, y, train_mask)
         frame = band.frame(series)
         y, mask = targets(frame, config.horizon)
         train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)

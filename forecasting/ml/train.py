@@ -29,7 +29,7 @@ from .band import (  # noqa: F401  (re-exported: the benchmarks import them from
     to_prices,
 )
 from .config import LEGACY_SETTINGS, TrainConfig  # noqa: F401  (re-exported)
-from .data import Frame, Series, SeriesError, fit_mix, seasonal_profile, targets
+from .data import Frame, Series, SeriesError, seasonal_profile, targets
 from .model import QuantileEnsemble, QuantileLSTM
 from .seasonal import base_quantiles
 
@@ -61,6 +61,7 @@ class TrainedModel(BandForecaster):
     base: np.ndarray | None = None
     blend: float = 1.0
     mix: np.ndarray | None = None  # (H,) or (2, H) fast-volatility weights against the slow one
+    burst_mix: np.ndarray | None = None  # (H,) burst-volatility weights (data.fit_mix_burst)
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -106,6 +107,7 @@ class TrainedModel(BandForecaster):
                 "base": torch.as_tensor(np.zeros((0, 0)) if self.base is None else self.base),
                 "blend": float(self.blend),
                 "mix": torch.as_tensor(np.zeros(0) if self.mix is None else self.mix),
+                "burst_mix": torch.as_tensor(np.zeros(0) if self.burst_mix is None else self.burst_mix),
                 "meta": self.meta,
             },
             buf,
@@ -128,6 +130,8 @@ class TrainedModel(BandForecaster):
         base = None if base is None or base.numel() == 0 else base.numpy()
         mix = blob.get("mix")
         mix = None if mix is None or mix.numel() == 0 else mix.numpy()
+        burst_mix = blob.get("burst_mix")
+        burst_mix = None if burst_mix is None or burst_mix.numel() == 0 else burst_mix.numpy()
         config = TrainConfig(**cfg)
         module = _new_module(config, blob["scaler_mean"].shape[0])
         module.load_state_dict(blob["state_dict"])
@@ -145,6 +149,7 @@ class TrainedModel(BandForecaster):
             base=base,
             blend=float(blob.get("blend", 1.0)),
             mix=mix,
+            burst_mix=burst_mix,
         )
 
 
@@ -303,7 +308,7 @@ def train(
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     if config.slow_window:
         # Targets in units of the mixed volatility, so the LSTM forecasts what the mix leaves.
-        shell.mix = fit_mix(frame, y, train_mask, config.mix_sides)
+        shell.choose_mix(frame, y, train_mask)
         frame = shell.frame(series)
         y, mask = targets(frame, config.horizon)
         train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
@@ -347,6 +352,7 @@ def train(
         calibration=np.zeros(config.horizon),
         profile=profile,
         mix=shell.mix,
+        burst_mix=shell.burst_mix,
     )
     model.shrink = _fit_shrink(model, series, val_mask, y)
     # The LSTM runs over the series once more here, not once per use: with two members that pass

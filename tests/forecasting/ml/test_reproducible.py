@@ -87,15 +87,15 @@ def test_a_format_1_artifact_runs_as_it_was_trained(recent, recent_model):
     # Before the seasonal profile: no profile, no blend, and settings it never had stay off.
     blob = torch.load(io.BytesIO(recent_model.to_bytes()), weights_only=True)
     blob["format"] = 1
-    for key in ("profile", "base", "blend", "mix"):
+    for key in ("profile", "base", "blend", "mix", "burst_mix"):
         del blob[key]
-    for key in ("seasonal", "aci_pooled", "range_weight", "ensemble", "max_shrink", "slow_window"):
+    for key in ("seasonal", "aci_pooled", "range_weight", "ensemble", "max_shrink", "slow_window", "burst_halflife"):
         del blob["config"][key]
     buf = io.BytesIO()
     torch.save(blob, buf)
     old = TrainedModel.from_bytes(buf.getvalue())
-    assert old.profile is None and old.base is None and old.blend == 1.0 and old.mix is None
-    assert old.config.slow_window == 0 and old.frame(recent).slow is None
+    assert old.profile is None and old.base is None and old.blend == 1.0 and old.mix is None and old.burst_mix is None
+    assert old.config.slow_window == 0 and old.frame(recent).slow is None and old.config.burst_halflife == 0
     assert not old.config.seasonal and old.config.range_weight == 0.0 and not old.config.aci_pooled
     assert old.frame(recent).season is None
     assert np.isfinite(np.array(old.forecast(recent)["prices"])).all()

@@ -130,7 +130,7 @@ def test_a_forecast_from_the_candles_production_reads_sees_what_training_saw(rec
 
 
 def test_no_slow_window_is_the_fast_volatility_alone(recent):
-    config = dataclasses.replace(SMALL, slow_window=0)
+    config = dataclasses.replace(SMALL, slow_window=0, burst_halflife=0.0)
     band = fit_seasonal_band(recent, config, train_end=len(recent) - TEST_STEPS)
     assert band.mix is None and band.frame(recent).slow is None
     assert band.history_start(HOUR_MS) == band.aci_start_time
@@ -186,7 +186,7 @@ def test_a_two_sided_mix_weighs_each_origin_by_its_side(recent):
 
 
 def test_a_model_keeps_its_two_sided_mix_through_its_artifact(recent):
-    config = dataclasses.replace(SMALL, mix_sides=2)
+    config = dataclasses.replace(SMALL, mix_sides=2, burst_halflife=0.0)
     model = train(recent, config, train_end=len(recent) - TEST_STEPS)
     assert model.mix.shape == (2, config.horizon)
     again = type(model).from_bytes(model.to_bytes())
