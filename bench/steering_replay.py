@@ -40,9 +40,10 @@ from market_steering import SHARED, fitted, judged_rel, scored, summary  # noqa:
 from forecasting.ml.config import TrainConfig  # noqa: E402
 
 EXPERT_RATES = (0.01, 0.02, 0.04, 0.08)
+_TODAY = TrainConfig()
 # name -> (kind, judge power, rate, smoothing half-life in steps)
 VARIANTS = {
-    "today": ("open", 1.0, 0.04, 24.0),
+    "today": ("open", _TODAY.aci_judge, _TODAY.aci_rate, _TODAY.aci_smooth),
     "closed 0.04 / 24 h": ("closed", 1.0, 0.04, 24.0),
     "closed 0.03 / 12 h": ("closed", 1.0, 0.03, 12.0),
     "closed 0.02 / 24 h": ("closed", 1.0, 0.02, 24.0),
