@@ -14,7 +14,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from .config import TrainConfig
-from .data import Frame, Series, SeriesError, build_frame, fit_mix, fit_mix_burst, targets
+from .data import Frame, Series, SeriesError, build_frame, fit_mix, fit_mix_burst, remix, targets
 
 
 class BandForecaster:
@@ -43,12 +43,14 @@ class BandForecaster:
             burst_mix=self.burst_mix,
         )
 
-    def choose_mix(self, frame: Frame, y: np.ndarray, train_mask: np.ndarray) -> None:
-        """Choose the volatility mix on the training targets (y in the unmixed scale's units)."""
+    def choose_mix(self, frame: Frame, y: np.ndarray, train_mask: np.ndarray) -> Frame:
+        """Choose the volatility mix on the training targets of an unmixed `frame` (y in its
+        units) and return the frame with it, as `self.frame` now builds it."""
         if self.config.burst_halflife:
             self.mix, self.burst_mix = fit_mix_burst(frame, y, train_mask)
         else:
             self.mix = fit_mix(frame, y, train_mask, self.config.mix_sides)
+        return remix(frame, self.mix, self.burst_mix, self.config.horizon)
 
     def history_start(self, interval_ms: int) -> int | None:
         """The open time from which a forecast must read candles to compute what training computed:

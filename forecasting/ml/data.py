@@ -8,7 +8,7 @@ targets never join the two sides of a gap as if they were adjacent.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -316,18 +316,7 @@ def build_frame(
     slow = _window_volatility(squares, seg, slow_window) if slow_window else None
     burst = ewma_volatility(r, seg, burst_halflife, squares) if burst_halflife else None
     if mix is not None:
-        if slow is None or np.shape(mix)[-1] < horizon:
-            raise SeriesError("a volatility mix needs the slow volatility and a weight per horizon step")
-        if season is None:
-            season = np.broadcast_to(np.sqrt(np.arange(1, horizon + 1)), (len(series), horizon))
-        w = _mix_weights(np.asarray(mix, dtype=float), sigma, slow, horizon)
-        variance = w + (1 - w) * (slow / sigma)[:, None] ** 2
-        if burst_mix is not None:
-            if burst is None or np.shape(burst_mix)[-1] < horizon:
-                raise SeriesError("a burst mix needs the burst volatility and a weight per horizon step")
-            b = np.asarray(burst_mix, dtype=float)[None, :horizon]
-            variance = variance + b * ((burst / sigma)[:, None] ** 2 - (slow / sigma)[:, None] ** 2)
-        season = season[:, :horizon] * np.sqrt(variance)
+        season = _mixed_season(season, sigma, slow, burst, mix, burst_mix, horizon)
     prev_sigma = np.concatenate([[np.nan], sigma[:-1]])
     prev_sigma[np.concatenate([[True], np.diff(seg) != 0])] = np.nan
     log_v = np.log1p(series.volume)
@@ -355,6 +344,30 @@ def build_frame(
     return Frame(
         features=feats, log_close=log_c, sigma=sigma, seg=seg, valid=valid, season=season, slow=slow, burst=burst
     )
+
+
+def _mixed_season(season, sigma, slow, burst, mix, burst_mix, horizon: int) -> np.ndarray:
+    """(n, H): the seasonal scale (None: no profile) times the mix's ratio to sigma."""
+    if slow is None or np.shape(mix)[-1] < horizon:
+        raise SeriesError("a volatility mix needs the slow volatility and a weight per horizon step")
+    if season is None:
+        season = np.broadcast_to(np.sqrt(np.arange(1, horizon + 1)), (len(sigma), horizon))
+    w = _mix_weights(np.asarray(mix, dtype=float), sigma, slow, horizon)
+    variance = w + (1 - w) * (slow / sigma)[:, None] ** 2
+    if burst_mix is not None:
+        if burst is None or np.shape(burst_mix)[-1] < horizon:
+            raise SeriesError("a burst mix needs the burst volatility and a weight per horizon step")
+        b = np.asarray(burst_mix, dtype=float)[None, :horizon]
+        variance = variance + b * ((burst / sigma)[:, None] ** 2 - (slow / sigma)[:, None] ** 2)
+    return season[:, :horizon] * np.sqrt(variance)
+
+
+def remix(frame: Frame, mix: np.ndarray, burst_mix: np.ndarray | None, horizon: int) -> Frame:
+    """A frame built without a mix, as build_frame would build it with this one, bit for bit,
+    without computing its volatilities and features again (training chooses the mix on the
+    unmixed frame, then needs the mixed one)."""
+    season = _mixed_season(frame.season, frame.sigma, frame.slow, frame.burst, mix, burst_mix, horizon)
+    return replace(frame, season=season)
 
 
 MIX_GRID = np.linspace(0.0, 1.0, 21)

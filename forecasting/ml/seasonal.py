@@ -65,8 +65,7 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
     y, mask = targets(frame, config.horizon)
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     if config.slow_window:
-        band.choose_mix(frame, y, train_mask)
-        frame = band.frame(series)
+        frame = band.choose_mix(frame, y, train_mask)
         y, mask = targets(frame, config.horizon)
         train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     if not val_mask.any():

@@ -308,8 +308,7 @@ def train(
     train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     if config.slow_window:
         # Targets in units of the mixed volatility, so the LSTM forecasts what the mix leaves.
-        shell.choose_mix(frame, y, train_mask)
-        frame = shell.frame(series)
+        frame = shell.choose_mix(frame, y, train_mask)
         y, mask = targets(frame, config.horizon)
         train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     fit_rows = frame.valid & (np.arange(len(series)) < val_start)

@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from forecasting.ml.data import MIX_GRID, SeriesError, build_frame, fit_mix_burst, targets
+from forecasting.ml.data import MIX_GRID, SeriesError, build_frame, fit_mix_burst, remix, targets
 from forecasting.ml.seasonal import fit_seasonal_band
 from forecasting.ml.train import TrainConfig, TrainedModel, train
 
@@ -137,3 +137,32 @@ def test_a_model_keeps_its_burst_mix_through_its_artifact(recent):
     # From the candles production reads (history_start) the forecast is the one from all of them.
     read = recent.since(model.history_start(HOUR_MS))
     np.testing.assert_allclose(model.forecast(read)["prices"], model.forecast(recent)["prices"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("burst", [True, False])
+def test_remixing_a_frame_is_building_it_with_the_mix(recent, burst):
+    # Training chooses the mix on the unmixed frame and remixes it rather than building it again.
+    profile = fit_seasonal_band(recent, SMALL, train_end=len(recent) - TEST_STEPS).profile
+    kw = {"min_history": 48, "horizon": 24, "slow_window": 336, "profile": profile, "range_weight": 0.5}
+    kw |= {"burst_halflife": 4.0} if burst else {}
+    w, b = np.linspace(0.9, 0.4, 24), (np.linspace(0.1, 0.0, 24) if burst else None)
+    built = build_frame(recent, mix=w, burst_mix=b, **kw)
+    again = remix(build_frame(recent, **kw), w, b, 24)
+    np.testing.assert_array_equal(again.season, built.season)
+    np.testing.assert_array_equal(again.features, built.features)
+    np.testing.assert_array_equal(again.sigma, built.sigma)
+
+
+def test_the_band_serves_the_frame_it_was_fitted_on(recent):
+    band = fit_seasonal_band(recent, BURST, train_end=len(recent) - TEST_STEPS)
+    frame = band.frame(recent)
+    unmixed = build_frame(
+        recent,
+        min_history=BURST.min_history,
+        horizon=BURST.horizon,
+        profile=band.profile,
+        range_weight=BURST.range_weight,
+        slow_window=BURST.slow_window,
+        burst_halflife=BURST.burst_halflife,
+    )
+    np.testing.assert_array_equal(remix(unmixed, band.mix, band.burst_mix, BURST.horizon).season, frame.season)
