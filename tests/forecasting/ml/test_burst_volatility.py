@@ -99,6 +99,19 @@ def test_impossible_burst_settings_are_refused(settings):
         TrainConfig(**settings)
 
 
+def _unmixed(recent, band):
+    """The frame the band's mix is chosen on: its settings and profile, no mix yet."""
+    return build_frame(
+        recent,
+        min_history=BURST.min_history,
+        horizon=BURST.horizon,
+        profile=band.profile,
+        range_weight=BURST.range_weight,
+        slow_window=BURST.slow_window,
+        burst_halflife=BURST.burst_halflife,
+    )
+
+
 def test_the_band_and_the_model_learn_their_burst_mix_before_validation(recent):
     train_end = len(recent) - TEST_STEPS
     val_start = train_end - BURST.val_steps
@@ -108,15 +121,7 @@ def test_the_band_and_the_model_learn_their_burst_mix_before_validation(recent):
     np.testing.assert_array_equal(band.mix, other.mix)
     np.testing.assert_array_equal(band.burst_mix, other.burst_mix)
     # The same choice as fitting the mix by hand on the training targets.
-    frame = build_frame(
-        recent,
-        min_history=BURST.min_history,
-        horizon=BURST.horizon,
-        profile=band.profile,
-        range_weight=BURST.range_weight,
-        slow_window=BURST.slow_window,
-        burst_halflife=BURST.burst_halflife,
-    )
+    frame = _unmixed(recent, band)
     y, mask = targets(frame, BURST.horizon)
     t = np.arange(len(recent))[:, None] + np.arange(1, BURST.horizon + 1)[None, :]
     w, b = fit_mix_burst(frame, y, mask & (t < val_start))
@@ -156,13 +161,5 @@ def test_remixing_a_frame_is_building_it_with_the_mix(recent, burst):
 def test_the_band_serves_the_frame_it_was_fitted_on(recent):
     band = fit_seasonal_band(recent, BURST, train_end=len(recent) - TEST_STEPS)
     frame = band.frame(recent)
-    unmixed = build_frame(
-        recent,
-        min_history=BURST.min_history,
-        horizon=BURST.horizon,
-        profile=band.profile,
-        range_weight=BURST.range_weight,
-        slow_window=BURST.slow_window,
-        burst_halflife=BURST.burst_halflife,
-    )
+    unmixed = _unmixed(recent, band)
     np.testing.assert_array_equal(remix(unmixed, band.mix, band.burst_mix, BURST.horizon).season, frame.season)
