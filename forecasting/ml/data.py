@@ -353,12 +353,13 @@ def _mixed_season(season, sigma, slow, burst, mix, burst_mix, horizon: int) -> n
     if season is None:
         season = np.broadcast_to(np.sqrt(np.arange(1, horizon + 1)), (len(sigma), horizon))
     w = _mix_weights(np.asarray(mix, dtype=float), sigma, slow, horizon)
-    variance = w + (1 - w) * (slow / sigma)[:, None] ** 2
+    slow2 = (slow / sigma)[:, None] ** 2
+    variance = w + (1 - w) * slow2
     if burst_mix is not None:
         if burst is None or np.shape(burst_mix)[-1] < horizon:
             raise SeriesError("a burst mix needs the burst volatility and a weight per horizon step")
         b = np.asarray(burst_mix, dtype=float)[None, :horizon]
-        variance = variance + b * ((burst / sigma)[:, None] ** 2 - (slow / sigma)[:, None] ** 2)
+        variance = variance + b * ((burst / sigma)[:, None] ** 2 - slow2)
     return season[:, :horizon] * np.sqrt(variance)
 
 
