@@ -21,6 +21,7 @@ LEGACY_SETTINGS = {
     "aci_smooth": 0.0,
     "slow_window": 0,
     "burst_halflife": 0.0,
+    "anchored": False,
 }
 
 
@@ -104,6 +105,9 @@ class TrainConfig:
     # pinball from 1.0016 to 1.0012 x the naive band's on nine pairs but from 0.9989 to 1.0015 on
     # BTC/ETH/BNB (beats the band: 66% -> 68%, 78% -> 72%): not kept.
     recency_halflife: float = 0.0
+    # The LSTM's median fixed at the last price in training too, so it learns the band around the
+    # price as it is served (max_shrink 0) rather than around a median that serving moves.
+    anchored: bool = False
     seed: int = 0
     threads: int = 1
     # Returns divided by an hour-of-week volatility profile learnt on the training part, so the
@@ -147,6 +151,8 @@ class TrainConfig:
             raise ValueError("profile_smooth cannot be negative")
         if not 0 <= self.dropout < 1 or not 0 <= self.weight_decay < math.inf or not 0 <= self.aci_rate < 1:
             raise ValueError("dropout and aci_rate must be in [0, 1) and weight_decay non-negative")
+        if self.anchored and (self.max_shrink or len(qs) % 2 == 0 or qs[len(qs) // 2] != 0.5):
+            raise ValueError("anchored needs max_shrink 0 and an odd number of quantiles with 0.5 in the middle")
         if not 0 <= self.max_shrink <= 1:
             raise ValueError("max_shrink must be between 0 and 1")
 

@@ -33,6 +33,7 @@ class QuantileLSTM(pl.LightningModule):
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         burn_in: int = 48,
+        anchored: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -49,6 +50,14 @@ class QuantileLSTM(pl.LightningModule):
 
     def _quantiles(self, out: torch.Tensor) -> torch.Tensor:
         raw = self.head(out).unflatten(-1, (self.horizon, len(self.hparams.quantiles)))
+        if self.hparams.anchored:
+            # The median is the last price (0 in scaled units); the other quantiles are positive
+            # distances below and above it, learnt as they are served.
+            mid = len(self.hparams.quantiles) // 2
+            steps = F.softplus(raw) + 1e-4
+            up = torch.cumsum(steps[..., mid + 1 :], dim=-1)
+            down = -torch.flip(torch.cumsum(torch.flip(steps[..., :mid], dims=[-1]), dim=-1), dims=[-1])
+            return torch.cat([down, torch.zeros_like(raw[..., mid : mid + 1]), up], dim=-1)
         # Quantiles that cannot cross: the lowest, then positive increments. Contiguous first:
         # softplus on the strided slice took ten times as long.
         base = raw[..., :1]

@@ -164,6 +164,7 @@ def _new_member(config: TrainConfig, n_features: int) -> QuantileLSTM:
         lr=config.lr,
         weight_decay=config.weight_decay,
         burn_in=config.burn_in,
+        anchored=config.anchored,
     )
 
 
