@@ -67,6 +67,7 @@ LSTM_SETTINGS = {
     "ensemble",
     "max_shrink",
     "recency_halflife",
+    "anchored",
     "seed",
 }
 

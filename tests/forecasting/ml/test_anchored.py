@@ -15,7 +15,7 @@ from forecasting.ml.train import TrainConfig, TrainedModel, train
 
 from .conftest import SMALL, TEST_STEPS
 
-ANCHORED = dataclasses.replace(SMALL, anchored=True)
+ANCHORED = dataclasses.replace(SMALL, anchored=True)  # the default, named so the tests say so
 
 
 @pytest.mark.parametrize("quantiles", [(0.1, 0.5, 0.9), (0.05, 0.25, 0.5, 0.75, 0.95)])
@@ -58,14 +58,18 @@ def test_an_anchored_model_serves_its_band_around_the_last_price(recent):
     assert again.forecast(recent) == fc
 
 
-def test_an_artifact_from_before_the_setting_loads_unanchored(recent, recent_model):
-    blob = torch.load(io.BytesIO(recent_model.to_bytes()), weights_only=True)
+def test_an_artifact_from_before_the_setting_loads_unanchored(recent):
+    before = train(recent, dataclasses.replace(SMALL, anchored=False), train_end=len(recent) - TEST_STEPS)
+    blob = torch.load(io.BytesIO(before.to_bytes()), weights_only=True)
     del blob["config"]["anchored"]
     buf = io.BytesIO()
     torch.save(blob, buf)
     old = TrainedModel.from_bytes(buf.getvalue())
     assert not old.config.anchored and not old.module.hparams.anchored
-    assert old.forecast(recent) == recent_model.forecast(recent)
+    assert old.forecast(recent) == before.forecast(recent)
+    assert TrainedModel.from_bytes(before.to_bytes()).forecast(recent) != train(
+        recent, ANCHORED, train_end=len(recent) - TEST_STEPS
+    ).forecast(recent)
 
 
 @pytest.mark.parametrize(

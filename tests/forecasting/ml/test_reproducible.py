@@ -89,7 +89,16 @@ def test_a_format_1_artifact_runs_as_it_was_trained(recent, recent_model):
     blob["format"] = 1
     for key in ("profile", "base", "blend", "mix", "burst_mix"):
         del blob[key]
-    for key in ("seasonal", "aci_pooled", "range_weight", "ensemble", "max_shrink", "slow_window", "burst_halflife"):
+    for key in (
+        "seasonal",
+        "aci_pooled",
+        "range_weight",
+        "ensemble",
+        "max_shrink",
+        "slow_window",
+        "burst_halflife",
+        "anchored",
+    ):
         del blob["config"][key]
     buf = io.BytesIO()
     torch.save(blob, buf)
