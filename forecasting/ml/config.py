@@ -113,7 +113,7 @@ class TrainConfig:
     recency_halflife: float = 0.0
     # The LSTM's median fixed at the last price in training too, so it learns the band around the
     # price as it is served (max_shrink 0) rather than around a median that serving moves. On the
-    # tuning months (forecast_tuning.md rows 28-33), with lr 1e-3: model pinball 0.9982 -> 0.9947 x
+    # tuning months (forecast_tuning.md rows 28-34), with lr 1e-3: model pinball 0.9982 -> 0.9947 x
     # the naive band's, better in 60 months and worse in 31 of 96; it beats the seasonal band in
     # 70% of months against 48% (BTC/ETH/BNB 69% against 64%); what is served 36 better, 27
     # worse, still in 77-83% in 93% of months (BTC/ETH/BNB 92%). At lr 3e-3 it held 89%.
