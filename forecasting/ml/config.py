@@ -32,9 +32,9 @@ class TrainConfig:
     hidden: int = 64
     layers: int = 1
     dropout: float = 0.0
-    # With anchored, 3e-3 stopped early (best epoch 8 median) and 5e-4 took up to 13 s to train;
-    # 1e-3 was the sharpest on the tuning months (model pinball 0.9961 / 0.9947 / 0.9961 x the
-    # naive band's). Without anchoring 1e-3 was no better than 3e-3 (0.9989 against 0.9982).
+    # With anchored, 3e-3 stopped early (best epoch 8 median) and 5e-4 took up to 13 s to train.
+    # Model pinball x the naive band's on the tuning months: 3e-3 0.9961, 1e-3 0.9947, 5e-4
+    # 0.9961. Without anchoring 1e-3 was no better than 3e-3 (0.9989 against 0.9982).
     lr: float = 1e-3
     weight_decay: float = 1e-4
     # Per member of an ensemble. 30 rather than 40 bounds training at about 8 s here: on the

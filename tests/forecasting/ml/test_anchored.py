@@ -45,8 +45,9 @@ def test_the_median_output_takes_no_part_in_learning():
     assert unanchored.head.weight.grad.any()
 
 
-def test_an_anchored_model_serves_its_band_around_the_last_price(recent):
-    model = train(recent, ANCHORED, train_end=len(recent) - TEST_STEPS)
+def test_an_anchored_model_serves_its_band_around_the_last_price(recent, recent_model):
+    model = recent_model
+    assert model.config == ANCHORED  # anchored is the default
     raw = model.module(torch.zeros(1, 30, len(model.scaler_mean)))[0]
     assert torch.equal(raw[..., 1], torch.zeros_like(raw[..., 1]))
     fc = model.forecast(recent)
@@ -58,7 +59,7 @@ def test_an_anchored_model_serves_its_band_around_the_last_price(recent):
     assert again.forecast(recent) == fc
 
 
-def test_an_artifact_from_before_the_setting_loads_unanchored(recent):
+def test_an_artifact_from_before_the_setting_loads_unanchored(recent, recent_model):
     before = train(recent, dataclasses.replace(SMALL, anchored=False), train_end=len(recent) - TEST_STEPS)
     blob = torch.load(io.BytesIO(before.to_bytes()), weights_only=True)
     del blob["config"]["anchored"]
@@ -67,9 +68,7 @@ def test_an_artifact_from_before_the_setting_loads_unanchored(recent):
     old = TrainedModel.from_bytes(buf.getvalue())
     assert not old.config.anchored and not old.module.hparams.anchored
     assert old.forecast(recent) == before.forecast(recent)
-    assert TrainedModel.from_bytes(before.to_bytes()).forecast(recent) != train(
-        recent, ANCHORED, train_end=len(recent) - TEST_STEPS
-    ).forecast(recent)
+    assert TrainedModel.from_bytes(before.to_bytes()).forecast(recent) != recent_model.forecast(recent)
 
 
 @pytest.mark.parametrize(
