@@ -42,6 +42,9 @@ class TrainConfig:
     # model's median pinball stayed 0.9947 x the naive band's (forecast_tuning.md row 34).
     max_epochs: int = 30
     patience: int = 4
+    # Chunks of 512 steps, 8 to a batch: on the tuning months 256-step chunks or batches of 4 or
+    # 16 left the model's median pinball at 0.9952-0.9954 x the naive band's against 0.9947, and
+    # worse than today in 50-57 of 96 months (forecast_tuning.md rows 43-45).
     chunk: int = 512
     burn_in: int = 48
     batch_size: int = 8
