@@ -33,6 +33,7 @@ print(json.dumps({
     "app_broker_url": app.conf.broker_url,
     "cache": settings.CACHES["default"],
     "queues": [q.name for q in settings.CELERY_TASK_QUEUES],
+    "training": {k: getattr(settings, k) for k in ("TRAIN_DAYS", "BACKTEST_DAYS", "TRAIN_MAX_EPOCHS")},
 }))
 """
 
@@ -132,6 +133,22 @@ def test_embedded_default_needs_no_services():
     for key in ("data_folder_in", "data_folder_out", "control_folder"):
         assert Path(s["broker_options"][key]).parent == broker_dir
     assert s["cache"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+
+
+@pytest.mark.parametrize("module", ["mur_site.settings.local", "mur_site.settings.production"])
+def test_training_defaults_are_those_the_forecast_grid_measured(module):
+    # The grid (bench/forecast_grid.py) chose and reported the defaults with TrainConfig's epoch
+    # cap, three years of history and a 30-day backtest; production must train the same way.
+    sys.path.insert(0, str(ROOT / "bench"))
+    import forecast_grid
+
+    from forecasting.ml.config import TrainConfig
+
+    production = {"DJANGO_SECRET_KEY": "s3cret-for-this-test", "DJANGO_ALLOWED_HOSTS": "mur.example.com"}
+    s = load_settings(module, **(production if module.endswith("production") else {}))["training"]
+    assert s["TRAIN_MAX_EPOCHS"] == TrainConfig().max_epochs
+    assert s["TRAIN_DAYS"] == forecast_grid.TRAIN_DAYS
+    assert s["BACKTEST_DAYS"] * 24 == forecast_grid.GATE_STEPS
 
 
 def test_database_url_selects_postgresql():
