@@ -84,7 +84,7 @@ def summarise(losses: list[dict]) -> dict:
     total = naive.sum(axis=(1, 2))
     out = {
         "runs": len(losses),
-        "median_share": float(np.median(naive[..., 1].sum(axis=1) / total)),
+        "median_share": float(np.median(naive[..., naive.shape[-1] // 2].sum(axis=1) / total)),
         "step_share": np.median(naive.sum(axis=2) / total[:, None], axis=0).tolist(),
         "methods": {},
     }
@@ -100,8 +100,8 @@ def summarise(losses: list[dict]) -> dict:
             "vs_band_by_step": np.median(by_step, axis=0).tolist(),
             "beats_band_by_step": np.mean(by_step < 1, axis=0).tolist(),
         }
-    # The overall ratio a method would have if its outer quantiles were this much better than the
-    # naive band's and its median the last price: what a target on the overall ratio asks of them.
+    # How far below the naive band's the outer quantiles' loss must be for an overall ratio of
+    # 0.985 when the median is the last price: what that target asks of the band.
     out["outer_needed_for_0.985"] = float(1 - 0.015 / (1 - out["median_share"]))
     return out
 
