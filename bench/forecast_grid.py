@@ -72,6 +72,11 @@ LSTM_SETTINGS = {
 }
 
 
+# Settings that existed only while an experiment ran (its code not kept), at the values where
+# they changed nothing: runs of that time name them only where they were set otherwise.
+EXPERIMENT_OFF = {"level_features": False, "blend_fixed": -1.0, "head_rank": 0}
+
+
 class GridError(Exception):
     """The grid cannot run as asked; the message says why (the command exits with status 2)."""
 
@@ -424,7 +429,11 @@ def compare(names: list[str], out_name: str) -> None:
             if k not in config and k in LEGACY_SETTINGS and _differs(LEGACY_SETTINGS[k], defaults[k])
         ]
         # A setting that has since been renamed or removed, as the run named it.
-        diff += [f"{k}={config[k]}" for k in config if k not in defaults and k != "threads"]
+        diff += [
+            f"{k}={config[k]}"
+            for k in config
+            if k not in defaults and k != "threads" and not (k in EXPERIMENT_OFF and config[k] == EXPERIMENT_OFF[k])
+        ]
         if r.get("band_only"):
             diff = [d for d in diff if d.partition("=")[0] not in LSTM_SETTINGS]
         # Runs written before --train-days existed read one year.

@@ -93,9 +93,10 @@ def test_compared_runs_name_only_the_settings_that_shaped_them(tmp_path, monkeyp
     band = {"pinball_median": 1.001, "coverage_in_range": 0.9, "mae_max": 1.0}
     model = band | {"pinball_p10": 0.98, "pinball_p90": 1.02}
     lstm = asdict(fg.TrainConfig(threads=1)) | {"ensemble": 3, "max_epochs": 20}
+    # Settings of a discarded experiment: named where a run set them, not where they were off.
     runs = {
         "band": {"config": lstm | {"aci_rate": 0.05}, "band_only": True, "train_days": fg.TRAIN_DAYS},
-        "model": {"config": lstm, "train_days": fg.TRAIN_DAYS},
+        "model": {"config": lstm | {"head_rank": 0, "blend_fixed": 0.75}, "train_days": fg.TRAIN_DAYS},
     }
     runs["band"]["summaries"] = {"tuning": {"runs": 96, "methods": {"seasonal_band": band}}}
     runs["model"]["summaries"] = {
@@ -113,7 +114,7 @@ def test_compared_runs_name_only_the_settings_that_shaped_them(tmp_path, monkeyp
     rows = {line.split(" (tuning)")[0]: line for line in (tmp_path / "side_by_side.md").read_text().splitlines()}
     # The band-only run is the same whatever the LSTM's settings: only its own are named.
     assert "| aci_rate=0.05, band only |" in rows["| band alone"]
-    assert "| max_epochs=20, ensemble=3 |" in rows["| three seeds"]
+    assert "| max_epochs=20, ensemble=3, blend_fixed=0.75 |" in rows["| three seeds"]
 
 
 def test_a_share_is_judged_by_calendar_months_not_by_runs():
