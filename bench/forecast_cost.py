@@ -1,7 +1,7 @@
 """What one forecast costs with an ensemble of LSTMs against one, measured side by side.
 
     .venv/bin/python bench/forecast_cost.py [FOLDER] [--symbol ETHUSDT] [--month 2]
-                                            [--members 1 2] [--repeat 40] [--name forecast_cost]
+                                            [--members 1 2] [--repeat 40] [--epochs 3] [--name forecast_cost]
 
 The grid (bench/forecast_grid.py) times one forecast per month, cold and right after training,
 often with a second grid process on the other core: a fair count of what a month costs, a poor
