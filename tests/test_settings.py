@@ -33,7 +33,9 @@ print(json.dumps({
     "app_broker_url": app.conf.broker_url,
     "cache": settings.CACHES["default"],
     "queues": [q.name for q in settings.CELERY_TASK_QUEUES],
-    "training": {k: getattr(settings, k) for k in ("TRAIN_DAYS", "BACKTEST_DAYS", "TRAIN_MAX_EPOCHS")},
+    "training": {
+        k: getattr(settings, k) for k in ("TRAIN_DAYS", "BACKTEST_DAYS", "TRAIN_MAX_EPOCHS", "TRAIN_ENSEMBLE")
+    },
 }))
 """
 
@@ -147,6 +149,7 @@ def test_training_defaults_are_those_the_forecast_grid_measured(module):
     production = {"DJANGO_SECRET_KEY": "s3cret-for-this-test", "DJANGO_ALLOWED_HOSTS": "mur.example.com"}
     s = load_settings(module, **(production if module.endswith("production") else {}))["training"]
     assert s["TRAIN_MAX_EPOCHS"] == TrainConfig().max_epochs
+    assert s["TRAIN_ENSEMBLE"] == TrainConfig().ensemble
     assert s["TRAIN_DAYS"] == forecast_grid.TRAIN_DAYS
     assert s["BACKTEST_DAYS"] * 24 == forecast_grid.GATE_STEPS
 

@@ -31,7 +31,10 @@ ACTIVE = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
 
 
 def train_config(asset: Asset, **overrides) -> TrainConfig:
-    return replace(TrainConfig(max_epochs=settings.TRAIN_MAX_EPOCHS, threads=settings.TORCH_THREADS), **overrides)
+    config = TrainConfig(
+        max_epochs=settings.TRAIN_MAX_EPOCHS, ensemble=settings.TRAIN_ENSEMBLE, threads=settings.TORCH_THREADS
+    )
+    return replace(config, **overrides)
 
 
 def backtest_steps(series: Series) -> int:

@@ -280,14 +280,18 @@ def test_forecast_from_an_expired_model_is_marked_stale(btc, good_model, setting
     assert forecast_make(asset=btc).stale is True
 
 
-def test_training_run_end_to_end_records_progress_and_a_version(btc, settings):
-    settings.TRAIN_MAX_EPOCHS = 3
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_training_run_end_to_end_records_progress_and_a_version(btc, settings, ensemble):
+    settings.TRAIN_MAX_EPOCHS, settings.TRAIN_ENSEMBLE = 3, ensemble
     seen = []
     run = TrainingRun.objects.create(asset=btc, triggered_by="test")
     version = training_run_execute(run_id=run.id, worker="w1", on_progress=lambda e, n: seen.append((e, n)))
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.SUCCEEDED and run.error == ""
-    assert seen == [(1, 3), (2, 3), (3, 3)] and (run.epoch, run.max_epochs) == (3, 3)
+    # All LSTMs count on one bar: each goes on where the one before stopped.
+    epochs = 3 * ensemble
+    assert seen == [(e, epochs) for e in range(1, epochs + 1)] and (run.epoch, run.max_epochs) == (epochs, epochs)
+    assert version.hyperparameters["ensemble"] == ensemble and version.hyperparameters["max_epochs"] == 3
     assert run.started_at <= run.finished_at and run.duration is not None and run.worker == "w1"
     assert version.training_run == run and version.status in (
         ModelVersion.Status.CHAMPION,
