@@ -9,7 +9,8 @@ measure of what a forecast costs. This trains each model on the same month once 
 the number of epochs does not change the network, so not what a forecast costs), then times
 forecasts from the candles production reads (model.history_start), the models taking turns
 round after round so that the machine's noise falls on all of them alike. One torch thread, as
-production pins it.
+production pins it. Each round also times what a forecast task does with a model: read it back
+from its artifact's bytes and forecast once (the worker keeps no model between forecasts).
 
 Writes bench/results/<name>.json and .md.
 """
@@ -30,12 +31,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from forecast_grid import TRAIN_DAYS, default_folder, month_data, read_series  # noqa: E402
 
 from forecasting.ml.data import SeriesError  # noqa: E402
-from forecasting.ml.train import TrainConfig, train  # noqa: E402
+from forecasting.ml.train import TrainConfig, TrainedModel, train  # noqa: E402
 
 
 def measure(path: Path, *, month: int, members: list[int], repeat: int, epochs: int) -> list[dict]:
-    """Median and 90th percentile of `repeat` warmed forecasts per ensemble size, and each
-    median's ratio to the first size's."""
+    """Median and 90th percentile of `repeat` warmed forecasts per ensemble size, each median's
+    ratio to the first size's, and the same for a forecast from the model loaded anew."""
     data, _, n_train = month_data(read_series(path), month, TRAIN_DAYS)
     models = []
     for size in members:
@@ -43,24 +44,35 @@ def measure(path: Path, *, month: int, members: list[int], repeat: int, epochs: 
         model = train(data, config, train_end=n_train)
         recent = data.head(n_train).since(model.history_start(data.interval_ms))
         model.forecast(recent)  # warm: the first call pays for allocations a serving worker has made
-        models.append((size, model, recent))
+        models.append((size, model, recent, model.to_bytes()))
     times: dict[int, list[float]] = {size: [] for size in members}
+    loaded: dict[int, list[float]] = {size: [] for size in members}
     for _ in range(repeat):
-        for size, model, recent in models:
+        for size, model, recent, blob in models:
             started = time.perf_counter()
             model.forecast(recent)
             times[size].append(time.perf_counter() - started)
-    first = statistics.median(times[members[0]])
+            started = time.perf_counter()
+            TrainedModel.from_bytes(blob).forecast(recent)
+            loaded[size].append(time.perf_counter() - started)
+    first, first_loaded = statistics.median(times[members[0]]), statistics.median(loaded[members[0]])
     return [
         {
             "members": size,
             "candles_read": len(recent),
             "median_ms": statistics.median(times[size]) * 1000,
-            "p90_ms": statistics.quantiles(times[size], n=10)[-1] * 1000 if repeat > 1 else times[size][0] * 1000,
+            "p90_ms": _p90(times[size]) * 1000,
             "ratio": statistics.median(times[size]) / first,
+            "loaded_median_ms": statistics.median(loaded[size]) * 1000,
+            "loaded_p90_ms": _p90(loaded[size]) * 1000,
+            "loaded_ratio": statistics.median(loaded[size]) / first_loaded,
         }
-        for size, _, recent in models
+        for size, _, recent, _ in models
     ]
+
+
+def _p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
 
 
 def render(symbol: str, month: int, repeat: int, rows: list[dict], date: str, commit: str) -> str:
@@ -68,14 +80,17 @@ def render(symbol: str, month: int, repeat: int, rows: list[dict], date: str, co
         "# What a forecast costs, one LSTM against an ensemble",
         "",
         f"{date}, commit {commit}; {symbol}, trained just before month k={month} as the grid trains it; "
-        f"{repeat} warmed forecasts each, the models taking turns; one torch thread.",
+        f'{repeat} warmed forecasts each, the models taking turns; one torch thread. "Loaded": the model '
+        "read back from its artifact's bytes and one forecast, as a forecast task does it.",
         "",
-        "| LSTMs | candles read | median ms | p90 ms | median against the first |",
-        "|---:|---:|---:|---:|---:|",
+        "| LSTMs | candles read | median ms | p90 ms | median against the first | loaded: median ms | "
+        "loaded: p90 ms | loaded: against the first |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['members']} | {r['candles_read']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['ratio']:.2f} x |"
+            f"| {r['members']} | {r['candles_read']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['ratio']:.2f} x | "
+            f"{r['loaded_median_ms']:.1f} | {r['loaded_p90_ms']:.1f} | {r['loaded_ratio']:.2f} x |"
         )
     return "\n".join(lines) + "\n"
 

@@ -30,6 +30,10 @@ def test_sizes_are_timed_side_by_side_on_the_candles_production_reads(tmp_path, 
     # Both read the same stretch: what production reads for the adaptive band, a month and more.
     assert one["candles_read"] == two["candles_read"] > 720
     assert all(0 < r["median_ms"] <= r["p90_ms"] for r in stored["rows"])
+    # As a forecast task serves it: the model read back from its artifact, then one forecast.
+    assert all(0 < r["loaded_median_ms"] <= r["loaded_p90_ms"] for r in stored["rows"])
+    assert one["loaded_ratio"] == 1.0
+    assert two["loaded_ratio"] == pytest.approx(two["loaded_median_ms"] / one["loaded_median_ms"])
     assert "| 2 |" in (tmp_path / "forecast_cost.md").read_text()
 
 
