@@ -32,7 +32,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("symbol")
-        parser.add_argument("--max-epochs", type=_positive_int, help="epoch cap (default: TRAIN_MAX_EPOCHS)")
+        parser.add_argument("--max-epochs", type=_positive_int, help="epoch cap per LSTM (default: TRAIN_MAX_EPOCHS)")
 
     def handle(self, *args, symbol, max_epochs, **options):
         asset = Asset.objects.filter(symbol=symbol.upper()).first()
