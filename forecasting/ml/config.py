@@ -105,7 +105,7 @@ class TrainConfig:
     # pinball of 0.9947-0.9968 x the naive band's by seed (median 0.9963) and beat the seasonal
     # band in 58-69% of months (62% on average); two scored 0.9950-0.9962 and beat it in 62-68%
     # (65%), and what is served 0.9967-0.9970 against 0.9968-0.9976. Month by month two seeds beat
-    # the mean of the same seeds alone in 66-67 months and lost in 16-23. The cost: training takes
+    # the mean of the same seeds alone in 66-67 months and lost in 16-21. The cost: training takes
     # twice the epochs in the median month (the same at most); one forecast 1.3 x
     # (bench/results/forecast_cost.md). Unanchored, two seeds had gained nothing on the report
     # months (rows 19-22); three took 11 s median to train.
