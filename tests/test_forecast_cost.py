@@ -34,6 +34,11 @@ def test_sizes_are_timed_side_by_side_on_the_candles_production_reads(tmp_path, 
     assert all(0 < r["loaded_median_ms"] <= r["loaded_p90_ms"] for r in stored["rows"])
     assert one["loaded_ratio"] == 1.0
     assert two["loaded_ratio"] == pytest.approx(two["loaded_median_ms"] / one["loaded_median_ms"])
+    # As it serves now: the bytes checked, the model kept from an earlier parse, one forecast.
+    assert all(0 < r["kept_median_ms"] <= r["kept_p90_ms"] for r in stored["rows"])
+    assert all(
+        r["kept_against_loaded"] == pytest.approx(r["kept_median_ms"] / r["loaded_median_ms"]) for r in stored["rows"]
+    )
     assert "| 2 |" in (tmp_path / "forecast_cost.md").read_text()
 
 

@@ -9,6 +9,8 @@ Every change of champion holds the asset's row lock, so two of them never interl
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -375,17 +377,45 @@ def _forecast_on_commit(asset_id: int) -> None:
 # --- loading and broken artifacts -----------------------------------------------------------------
 
 
+# Models read back from their artifacts, by the artifact's checksum, newest use last. A forecast
+# worker forecasts every asset each hour from the same champion: rebuilding the LSTMs each time
+# cost about a third of a forecast (bench/results/forecast_cost.md). The bytes are still read
+# and verified on every load, so a corrupted artifact is caught as before; only the parsing is
+# saved, and identical bytes always give the same model. Nothing mutates a loaded model.
+LOADED_MODELS_KEPT = 64
+_loaded: OrderedDict[str, TrainedModel] = OrderedDict()
+_loaded_lock = threading.Lock()
+
+
 def model_version_load(version: ModelVersion) -> TrainedModel:
     """Load and verify an artifact. A corrupted one is flagged, and if it was the champion the
     previous good version takes over; ArtifactError is raised either way."""
-    from ..ml.train import TrainedModel
-
     try:
-        return TrainedModel.from_bytes(artifact_read(version=version))
+        data = artifact_read(version=version)
     except ArtifactError as exc:
         problem = str(exc)
+    else:
+        return _parsed(version.artifact_sha256, data)
     model_version_flag_broken(version=version, problem=problem)
     raise ArtifactError(f"{version}: {problem}")
+
+
+def _parsed(sha256: str, data: bytes) -> TrainedModel:
+    """The model in `data` (whose checksum `sha256` the caller has verified), parsed once per process."""
+    from ..ml.train import TrainedModel
+
+    with _loaded_lock:
+        model = _loaded.get(sha256)
+        if model is not None:
+            _loaded.move_to_end(sha256)
+            return model
+    model = TrainedModel.from_bytes(data)
+    with _loaded_lock:
+        _loaded[sha256] = model
+        _loaded.move_to_end(sha256)
+        while len(_loaded) > LOADED_MODELS_KEPT:
+            _loaded.popitem(last=False)
+    return model
 
 
 @transaction.atomic

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import re
 import threading
+from collections import OrderedDict
 from datetime import timedelta
 
 import numpy as np
@@ -270,6 +271,56 @@ def test_corrupted_champion_artifact_is_refused_and_the_previous_champion_serves
 
     with pytest.raises(ModelVersionError):
         model_version_promote(version=newer)
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Counts the models read back from artifact bytes, with none kept from earlier tests."""
+    from forecasting.ml.train import TrainedModel
+    from forecasting.services import model_versions
+
+    monkeypatch.setattr(model_versions, "_loaded", OrderedDict(), raising=False)
+    counted, parse = [], TrainedModel.from_bytes.__func__
+    monkeypatch.setattr(
+        TrainedModel, "from_bytes", classmethod(lambda cls, data: counted.append(1) or parse(cls, data))
+    )
+    return counted
+
+
+def test_a_champion_is_parsed_once_per_process_yet_verified_on_every_load(btc, good_model, parses):
+    version = register(btc, good_model)
+    assert version.status == ModelVersion.Status.CHAMPION
+    first = forecast_make(asset=btc)
+    Forecast.objects.all().delete()
+    second = forecast_make(asset=btc)
+    assert len(parses) == 1
+    # The kept model forecasts exactly as the one parsed afresh did: forecasting changed nothing in it.
+    assert second.source == first.source and second.steps == first.steps
+
+    raw = bytearray(default_storage.open(version.artifact.name).read())
+    raw[len(raw) // 2] ^= 0xFF
+    assert StoredFile.objects.filter(name=version.artifact.name).update(data=bytes(raw)) == 1
+    with pytest.raises(ArtifactError, match="checksum"):
+        model_version_load(version)
+    version.refresh_from_db()
+    assert "checksum mismatch" in version.artifact_broken
+    assert forecast_make(asset=btc).kind == Forecast.Kind.BASELINE
+
+
+def test_the_models_kept_are_bounded_and_the_least_recently_used_goes_first(btc, good_model, parses, monkeypatch):
+    from forecasting.services import model_versions
+
+    monkeypatch.setattr(model_versions, "LOADED_MODELS_KEPT", 1, raising=False)
+    older = register(btc, good_model)
+    newer = register(btc, widened(good_model, 0.5))
+    assert older.artifact_sha256 != newer.artifact_sha256
+    model_version_load(older)
+    model_version_load(older)
+    assert len(parses) == 1
+    model_version_load(newer)
+    assert list(model_versions._loaded) == [newer.artifact_sha256]
+    model_version_load(older)
+    assert len(parses) == 3
 
 
 def test_forecast_from_an_expired_model_is_marked_stale(btc, good_model, settings):
