@@ -220,14 +220,16 @@ def season_bins(times: np.ndarray, interval_ms: int) -> tuple[np.ndarray, int]:
 
 
 def seasonal_profile(
-    series: Series, *, end: int | None = None, level_halflife: float = 168.0, smooth: int = 1
+    series: Series, *, end: int | None = None, level_halflife: float = 168.0, smooth: int = 1, prior: float = 0.0
 ) -> np.ndarray:
     """Variance multiplier per place in the week (mean 1), learnt from steps before `end` only.
 
     Each return is measured against a slow EWMA of volatility known before it, so a crash week
     does not become "Tuesdays are wild"; absolute values rather than squares, so a few fat-tailed
     hours do not own a bin. Neighbouring hours are averaged (`smooth` on each side, circularly):
-    about 52 returns per hour of a year's week are too few to trust one by one."""
+    about 52 returns per hour of a year's week are too few to trust one by one. With `prior` > 0
+    the profile keeps n / (n + prior) of its departures from flat, n the weeks behind its
+    least-seen hour, so a few weeks of candles give a nearly flat profile."""
     end = len(series) if end is None else end
     s = series.head(end)
     bins, nbins = season_bins(s.times, s.interval_ms)
@@ -252,6 +254,10 @@ def seasonal_profile(
         w = (smooth + 1 - np.abs(k)).astype(float)
         mean_abs = sum(wi * np.roll(mean_abs, ki) for wi, ki in zip(w, k)) / w.sum()
     var = mean_abs**2
+    var = var / var.mean()
+    if prior:
+        weeks = float(counts.min())
+        var = (weeks * var + prior) / (weeks + prior)
     return var / var.mean()
 
 

@@ -3,7 +3,7 @@
 Returns are divided by their hour of the week's volatility (a profile learnt on the training part
 only), an EWMA of what is left gives the volatility level, and the band at h steps ahead is that
 level times the profile summed over the target hours. Its median is the last price (the naive
-forecast), its outer quantiles start from the training part's own per-step quantiles and are
+forecast), its outer quantiles start from the normal distribution's (config.base_shape) and are
 calibrated exactly as the model's are: conformal on the validation month, then adaptive conformal
 inference as each outcome becomes known. Fitting takes milliseconds, so it can serve from the first
 hour an asset has enough candles, and every model has to beat it to serve instead.
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import norm
 
 from .band import BandForecaster, conformal_offsets, split_masks
 from .config import TrainConfig
@@ -51,7 +52,13 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
             f"{config.val_steps + need} needed for a {config.val_steps}-step validation period"
         )
     profile = (
-        seasonal_profile(series, end=val_start, level_halflife=config.profile_halflife, smooth=config.profile_smooth)
+        seasonal_profile(
+            series,
+            end=val_start,
+            level_halflife=config.profile_halflife,
+            smooth=config.profile_smooth,
+            prior=config.profile_prior,
+        )
         if config.seasonal
         else None
     )
@@ -70,7 +77,7 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
         train_mask, val_mask = split_masks(mask, val_start=val_start, train_end=train_end)
     if not val_mask.any():
         raise SeriesError("no complete validation targets for the seasonal band: the data has too many gaps")
-    band.base = base_quantiles(y, train_mask if train_mask.any() else val_mask, config.quantiles)
+    band.base = base_quantiles(y, train_mask if train_mask.any() else val_mask, config.quantiles, config.base_shape)
     band.calibration = conformal_offsets(band.raw_quantiles(series, frame), y, val_mask, 1 - config.band)
     band.aci_rate, band.aci_start_time = config.aci_rate, int(series.times[val_start])
     band.meta = {
@@ -81,12 +88,19 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
     return band
 
 
-def base_quantiles(y: np.ndarray, mask: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
-    """(H, Q): per step, the quantiles of the scaled returns, centred so the median is no move.
+def base_quantiles(y: np.ndarray, mask: np.ndarray, levels: tuple[float, ...], shape: str = "normal") -> np.ndarray:
+    """(H, Q): per step, the band's quantiles of the scaled return before calibration, median 0.
 
-    Centred because a drift learnt on one year is noise for the next month; the outer quantiles
-    keep the fat tails and the skew the training part showed."""
+    "normal": the normal distribution's, the same at every step; the scale is the volatility's
+    and the conformal calibration sets the width, so nothing is fitted here. "empirical": the
+    quantiles of the training targets, centred because a drift learnt on one year is noise for the
+    next month; they keep the fat tails and the skew the training part showed, which on the
+    tuning months was more noise than shape (config.base_shape)."""
     q = np.zeros((y.shape[1], len(levels)))
+    if shape == "normal":
+        if not mask.any():
+            raise SeriesError("no complete targets to fit the band on")
+        return q + norm.ppf(np.asarray(levels))
     for k in range(y.shape[1]):
         obs = y[mask[:, k], k]
         if len(obs) < len(levels):

@@ -292,7 +292,13 @@ def train(
 
     # The profile is learnt before validation, so the band is calibrated on data it never saw.
     profile = (
-        seasonal_profile(series, end=val_start, level_halflife=config.profile_halflife, smooth=config.profile_smooth)
+        seasonal_profile(
+            series,
+            end=val_start,
+            level_halflife=config.profile_halflife,
+            smooth=config.profile_smooth,
+            prior=config.profile_prior,
+        )
         if config.seasonal
         else None
     )
@@ -359,7 +365,7 @@ def train(
     # is a tenth of a second each.
     lstm = model.raw_quantiles(series, frame)
     if config.seasonal:
-        model.base = base_quantiles(y, train_mask, config.quantiles)
+        model.base = base_quantiles(y, train_mask, config.quantiles, config.base_shape)
         model.blend = _fit_blend(model, lstm, val_mask, y)
     # Conformal offsets of the band on validation targets only (the calibration is still zero).
     model.calibration = conformal_offsets(model._blended(lstm), y, val_mask, 1 - config.band)

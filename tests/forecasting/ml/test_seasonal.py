@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from forecasting.ml.band import adaptive_offsets
 from forecasting.ml.data import (
@@ -18,7 +19,7 @@ from forecasting.ml.data import (
     seasonal_profile,
     targets,
 )
-from forecasting.ml.seasonal import fit_seasonal_band
+from forecasting.ml.seasonal import base_quantiles, fit_seasonal_band
 from forecasting.ml.train import TrainConfig, train
 
 from .candles import HOUR_MS, scaled_after
@@ -70,6 +71,51 @@ def test_the_profile_finds_the_busy_hours():
     assert profile[busy].min() > profile[~busy].max()
 
 
+def _busy_to_calm(series, vol, profile):
+    bins, _ = season_bins(series.times[:168], HOUR_MS)
+    busy = np.zeros(168, dtype=bool)
+    busy[bins] = vol[:168] > 0.003
+    return profile[busy].mean() / profile[~busy].mean()
+
+
+def test_a_few_weeks_give_a_nearly_flat_profile_and_years_keep_theirs():
+    young, vol = _seasonal_walk(weeks=6)
+    raw = seasonal_profile(young, smooth=0)
+    shrunk = seasonal_profile(young, smooth=0, prior=8.0)
+    assert shrunk.mean() == pytest.approx(1.0)
+    # Six weeks keep 6 / (6 + 8) of the departures from flat: the busy hours stand out far less.
+    assert _busy_to_calm(young, vol, raw) > 5
+    assert 1.5 < _busy_to_calm(young, vol, shrunk) < 3
+    old, vol = _seasonal_walk(weeks=150)
+    ratio_raw = _busy_to_calm(old, vol, seasonal_profile(old, smooth=0))
+    ratio_shrunk = _busy_to_calm(old, vol, seasonal_profile(old, smooth=0, prior=8.0))
+    assert ratio_shrunk > 0.85 * ratio_raw  # three years keep nearly all of it
+    # The default shrinks: a young asset's band is fitted with the shrunk profile.
+    assert TrainConfig().profile_prior > 0
+    band = fit_seasonal_band(young, dataclasses.replace(SMALL, val_steps=168), train_end=len(young))
+    assert _busy_to_calm(young, vol, band.profile) < 0.5 * _busy_to_calm(young, vol, raw)
+
+
+def test_the_band_starts_from_the_normal_shape_not_the_training_parts_skew(recent):
+    levels = (0.1, 0.5, 0.9)
+    rng = np.random.default_rng(0)
+    skewed = rng.exponential(1.0, size=(500, 4)) - 1.0
+    mask = np.ones_like(skewed, dtype=bool)
+    expected = np.tile(norm.ppf(levels), (4, 1))
+    np.testing.assert_allclose(base_quantiles(skewed, mask, levels, "normal"), expected)
+    np.testing.assert_allclose(base_quantiles(-skewed, mask, levels, "normal"), expected)
+    empirical = base_quantiles(skewed, mask, levels, "empirical")
+    assert empirical[:, 1] == pytest.approx(0.0)
+    assert not np.allclose(-empirical[:, 0], empirical[:, 2], atol=0.1)  # the skew it would keep
+    # The defaults fit the normal shape, and the band calibrates it as before.
+    train_end = len(recent) - TEST_STEPS
+    band = fit_seasonal_band(
+        recent, dataclasses.replace(SMALL, base_shape=TrainConfig().base_shape), train_end=train_end
+    )
+    np.testing.assert_allclose(band.base, np.tile(norm.ppf(SMALL.quantiles), (SMALL.horizon, 1)))
+    assert np.all(np.isfinite(band.calibration))
+
+
 def test_the_profile_is_learnt_only_before_its_end(recent):
     cut = 2000
     changed = dataclasses.replace(
@@ -85,7 +131,9 @@ def test_the_profile_is_learnt_only_before_its_end(recent):
 def test_training_learns_its_profile_before_validation(recent, recent_model):
     # Candles from the validation period on (scaled and with other volumes) move nothing in the profile.
     val_start = len(recent) - TEST_STEPS - SMALL.val_steps
-    np.testing.assert_array_equal(recent_model.profile, seasonal_profile(recent, end=val_start))
+    np.testing.assert_array_equal(
+        recent_model.profile, seasonal_profile(recent, end=val_start, prior=SMALL.profile_prior)
+    )
     other = train(scaled_after(recent, val_start), SMALL, train_end=len(recent) - TEST_STEPS)
     np.testing.assert_array_equal(other.profile, recent_model.profile)
 
