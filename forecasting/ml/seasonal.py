@@ -51,17 +51,7 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
             f"too little history for the seasonal band: {train_end} candles, at least "
             f"{config.val_steps + need} needed for a {config.val_steps}-step validation period"
         )
-    profile = (
-        seasonal_profile(
-            series,
-            end=val_start,
-            level_halflife=config.profile_halflife,
-            smooth=config.profile_smooth,
-            prior=config.profile_prior,
-        )
-        if config.seasonal
-        else None
-    )
+    profile = config_profile(series, config, end=val_start)
     band = SeasonalBand(
         config=config,
         profile=profile,
@@ -86,6 +76,19 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
         "candles": int(len(series)),
     }
     return band
+
+
+def config_profile(series: Series, config: TrainConfig, *, end: int) -> np.ndarray | None:
+    """The hour-of-week profile as `config` learns it from steps before `end`; None if not seasonal."""
+    if not config.seasonal:
+        return None
+    return seasonal_profile(
+        series,
+        end=end,
+        level_halflife=config.profile_halflife,
+        smooth=config.profile_smooth,
+        prior=config.profile_prior,
+    )
 
 
 def base_quantiles(y: np.ndarray, mask: np.ndarray, levels: tuple[float, ...], shape: str = "normal") -> np.ndarray:

@@ -29,9 +29,9 @@ from .band import (  # noqa: F401  (re-exported: the benchmarks import them from
     to_prices,
 )
 from .config import LEGACY_SETTINGS, TrainConfig  # noqa: F401  (re-exported)
-from .data import Frame, Series, SeriesError, seasonal_profile, targets
+from .data import Frame, Series, SeriesError, targets
 from .model import QuantileEnsemble, QuantileLSTM
-from .seasonal import base_quantiles
+from .seasonal import base_quantiles, config_profile
 
 # 2: the seasonal profile and its settings are stored; format 1 artifacts load without one.
 FORMAT_VERSION = 2
@@ -291,17 +291,7 @@ def train(
     pin_threads(config.threads)
 
     # The profile is learnt before validation, so the band is calibrated on data it never saw.
-    profile = (
-        seasonal_profile(
-            series,
-            end=val_start,
-            level_halflife=config.profile_halflife,
-            smooth=config.profile_smooth,
-            prior=config.profile_prior,
-        )
-        if config.seasonal
-        else None
-    )
+    profile = config_profile(series, config, end=val_start)
     shell = TrainedModel(
         config=config,
         module=None,
