@@ -25,9 +25,10 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def in_forecast(admin, app: str) -> bool:
-    """The worker's pool process has begun the task: its connection has read the asset or its
-    champion (torch and the model load after that, for seconds)."""
-    tables = ("forecasting_asset", "forecasting_modelversion")
+    """The worker's pool process has begun the task: its connection has read the asset, its
+    champion or the champion's artifact (torch and the model load after that, for seconds, with
+    the artifact's read as the connection's last query)."""
+    tables = ("forecasting_asset", "forecasting_modelversion", "forecasting_storedfile")
     return any(t in (query or "") for _, _, _, query in backends(admin, app) for t in tables)
 
 
