@@ -204,20 +204,32 @@ def _smoothed(offsets: np.ndarray, base: np.ndarray, start: int, halflife: float
     return out
 
 
-def conformal_offsets(raw: np.ndarray, y: np.ndarray, val_mask: np.ndarray, alpha: float) -> np.ndarray:
-    """Split-conformal correction of the outer quantiles per horizon step (CQR): the band widens (or
-    narrows) until it covers 1 - alpha of the validation targets."""
+def conformal_offsets(
+    raw: np.ndarray, y: np.ndarray, val_mask: np.ndarray, alpha: float, pooled: bool = False
+) -> np.ndarray:
+    """Split-conformal correction of the outer quantiles (CQR): the band widens (or narrows) until
+    it covers 1 - alpha of the validation targets, per horizon step or, `pooled`, with one offset
+    for every step that covers 1 - alpha of all their targets together. The targets are in units
+    of each step's own volatility, so one offset fits all; the 24 separate ones each rest on a
+    month of strongly overlapping outcomes (config.conformal_pooled)."""
     offsets = np.zeros(raw.shape[1])
+    if pooled:
+        scores = np.maximum(raw[..., 0] - y, y - raw[..., -1])[val_mask]
+        if len(scores):
+            offsets[:] = _conformal_quantile(scores, alpha)
+        return offsets
     for k in range(raw.shape[1]):
         rows = val_mask[:, k]
         if not rows.any():
             continue
         lo, hi, obs = raw[rows, k, 0], raw[rows, k, -1], y[rows, k]
-        scores = np.maximum(lo - obs, obs - hi)
-        n = len(scores)
-        level = min(1.0, math.ceil((n + 1) * (1 - alpha)) / n)
-        offsets[k] = np.quantile(scores, level, method="higher")
+        offsets[k] = _conformal_quantile(np.maximum(lo - obs, obs - hi), alpha)
     return offsets
+
+
+def _conformal_quantile(scores: np.ndarray, alpha: float) -> float:
+    n = len(scores)
+    return float(np.quantile(scores, min(1.0, math.ceil((n + 1) * (1 - alpha)) / n), method="higher"))
 
 
 def to_prices(pred: np.ndarray, frame: Frame, horizon: int) -> np.ndarray:

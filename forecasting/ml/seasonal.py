@@ -68,7 +68,9 @@ def fit_seasonal_band(series: Series, config: TrainConfig, *, train_end: int | N
     if not val_mask.any():
         raise SeriesError("no complete validation targets for the seasonal band: the data has too many gaps")
     band.base = base_quantiles(y, train_mask if train_mask.any() else val_mask, config.quantiles, config.base_shape)
-    band.calibration = conformal_offsets(band.raw_quantiles(series, frame), y, val_mask, 1 - config.band)
+    band.calibration = conformal_offsets(
+        band.raw_quantiles(series, frame), y, val_mask, 1 - config.band, config.conformal_pooled
+    )
     band.aci_rate, band.aci_start_time = config.aci_rate, int(series.times[val_start])
     band.meta = {
         "train_end_time": int(series.times[-1]),

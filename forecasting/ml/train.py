@@ -358,7 +358,7 @@ def train(
         model.base = base_quantiles(y, train_mask, config.quantiles, config.base_shape)
         model.blend = _fit_blend(model, lstm, val_mask, y)
     # Conformal offsets of the band on validation targets only (the calibration is still zero).
-    model.calibration = conformal_offsets(model._blended(lstm), y, val_mask, 1 - config.band)
+    model.calibration = conformal_offsets(model._blended(lstm), y, val_mask, 1 - config.band, config.conformal_pooled)
     model.aci_rate, model.aci_start_time = config.aci_rate, int(series.times[val_start])
     model.meta = {
         "epochs": sum(f["epochs"] for f in fits),
@@ -449,7 +449,7 @@ def _fit_blend(model: TrainedModel, lstm: np.ndarray, val_mask: np.ndarray, y: n
     losses = []
     for g in grid:
         q = (med + g * (lstm - med) + (1 - g) * base)[rows]
-        offsets = conformal_offsets(q, y[rows], val_mask[rows], 1 - model.config.band)
+        offsets = conformal_offsets(q, y[rows], val_mask[rows], 1 - model.config.band, model.config.conformal_pooled)
         q[..., 0] = np.minimum(q[..., 0] - offsets, q[..., 1])
         q[..., -1] = np.maximum(q[..., -1] + offsets, q[..., -2])
         diff = y[rows][..., None] - q

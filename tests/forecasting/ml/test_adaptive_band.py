@@ -100,3 +100,31 @@ def test_aci_judge_sets_the_volatility_each_outcome_is_judged_in():
         )
         np.testing.assert_allclose(offsets[judge], expected, rtol=0, atol=1e-12)
     assert offsets[0.0][START:].mean() > offsets[1.0][START:].mean() + 0.05
+
+
+def test_pooled_conformal_offset_covers_all_steps_together_and_is_the_default(recent):
+    from forecasting.ml.band import conformal_offsets
+    from forecasting.ml.seasonal import fit_seasonal_band
+
+    from .conftest import SMALL, TEST_STEPS
+
+    rng = np.random.default_rng(3)
+    n, horizon = 2000, 4
+    # Every step's outcomes in its own units, the far steps with fatter tails.
+    y = rng.standard_t(df=np.array([30, 10, 5, 3]), size=(n, horizon))
+    raw = np.zeros((n, horizon, 3))
+    raw[..., 0], raw[..., 2] = -1.0, 1.0
+    mask = np.ones((n, horizon), dtype=bool)
+    mask[:100, 3] = False
+    per_step = conformal_offsets(raw, y, mask, 0.2)
+    pooled = conformal_offsets(raw, y, mask, 0.2, pooled=True)
+    assert len(set(per_step.round(6))) == horizon  # each step its own width
+    assert np.all(pooled == pooled[0])
+    covered = np.abs(y[mask]) <= 1.0 + pooled[0]
+    # At least 80% of all targets together, and no more than the finite-sample correction adds.
+    assert 0.8 <= covered.mean() <= 0.8 + 2.0 / mask.sum()
+    assert per_step.min() < pooled[0] < per_step.max()
+    # The defaults pool it, for the band and the model alike.
+    assert TrainConfig().conformal_pooled
+    band = fit_seasonal_band(recent, SMALL, train_end=len(recent) - TEST_STEPS)
+    assert np.all(band.calibration == band.calibration[0])
