@@ -399,6 +399,21 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def parse_candidate(text: str) -> tuple[str, dict]:
+    """LABEL:name=value[,name=value] as (label, overrides); a tuple value (quantiles=0.1,0.5,0.9)
+    has commas too, so a part without '=' continues the value before it."""
+    label, sep, settings = text.partition(":")
+    if not sep or not label or not settings:
+        raise GridError(f"--candidate takes LABEL:name=value[,name=value], not {text!r}")
+    pairs: list[str] = []
+    for part in settings.split(","):
+        if "=" in part or not pairs:
+            pairs.append(part)
+        else:
+            pairs[-1] = f"{pairs[-1]},{part}"
+    return label, parse_overrides(pairs)
+
+
 def compare(names: list[str], out_name: str) -> None:
     """One table of several grid results (bench/results/<name>.json, or <name>:<label>), e.g. every
     tuning run. Each run's settings are shown as they differ from today's defaults."""

@@ -20,6 +20,7 @@ Writes bench/results/<name>.json and .md.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import sys
 import time
@@ -37,7 +38,7 @@ from forecast_grid import (  # noqa: E402
     GridError,
     default_folder,
     discover,
-    parse_overrides,
+    parse_candidate,
     read_series,
 )
 
@@ -63,10 +64,17 @@ def windows(lengths: dict[str, int], days: list[int]) -> list[tuple[str, int, in
     return out
 
 
+@functools.cache
+def _series(path: Path):
+    """Each pair's CSV parsed once per process, not once per window: parsing took longer than
+    fitting and scoring the band."""
+    return read_series(path)
+
+
 def score_window(task) -> list[dict]:
     path, start, length, settings = task
     pin_threads(1)
-    series = read_series(path)
+    series = _series(path)
     data = series.tail(len(series) - start).head(length)
     out = []
     for label, overrides in settings:
@@ -141,21 +149,6 @@ def _text(overrides: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults"
 
 
-def parse_candidate(text: str) -> tuple[str, dict]:
-    label, sep, settings = text.partition(":")
-    if not sep or not label or not settings:
-        raise GridError(f"--candidate takes LABEL:name=value[,name=value], not {text!r}")
-    pairs, current = [], None
-    # A tuple value (quantiles=0.1,0.5,0.9) has commas too: a part without '=' continues the last.
-    for part in settings.split(","):
-        if "=" in part or current is None:
-            current = part
-            pairs.append(current)
-        else:
-            pairs[-1] = current = f"{current},{part}"
-    return label, parse_overrides(pairs)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*", type=Path, help="kline CSV folders (default ../shared/data)")
@@ -174,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"short_history: {exc}\n")
     from ingest import machine, publish
 
-    lengths = {symbol: len(read_series(path)) for symbol, path in files.items()}
+    lengths = {symbol: len(_series(path)) for symbol, path in files.items()}
     todo = windows(lengths, sorted(set(args.days)))
     if not todo:
         parser.exit(2, f"short_history: no pair has {min(args.days)} days of candles\n")

@@ -34,7 +34,7 @@ from forecast_grid import (  # noqa: E402
     default_folder,
     discover,
     month_data,
-    parse_overrides,
+    parse_candidate,
     read_series,
 )
 
@@ -43,13 +43,6 @@ from forecasting.ml.train import TrainConfig, pin_threads, train  # noqa: E402
 
 BUDGET_SECONDS = 10.0
 FORECAST_BUDGET_SECONDS = 0.05
-
-
-def parse_candidate(text: str) -> tuple[str, dict]:
-    label, sep, settings = text.partition(":")
-    if not sep or not label or not settings:
-        raise GridError(f"--candidate takes LABEL:name=value[,name=value], not {text!r}")
-    return label, parse_overrides(settings.split(","))
 
 
 def time_one(data, n_train: int, overrides: dict) -> dict:

@@ -137,3 +137,11 @@ def test_render_names_a_missing_result(tmp_path, monkeypatch):
         fg.grid(["--render", "absent"])
     with pytest.raises(fg.GridError, match="--render NAME"):
         fg.grid(["--render"])
+
+
+def test_a_candidate_reads_tuple_values_with_their_commas():
+    # Shared by bench/train_budget.py and bench/short_history.py.
+    label, overrides = fg.parse_candidate("wide:quantiles=0.05,0.5,0.95,seed=2")
+    assert (label, overrides) == ("wide", {"quantiles": (0.05, 0.5, 0.95), "seed": 2})
+    with pytest.raises(fg.GridError, match="--candidate takes LABEL:name=value"):
+        fg.parse_candidate("seed=2")
