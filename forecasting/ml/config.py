@@ -135,7 +135,13 @@ class TrainConfig:
     # model forecasts what is left after the seasonal band (data.seasonal_profile).
     seasonal: bool = True
     profile_halflife: float = 168.0
-    profile_smooth: int = 1
+    # Hours each side of an hour of the week averaged into its profile value, with triangular
+    # weights. Over three pairs of seeds on the grid's tuning months, 2 against 1: what is served
+    # better in 55 / 54 / 59 months and worse in 41 / 42 / 37, the model better in 56 / 55 / 62
+    # and worse in 40 / 41 / 34, in 77-83% in 92 / 92 / 93% as before (forecast_tuning.md rows
+    # 74-76); small, the same sign every time. The band alone: 0 worse than 1 in 57 months, 3
+    # within noise of 2. Neutral on short_history's windows (100 days: 1.0040 against 1.0038).
+    profile_smooth: int = 2
     # The profile is shrunk toward flat, keeping n / (n + profile_prior) of it, n the weeks it was
     # learnt on: a young asset's few weeks make every hour of the week look special. Three years
     # keep 95% of it. Chosen with base_shape below, on the tuning windows of

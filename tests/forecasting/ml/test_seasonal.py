@@ -71,6 +71,27 @@ def test_the_profile_finds_the_busy_hours():
     assert profile[busy].min() > profile[~busy].max()
 
 
+def test_the_default_profile_spreads_an_hour_over_two_hours_each_side():
+    series, vol = _seasonal_walk()
+    raw = seasonal_profile(series, smooth=0)
+    config = TrainConfig()
+    profile = seasonal_profile(series, smooth=config.profile_smooth, prior=config.profile_prior)
+    # Triangular weights 1, 2, 3, 2, 1 on the mean absolute return of the neighbours two hours
+    # each side (the raw profile is its square), then the prior.
+    k = np.arange(-2, 3)
+    spread = sum((3 - abs(ki)) * np.roll(np.sqrt(raw), ki) for ki in k) ** 2
+    expected = (WEEKS * spread / spread.mean() + config.profile_prior) / (WEEKS + config.profile_prior)
+    np.testing.assert_allclose(profile, expected / expected.mean(), rtol=0.05)
+    # The busy block's edges bleed into the calm hours two hours away, not three.
+    bins, _ = season_bins(series.times[:168], HOUR_MS)
+    busy = np.zeros(168, dtype=bool)
+    busy[bins] = vol[:168] > 0.003
+    first = np.flatnonzero(busy & ~np.roll(busy, 1))[0]  # a busy block's first hour
+    calm = np.median(profile[~busy])
+    assert profile[(first - 2) % 168] > 1.1 * calm
+    assert profile[(first - 3) % 168] < 1.1 * calm
+
+
 def _busy_to_calm(series, vol, profile):
     bins, _ = season_bins(series.times[:168], HOUR_MS)
     busy = np.zeros(168, dtype=bool)
@@ -132,7 +153,8 @@ def test_training_learns_its_profile_before_validation(recent, recent_model):
     # Candles from the validation period on (scaled and with other volumes) move nothing in the profile.
     val_start = len(recent) - TEST_STEPS - SMALL.val_steps
     np.testing.assert_array_equal(
-        recent_model.profile, seasonal_profile(recent, end=val_start, prior=SMALL.profile_prior)
+        recent_model.profile,
+        seasonal_profile(recent, end=val_start, prior=SMALL.profile_prior, smooth=SMALL.profile_smooth),
     )
     other = train(scaled_after(recent, val_start), SMALL, train_end=len(recent) - TEST_STEPS)
     np.testing.assert_array_equal(other.profile, recent_model.profile)
