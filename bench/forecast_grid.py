@@ -74,7 +74,14 @@ LSTM_SETTINGS = {
 
 # Settings that existed only while an experiment ran (its code not kept), at the values where
 # they changed nothing: runs of that time name them only where they were set otherwise.
-EXPERIMENT_OFF = {"level_features": False, "blend_fixed": -1.0, "head_rank": 0, "aux_quantiles": []}
+EXPERIMENT_OFF = {
+    "level_features": False,
+    "blend_fixed": -1.0,
+    "head_rank": 0,
+    "aux_quantiles": [],
+    "profile_recency": 0.0,
+    "residual_head": False,
+}
 
 
 class GridError(Exception):
