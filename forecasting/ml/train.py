@@ -437,15 +437,17 @@ def _fit_blend(model: TrainedModel, lstm: np.ndarray, val_mask: np.ndarray, y: n
     a spread that is right in shape but wrong in level is what the correction fixes, so it should
     not cost the LSTM its place.
 
-    On the tuning months a fixed share did no better (forecast_tuning.md rows 47-50): 1.0 0.9943,
-    0.85 0.9946, 0.75 0.9950, 0.5 0.9966 x the naive band's against 0.9947 chosen here; fixed
-    shares below 1 beat the band in more months (76-80% against 69%) only by staying closer to it."""
+    The choice lies between config.min_blend and config.max_blend: one validation month is too
+    few outcomes to drop the LSTM altogether, and a choice of 0 made the model the band itself in
+    13-23% of tuning months (forecast_tuning.md rows 78-80). A fixed share did no better than a
+    choice (rows 47-50, 81)."""
     levels = np.asarray(model.config.quantiles)
     mid = len(levels) // 2
     base = np.broadcast_to(model.base[None], lstm.shape)
     med = lstm[..., mid : mid + 1]
     rows = val_mask.any(axis=1)
-    grid = np.linspace(0.0, 1.0, 11)
+    lo, hi = model.config.min_blend, model.config.max_blend
+    grid = np.linspace(lo, hi, 11) if hi > lo else np.array([lo])
     losses = []
     for g in grid:
         q = (med + g * (lstm - med) + (1 - g) * base)[rows]

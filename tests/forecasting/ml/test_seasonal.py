@@ -258,3 +258,22 @@ def test_frame_targets_use_the_seasonal_scale(recent):
     t, k = 2500, 5
     expected = (np.log(recent.close[t + k + 1]) - np.log(recent.close[t])) / (frame.sigma[t] * frame.season[t, k])
     assert y[t, k] == pytest.approx(expected, rel=1e-12)
+
+
+def test_validation_keeps_at_least_min_blend_of_the_lstms_spread(gapped, gapped_model):
+    train_end = len(gapped) - TEST_STEPS
+    free = train(gapped, dataclasses.replace(SMALL, min_blend=0.0), train_end=train_end)
+    # Left to itself, validation keeps less of this small LSTM's spread than the floor allows.
+    assert free.blend < SMALL.min_blend
+    assert SMALL.min_blend == TrainConfig().min_blend > 0
+    assert SMALL.min_blend <= gapped_model.blend <= SMALL.max_blend
+    fixed = train(gapped, dataclasses.replace(SMALL, min_blend=0.75, max_blend=0.75), train_end=train_end)
+    assert fixed.blend == 0.75
+    # The share is the blend's: the same LSTM, a different share of its spread.
+    frame = fixed.frame(gapped)
+    lstm = dataclasses.replace(fixed, blend=1.0).raw_quantiles(gapped, frame)
+    shared = fixed.raw_quantiles(gapped, frame)
+    mid = len(SMALL.quantiles) // 2
+    ok = np.isfinite(lstm[..., 0])
+    expected = lstm[..., mid : mid + 1] + 0.75 * (lstm - lstm[..., mid : mid + 1]) + 0.25 * fixed.base[None]
+    np.testing.assert_allclose(shared[ok], expected[ok], rtol=1e-6, atol=1e-9)

@@ -115,6 +115,10 @@ def test_too_little_history_before_train_end(good):
         ("aci_judge", 1.5, "aci_judge must be between 0 and 1"),
         ("aci_judge", float("nan"), "aci_judge must be between 0 and 1"),
         ("patience", -1, "patience cannot be negative"),
+        ("min_blend", -0.1, "min_blend and max_blend must satisfy"),
+        ("min_blend", float("nan"), "min_blend and max_blend must satisfy"),
+        ("max_blend", 1.5, "min_blend and max_blend must satisfy"),
+        ("max_blend", 0.2, "min_blend and max_blend must satisfy"),
     ],
 )
 def test_a_config_that_cannot_train_is_refused_with_its_reason(field, value, message):
