@@ -5,7 +5,7 @@
 The grid (bench/forecast_grid.py) judges coverage month by month. Outcomes in a month move
 together, so even a band that knew the true distribution would leave the range in some months.
 This reads stored grid results (default: the tuning months of today's defaults and the report
-months, bench/results/tuning/psmooth2_s0 and forecast_grid), joins each pair's months in
+months, bench/results/tuning/bl_min_blend-0.5_s0 and forecast_grid), joins each pair's months in
 order and judges coverage over consecutive, non-overlapping windows of 1, 2, 3 and 6 months,
 each window's coverage being that of all its origins together. Nothing is trained.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-DEFAULT_RESULTS = ("tuning/psmooth2_s0", "forecast_grid")
+DEFAULT_RESULTS = ("tuning/bl_min_blend-0.5_s0", "forecast_grid")
 RANGE = (0.77, 0.83)
 BIG_THREE = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 
