@@ -133,7 +133,7 @@ class TrainConfig:
     anchored: bool = True
     # The share of the LSTM's spread that validation may keep against the seasonal band's
     # (train._fit_blend picks it from 11 steps between the two; equal: that share, fixed). With
-    # no floor, validation kept none of it in 13-23% of tuning months, and the model was then the
+    # no floor, validation kept none of it in 13-23 of 96 tuning months, and the model was then the
     # band itself. A floor of half, over three pairs of seeds on the tuning months
     # (forecast_tuning.md rows 78-80): what is served better in 19 / 18 / 24 months and worse in
     # 7 / 9 / 6 (median 0.9957 / 0.9955 / 0.9953 x the naive band's against 0.9960 / 0.9960 /

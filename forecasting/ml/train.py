@@ -439,7 +439,7 @@ def _fit_blend(model: TrainedModel, lstm: np.ndarray, val_mask: np.ndarray, y: n
 
     The choice lies between config.min_blend and config.max_blend: one validation month is too
     few outcomes to drop the LSTM altogether, and a choice of 0 made the model the band itself in
-    13-23% of tuning months (forecast_tuning.md rows 78-80). A fixed share did no better than a
+    13-23 of 96 tuning months (forecast_tuning.md rows 74-76). A fixed share did no better than a
     choice (rows 47-50, 81)."""
     levels = np.asarray(model.config.quantiles)
     mid = len(levels) // 2
