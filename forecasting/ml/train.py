@@ -84,9 +84,7 @@ class TrainedModel(BandForecaster):
         """The LSTM's quantiles with `blend` of its spread kept against the seasonal band's."""
         if self.base is None or self.blend >= 1.0:
             return out
-        mid = len(self.config.quantiles) // 2
-        med = out[..., mid : mid + 1]
-        return med + self.blend * (out - med) + (1.0 - self.blend) * self.base[None]
+        return blend_spread(out, self.base, self.blend)
 
     # -- storage ---------------------------------------------------------------------------------
 
@@ -428,6 +426,14 @@ def _fit_member(
     return module, {"seed": seed, "epochs": trainer.current_epoch, "best_epoch": best.best_epoch, "val_loss": best.best}
 
 
+def blend_spread(lstm: np.ndarray, base: np.ndarray, share: float) -> np.ndarray:
+    """Quantiles (..., H, Q) around the LSTM's median with `share` of the LSTM's spread and the rest
+    of the seasonal band's shape `base` (H, Q): how a model serves and how validation chose it."""
+    mid = lstm.shape[-1] // 2
+    med = lstm[..., mid : mid + 1]
+    return med + share * (lstm - med) + (1.0 - share) * base
+
+
 def _fit_blend(model: TrainedModel, lstm: np.ndarray, val_mask: np.ndarray, y: np.ndarray) -> float:
     """Keep the share of the LSTM's spread (against the seasonal band's) that lowers the pinball
     loss on validation. Quantile averages are never worse than the worse of the two and usually
@@ -442,21 +448,19 @@ def _fit_blend(model: TrainedModel, lstm: np.ndarray, val_mask: np.ndarray, y: n
     13-23 of 96 tuning months (forecast_tuning.md rows 74-76). A fixed share did no better than a
     choice (rows 47-50, 81)."""
     levels = np.asarray(model.config.quantiles)
-    mid = len(levels) // 2
-    base = np.broadcast_to(model.base[None], lstm.shape)
-    med = lstm[..., mid : mid + 1]
     rows = val_mask.any(axis=1)
+    lstm, y, val_mask = lstm[rows], y[rows], val_mask[rows]
     lo, hi = model.config.min_blend, model.config.max_blend
     grid = np.linspace(lo, hi, 11) if hi > lo else np.array([lo])
     losses = []
     for g in grid:
-        q = (med + g * (lstm - med) + (1 - g) * base)[rows]
-        offsets = conformal_offsets(q, y[rows], val_mask[rows], 1 - model.config.band, model.config.conformal_pooled)
+        q = blend_spread(lstm, model.base, g)
+        offsets = conformal_offsets(q, y, val_mask, 1 - model.config.band, model.config.conformal_pooled)
         q[..., 0] = np.minimum(q[..., 0] - offsets, q[..., 1])
         q[..., -1] = np.maximum(q[..., -1] + offsets, q[..., -2])
-        diff = y[rows][..., None] - q
+        diff = y[..., None] - q
         loss = np.maximum(levels * diff, (levels - 1) * diff)
-        losses.append(loss[val_mask[rows]].mean())
+        losses.append(loss[val_mask].mean())
     return float(grid[int(np.argmin(losses))])
 
 
